@@ -1,0 +1,47 @@
+# Relais: the two set-up commands.
+#   make run   - the embedded service on http://127.0.0.1:8000 (SQLite, in-process fan-out,
+#                demo practitioners, development login)
+#   make test  - lint, type-check and the whole test suite on PostgreSQL and Redis
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# The tests' services; override for another machine.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/relais
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint bench services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p var
+	RELAIS_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	RELAIS_DEBUG=1 $(BIN)/python manage.py seed_demo
+	RELAIS_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+services:
+	scripts/services.sh ensure
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	RELAIS_DEBUG=1 $(BIN)/mypy .
+
+test: $(STAMP) services lint
+	RELAIS_DEBUG=1 \
+	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
+	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
+	$(BIN)/pytest
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

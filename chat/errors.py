@@ -1,0 +1,112 @@
+"""Stable error codes shared by the WebSocket protocol and the REST API.
+
+Clients branch on ``code``; the English and French messages are for people.
+The list is documented in docs/protocol.md §6.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    BAD_JSON = "bad_json"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    FRAME_TOO_LARGE = "frame_too_large"
+    BODY_TOO_LARGE = "body_too_large"
+    NOT_AUTHENTICATED = "not_authenticated"
+    ALREADY_AUTHENTICATED = "already_authenticated"
+    AUTH_FAILED = "auth_failed"
+    NOT_MEMBER = "not_member"
+    NOT_ADMIN = "not_admin"
+    NOT_FOUND = "not_found"
+    BAD_SEQUENCE = "bad_sequence"
+    BAD_REQUEST = "bad_request"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+    SERVER_BUSY = "server_busy"
+    INTERNAL = "internal"
+
+
+MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.BAD_JSON: (
+        "The frame is not a valid JSON object.",
+        "La trame n'est pas un objet JSON valide.",
+    ),
+    ErrorCode.BAD_FRAME: (
+        "A field is missing, malformed or unknown.",
+        "Un champ est manquant, mal formé ou inconnu.",
+    ),
+    ErrorCode.UNKNOWN_TYPE: (
+        "Unknown frame type.",
+        "Type de trame inconnu.",
+    ),
+    ErrorCode.FRAME_TOO_LARGE: (
+        "The frame is larger than allowed.",
+        "La trame dépasse la taille autorisée.",
+    ),
+    ErrorCode.BODY_TOO_LARGE: (
+        "The message is larger than allowed; send large content as an attachment.",
+        "Le message dépasse la taille autorisée ; envoyez les gros contenus en pièce jointe.",
+    ),
+    ErrorCode.NOT_AUTHENTICATED: (
+        "Authenticate first.",
+        "Authentifiez-vous d'abord.",
+    ),
+    ErrorCode.ALREADY_AUTHENTICATED: (
+        "This connection is already authenticated.",
+        "Cette connexion est déjà authentifiée.",
+    ),
+    ErrorCode.AUTH_FAILED: (
+        "Unknown or revoked device token.",
+        "Jeton d'appareil inconnu ou révoqué.",
+    ),
+    ErrorCode.NOT_MEMBER: (
+        "You are not a member of this room.",
+        "Vous n'êtes pas membre de ce salon.",
+    ),
+    ErrorCode.NOT_ADMIN: (
+        "Only an administrator of the room may do this.",
+        "Seul un administrateur du salon peut faire cela.",
+    ),
+    ErrorCode.NOT_FOUND: (
+        "Not found.",
+        "Introuvable.",
+    ),
+    ErrorCode.BAD_SEQUENCE: (
+        "The sequence number is out of range for this room.",
+        "Le numéro de séquence est hors limites pour ce salon.",
+    ),
+    ErrorCode.BAD_REQUEST: (
+        "The request is invalid.",
+        "La requête est invalide.",
+    ),
+    ErrorCode.CONFLICT: (
+        "The request conflicts with the current state.",
+        "La requête est en conflit avec l'état actuel.",
+    ),
+    ErrorCode.RATE_LIMITED: (
+        "Too many requests; slow down.",
+        "Trop de requêtes ; ralentissez.",
+    ),
+    ErrorCode.SERVER_BUSY: (
+        "The server is busy; retry with the same message id.",
+        "Le serveur est occupé ; réessayez avec le même identifiant de message.",
+    ),
+    ErrorCode.INTERNAL: (
+        "Unexpected server error; nothing was stored.",
+        "Erreur inattendue du serveur ; rien n'a été enregistré.",
+    ),
+}
+
+
+class RelaisError(Exception):
+    """A refusal with a stable code; the transport turns it into an error frame or response."""
+
+    def __init__(self, code: ErrorCode, detail: str | None = None) -> None:
+        english, french = MESSAGES[code]
+        self.code = code
+        self.message = f"{english} {detail}" if detail else english
+        self.message_fr = french
+        super().__init__(self.message)

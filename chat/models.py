@@ -1,0 +1,127 @@
+"""Rooms, members, devices and the opaque envelopes the server stores and relays.
+
+The server never holds plaintext: an envelope body is ciphertext made by a client.
+See docs/architecture.md and docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from directory.models import Practitioner
+
+
+class Device(models.Model):
+    """One phone, browser or bot of a practitioner; it holds a device token.
+
+    Only the SHA-256 of the token is stored. Public keys are defined by the E2E layer.
+    """
+
+    practitioner = models.ForeignKey(Practitioner, on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=64)
+    token_hash = models.BinaryField(max_length=32, unique=True)
+    public_keys = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"device {self.pk} of {self.practitioner_id}"
+
+
+class RoomKind(models.TextChoices):
+    DIRECT = "direct", "Direct (deux personnes)"
+    CARE_TEAM = "care_team", "Équipe de soins"
+    TELEEXPERTISE = "teleexpertise", "Téléexpertise"
+
+
+class Room(models.Model):
+    """A conversation. Its title and patient identity live inside the encrypted state.
+
+    ``last_seq`` is the sequence number of the newest envelope; the next envelope takes
+    ``last_seq + 1`` under this row's lock.
+    """
+
+    kind = models.CharField(max_length=16, choices=RoomKind.choices)
+    created_by = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="created_rooms"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.kind} room {self.pk}"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Administrateur"
+    MEMBER = "member", "Membre"
+
+
+class Membership(models.Model):
+    """A practitioner in a room. ``joined_after_seq`` bounds the history they may read."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    joined_after_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "practitioner"], name="membership_unique"),
+        ]
+        indexes = [models.Index(fields=["practitioner", "room"], name="membership_by_practitioner")]
+
+    def __str__(self) -> str:
+        return f"{self.practitioner_id} in room {self.room_id} ({self.role})"
+
+
+class Envelope(models.Model):
+    """One encrypted message as stored: opaque bytes with its place in the room.
+
+    ``(room, seq)`` is unique and dense (1, 2, 3, ...). ``(sender_device, client_id)``
+    is unique: a retried send finds the original row instead of storing twice.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="envelopes")
+    seq = models.BigIntegerField()
+    sender_device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    sender_practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.PROTECT, related_name="+"
+    )
+    client_id = models.CharField(max_length=64)
+    body = models.BinaryField()
+    size = models.IntegerField()
+    created_at_ms = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="envelope_room_seq"),
+            models.UniqueConstraint(
+                fields=["sender_device", "client_id"], name="envelope_idempotency"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"envelope {self.room_id}#{self.seq}"
+
+
+class DeviceCursor(models.Model):
+    """How far a device has received (``delivered_seq``) and read (``read_seq``) a room."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="cursors")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    delivered_seq = models.BigIntegerField(default=0)
+    read_seq = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "room"], name="cursor_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"cursor of device {self.device_id} in room {self.room_id}"

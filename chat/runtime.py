@@ -1,0 +1,84 @@
+"""The per-event-loop services of a server process: the envelope store and the hub.
+
+Both own connections bound to an event loop (a psycopg pool, a Redis subscription), so
+they are created lazily inside the loop that uses them: one per server process, one
+per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass
+
+from django.db import connections
+
+from chat.clock import SYSTEM_CLOCK, Clock
+from chat.conf import relais_settings
+from chat.fanout import FanoutHub
+from chat.storage.base import MessageStore
+from chat.storage.orm import OrmMessageStore
+
+
+@dataclass
+class Runtime:
+    store: MessageStore
+    hub: FanoutHub
+    clock: Clock
+
+    async def close(self) -> None:
+        await self.hub.close()
+        await self.store.close()
+
+
+_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = (
+    weakref.WeakKeyDictionary()
+)
+_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def build_store(clock: Clock) -> MessageStore:
+    connection = connections["default"]
+    if connection.vendor == "postgresql":
+        from chat.storage.postgres import PostgresMessageStore
+
+        settings = relais_settings()
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        params.pop("server_side_binding", None)
+        params.pop("prepare_threshold", None)
+        return PostgresMessageStore(
+            conninfo=params,
+            pool_size=settings.db_pool_size,
+            batch_max=settings.write_batch_max,
+            clock=clock,
+        )
+    return OrmMessageStore(clock=clock)
+
+
+async def get_runtime() -> Runtime:
+    """The runtime of the running event loop, started on first use."""
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is not None:
+        return runtime
+    lock = _starting.setdefault(loop, asyncio.Lock())
+    async with lock:
+        runtime = _runtimes.get(loop)
+        if runtime is None:
+            settings = relais_settings()
+            hub = FanoutHub(redis_url=settings.redis_url, channel_prefix=settings.redis_prefix)
+            await hub.start()
+            runtime = Runtime(store=build_store(SYSTEM_CLOCK), hub=hub, clock=SYSTEM_CLOCK)
+            _runtimes[loop] = runtime
+    return runtime
+
+
+async def close_runtime() -> None:
+    """Close the running loop's runtime (tests; process shutdown)."""
+    runtime = _runtimes.pop(asyncio.get_running_loop(), None)
+    if runtime is not None:
+        await runtime.close()

@@ -1,0 +1,182 @@
+"""Django settings for Relais, read from ``RELAIS_*`` environment variables.
+
+Defaults are the embedded first-run setup (SQLite, in-memory fan-out); production sets
+``RELAIS_DEBUG=0`` with PostgreSQL and Redis. See ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import django_stubs_ext
+from rest_framework.serializers import BaseSerializer
+
+from server.environment import (
+    ConfigurationError,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+)
+
+# Lets generic annotations such as ModelAdmin[Practitioner] work at run time (typing only).
+django_stubs_ext.monkeypatch(extra_classes=[BaseSerializer])
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("RELAIS_DEBUG", False)
+
+_DEVELOPMENT_SECRET = "development-only-secret-key-never-use-in-production-0123456789"
+SECRET_KEY = env_str("RELAIS_SECRET_KEY", _DEVELOPMENT_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ConfigurationError("RELAIS_SECRET_KEY must be set when RELAIS_DEBUG is off")
+if not DEBUG and SECRET_KEY == _DEVELOPMENT_SECRET:
+    raise ConfigurationError("RELAIS_SECRET_KEY must not be the development key in production")
+
+ALLOWED_HOSTS = env_list(
+    "RELAIS_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "directory",
+    "chat",
+    "mobile_api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "server.urls"
+ASGI_APPLICATION = "server.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database = parse_database_url(
+    env_str("RELAIS_DATABASE_URL", "sqlite:///var/relais.sqlite3"), base_dir=BASE_DIR
+)
+DATABASES = {"default": _database.settings}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("RELAIS_REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str("RELAIS_REDIS_PREFIX", "relais") + "-layer",
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_str("RELAIS_STATIC_ROOT", str(BASE_DIR / "var" / "static"))
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["mobile_api.authentication.DeviceTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("RELAIS_RATE_ANON", "60/minute"),
+        "user": env_str("RELAIS_RATE_USER", "600/minute"),
+    },
+}
+
+# One namespace for Relais' own knobs, read lazily through chat.conf.relais_settings().
+RELAIS = {
+    "DEV_LOGIN": DEBUG,  # the development login exists only with DEBUG on; never in production
+    "REDIS_URL": REDIS_URL,
+    "REDIS_PREFIX": env_str("RELAIS_REDIS_PREFIX", "relais"),
+    "MAX_FRAME_BYTES": env_int("RELAIS_MAX_FRAME_BYTES", 64 * 1024),
+    "MAX_BODY_BYTES": env_int("RELAIS_MAX_BODY_BYTES", 48 * 1024),
+    "RATE_PER_SECOND": env_int("RELAIS_WS_RATE_PER_SECOND", 200),
+    "RATE_BURST": env_int("RELAIS_WS_RATE_BURST", 400),
+    "FLOOD_ERRORS_BEFORE_CLOSE": env_int("RELAIS_WS_FLOOD_ERRORS", 50),
+    "OUTBOUND_QUEUE_LIMIT": env_int("RELAIS_WS_OUTBOUND_QUEUE", 2000),
+    "BACKLOG_PAGE": 500,
+    "HISTORY_PAGE_MAX": 200,
+    "AUTH_TIMEOUT_SECONDS": env_int("RELAIS_WS_AUTH_TIMEOUT", 10),
+    "STORE_TIMEOUT_SECONDS": env_int("RELAIS_STORE_TIMEOUT", 10),
+    "WRITE_BATCH_MAX": env_int("RELAIS_WRITE_BATCH_MAX", 256),
+    "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("RELAIS_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Never log request bodies: they may be envelopes or health metadata.
+        "django.request": {"level": "ERROR"},
+        "daphne": {"level": env_str("RELAIS_LOG_LEVEL", "INFO")},
+    },
+}
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("RELAIS_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("RELAIS_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
