@@ -38,6 +38,7 @@ test: $(STAMP) services lint
 	RELAIS_DEBUG=1 \
 	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
 	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
+	RELAIS_DB_CONN_MAX_AGE=0 \
 	$(BIN)/pytest
 
 bench: $(STAMP) services

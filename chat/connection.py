@@ -262,7 +262,8 @@ class Connection:
         elif isinstance(frame, TypingFrame):
             self._on_typing(identity, frame)
         elif isinstance(frame, PingFrame):
-            await self._send_text(encode({"type": "pong", "nonce": frame.nonce}))
+            # Through the outbound queue: the pong comes after everything queued before it.
+            self._enqueue(_Text(encode({"type": "pong", "nonce": frame.nonce})))
 
     async def _on_auth(self, frame: AuthFrame) -> None:
         if self.identity is not None:

@@ -11,6 +11,11 @@ from chat.runtime import get_runtime
 
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is untyped
+    # Fan-out goes through chat.fanout (one Redis subscription per process). A channel-
+    # layer channel per connection would cost a Redis subscription each, for nothing:
+    # naming an alias that is not configured makes Channels skip it.
+    channel_layer_alias = "unused-by-chat-connections"
+
     connection: Connection | None = None
 
     async def connect(self) -> None:

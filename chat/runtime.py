@@ -69,11 +69,22 @@ async def get_runtime() -> Runtime:
     async with lock:
         runtime = _runtimes.get(loop)
         if runtime is None:
-            settings = relais_settings()
-            hub = FanoutHub(redis_url=settings.redis_url, channel_prefix=settings.redis_prefix)
-            await hub.start()
-            runtime = Runtime(store=build_store(SYSTEM_CLOCK), hub=hub, clock=SYSTEM_CLOCK)
-            _runtimes[loop] = runtime
+            runtime = await start_runtime()
+    return runtime
+
+
+def install_runtime(runtime: Runtime) -> None:
+    """Use ``runtime`` for the running loop (tests inject a clock or a store this way)."""
+    _runtimes[asyncio.get_running_loop()] = runtime
+
+
+async def start_runtime(*, clock: Clock = SYSTEM_CLOCK) -> Runtime:
+    """Build and install a runtime for the running loop with the given clock."""
+    settings = relais_settings()
+    hub = FanoutHub(redis_url=settings.redis_url, channel_prefix=settings.redis_prefix)
+    await hub.start()
+    runtime = Runtime(store=build_store(clock), hub=hub, clock=clock)
+    install_runtime(runtime)
     return runtime
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -49,7 +49,7 @@ async def _run(name: str, check: Any) -> dict[str, Any]:
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
-    database = await _run("database", sync_to_async(_check_database)())
+    database = await _run("database", database_sync_to_async(_check_database)())
     layer = await _run("channel_layer", _check_channel_layer())
     fanout = await _run("fanout", _check_fanout())
     healthy = all(part["status"] == "ok" for part in (database, layer, fanout))

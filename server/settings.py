@@ -84,6 +84,8 @@ _database = parse_database_url(
     env_str("RELAIS_DATABASE_URL", "sqlite:///var/relais.sqlite3"), base_dir=BASE_DIR
 )
 DATABASES = {"default": _database.settings}
+if _database.engine == "postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("RELAIS_DB_CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("RELAIS_REDIS_URL", "")

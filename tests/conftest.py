@@ -1,0 +1,78 @@
+"""Shared fixtures. The suite runs on PostgreSQL and Redis (see the Makefile)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from chat.clock import ManualClock
+from chat.runtime import Runtime, close_runtime, start_runtime
+from chat.services.devices import do_issue_device_token
+from directory.demo import ensure_demo_practitioners
+from directory.models import Practitioner
+
+# Each test run uses its own Redis channel names, so runs never hear each other.
+os.environ.setdefault("RELAIS_REDIS_PREFIX", f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_redis_prefix(settings: Any) -> None:
+    settings.RELAIS = {**settings.RELAIS, "REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"]}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def fanout_mode(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run a test with in-process fan-out and again through the real Redis."""
+    mode: str = request.param
+    redis_url = os.environ.get("RELAIS_REDIS_URL", "")
+    if mode == "redis" and not redis_url:
+        pytest.fail("RELAIS_REDIS_URL must point to a Redis server (make test sets it)")
+    settings.RELAIS = {**settings.RELAIS, "REDIS_URL": redis_url if mode == "redis" else ""}
+    return mode
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def runtime(clock: ManualClock) -> AsyncIterator[Runtime]:
+    started = await start_runtime(clock=clock)
+    yield started
+    await close_runtime()
+
+
+@pytest.fixture
+def practitioners(transactional_db: None) -> dict[str, Practitioner]:
+    nurse, doctor, pharmacist, physio = ensure_demo_practitioners()
+    return {"nurse": nurse, "doctor": doctor, "pharmacist": pharmacist, "physio": physio}
+
+
+@pytest.fixture
+def device_token() -> Iterator[Any]:
+    def issue(practitioner: Practitioner, name: str = "phone") -> tuple[int, str]:
+        device, token = do_issue_device_token(practitioner=practitioner, device_name=name)
+        return device.pk, token
+
+    yield issue
+
+
+@pytest.fixture
+def small_limits(settings: Any) -> Iterator[None]:
+    with override_settings(
+        RELAIS={
+            **settings.RELAIS,
+            "RATE_PER_SECOND": 5,
+            "RATE_BURST": 5,
+            "FLOOD_ERRORS_BEFORE_CLOSE": 3,
+            "OUTBOUND_QUEUE_LIMIT": 5,
+            "BACKLOG_PAGE": 3,
+        }
+    ):
+        yield

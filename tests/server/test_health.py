@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pytest
+from django.test import AsyncClient
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fanout_mode")]
+
+
+async def test_healthz_reports_database_and_channel_layer(runtime, fanout_mode):
+    response = await AsyncClient().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == {"status": "ok", "vendor": "postgresql"}
+    assert body["channel_layer"]["status"] == "ok"
+    assert body["fanout"]["fanout"] == ("redis" if fanout_mode == "redis" else "in-process")
