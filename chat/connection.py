@@ -11,7 +11,7 @@ keeps, per room, the last sequence number delivered and:
 
 Live delivery of a room starts with the connection's first ``sync``: before it the
 position is unknown and the ``sync`` reads the database, which already holds anything
-published earlier (events are published after commit). See docs/protocol.md §4–5.
+published earlier (events are published after commit). See docs/protocol.md §4 and §5.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from channels.db import database_sync_to_async
 
@@ -65,7 +65,7 @@ _BACKLOG_FRAME_BUDGET = 512 * 1024  # bytes of bodies per backlog frame
 _NO_UPPER_BOUND = 2**62
 
 SendText = Callable[[str], Awaitable[None]]
-Close = Callable[[int], Awaitable[None]]
+Close = Callable[[int], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True, slots=True)

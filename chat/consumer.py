@@ -21,9 +21,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     async def connect(self) -> None:
         runtime = await get_runtime()
         await self.accept()
-        self.connection = Connection(
-            runtime=runtime, send_text=self._send_text, close=self._close
-        )
+        self.connection = Connection(runtime=runtime, send_text=self._send_text, close=self._close)
         await self.connection.open(
             identity=self.scope.get("relais_identity"),
             header_failed=bool(self.scope.get("relais_auth_failed")),

@@ -31,7 +31,6 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-
 class HubEvent(msgspec.Struct, array_like=True, frozen=True):
     """Something to tell the subscribers of a topic.
 
@@ -111,9 +110,7 @@ class FanoutHub:
         confirmed = self._expect_confirmation(own_channel)
         await self._pubsub.subscribe(own_channel)
         self._reader = asyncio.create_task(self._read_forever(), name="relais-hub-reader")
-        self._publisher = asyncio.create_task(
-            self._publish_forever(), name="relais-hub-publisher"
-        )
+        self._publisher = asyncio.create_task(self._publish_forever(), name="relais-hub-publisher")
         await asyncio.wait_for(confirmed, timeout=10)
 
     async def close(self) -> None:

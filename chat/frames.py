@@ -26,32 +26,32 @@ class _Inbound(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, fro
     pass
 
 
-class AuthFrame(_Inbound, tag="auth"):
+class AuthFrame(_Inbound, tag="auth", frozen=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
-class SendFrame(_Inbound, tag="send"):
+class SendFrame(_Inbound, tag="send", frozen=True):
     room: RoomId
     id: ClientMessageId
     body: Base64Url
 
 
-class SyncFrame(_Inbound, tag="sync"):
+class SyncFrame(_Inbound, tag="sync", frozen=True):
     rooms: dict[str, Sequence] = {}
 
 
-class ReceiptFrame(_Inbound, tag="receipt"):
+class ReceiptFrame(_Inbound, tag="receipt", frozen=True):
     room: RoomId
     seq: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
     kind: Literal["delivered", "read"]
 
 
-class TypingFrame(_Inbound, tag="typing"):
+class TypingFrame(_Inbound, tag="typing", frozen=True):
     room: RoomId
     active: bool
 
 
-class PingFrame(_Inbound, tag="ping"):
+class PingFrame(_Inbound, tag="ping", frozen=True):
     nonce: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
@@ -65,11 +65,12 @@ _encoder = msgspec.json.Encoder()
 def parse_frame(text: str) -> InboundFrame:
     """Decode one client frame; raise RelaisError with the protocol's error code."""
     try:
-        return _decoder.decode(text)
+        frame: InboundFrame = _decoder.decode(text)
     except msgspec.ValidationError as error:
         raise RelaisError(_classify(text), str(error)) from None
     except msgspec.DecodeError:
         raise RelaisError(ErrorCode.BAD_JSON) from None
+    return frame
 
 
 def _classify(text: str) -> ErrorCode:

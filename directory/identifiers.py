@@ -18,7 +18,7 @@ class IdentifierType(StrEnum):
     ADELI = "0"
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifierError(ValueError):
     """A national identifier with a bad shape or check digit."""
 
 
@@ -53,18 +53,20 @@ class NationalId:
 
     @classmethod
     def parse(cls, national_id: str, *, check_digit: bool = True) -> NationalId:
-        """Parse ``8``+RPPS or ``0``+ADELI; raise InvalidIdentifier when malformed."""
+        """Parse ``8``+RPPS or ``0``+ADELI; raise InvalidIdentifierError when malformed."""
         if not national_id or not national_id.isdigit():
-            raise InvalidIdentifier("a national id is made of digits only")
+            raise InvalidIdentifierError("a national id is made of digits only")
         try:
             id_type = IdentifierType(national_id[0])
         except ValueError as error:
-            raise InvalidIdentifier("a national id starts with 8 (RPPS) or 0 (ADELI)") from error
+            raise InvalidIdentifierError(
+                "a national id starts with 8 (RPPS) or 0 (ADELI)"
+            ) from error
         number = national_id[1:]
         if len(number) != _LENGTHS[id_type]:
-            raise InvalidIdentifier(
+            raise InvalidIdentifierError(
                 f"an {id_type.name} number has {_LENGTHS[id_type]} digits, not {len(number)}"
             )
         if check_digit and not luhn_is_valid(number):
-            raise InvalidIdentifier(f"the {id_type.name} check digit (Luhn) is wrong")
+            raise InvalidIdentifierError(f"the {id_type.name} check digit (Luhn) is wrong")
         return cls(type=id_type, number=number)

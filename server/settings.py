@@ -27,7 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("RELAIS_DEBUG", False)
 
-_DEVELOPMENT_SECRET = "development-only-secret-key-never-use-in-production-0123456789"
+_DEVELOPMENT_SECRET = "development-only-secret-key-never-use-in-production-0123456789"  # noqa: S105
 SECRET_KEY = env_str("RELAIS_SECRET_KEY", _DEVELOPMENT_SECRET if DEBUG else "")
 if not SECRET_KEY:
     raise ConfigurationError("RELAIS_SECRET_KEY must be set when RELAIS_DEBUG is off")

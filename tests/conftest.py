@@ -55,12 +55,12 @@ def practitioners(transactional_db: None) -> dict[str, Practitioner]:
 
 
 @pytest.fixture
-def device_token() -> Iterator[Any]:
+def device_token() -> Any:
     def issue(practitioner: Practitioner, name: str = "phone") -> tuple[int, str]:
         device, token = do_issue_device_token(practitioner=practitioner, device_name=name)
         return device.pk, token
 
-    yield issue
+    return issue
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ class Client:
     async def frames_until_pong(self) -> list[dict[str, Any]]:
         """Send a ping and return what arrives before its pong (a delivery barrier)."""
         await self.send({"type": "ping", "nonce": "barrier"})
-        frames = []
+        frames: list[dict[str, Any]] = []
         while True:
             frame = await self.receive()
             if frame["type"] == "pong" and frame["nonce"] == "barrier":

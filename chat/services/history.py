@@ -48,13 +48,18 @@ def plan_sync(*, device_id: int, practitioner_id: str, requested: dict[int, int]
         if room_id in requested:
             continue
         start = max(cursors.get(room_id, 0), position.joined_after_seq)
-        entries.append(SyncEntry(room_id=room_id, start=min(start, position.last_seq),
-                                 end=position.last_seq))
+        entries.append(
+            SyncEntry(room_id=room_id, start=min(start, position.last_seq), end=position.last_seq)
+        )
     return SyncPlan(entries=entries, errors=errors)
 
 
 def history_page(
-    *, practitioner_id: str, room_id: int, after_seq: int | None, before_seq: int | None,
+    *,
+    practitioner_id: str,
+    room_id: int,
+    after_seq: int | None,
+    before_seq: int | None,
     limit: int,
 ) -> list[Envelope]:
     """A page of envelopes, ascending. ``after_seq`` pages forward, ``before_seq`` backward

@@ -60,8 +60,9 @@ def do_create_room(*, creator: Practitioner, kind: str, member_ids: list[str]) -
             for national_id in others
         )
         for national_id in [creator.national_id, *others]:
-            _announce(room_id=room.pk, practitioner_id=national_id, role=Role.MEMBER, seq=0,
-                      added=True)
+            _announce(
+                room_id=room.pk, practitioner_id=national_id, role=Role.MEMBER, seq=0, added=True
+            )
     return room
 
 
@@ -86,8 +87,13 @@ def do_add_member(
         membership = Membership.objects.create(
             room=room, practitioner_id=practitioner_id, role=role, joined_after_seq=room.last_seq
         )
-        _announce(room_id=room.pk, practitioner_id=practitioner_id, role=role,
-                  seq=room.last_seq, added=True)
+        _announce(
+            room_id=room.pk,
+            practitioner_id=practitioner_id,
+            role=role,
+            seq=room.last_seq,
+            added=True,
+        )
     return membership
 
 
@@ -109,8 +115,13 @@ def do_remove_member(*, actor: Practitioner, room_id: int, practitioner_id: str)
                     ErrorCode.CONFLICT, "Name another administrator before the last one leaves."
                 )
         membership.delete()
-        _announce(room_id=room.pk, practitioner_id=practitioner_id, role=membership.role,
-                  seq=room.last_seq, added=False)
+        _announce(
+            room_id=room.pk,
+            practitioner_id=practitioner_id,
+            role=membership.role,
+            seq=room.last_seq,
+            added=False,
+        )
 
 
 def _announce(*, room_id: int, practitioner_id: str, role: str, seq: int, added: bool) -> None:
@@ -138,7 +149,9 @@ def room_positions(*, practitioner_id: str) -> list[RoomPosition]:
     rows = Membership.objects.filter(practitioner_id=practitioner_id).values_list(
         "room_id", "room__last_seq", "joined_after_seq"
     )
-    return [RoomPosition(room_id=r, last_seq=last, joined_after_seq=start) for r, last, start in rows]
+    return [
+        RoomPosition(room_id=r, last_seq=last, joined_after_seq=start) for r, last, start in rows
+    ]
 
 
 def rooms_of(*, practitioner_id: str) -> list[Room]:

@@ -35,7 +35,8 @@ class OrmMessageStore:
         self._clock = clock
 
     async def append(self, request: AppendRequest) -> StoredEnvelope:
-        return await database_sync_to_async(self._append)(request)
+        stored: StoredEnvelope = await database_sync_to_async(self._append)(request)
+        return stored
 
     def _append(self, request: AppendRequest) -> StoredEnvelope:
         for _attempt in range(2):
@@ -79,9 +80,10 @@ class OrmMessageStore:
     async def fetch_range(
         self, *, room_id: int, after_seq: int, up_to_seq: int, limit: int
     ) -> list[StoredEnvelope]:
-        return await database_sync_to_async(self._fetch_range)(
+        envelopes: list[StoredEnvelope] = await database_sync_to_async(self._fetch_range)(
             room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq, limit=limit
         )
+        return envelopes
 
     def _fetch_range(
         self, *, room_id: int, after_seq: int, up_to_seq: int, limit: int

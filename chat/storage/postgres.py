@@ -18,6 +18,7 @@ numbers stay dense and nothing is stored twice. Table names come from the models
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ _FETCH = f"""
 _MAX_REPLANS = 5
 
 
-class _Replan(Exception):
+class _ReplanError(Exception):
     """Another transaction stored one of this batch's idempotency keys first."""
 
 
@@ -141,10 +142,8 @@ class PostgresMessageStore:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
         for pending in self._pending:
             if not pending.future.done():
@@ -169,7 +168,7 @@ class PostgresMessageStore:
             try:
                 async with self._pool.connection() as connection:
                     results = await self._transaction(connection, [p.request for p in live])
-            except _Replan:
+            except _ReplanError:
                 continue
             except Exception:
                 logger.exception("storing a batch of %d envelopes failed", len(live))
@@ -256,7 +255,7 @@ class PostgresMessageStore:
                     ),
                 )
                 if len(inserted) != len(rows):
-                    raise _Replan
+                    raise _ReplanError
                 existing.update(stored)
         return _resolve(requests, member_pairs, existing, plan)
 

@@ -83,8 +83,9 @@ class MemberAddView(APIView):
 
 class MemberRemoveView(APIView):
     def delete(self, request: Request, room_id: int, practitioner_id: str) -> Response:
-        do_remove_member(actor=_practitioner(request), room_id=room_id,
-                         practitioner_id=practitioner_id)
+        do_remove_member(
+            actor=_practitioner(request), room_id=room_id, practitioner_id=practitioner_id
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

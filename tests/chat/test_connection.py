@@ -34,19 +34,22 @@ class StalledClient:
             self.closed_with.set_result(code)
 
 
-async def test_a_device_that_cannot_keep_up_is_disconnected(
-    runtime, practitioners, small_limits
-):
-    room = await sync_to_async(do_create_room)(creator=practitioners["nurse"], kind="direct",
-                          member_ids=[practitioners["doctor"].national_id])
+async def test_a_device_that_cannot_keep_up_is_disconnected(runtime, practitioners, small_limits):
+    room = await sync_to_async(do_create_room)(
+        creator=practitioners["nurse"],
+        kind="direct",
+        member_ids=[practitioners["doctor"].national_id],
+    )
     client = StalledClient(capacity=2)  # ready + synced, then the socket stalls
     connection = Connection(runtime=runtime, send_text=client.send_text, close=client.close)
     identity = DeviceIdentity(device_id=1, practitioner_id=practitioners["doctor"].national_id)
     await connection.open(identity=identity, header_failed=False)
     await connection.receive_text('{"type": "sync"}')
     for seq in range(1, 20):
-        runtime.hub.publish(room_topic(room.pk), HubEvent(kind="message", room=room.pk, seq=seq,
-                                                          text=f"m{seq}", device=99))
+        runtime.hub.publish(
+            room_topic(room.pk),
+            HubEvent(kind="message", room=room.pk, seq=seq, text=f"m{seq}", device=99),
+        )
     assert await asyncio.wait_for(client.closed_with, timeout=5) == CLOSE_TOO_SLOW
     await connection.closed()
     assert runtime.hub.local_subscriber_count(room_topic(room.pk)) == 0

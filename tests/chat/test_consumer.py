@@ -165,13 +165,16 @@ async def test_foreign_or_missing_origin_is_refused(runtime, tokens, origin):
         ('{"type": "receipt", "room": 1, "seq": 1, "kind": "seen"}', "bad_frame"),
     ],
 )
-async def test_malformed_frames_get_an_error_and_store_nothing(runtime, care_room, tokens, raw, code):
+async def test_malformed_frames_get_an_error_and_store_nothing(
+    runtime, care_room, tokens, raw, code
+):
     client = Client(token=tokens["nurse"][1])
     await client.start()
     await client.send_raw(raw)
     error = await client.receive_type("error")
     assert error["code"] == code
-    assert error["message"] and error["message_fr"]
+    assert error["message"]
+    assert error["message_fr"]
     # The connection is still usable and nothing was stored.
     assert await client.frames_until_pong() == []
     assert await sync_to_async(Envelope.objects.count)() == 0
@@ -181,8 +184,9 @@ async def test_malformed_frames_get_an_error_and_store_nothing(runtime, care_roo
 async def test_oversize_frame_closes_with_1009(runtime, care_room, tokens):
     client = Client(token=tokens["nurse"][1])
     await client.start()
-    await client.send_raw(json.dumps({"type": "send", "room": care_room.pk, "id": "big",
-                                      "body": "A" * 70_000}))
+    await client.send_raw(
+        json.dumps({"type": "send", "room": care_room.pk, "id": "big", "body": "A" * 70_000})
+    )
     assert (await client.receive_type("error"))["code"] == "frame_too_large"
     assert await client.expect_close() == 1009
     assert await sync_to_async(Envelope.objects.count)() == 0
@@ -244,14 +248,19 @@ async def test_flooding_is_rate_limited_then_closed(
     assert await client.expect_close() == 4008
 
 
-async def test_sync_sends_backlog_in_order_then_live(runtime: Runtime, care_room, tokens,
-                                                     small_limits):
+async def test_sync_sends_backlog_in_order_then_live(
+    runtime: Runtime, care_room, tokens, small_limits
+):
     nurse_device, nurse_token = tokens["nurse"]
     for number in range(1, 8):
         await runtime.store.append(
-            AppendRequest(room_id=care_room.pk, device_id=nurse_device,
-                          practitioner_id="810003456786", client_id=f"old-{number}",
-                          body=f"m{number}".encode())
+            AppendRequest(
+                room_id=care_room.pk,
+                device_id=nurse_device,
+                practitioner_id="810003456786",
+                client_id=f"old-{number}",
+                body=f"m{number}".encode(),
+            )
         )
     doctor = Client(token=tokens["doctor"][1])
     assert await doctor.connect()
@@ -290,34 +299,47 @@ async def test_live_gap_is_filled_from_the_database(runtime: Runtime, care_room,
     await doctor.start()
     # Stored and committed but never published: as if its event had been dropped.
     await runtime.store.append(
-        AppendRequest(room_id=care_room.pk, device_id=nurse_device,
-                      practitioner_id="810003456786", client_id="lost", body=b"lost")
+        AppendRequest(
+            room_id=care_room.pk,
+            device_id=nurse_device,
+            practitioner_id="810003456786",
+            client_id="lost",
+            body=b"lost",
+        )
     )
     nurse = Client(token=nurse_token)
     await nurse.start()
     await nurse.send({"type": "send", "room": care_room.pk, "id": "next", "body": body("next")})
     first, second = await doctor.receive_type("message"), await doctor.receive_type("message")
-    assert [(first["seq"], first["id"]), (second["seq"], second["id"])] == [(1, "lost"), (2, "next")]
+    assert [(first["seq"], first["id"]), (second["seq"], second["id"])] == [
+        (1, "lost"),
+        (2, "next"),
+    ]
     await doctor.close()
     await nurse.close()
 
 
-async def test_receipts_move_the_cursor_forward_only_and_reach_the_room(
-    runtime, care_room, tokens
-):
+async def test_receipts_move_the_cursor_forward_only_and_reach_the_room(runtime, care_room, tokens):
     nurse = Client(token=tokens["nurse"][1])
     doctor = Client(token=tokens["doctor"][1])
     await nurse.start()
     await doctor.start()
     for number in (1, 2):
-        await nurse.send({"type": "send", "room": care_room.pk, "id": f"r{number}",
-                          "body": body("x")})
+        await nurse.send(
+            {"type": "send", "room": care_room.pk, "id": f"r{number}", "body": body("x")}
+        )
         await nurse.receive_type("ack")
         await doctor.receive_type("message")
     await doctor.send({"type": "receipt", "room": care_room.pk, "seq": 2, "kind": "read"})
     receipt = await nurse.receive_type("receipt")
-    assert receipt == {"type": "receipt", "room": care_room.pk, "seq": 2, "kind": "read",
-                       "device": tokens["doctor"][0], "practitioner": "810001987659"}
+    assert receipt == {
+        "type": "receipt",
+        "room": care_room.pk,
+        "seq": 2,
+        "kind": "read",
+        "device": tokens["doctor"][0],
+        "practitioner": "810001987659",
+    }
     await doctor.send({"type": "receipt", "room": care_room.pk, "seq": 1, "kind": "delivered"})
     await nurse.receive_type("receipt")
     cursor = await sync_to_async(DeviceCursor.objects.get)(device_id=tokens["doctor"][0])
@@ -351,8 +373,9 @@ async def test_added_member_receives_from_now_and_removed_member_stops(
     await nurse.send({"type": "send", "room": care_room.pk, "id": "before", "body": body("b")})
     await nurse.receive_type("ack")
 
-    await sync_to_async(do_add_member)(actor=practitioners["nurse"], room_id=care_room.pk,
-                                       practitioner_id="810004123450")
+    await sync_to_async(do_add_member)(
+        actor=practitioners["nurse"], room_id=care_room.pk, practitioner_id="810004123450"
+    )
     joined = await physio.receive_type("membership")
     assert (joined["action"], joined["room"]) == ("added", care_room.pk)
     assert (await nurse.receive_type("membership"))["practitioner"] == "810004123450"
@@ -361,8 +384,9 @@ async def test_added_member_receives_from_now_and_removed_member_stops(
     message = await physio.receive_type("message")
     assert (message["seq"], message["id"]) == (2, "after")  # nothing from before joining
 
-    await sync_to_async(do_remove_member)(actor=practitioners["nurse"], room_id=care_room.pk,
-                                          practitioner_id="810004123450")
+    await sync_to_async(do_remove_member)(
+        actor=practitioners["nurse"], room_id=care_room.pk, practitioner_id="810004123450"
+    )
     assert (await physio.receive_type("membership"))["action"] == "removed"
     await nurse.receive_type("membership")
     await nurse.send({"type": "send", "room": care_room.pk, "id": "gone", "body": body("g")})

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(params=["postgres", "orm"])
 async def store(request, clock: ManualClock):
-    built: MessageStore = build_store(clock) if request.param == "postgres" else OrmMessageStore(
-        clock=clock
+    built: MessageStore = (
+        build_store(clock) if request.param == "postgres" else OrmMessageStore(clock=clock)
     )
     if request.param == "postgres":
         assert type(built).__name__ == "PostgresMessageStore"
@@ -44,8 +44,13 @@ def setup(practitioners):
 
 
 def request_for(device, room_id: int, client_id: str, body: bytes = b"x") -> AppendRequest:
-    return AppendRequest(room_id=room_id, device_id=device.pk,
-                         practitioner_id=device.practitioner_id, client_id=client_id, body=body)
+    return AppendRequest(
+        room_id=room_id,
+        device_id=device.pk,
+        practitioner_id=device.practitioner_id,
+        client_id=client_id,
+        body=body,
+    )
 
 
 async def test_sequence_numbers_are_dense_per_room(store, setup, clock):
@@ -55,7 +60,11 @@ async def test_sequence_numbers_are_dense_per_room(store, setup, clock):
         for i, room in enumerate([room_a, room_b, room_a, room_a, room_b])
     ]
     assert [(r.room_id, r.seq) for r in results] == [
-        (room_a, 1), (room_b, 1), (room_a, 2), (room_a, 3), (room_b, 2)
+        (room_a, 1),
+        (room_b, 1),
+        (room_a, 2),
+        (room_a, 3),
+        (room_b, 2),
     ]
     assert all(r.created_at_ms == clock.now_ms() and not r.duplicate for r in results)
     fetched = await store.fetch_range(room_id=room_a, after_seq=1, up_to_seq=3, limit=10)
@@ -70,7 +79,10 @@ async def test_a_retry_returns_the_original_and_stores_nothing(store, setup, clo
     clock.advance(5)
     again = await store.append(request_for(setup["nurse"], room, "same", b"changed"))
     assert (again.seq, again.created_at_ms, again.body, again.duplicate) == (
-        first.seq, first.created_at_ms, b"original", True
+        first.seq,
+        first.created_at_ms,
+        b"original",
+        True,
     )
     # The same client id from another device is another message.
     other = await store.append(request_for(setup["doctor"], room, "same"))
@@ -93,8 +105,11 @@ async def test_a_non_member_stores_nothing(store, setup, practitioners):
 async def test_a_removed_member_can_no_longer_append(store, setup, practitioners):
     room = setup["rooms"][0]
     await store.append(request_for(setup["doctor"], room, "before"))
-    await sync_to_async(do_remove_member)(actor=practitioners["nurse"], room_id=room,
-                                          practitioner_id=practitioners["doctor"].national_id)
+    await sync_to_async(do_remove_member)(
+        actor=practitioners["nurse"],
+        room_id=room,
+        practitioner_id=practitioners["doctor"].national_id,
+    )
     with pytest.raises(RelaisError):
         await store.append(request_for(setup["doctor"], room, "after"))
 
@@ -112,8 +127,7 @@ async def test_concurrent_appends_get_unique_dense_sequences(store, setup):
     for result in results:
         assert originals[(result.device_id, result.client_id)] == result.seq
     for room in (room_a, room_b):
-        seqs = sorted(s for r in results if r.room_id == room and not r.duplicate
-                      for s in [r.seq])
+        seqs = sorted(s for r in results if r.room_id == room and not r.duplicate for s in [r.seq])
         assert seqs == list(range(1, len(seqs) + 1))
     assert await sync_to_async(Envelope.objects.count)() == 120
 
@@ -122,8 +136,9 @@ async def test_two_postgres_writers_like_two_processes_never_collide(setup, cloc
     """Two stores (two pools, two group-commit writers) on the same rooms and keys."""
     first, second = build_store(clock), build_store(clock)
     room_a, room_b = setup["rooms"]
-    requests = [request_for(setup["nurse"], room_a if i % 2 else room_b, f"p{i}")
-                for i in range(200)]
+    requests = [
+        request_for(setup["nurse"], room_a if i % 2 else room_b, f"p{i}") for i in range(200)
+    ]
     try:
         results = await asyncio.gather(
             *(first.append(r) for r in requests), *(second.append(r) for r in requests)

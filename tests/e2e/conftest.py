@@ -33,9 +33,10 @@ def server_env(transactional_db: None) -> dict[str, str]:
 def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[object]:
     started: list[ServerProcess] = []
 
-    def start(**kwargs: object) -> ServerProcess:
-        server = ServerProcess(env=server_env, log_path=tmp_path / f"server{len(started)}.log",
-                               **kwargs)  # type: ignore[arg-type]
+    def start(port: int | None = None) -> ServerProcess:
+        server = ServerProcess(
+            env=server_env, log_path=tmp_path / f"server{len(started)}.log", port=port
+        )
         server.start()
         started.append(server)
         return server

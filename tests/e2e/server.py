@@ -45,9 +45,20 @@ class ServerProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "server.asgi:application"],
-            cwd=ROOT, env={**clean, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "server.asgi:application",
+            ],
+            cwd=ROOT,
+            env={**clean, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         self.wait_healthy()

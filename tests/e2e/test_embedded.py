@@ -33,8 +33,14 @@ def embedded_server(tmp_path: Path):
     env = {"RELAIS_DEBUG": "1", "RELAIS_DATABASE_URL": f"sqlite:///{tmp_path}/relais.sqlite3"}
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
     for command in (["migrate", "--noinput"], ["seed_demo"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env={**clean, **env},
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**clean, **env},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     server = ServerProcess(env=env, log_path=tmp_path / "server.log")
     server.start()
     yield server
@@ -48,8 +54,9 @@ async def test_embedded_default_serves_a_conversation(embedded_server):
     base = embedded_server.http_url
     nurse = post(f"{base}/api/v1/auth/dev-login", {"national_id": "810003456786"})
     pharmacist = post(f"{base}/api/v1/auth/dev-login", {"national_id": "810002765435"})
-    room = post(f"{base}/api/v1/rooms", {"kind": "direct", "members": ["810002765435"]},
-                nurse["token"])
+    room = post(
+        f"{base}/api/v1/rooms", {"kind": "direct", "members": ["810002765435"]}, nurse["token"]
+    )
 
     sender = WsClient(embedded_server.ws_url, nurse["token"])
     receiver = WsClient(embedded_server.ws_url, pharmacist["token"])

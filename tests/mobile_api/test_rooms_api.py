@@ -33,18 +33,21 @@ def people(practitioners):
 
 @pytest.fixture
 def room(practitioners, people):
-    return do_create_room(creator=practitioners["nurse"], kind="care_team",
-                          member_ids=[people["member"]])
+    return do_create_room(
+        creator=practitioners["nurse"], kind="care_team", member_ids=[people["member"]]
+    )
 
 
 def test_dev_login_gives_a_token_for_a_known_practitioner(practitioners):
     client = APIClient()
-    response = client.post("/api/v1/auth/dev-login", {"national_id": "810003456786",
-                                                      "device_name": "iPhone"}, format="json")
+    response = client.post(
+        "/api/v1/auth/dev-login",
+        {"national_id": "810003456786", "device_name": "iPhone"},
+        format="json",
+    )
     assert response.status_code == 201
     assert response.json()["practitioner"]["profession_code"] == "60"
-    unknown = client.post("/api/v1/auth/dev-login", {"national_id": "899999999999"},
-                          format="json")
+    unknown = client.post("/api/v1/auth/dev-login", {"national_id": "899999999999"}, format="json")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "not_found"
     assert unknown.json()["error"]["message_fr"]
@@ -52,15 +55,19 @@ def test_dev_login_gives_a_token_for_a_known_practitioner(practitioners):
 
 def test_dev_login_does_not_exist_without_debug(practitioners, settings):
     settings.RELAIS = {**settings.RELAIS, "DEV_LOGIN": False}
-    response = APIClient().post("/api/v1/auth/dev-login", {"national_id": "810003456786"},
-                                format="json")
+    response = APIClient().post(
+        "/api/v1/auth/dev-login", {"national_id": "810003456786"}, format="json"
+    )
     assert response.status_code == 404
 
 
 def test_anonymous_requests_are_refused(room):
     client = APIClient()
-    for method, path in [("get", "/api/v1/rooms"), ("post", "/api/v1/rooms"),
-                         ("get", f"/api/v1/rooms/{room.pk}/messages")]:
+    for method, path in [
+        ("get", "/api/v1/rooms"),
+        ("post", "/api/v1/rooms"),
+        ("get", f"/api/v1/rooms/{room.pk}/messages"),
+    ]:
         response = getattr(client, method)(path)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "not_authenticated"
@@ -70,8 +77,9 @@ def test_anonymous_requests_are_refused(room):
 
 def test_create_and_list_rooms(people):
     admin = login(people["admin"])
-    created = admin.post("/api/v1/rooms", {"kind": "direct", "members": [people["member"]]},
-                         format="json")
+    created = admin.post(
+        "/api/v1/rooms", {"kind": "direct", "members": [people["member"]]}, format="json"
+    )
     assert created.status_code == 201
     assert created.json()["members"] == [
         {"practitioner": people["member"], "role": "member"},
@@ -143,9 +151,16 @@ def test_adding_twice_conflicts(people, room):
 
 def _store(room, device_id: int, practitioner_id: str, count: int, start: int = 1) -> None:
     Envelope.objects.bulk_create(
-        Envelope(room=room, seq=seq, sender_device_id=device_id,
-                 sender_practitioner_id=practitioner_id, client_id=f"c{seq}",
-                 body=f"b{seq}".encode(), size=2, created_at_ms=seq)
+        Envelope(
+            room=room,
+            seq=seq,
+            sender_device_id=device_id,
+            sender_practitioner_id=practitioner_id,
+            client_id=f"c{seq}",
+            body=f"b{seq}".encode(),
+            size=2,
+            created_at_ms=seq,
+        )
         for seq in range(start, start + count)
     )
     room.last_seq = start + count - 1
@@ -174,8 +189,7 @@ def test_a_new_member_does_not_see_history_from_before_joining(people, room, pra
     device_id = practitioners["doctor"].devices.create(name="x", token_hash=b"h" * 32).pk
     _store(room, device_id, people["member"], 3)
     admin = login(people["admin"])
-    admin.post(f"/api/v1/rooms/{room.pk}/members", {"practitioner": people["other"]},
-               format="json")
+    admin.post(f"/api/v1/rooms/{room.pk}/members", {"practitioner": people["other"]}, format="json")
     _store(room, device_id, people["member"], 2, start=4)
     response = login(people["other"]).get(f"/api/v1/rooms/{room.pk}/messages", {"after": 0})
     assert [m["seq"] for m in response.json()["messages"]] == [4, 5]

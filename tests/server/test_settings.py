@@ -24,8 +24,13 @@ PRODUCTION = {
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -36,9 +41,13 @@ def test_production_settings_pass_the_deploy_check():
 
 
 def test_production_settings_have_no_development_login():
-    code = ("from chat.conf import relais_settings; from django.conf import settings; "
-            "print(relais_settings().dev_login, settings.DEBUG)")
-    result = run_manage("shell", "--no-imports", "-c", code, env={**PRODUCTION, "RELAIS_DEV_LOGIN": "1"})
+    code = (
+        "from chat.conf import relais_settings; from django.conf import settings; "
+        "print(relais_settings().dev_login, settings.DEBUG)"
+    )
+    result = run_manage(
+        "shell", "--no-imports", "-c", code, env={**PRODUCTION, "RELAIS_DEV_LOGIN": "1"}
+    )
     assert result.stdout.split() == ["False", "False"], result.stderr
 
 
