@@ -25,6 +25,14 @@ def _isolated_redis_prefix(settings: Any) -> None:
     settings.RELAIS = {**settings.RELAIS, "REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"]}
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rest_throttles() -> None:
+    """REST throttles count in the cache; each test starts with a clean budget."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(params=["memory", "redis"])
 def fanout_mode(request: pytest.FixtureRequest, settings: Any) -> str:
     """Run a test with in-process fan-out and again through the real Redis."""
