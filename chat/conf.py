@@ -27,6 +27,7 @@ class RelaisSettings:
     auth_timeout_seconds: int
     store_timeout_seconds: int
     write_batch_max: int
+    write_concurrency: int
     db_pool_size: int
 
 

@@ -61,7 +61,12 @@ CLOSE_FLOOD: Final = 4008
 CLOSE_TOO_SLOW: Final = 4009
 CLOSE_REVOKED: Final = 4010
 
-_BACKLOG_FRAME_BUDGET = 512 * 1024  # bytes of bodies per backlog frame
+# Bytes of envelopes in one backlog frame, counting each as its base64 body plus a bound
+# on its other fields. With one envelope at most 64 KiB of text (a 48 KiB body), every
+# frame the server sends stays under 128 KiB: the frame limit of common WebSocket
+# stacks (autobahn under Daphne counts outgoing frames too).
+BACKLOG_FRAME_BUDGET = 96 * 1024
+_ENVELOPE_FIELDS_BOUND = 256  # room, seq, id (<= 64), sender, ts and JSON punctuation
 _NO_UPPER_BOUND = 2**62
 
 SendText = Callable[[str], Awaitable[None]]
@@ -476,11 +481,12 @@ def _chunks_by_size(envelopes: list[StoredEnvelope]) -> list[list[StoredEnvelope
     chunks: list[list[StoredEnvelope]] = [[]]
     size = 0
     for envelope in envelopes:
-        if chunks[-1] and size + len(envelope.body) > _BACKLOG_FRAME_BUDGET:
+        encoded = (len(envelope.body) * 4 + 2) // 3 + _ENVELOPE_FIELDS_BOUND
+        if chunks[-1] and size + encoded > BACKLOG_FRAME_BUDGET:
             chunks.append([])
             size = 0
         chunks[-1].append(envelope)
-        size += len(envelope.body)
+        size += encoded
     return chunks
 
 

@@ -2,10 +2,19 @@
 
 Each server process has one hub. Connections subscribe to topics (their rooms, their
 practitioner, their device). ``publish`` delivers at once to the local subscribers of
-the topic and, when Redis is configured, publishes the event once on Redis for the
-other processes. Each process holds a single Redis subscription connection and fans
-out in memory, instead of one channel-layer channel per connection: this is what keeps
-the per-message cost low (docs/performance.md).
+the topic and, when Redis is configured, queues the event for the other processes.
+
+Across processes the hub uses one Redis pub/sub channel per deployment
+(``<prefix>:events``), to which every process subscribes once at start. The publisher
+task sends what accumulated while its previous publish was in flight as *one* Redis
+message (a batch of events, prefixed by the publishing process's id); each process
+skips its own batches without decoding them and hands the others' events to its local
+subscribers of the topic, if any. Compared with a Redis channel per topic (or the
+Channels layer's channel per connection), this costs one publish and one read per
+batch instead of per event, subscribing to a room costs no Redis round trip, and a
+process never parses its own echoes. Every process sees every event, which suits a
+deployment of a few server processes per host; the scale path (docs/architecture.md)
+shards the channel by room for Redis Cluster when that stops being true.
 
 Events are published only after the database transaction that produced them has
 committed: services call ``publish`` after a store commit, or ``publish_on_commit``
@@ -23,12 +32,17 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+ORIGIN_BYTES: Final = 16
+"""Length of the publishing process's id at the start of every Redis batch."""
+
+MAX_BATCH_EVENTS: Final = 1024
 
 
 class HubEvent(msgspec.Struct, array_like=True, frozen=True):
@@ -49,10 +63,28 @@ class HubEvent(msgspec.Struct, array_like=True, frozen=True):
     practitioner: str = ""
 
 
-class _WireEvent(msgspec.Struct, array_like=True, frozen=True):
-    origin: str
+class TopicEvent(msgspec.Struct, array_like=True, frozen=True):
     topic: str
     event: HubEvent
+
+
+_batch_encoder = msgspec.msgpack.Encoder()
+_batch_decoder = msgspec.msgpack.Decoder(list[TopicEvent])
+
+
+def encode_batch(origin: bytes, events: list[TopicEvent]) -> bytes:
+    """A Redis batch: the origin's 16 bytes, then the events as msgpack."""
+    return origin + _batch_encoder.encode(events)
+
+
+def decode_batch(payload: bytes) -> tuple[bytes, list[TopicEvent]]:
+    """The origin and events of a Redis batch; raises msgspec.DecodeError when malformed."""
+    return payload[:ORIGIN_BYTES], _batch_decoder.decode(payload[ORIGIN_BYTES:])
+
+
+def events_channel(prefix: str) -> str:
+    """The Redis channel every server process of a deployment listens to."""
+    return f"{prefix}:events"
 
 
 class Subscriber(Protocol):
@@ -77,20 +109,17 @@ class FanoutHub:
     """In-process fan-out, bridged across processes through Redis when configured."""
 
     def __init__(self, *, redis_url: str = "", channel_prefix: str = "relais") -> None:
-        self.origin = uuid.uuid4().hex
+        self.origin = uuid.uuid4().bytes
         self._redis_url = redis_url
-        self._prefix = channel_prefix + ":"
+        self._channel = events_channel(channel_prefix)
         self._local: dict[str, set[Subscriber]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis: Any = None
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._publisher: asyncio.Task[None] | None = None
-        self._outbox: list[tuple[str, bytes]] = []
+        self._outbox: list[TopicEvent] = []
         self._outbox_ready = asyncio.Event()
-        self._confirmations: dict[str, asyncio.Future[None]] = {}
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(_WireEvent)
 
     @property
     def uses_redis(self) -> bool:
@@ -104,14 +133,20 @@ class FanoutHub:
         import redis.asyncio as redis_asyncio
 
         self._redis = redis_asyncio.Redis.from_url(self._redis_url)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
-        # A subscription of its own keeps the reader valid while no room is subscribed.
-        own_channel = f"{self._prefix}hub.{self.origin}"
-        confirmed = self._expect_confirmation(own_channel)
-        await self._pubsub.subscribe(own_channel)
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(self._channel)
+        await self._confirm_subscription()
         self._reader = asyncio.create_task(self._read_forever(), name="relais-hub-reader")
         self._publisher = asyncio.create_task(self._publish_forever(), name="relais-hub-publisher")
-        await asyncio.wait_for(confirmed, timeout=10)
+
+    async def _confirm_subscription(self) -> None:
+        """Wait for Redis to confirm SUBSCRIBE: from then on, every batch published by
+        another process reaches this one."""
+        async with asyncio.timeout(10):
+            while True:
+                message = await self._pubsub.get_message(timeout=10)
+                if message is not None and message.get("type") == "subscribe":
+                    return
 
     async def close(self) -> None:
         _unregister(self)
@@ -129,15 +164,8 @@ class FanoutHub:
             self._redis = None
 
     async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
-        """Add a local subscriber; returns once events of the topic will reach it."""
-        subscribers = self._local[topic]
-        first = not subscribers
-        subscribers.add(subscriber)
-        if first and self._pubsub is not None:
-            channel = self._prefix + topic
-            confirmed = self._expect_confirmation(channel)
-            await self._pubsub.subscribe(channel)
-            await asyncio.wait_for(confirmed, timeout=10)
+        """Add a local subscriber: events of the topic published from now on reach it."""
+        self._local[topic].add(subscriber)
 
     async def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
         subscribers = self._local.get(topic)
@@ -146,8 +174,6 @@ class FanoutHub:
         subscribers.discard(subscriber)
         if not subscribers:
             del self._local[topic]
-            if self._pubsub is not None:
-                await self._pubsub.unsubscribe(self._prefix + topic)
 
     def local_subscriber_count(self, topic: str) -> int:
         return len(self._local.get(topic, ()))
@@ -159,8 +185,7 @@ class FanoutHub:
         """
         self._deliver_locally(topic, event)
         if self._redis is not None:
-            payload = self._encoder.encode(_WireEvent(origin=self.origin, topic=topic, event=event))
-            self._outbox.append((self._prefix + topic, payload))
+            self._outbox.append(TopicEvent(topic, event))
             self._outbox_ready.set()
 
     def publish_threadsafe(self, topic: str, event: HubEvent) -> None:
@@ -185,69 +210,55 @@ class FanoutHub:
         return {"fanout": "redis"}
 
     def _deliver_locally(self, topic: str, event: HubEvent) -> None:
-        for subscriber in tuple(self._local.get(topic, ())):
+        subscribers = self._local.get(topic)
+        if not subscribers:
+            return
+        for subscriber in tuple(subscribers):
             try:
                 subscriber.on_event(event)
             except Exception:
                 logger.exception("a subscriber failed to take an event of kind %s", event.kind)
 
-    def _expect_confirmation(self, channel: str) -> asyncio.Future[None]:
-        future = self._confirmations.get(channel)
-        if future is None or future.done():
-            future = asyncio.get_running_loop().create_future()
-            self._confirmations[channel] = future
-        return future
-
     async def _read_forever(self) -> None:
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=None
+                )
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("reading from Redis failed; retrying")
-                await asyncio.sleep(1)
+                await asyncio.sleep(1)  # back off before reconnecting; not a test wait
                 continue
-            if message is None:
-                continue
-            self._on_redis_message(message)
+            if message is not None and message.get("type") == "message":
+                self._on_batch(message["data"])
 
-    def _on_redis_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        channel = message.get("channel")
-        channel_name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        if kind == "subscribe":
-            future = self._confirmations.pop(channel_name, None)
-            if future is not None and not future.done():
-                future.set_result(None)
-            return
-        if kind != "message":
-            return
+    def _on_batch(self, payload: bytes) -> None:
+        if payload[:ORIGIN_BYTES] == self.origin:
+            return  # this process's own batch, already delivered locally
         try:
-            wire = self._decoder.decode(message["data"])
+            _origin, events = decode_batch(payload)
         except msgspec.DecodeError:
-            logger.warning("ignored a malformed event on %s", channel_name)
+            logger.warning("ignored a malformed event batch")
             return
-        if wire.origin != self.origin:
-            self._deliver_locally(wire.topic, wire.event)
+        for item in events:
+            self._deliver_locally(item.topic, item.event)
 
     async def _publish_forever(self) -> None:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
-            batch, self._outbox = self._outbox, []
-            if not batch:
-                continue
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for channel, payload in batch:
-                        pipe.publish(channel, payload)
-                    await pipe.execute()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Other processes' devices will fill the gap from the database.
-                logger.exception("publishing %d events to Redis failed", len(batch))
+            while self._outbox:
+                batch = self._outbox[:MAX_BATCH_EVENTS]
+                del self._outbox[:MAX_BATCH_EVENTS]
+                try:
+                    await self._redis.publish(self._channel, encode_batch(self.origin, batch))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Other processes' devices will fill the gap from the database.
+                    logger.exception("publishing %d events to Redis failed", len(batch))
 
 
 # The hub that synchronous code (REST views, admin) publishes to. A server process has
@@ -289,8 +300,8 @@ def _publish_without_hub(topic: str, event: HubEvent) -> None:
 
     client = redis.Redis.from_url(redis_url)
     try:
-        payload = msgspec.msgpack.encode(_WireEvent(origin="sync", topic=topic, event=event))
-        client.publish(f"{settings.redis_prefix}:{topic}", payload)
+        payload = encode_batch(uuid.uuid4().bytes, [TopicEvent(topic, event)])
+        client.publish(events_channel(settings.redis_prefix), payload)
     except Exception:
         logger.exception("publishing an event of kind %s failed", event.kind)
     finally:

@@ -54,6 +54,7 @@ def build_store(clock: Clock) -> MessageStore:
             conninfo=params,
             pool_size=settings.db_pool_size,
             batch_max=settings.write_batch_max,
+            writers=settings.write_concurrency,
             clock=clock,
         )
     return OrmMessageStore(clock=clock)

@@ -3,16 +3,18 @@
 Why not the ORM here: every ORM call from async code hops to one worker thread, and a
 send needs several round trips; at a few hundred messages per second that thread is the
 bottleneck (docs/performance.md). Here, concurrent sends queue up while the previous
-batch commits, then the whole queue is written in one transaction with four statements:
+batch commits, then the whole queue is written in one transaction, in two round trips
+(psycopg's pipeline mode sends the statements of a round trip together):
 
-1. lock the senders' membership rows (``FOR SHARE``: a concurrent removal waits),
-2. look up earlier copies of the ``(device, client id)`` pairs (idempotent retries),
-3. lock the rooms in id order (no deadlock between processes) and advance ``last_seq``,
-4. insert the envelopes with ``ON CONFLICT DO NOTHING`` on the idempotency key.
+1. lock the senders' membership rows (``FOR SHARE``: a concurrent removal waits) and
+   look up earlier copies of the ``(device, client id)`` pairs (idempotent retries);
+2. lock the rooms in id order (no deadlock between processes), advance each room's
+   ``last_seq`` and insert the envelopes numbered from it (one statement), commit.
 
-If step 4 inserts fewer rows than planned, another process stored one of the pairs in
-the meantime: the transaction is rolled back and the batch planned again. So sequence
-numbers stay dense and nothing is stored twice. Table names come from the models.
+If another process stored one of the batch's ``(device, client id)`` pairs in the
+meantime, the insert violates the idempotency constraint: the transaction is rolled
+back and the batch planned again, now finding that copy. So sequence numbers stay dense
+and nothing is stored twice. Table names come from the models.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from chat.clock import Clock
@@ -50,20 +53,22 @@ _SELECT_EXISTING = f"""
     WHERE (sender_device_id, client_id) IN (SELECT * FROM unnest(%s::bigint[], %s::varchar[]))
 """  # noqa: S608
 _LOCK_ROOMS = f"SELECT id FROM {_ROOM} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: S608
-_ADVANCE_ROOMS = f"""
-    UPDATE {_ROOM} AS r SET last_seq = r.last_seq + w.n
-    FROM unnest(%s::bigint[], %s::bigint[]) AS w(id, n)
-    WHERE r.id = w.id
-    RETURNING r.id, r.last_seq
-"""  # noqa: S608
-_INSERT = f"""
+_ADVANCE_AND_INSERT = f"""
+    WITH advanced AS (
+        UPDATE {_ROOM} AS r SET last_seq = r.last_seq + w.n
+        FROM unnest(%s::bigint[], %s::bigint[]) AS w(id, n)
+        WHERE r.id = w.id
+        RETURNING r.id, r.last_seq - w.n AS base
+    )
     INSERT INTO {_ENVELOPE}
         (room_id, seq, sender_device_id, sender_practitioner_id, client_id, body, size,
          created_at_ms)
-    SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[],
-                         %s::varchar[], %s::bytea[], %s::integer[], %s::bigint[])
-    ON CONFLICT (sender_device_id, client_id) DO NOTHING
-    RETURNING sender_device_id
+    SELECT e.room_id, a.base + e.ordinal, e.device_id, e.practitioner_id, e.client_id,
+           e.body, octet_length(e.body), %s
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
+                %s::bytea[]) AS e(room_id, ordinal, device_id, practitioner_id, client_id, body)
+    JOIN advanced AS a ON a.id = e.room_id
+    RETURNING sender_device_id, client_id, seq
 """  # noqa: S608
 _FETCH = f"""
     SELECT seq, sender_device_id, sender_practitioner_id, client_id, body, created_at_ms
@@ -76,10 +81,6 @@ _FETCH = f"""
 _MAX_REPLANS = 5
 
 
-class _ReplanError(Exception):
-    """Another transaction stored one of this batch's idempotency keys first."""
-
-
 @dataclass(slots=True)
 class _Pending:
     request: AppendRequest
@@ -90,16 +91,26 @@ class PostgresMessageStore:
     """Group-committing envelope store. Create it inside the event loop that uses it."""
 
     def __init__(
-        self, *, conninfo: dict[str, Any], pool_size: int, batch_max: int, clock: Clock
+        self,
+        *,
+        conninfo: dict[str, Any],
+        pool_size: int,
+        batch_max: int,
+        writers: int,
+        clock: Clock,
     ) -> None:
         self._clock = clock
         self._batch_max = batch_max
+        self._writer_count = max(1, writers)
         self._pool = AsyncConnectionPool(
-            kwargs=conninfo, min_size=1, max_size=max(2, pool_size), open=False
+            kwargs=conninfo,
+            min_size=1,
+            max_size=max(self._writer_count + 1, pool_size),
+            open=False,
         )
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
         self._opened = False
         self._open_lock = asyncio.Lock()
 
@@ -109,7 +120,10 @@ class PostgresMessageStore:
         async with self._open_lock:
             if not self._opened:
                 await self._pool.open(wait=True)
-                self._writer = asyncio.create_task(self._write_forever(), name="relais-writer")
+                self._writers = [
+                    asyncio.create_task(self._write_forever(), name=f"relais-writer-{number}")
+                    for number in range(self._writer_count)
+                ]
                 self._opened = True
 
     async def append(self, request: AppendRequest) -> StoredEnvelope:
@@ -140,11 +154,11 @@ class PostgresMessageStore:
         ]
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        for writer in self._writers:
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
+                await writer
+        self._writers = []
         for pending in self._pending:
             if not pending.future.done():
                 pending.future.set_exception(RelaisError(ErrorCode.SERVER_BUSY))
@@ -154,13 +168,19 @@ class PostgresMessageStore:
             self._opened = False
 
     async def _write_forever(self) -> None:
+        """One of the writers: take what is pending, store it, repeat.
+
+        With two writers, one batch's statements travel while the other's commit waits
+        for the disk; envelopes of one room still get their numbers in commit order,
+        because the second batch waits for the room's row lock.
+        """
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._pending[: self._batch_max]
-                del self._pending[: self._batch_max]
-                await self._write_batch(batch)
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         live = [pending for pending in batch if not pending.future.done()]
@@ -168,7 +188,8 @@ class PostgresMessageStore:
             try:
                 async with self._pool.connection() as connection:
                     results = await self._transaction(connection, [p.request for p in live])
-            except _ReplanError:
+            except UniqueViolation:
+                # Another process stored one of the pairs first: plan again, finding it.
                 continue
             except Exception:
                 logger.exception("storing a batch of %d envelopes failed", len(live))
@@ -189,18 +210,17 @@ class PostgresMessageStore:
         self, connection: AsyncConnection[Any], requests: list[AppendRequest]
     ) -> list[StoredEnvelope | RelaisError]:
         now_ms = self._clock.now_ms()
-        async with connection.transaction():
-            members = await _fetch_all(
-                connection,
+        inserted: AsyncCursor[Any] | None = None
+        async with connection.pipeline() as pipeline, connection.transaction():
+            members_query = await connection.execute(
                 _SELECT_MEMBERS,
                 ([r.room_id for r in requests], [r.practitioner_id for r in requests]),
             )
-            member_pairs = {(room_id, practitioner_id) for room_id, practitioner_id in members}
-            existing_rows = await _fetch_all(
-                connection,
-                _SELECT_EXISTING,
-                ([r.device_id for r in requests], [r.client_id for r in requests]),
+            existing_query = await connection.execute(
+                _SELECT_EXISTING, ([r.device_id for r in requests], [r.client_id for r in requests])
             )
+            await pipeline.sync()  # round trip 1
+            member_pairs = {(room, who) for room, who in await members_query.fetchall()}
             existing = {
                 (row[0], row[1]): StoredEnvelope(
                     room_id=row[2],
@@ -212,51 +232,47 @@ class PostgresMessageStore:
                     created_at_ms=row[6],
                     duplicate=True,
                 )
-                for row in existing_rows
+                for row in await existing_query.fetchall()
             }
-
             plan = _plan(requests, member_pairs, existing)
             if plan.new:
-                counts: dict[int, int] = defaultdict(int)
+                ordinals: dict[int, int] = defaultdict(int)
+                numbered = []
                 for request in plan.new:
-                    counts[request.room_id] += 1
-                room_ids = sorted(counts)
+                    ordinals[request.room_id] += 1
+                    numbered.append(ordinals[request.room_id])
+                room_ids = sorted(ordinals)
                 await connection.execute(_LOCK_ROOMS, (room_ids,))
-                advanced = await _fetch_all(
-                    connection, _ADVANCE_ROOMS, (room_ids, [counts[r] for r in room_ids])
-                )
-                next_seq = {room_id: last - counts[room_id] + 1 for room_id, last in advanced}
-                stored: dict[tuple[int, str], StoredEnvelope] = {}
-                for request in plan.new:
-                    seq = next_seq[request.room_id]
-                    next_seq[request.room_id] = seq + 1
-                    stored[(request.device_id, request.client_id)] = StoredEnvelope(
-                        room_id=request.room_id,
-                        seq=seq,
-                        device_id=request.device_id,
-                        practitioner_id=request.practitioner_id,
-                        client_id=request.client_id,
-                        body=request.body,
-                        created_at_ms=now_ms,
-                    )
-                rows = list(stored.values())
-                inserted = await _fetch_all(
-                    connection,
-                    _INSERT,
+                inserted = await connection.execute(
+                    _ADVANCE_AND_INSERT,
                     (
-                        [e.room_id for e in rows],
-                        [e.seq for e in rows],
-                        [e.device_id for e in rows],
-                        [e.practitioner_id for e in rows],
-                        [e.client_id for e in rows],
-                        [e.body for e in rows],
-                        [len(e.body) for e in rows],
-                        [now_ms] * len(rows),
+                        room_ids,
+                        [ordinals[room_id] for room_id in room_ids],
+                        now_ms,
+                        [r.room_id for r in plan.new],
+                        numbered,
+                        [r.device_id for r in plan.new],
+                        [r.practitioner_id for r in plan.new],
+                        [r.client_id for r in plan.new],
+                        [r.body for r in plan.new],
                     ),
                 )
-                if len(inserted) != len(rows):
-                    raise _ReplanError
-                existing.update(stored)
+        # Round trip 2 (lock, insert, commit) happened as the blocks closed.
+        if inserted is not None:
+            seqs = {
+                (device, client_id): seq for device, client_id, seq in await inserted.fetchall()
+            }
+            for request in plan.new:
+                key = (request.device_id, request.client_id)
+                existing[key] = StoredEnvelope(
+                    room_id=request.room_id,
+                    seq=seqs[key],
+                    device_id=request.device_id,
+                    practitioner_id=request.practitioner_id,
+                    client_id=request.client_id,
+                    body=request.body,
+                    created_at_ms=now_ms,
+                )
         return _resolve(requests, member_pairs, existing, plan)
 
 
@@ -322,13 +338,6 @@ def _as_duplicate(envelope: StoredEnvelope) -> StoredEnvelope:
         created_at_ms=envelope.created_at_ms,
         duplicate=True,
     )
-
-
-async def _fetch_all(
-    connection: AsyncConnection[Any], query: str, params: tuple[Any, ...]
-) -> list[tuple[Any, ...]]:
-    cursor = await connection.execute(query, params)
-    return await cursor.fetchall()
 
 
 def _fail(batch: list[_Pending], error: RelaisError) -> None:

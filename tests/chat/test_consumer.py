@@ -281,6 +281,43 @@ async def test_sync_sends_backlog_in_order_then_live(
     await nurse.close()
 
 
+async def test_backlog_frames_stay_under_128_kib_with_large_bodies(
+    runtime: Runtime, care_room, tokens
+):
+    """Daphne (autobahn) refuses to send a frame over its limit: pages split by size."""
+    nurse_device, _nurse_token = tokens["nurse"]
+    # A page of 500 small envelopes would pass the limit too, by their other fields.
+    sizes_to_send = [40 * 1024] * 12 + [200] * 600
+    count = len(sizes_to_send)
+    for number, size in enumerate(sizes_to_send, start=1):
+        await runtime.store.append(
+            AppendRequest(
+                room_id=care_room.pk,
+                device_id=nurse_device,
+                practitioner_id="810003456786",
+                client_id=f"envelope-{number:04d}-" + "x" * 50,
+                body=bytes([number % 256]) * size,
+            )
+        )
+    doctor = Client(token=tokens["doctor"][1])
+    assert await doctor.connect()
+    await doctor.receive_type("ready")
+    await doctor.send({"type": "sync", "rooms": {str(care_room.pk): 0}})
+    sizes: list[int] = []
+    seqs: list[int] = []
+    while True:
+        output = await doctor.communicator.receive_output(timeout=5)
+        frame = json.loads(output["text"])
+        if frame["type"] == "synced":
+            break
+        sizes.append(len(output["text"].encode()))
+        seqs.extend(m["seq"] for m in frame["messages"])
+    assert seqs == list(range(1, count + 1))
+    assert len(sizes) > 1
+    assert max(sizes) < 128 * 1024
+    await doctor.close()
+
+
 async def test_sync_errors_for_foreign_room_and_future_seq(runtime, care_room, tokens):
     doctor = Client(token=tokens["doctor"][1])
     assert await doctor.connect()
