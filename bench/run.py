@@ -8,13 +8,14 @@
 2. Starts every server under test: the reference (``bench.reference_server``) and Relais
    on its production path (DEBUG off, PostgreSQL, Redis fan-out) under Daphne and under
    uvicorn, each with ``--processes`` server processes.
-3. For each scenario, runs the load generator (``bench.loadgen``, a process of its own)
-   against each server in turn, so every comparison is made minutes apart at most.
-4. Prints a table with each server's share of the reference and writes the results to
+3. For each round and scenario, runs the load generator (``bench.loadgen``, a process of
+   its own) against each server in turn, so every comparison is made seconds apart.
+4. Prints, per scenario, each server's median over the rounds and the median of its
+   per-round ratios to the reference, and writes everything to
    ``var/bench/results-<time>.json``.
 
-Absolute numbers drift on shared machines; the ratio to the reference in the same run is
-what docs/performance.md reports.
+Absolute numbers drift on shared machines; the ratio to the reference, measured round by
+round in the same run, is what docs/performance.md reports.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
+
+from server.processes import SERVER_COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "var" / "bench"
@@ -161,57 +164,10 @@ def build_servers(
                 ]
             ]
             servers.append(Server(name, commands, env, ports, health_path=None))
-        elif name == "daphne":
-            commands = [
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-v",
-                    "0",
-                    "--websocket-max-message-size",
-                    "131072",
-                    "--websocket-max-frame-size",
-                    "131072",
-                    "server.asgi:application",
-                ]
-                for port in ports
-            ]
-            servers.append(Server(name, commands, env, ports, health_path="/healthz"))
-        elif name == "uvicorn":
-            commands = [
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "server.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
-                    "--ws",
-                    "websockets",
-                    "--ws-max-size",
-                    "131072",
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                    "--lifespan",
-                    "off",
-                ]
-                for port in ports
-            ]
-            servers.append(Server(name, commands, env, ports, health_path="/healthz"))
         else:
-            raise SystemExit(f"unknown server {name!r}")
+            command = SERVER_COMMANDS[name]
+            commands = [command(host="127.0.0.1", port=port) for port in ports]
+            servers.append(Server(name, commands, env, ports, health_path="/healthz"))
     return servers
 
 
@@ -248,15 +204,50 @@ def _headline(scenario: str, result: dict[str, Any]) -> str:
     return text
 
 
-def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
-    for scenario, by_server in results.items():
-        print(f"\n{scenario}")
-        reference = by_server.get("reference", {}).get("deliveries_per_s")
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def summarise(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, Any]:
+    """Per scenario and server: medians over the rounds, and the median per-round ratio."""
+    summary: dict[str, Any] = {}
+    for scenario in rounds[0]:
+        summary[scenario] = {}
+        for name in rounds[0][scenario]:
+            results = [r[scenario][name] for r in rounds if "failed" not in r[scenario][name]]
+            if not results:
+                summary[scenario][name] = {"failed": rounds[-1][scenario][name]["failed"]}
+                continue
+            entry: dict[str, Any] = {"rounds": len(results)}
+            for key in ("deliveries_per_s", "p50_ms", "p99_ms", "median_s", "max_s"):
+                values = [r[key] for r in results if r.get(key) is not None]
+                if values:
+                    entry[key] = round(_median(values), 4)
+            ratios = [
+                r[scenario][name]["deliveries_per_s"] / r[scenario]["reference"]["deliveries_per_s"]
+                for r in rounds
+                if name != "reference"
+                and "deliveries_per_s" in r[scenario][name]
+                and "deliveries_per_s" in r[scenario].get("reference", {})
+            ]
+            if ratios:
+                entry["ratio_to_reference"] = round(_median(ratios), 4)
+                entry["ratios"] = [round(ratio, 4) for ratio in ratios]
+            summary[scenario][name] = entry
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    for scenario, by_server in summary.items():
+        print(f"\n{scenario} (medians over rounds)")
         for name, result in by_server.items():
             ratio = ""
-            rate = result.get("deliveries_per_s")
-            if reference and rate and name != "reference":
-                ratio = f"  {100 * rate / reference:5.1f} % of reference"
+            if "ratio_to_reference" in result:
+                ratio = f"  {100 * result['ratio_to_reference']:5.1f} % of reference"
             print(f"  {name:<10} {_headline(scenario, result)}{ratio}")
 
 
@@ -266,6 +257,7 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--processes", type=int, default=1, help="Relais server processes")
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of every scenario")
     parser.add_argument("--quick", action="store_true", help="3-second windows (a smoke run)")
     args = parser.parse_args()
     duration = 3.0 if args.quick else args.duration
@@ -286,25 +278,35 @@ def main() -> None:
         "rate": ["--duration", str(duration)],
         "catchup": [],
     }
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    rounds: list[dict[str, dict[str, dict[str, Any]]]] = []
     try:
         for server in servers:
             server.start()
-        for scenario in args.scenarios:
-            results[scenario] = {}
-            for server in servers:
-                print(f"{scenario:<8} {server.name:<10}", end=" ", flush=True)
-                result = run_loadgen(server, scenario, fixtures, options[scenario])
-                results[scenario][server.name] = result
-                print(_headline(scenario, result), flush=True)
+        for number in range(1, args.rounds + 1):
+            results: dict[str, dict[str, dict[str, Any]]] = {}
+            for scenario in args.scenarios:
+                results[scenario] = {}
+                for server in servers:
+                    print(f"round {number} {scenario:<8} {server.name:<10}", end=" ", flush=True)
+                    result = run_loadgen(server, scenario, fixtures, options[scenario])
+                    results[scenario][server.name] = result
+                    print(_headline(scenario, result), flush=True)
+            rounds.append(results)
     finally:
         for server in servers:
             server.stop()
-    print_table(results)
+    summary = summarise(rounds)
+    print_summary(summary)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = OUTPUT / f"results-{stamp}.json"
-    meta = {"processes": args.processes, "duration": duration, "cpus": os.cpu_count()}
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    meta = {
+        "processes": args.processes,
+        "duration": duration,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+    }
+    path.write_text(json.dumps({"meta": meta, "summary": summary, "rounds": rounds}, indent=1))
     print(f"\nwritten to {path.relative_to(ROOT)}")
 
 

@@ -7,12 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from server.processes import SERVER_COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,11 +25,34 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
-    """One Daphne process serving ``server.asgi`` with the given environment."""
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Return once something accepts connections on ``port``; fail if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # polling for the port to open; nothing to wait on
+    raise TimeoutError(f"nothing listens on port {port}")
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+
+class ServerProcess:
+    """One server process serving ``server.asgi`` with the given environment: uvicorn as
+    in production (``server.processes``), or Daphne."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        kind: str = "uvicorn",
+    ) -> None:
         self.port = port or free_port()
+        self.kind = kind
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -45,16 +69,7 @@ class ServerProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "server.asgi:application",
-            ],
+            SERVER_COMMANDS[self.kind](host="127.0.0.1", port=self.port),
             cwd=ROOT,
             env={**clean, **self.env},
             stdout=log,

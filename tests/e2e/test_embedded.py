@@ -41,7 +41,8 @@ def embedded_server(tmp_path: Path):
             capture_output=True,
             timeout=120,
         )
-    server = ServerProcess(env=env, log_path=tmp_path / "server.log")
+    # Daphne, as ``make run`` (runserver) serves the embedded default.
+    server = ServerProcess(env=env, log_path=tmp_path / "server.log", kind="daphne")
     server.start()
     yield server
     server.stop()
