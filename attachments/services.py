@@ -218,12 +218,16 @@ def do_complete_upload(
 
 
 def do_abort_upload(*, attachment_id: str, device_id: int, practitioner_id: str) -> None:
-    """Give up an upload: its parts and its quota reservation go at once."""
-    attachment = Attachment.objects.filter(
-        pk=attachment_id, uploader_device_id=device_id, state=AttachmentState.UPLOADING
-    ).first()
+    """Give up an upload, or withdraw a complete blob no stored message carries yet: its
+    parts, blob and quota reservation go at once. A sent blob goes with its message."""
+    attachment = Attachment.objects.filter(pk=attachment_id, uploader_device_id=device_id).first()
     if attachment is None:
         raise RelaisError(ErrorCode.ATTACHMENT_NOT_FOUND)
+    if (
+        attachment.state == AttachmentState.COMPLETE
+        and carrying_envelope(attachment=attachment) is not None
+    ):
+        raise RelaisError(ErrorCode.CONFLICT, "A sent attachment is deleted with its message.")
     do_delete_attachment(attachment)
 
 

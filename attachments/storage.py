@@ -7,8 +7,10 @@ through django-storages as an option (docs/attachments.md). Only ``open``, ``sav
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
 import secrets
 from collections.abc import Sequence
 from typing import Protocol
@@ -67,7 +69,18 @@ def delete_prefix(prefix: str) -> int:
         return 0
     for name in files:
         storage.delete(f"{prefix}/{name}")
+    _remove_empty_directory(storage, prefix)
     return len(files)
+
+
+def _remove_empty_directory(storage: Storage, prefix: str) -> None:
+    """Object stores have no directories; a filesystem keeps empty ones unless told."""
+    try:
+        path = storage.path(prefix)
+    except NotImplementedError:
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 class _HashingConcatenation(io.RawIOBase):

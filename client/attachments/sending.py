@@ -144,6 +144,7 @@ async def send_attachment(
         )
         main, thumbnail = photo.main, photo.thumbnail
         total = main.ciphertext_size + thumbnail.ciphertext_size
+        uploaded: list[str] = []
         try:
             thumbnail_id = await _upload(
                 api,
@@ -154,6 +155,7 @@ async def send_attachment(
                 offset=0,
                 total=total,
             )
+            uploaded.append(thumbnail_id)
             main_id = await _upload(
                 api,
                 main,
@@ -163,6 +165,11 @@ async def send_attachment(
                 offset=thumbnail.ciphertext_size,
                 total=total,
             )
+        except BaseException:
+            # The thumbnail alone would be a blob no message carries: withdraw it now.
+            for attachment in uploaded:
+                await api.abort_quietly(attachment)
+            raise
         finally:
             main.file.close()
             thumbnail.file.close()

@@ -10,6 +10,7 @@ decryptor of ``download_blob``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,11 +178,15 @@ class AttachmentApi:
         message_id: str | None = None,
         resume: str | None = None,
         progress: Progress | None = None,
+        abort_on_error: bool | None = None,
     ) -> str:
         """Upload a blob (a seekable file of ``size`` bytes) and return its attachment id.
 
         Either ``room`` and ``message_id`` start a new upload, or ``resume`` names an
         upload begun earlier (by this device): only the parts the server lacks are sent.
+        Network failures are retried (the server may even restart meanwhile). If the
+        upload still fails, it is abandoned on the server unless ``abort_on_error`` is
+        False (the default when resuming: the caller keeps the id to try again later).
         Memory holds one part at a time.
         """
         if resume is not None:
@@ -190,6 +195,27 @@ class AttachmentApi:
             state = await self.start_upload(room=room, message_id=message_id, size=size)
         else:
             raise ValueError("give room and message_id, or resume")
+        try:
+            return await self._send_parts(state, blob, size=size, sha256=sha256, progress=progress)
+        except BaseException:
+            if abort_on_error if abort_on_error is not None else resume is None:
+                await self.abort_quietly(state.attachment)
+            raise
+
+    async def abort_quietly(self, attachment: str) -> None:
+        """Best-effort abandon (the server also purges idle uploads after a while)."""
+        with contextlib.suppress(AttachmentError, httpx.HTTPError):
+            await self.abort_upload(attachment)
+
+    async def _send_parts(
+        self,
+        state: UploadState,
+        blob: BinaryIO,
+        *,
+        size: int,
+        sha256: str,
+        progress: Progress | None,
+    ) -> str:
         if state.size != size:
             raise ValueError("the upload was started for another size")
         done = sum(_part_length(state, index) for index in state.received)
