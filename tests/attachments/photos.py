@@ -19,10 +19,14 @@ SECRETS = [
 GPS = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}
 
 
-def marked_image(width: int, height: int) -> Image.Image:
-    """Blue, with a red block in the top-left corner: orientation is visible."""
+def marked_image(width: int, height: int, *, grain: bool = False) -> Image.Image:
+    """Blue, with a red block in the top-left corner: orientation is visible. ``grain``
+    adds sensor-like noise, so the JPEG is as large as a real photo."""
     image = Image.new("RGB", (width, height), (0, 0, 255))
     image.paste((255, 0, 0), (0, 0, width // 4, height // 4))
+    if grain:
+        noise = Image.effect_noise((width, height), 40).convert("RGB")
+        image = Image.blend(image, noise, 0.15)
     return image
 
 
@@ -34,7 +38,12 @@ def _with_iptc(jpeg: bytes, text: bytes) -> bytes:
 
 
 def phone_jpeg(
-    width: int = 1200, height: int = 900, *, orientation: int = 6, quality: int = 90
+    width: int = 1200,
+    height: int = 900,
+    *,
+    orientation: int = 6,
+    quality: int = 90,
+    grain: bool = False,
 ) -> bytes:
     """A JPEG with EXIF (orientation, make, description, GPS), XMP, a comment, IPTC and
     an sRGB ICC profile."""
@@ -45,7 +54,7 @@ def phone_jpeg(
     exif.get_ifd(ExifTags.IFD.GPSInfo).update(GPS)
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     buffer = io.BytesIO()
-    marked_image(width, height).save(
+    marked_image(width, height, grain=grain).save(
         buffer,
         "JPEG",
         quality=quality,
