@@ -206,11 +206,14 @@ if _attachment_backend == "filesystem":
         },
     }
 elif _attachment_backend == "s3":
+    _bucket = env_str("RELAIS_ATTACHMENT_S3_BUCKET", "")
+    if not _bucket:
+        raise ConfigurationError("RELAIS_ATTACHMENT_S3_BUCKET must be set with the s3 storage")
     # Credentials come from the standard AWS variables or the instance role, never here.
     _attachment_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env_str("RELAIS_ATTACHMENT_S3_BUCKET", ""),
+            "bucket_name": _bucket,
             "endpoint_url": env_str("RELAIS_ATTACHMENT_S3_ENDPOINT_URL", "") or None,
             "region_name": env_str("RELAIS_ATTACHMENT_S3_REGION", "") or None,
             "default_acl": "private",
@@ -218,8 +221,6 @@ elif _attachment_backend == "s3":
             "file_overwrite": False,
         },
     }
-    if not _attachment_storage["OPTIONS"]["bucket_name"]:  # type: ignore[index]
-        raise ConfigurationError("RELAIS_ATTACHMENT_S3_BUCKET must be set with the s3 storage")
 else:
     raise ConfigurationError(
         f"RELAIS_ATTACHMENT_STORAGE must be filesystem or s3, not {_attachment_backend!r}"
