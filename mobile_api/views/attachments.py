@@ -6,6 +6,7 @@ never decodes them. The API is specified in docs/protocol.md, "Attachments".
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -121,12 +122,13 @@ class UploadPartView(APIView):
         if not raw_length.isdigit():
             raise RelaisError(ErrorCode.UPLOAD_PART_INVALID, "Content-Length is required.")
         length = int(raw_length)
+        body = request.stream  # the raw body, never parsed; None when it is empty
         do_store_part(
             attachment_id=attachment_id,
             device_id=identity.device_id,
             practitioner_id=identity.practitioner_id,
             index=index,
-            content=request._request,  # the raw body stream, never parsed
+            content=body if body is not None else io.BytesIO(),
             length=length,
             now=timezone.now(),
         )
