@@ -131,8 +131,16 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_doctor(attachment_server
     async with AttachmentApi(
         base_url=server.http_url, token=people["doctor"], retry_delays=NO_WAIT
     ) as doctor_api:
-        await receive_attachment(doctor_api, received, destination)
+        fetched: list[tuple[int, int]] = []
+        await receive_attachment(
+            doctor_api,
+            received,
+            destination,
+            progress=lambda done, size: fetched.append((done, size)),
+        )
         thumbnail = await receive_thumbnail(doctor_api, received)
+    assert fetched[-1] == (received.ciphertext_size, received.ciphertext_size)
+    assert len(fetched) > 1  # reported as the bytes stream in, not once at the end
 
     photo = destination.read_bytes()
     image = Image.open(io.BytesIO(photo))
