@@ -1,0 +1,1 @@
+"""Benchmarks: measured on the machine, reported with the command that produced them."""

@@ -27,6 +27,13 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     SERVER_BUSY = "server_busy"
     INTERNAL = "internal"
+    # Attachments (docs/protocol.md, "Attachments")
+    ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    ATTACHMENT_NOT_FOUND = "attachment_not_found"
+    UPLOAD_PART_INVALID = "upload_part_invalid"
+    UPLOAD_INCOMPLETE = "upload_incomplete"
+    ATTACHMENT_HASH_MISMATCH = "attachment_hash_mismatch"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -97,6 +104,31 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INTERNAL: (
         "Unexpected server error; nothing was stored.",
         "Erreur inattendue du serveur ; rien n'a été enregistré.",
+    ),
+    ErrorCode.ATTACHMENT_TOO_LARGE: (
+        "The attachment is larger than the server accepts.",
+        "La pièce jointe dépasse la taille acceptée par le serveur.",
+    ),
+    ErrorCode.QUOTA_EXCEEDED: (
+        "Your attachment storage quota is full; older attachments are freed as they expire.",
+        "Votre quota de stockage de pièces jointes est atteint ; les plus anciennes sont "
+        "libérées à leur expiration.",
+    ),
+    ErrorCode.ATTACHMENT_NOT_FOUND: (
+        "No such attachment, or it was not sent to a room you can read.",
+        "Pièce jointe introuvable, ou envoyée dans un salon que vous ne pouvez pas lire.",
+    ),
+    ErrorCode.UPLOAD_PART_INVALID: (
+        "This upload part has the wrong index or size.",
+        "Cette partie d'envoi a un numéro ou une taille incorrects.",
+    ),
+    ErrorCode.UPLOAD_INCOMPLETE: (
+        "Some parts of the upload are missing; send them, then complete it.",
+        "Des parties de l'envoi manquent ; envoyez-les, puis terminez-le.",
+    ),
+    ErrorCode.ATTACHMENT_HASH_MISMATCH: (
+        "The uploaded file does not match its SHA-256; the upload was discarded.",
+        "Le fichier envoyé ne correspond pas à son SHA-256 ; l'envoi a été abandonné.",
     ),
 }
 

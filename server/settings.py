@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "directory",
     "chat",
     "mobile_api",
+    "attachments",
 ]
 
 MIDDLEWARE = [
@@ -183,3 +184,50 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# Encrypted attachments (docs/attachments.md). Blobs go through Django's storage API:
+# the filesystem by default, S3-compatible object storage with RELAIS_ATTACHMENT_STORAGE=s3.
+RELAIS_ATTACHMENTS = {
+    "MAX_FILE_BYTES": env_int("RELAIS_ATTACHMENT_MAX_BYTES", 100 * 1024 * 1024),
+    "QUOTA_BYTES": env_int("RELAIS_ATTACHMENT_QUOTA_BYTES", 5 * 1024 * 1024 * 1024),
+    "PART_BYTES": env_int("RELAIS_ATTACHMENT_PART_BYTES", 4 * 1024 * 1024),
+    "UPLOAD_TTL_SECONDS": env_int("RELAIS_ATTACHMENT_UPLOAD_TTL", 24 * 3600),
+    "UNSENT_GRACE_SECONDS": env_int("RELAIS_ATTACHMENT_UNSENT_GRACE", 24 * 3600),
+    "RETENTION_DAYS": env_int("RELAIS_ATTACHMENT_RETENTION_DAYS", 365),
+}
+_attachment_backend = env_str("RELAIS_ATTACHMENT_STORAGE", "filesystem")
+if _attachment_backend == "filesystem":
+    _attachment_storage: dict[str, object] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": env_str("RELAIS_ATTACHMENT_ROOT", str(BASE_DIR / "var" / "attachments")),
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
+elif _attachment_backend == "s3":
+    _bucket = env_str("RELAIS_ATTACHMENT_S3_BUCKET", "")
+    if not _bucket:
+        raise ConfigurationError("RELAIS_ATTACHMENT_S3_BUCKET must be set with the s3 storage")
+    # Credentials come from the standard AWS variables or the instance role, never here.
+    _attachment_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _bucket,
+            "endpoint_url": env_str("RELAIS_ATTACHMENT_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("RELAIS_ATTACHMENT_S3_REGION", "") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    raise ConfigurationError(
+        f"RELAIS_ATTACHMENT_STORAGE must be filesystem or s3, not {_attachment_backend!r}"
+    )
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": _attachment_storage,
+}

@@ -1,0 +1,238 @@
+"""Attachment benchmarks: the photo pipeline, and transfers against a real server.
+
+    RELAIS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/relais_attachments_bench \\
+        .venv/bin/python -m bench.attachments
+
+1. A 12-megapixel phone JPEG (4032 x 3024, EXIF orientation and GPS, sensor-like grain)
+   through the whole client pipeline: open, orient, strip, resize to 2048 px, re-encode,
+   thumbnail, encrypt both. Target: < 400 ms.
+2. A 20 MB file encrypted, uploaded in parts to a real Daphne process over loopback,
+   downloaded with streaming decryption and hash check, against a plain file copy.
+
+The database named by RELAIS_DATABASE_URL is created and migrated if needed; the bench
+adds its own practitioners' devices and a room to it, so never point it at a real one.
+The machine is shared: run it more than once and read the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from PIL import ExifTags, Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MB = 1_000_000
+
+
+def twelve_megapixel_jpeg() -> bytes:
+    width, height = 4032, 3024
+    image = Image.new("RGB", (width, height), (180, 120, 110))
+    image.paste((150, 40, 50), (width // 3, height // 3, 2 * width // 3, 2 * height // 3))
+    image = Image.blend(image, Image.effect_noise((width, height), 40).convert("RGB"), 0.2)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Make] = "BenchCam"
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update({1: "N", 2: (48.0, 51.0, 24.0)})
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92, exif=exif)
+    return buffer.getvalue()
+
+
+def bench_pipeline(rounds: int) -> None:
+    from client.attachments.sending import prepare_photo
+
+    photo = twelve_megapixel_jpeg()
+    prepare_photo(photo, declared_mime="image/jpeg")  # warm-up: plugin registration, caches
+    timings = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        prepared = prepare_photo(photo, declared_mime="image/jpeg")
+        timings.append((time.perf_counter() - start) * 1000)
+        prepared.main.file.close()
+        prepared.thumbnail.file.close()
+    print(
+        f"photo pipeline, 12 MP JPEG ({len(photo) / MB:.1f} MB) -> "
+        f"{prepared.image.width}x{prepared.image.height} ({len(prepared.image.data) / MB:.2f} MB)"
+        f" + thumbnail, encrypted: median {statistics.median(timings):.0f} ms, "
+        f"min {min(timings):.0f} ms, max {max(timings):.0f} ms over {rounds} runs "
+        f"(target < 400 ms)"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _prepare_database() -> tuple[str, str, int]:
+    """Migrate, then a nurse device, a doctor device and a room between them."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
+    os.environ.setdefault("RELAIS_DEBUG", "1")  # this process only prepares rows
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from chat.services.devices import do_issue_device_token
+    from chat.services.rooms import do_create_room
+    from directory.demo import ensure_demo_practitioners
+
+    call_command("migrate", verbosity=0)
+    nurse, doctor, *_ = ensure_demo_practitioners()
+    _, nurse_token = do_issue_device_token(practitioner=nurse, device_name="bench")
+    _, doctor_token = do_issue_device_token(practitioner=doctor, device_name="bench")
+    room = do_create_room(creator=nurse, kind="direct", member_ids=[doctor.national_id])
+    return nurse_token, doctor_token, room.pk
+
+
+def _start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RELAIS_")}
+    env.update(
+        {
+            "RELAIS_DEBUG": "0",
+            "RELAIS_SECRET_KEY": "bench-" + "b" * 60,
+            "RELAIS_ALLOWED_HOSTS": "127.0.0.1",
+            "RELAIS_DATABASE_URL": os.environ["RELAIS_DATABASE_URL"],
+            "RELAIS_SECURE_SSL_REDIRECT": "0",
+            "RELAIS_ATTACHMENT_ROOT": str(store),
+            "RELAIS_LOG_LEVEL": "WARNING",
+            "RELAIS_RATE_USER": "100000/minute",
+        }
+    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "server.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):  # noqa: S310 - loopback
+                return process, url
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)  # polling for the port to open
+    process.kill()
+    raise RuntimeError(log.read_text()[-2000:])
+
+
+async def _transfer(url: str, tokens: tuple[str, str], room: int, work: Path, size: int) -> None:
+    from client.attachments.descriptor import VERSION, AttachmentDescriptor, encode_key
+    from client.attachments.receiving import receive_attachment
+    from client.attachments.sending import prepare_document
+    from client.attachments.stream import SCHEME
+    from client.attachments.transfer import AttachmentApi
+
+    source = work / "source.bin"
+    source.write_bytes(os.urandom(size))
+
+    start = time.perf_counter()
+    shutil.copyfile(source, work / "copy.bin")
+    copy_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    blob = prepare_document(source, declared_mime="application/octet-stream")
+    encrypt_seconds = time.perf_counter() - start
+    async with AttachmentApi(base_url=url, token=tokens[0]) as api:
+        start = time.perf_counter()
+        attachment = await api.upload_blob(
+            blob.file, size=blob.ciphertext_size, sha256=blob.sha256, room=room, message_id="bench"
+        )
+        upload_seconds = time.perf_counter() - start
+        blob.file.close()
+        descriptor = AttachmentDescriptor(
+            v=VERSION,
+            scheme=SCHEME,
+            blob=attachment,
+            key=encode_key(blob.key),
+            sha256=blob.sha256,
+            ciphertext_size=blob.ciphertext_size,
+            size=blob.plaintext_size,
+            mime="application/octet-stream",
+        )
+        start = time.perf_counter()
+        await receive_attachment(api, descriptor, work / "received.bin")
+        download_seconds = time.perf_counter() - start
+    if (work / "received.bin").read_bytes() != source.read_bytes():
+        raise RuntimeError("the received file differs")
+
+    def rate(seconds: float) -> str:
+        return f"{seconds * 1000:.0f} ms, {size / MB / seconds:.0f} MB/s"
+
+    print(f"{size / MB:.0f} MB file, loopback, one Daphne process:")
+    print(f"  plain file copy              {rate(copy_seconds)}")
+    print(f"  encrypt (client)             {rate(encrypt_seconds)}")
+    print(f"  upload in 4 MiB parts        {rate(upload_seconds)}")
+    print(f"  download + decrypt + verify  {rate(download_seconds)}")
+    total = encrypt_seconds + upload_seconds + download_seconds
+    print(f"  whole round trip             {rate(total)} ({total / copy_seconds:.0f}x the copy)")
+
+
+def bench_transfer(size: int) -> None:
+    if "RELAIS_DATABASE_URL" not in os.environ:
+        raise SystemExit("set RELAIS_DATABASE_URL to a PostgreSQL database for the bench")
+    _ensure_database(os.environ["RELAIS_DATABASE_URL"])
+    tokens_room = _prepare_database()
+    with tempfile.TemporaryDirectory(prefix="relais-bench-") as directory:
+        work = Path(directory)
+        process, url = _start_server(work / "store", work / "server.log")
+        try:
+            asyncio.run(_transfer(url, tokens_room[:2], tokens_room[2], work, size))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _ensure_database(url: str) -> None:
+    """Create the bench database when it does not exist (PostgreSQL only)."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if exists.fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{name}"')  # the operator's own bench name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="pipeline runs (default 7)")
+    parser.add_argument("--size-mb", type=int, default=20, help="transfer size in MB")
+    parser.add_argument("--skip-transfer", action="store_true")
+    arguments = parser.parse_args()
+    bench_pipeline(arguments.rounds)
+    if not arguments.skip_transfer:
+        bench_transfer(arguments.size_mb * MB)
+
+
+if __name__ == "__main__":
+    main()

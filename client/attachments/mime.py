@@ -1,0 +1,105 @@
+"""Checking a file's declared MIME type against its content, before it is encrypted.
+
+Rules (docs/attachments.md says why):
+
+* images go through the photo pipeline, so their declared type must be the image format
+  Pillow reads (checked in ``images.py``);
+* any other file is sniffed with ``puremagic``: when the content is recognised, the
+  declared type must be one of the recognised types — ``application/octet-stream`` is
+  accepted for any recognised type except an image (an image sent as "just bytes" would
+  skip the metadata stripping, GPS included);
+* unrecognised content may only be sent as ``text/plain`` (when it is UTF-8 text) or
+  ``application/octet-stream``.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+import puremagic
+
+from client.attachments.errors import AttachmentError, ClientCode
+
+OCTET_STREAM = "application/octet-stream"
+TEXT_PLAIN = "text/plain"
+SNIFF_BYTES = 64 * 1024
+
+# The image formats the pipeline opens, by MIME type (Pillow's format names).
+IMAGE_FORMATS: dict[str, str] = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
+}
+
+# Sniffers report some types under another name.
+_ALIASES: dict[str, set[str]] = {
+    "application/pdf": {"application/pdf", "application/x-pdf"},
+    "application/zip": {"application/zip", "application/x-zip-compressed"},
+}
+
+
+def is_image_type(mime: str) -> bool:
+    return mime in IMAGE_FORMATS
+
+
+def sniffed_types(head: bytes) -> set[str]:
+    """The MIME types puremagic recognises in the first bytes of a file (maybe none)."""
+    if not head:
+        return set()
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        return set()
+    return {match.mime_type for match in matches if match.mime_type}
+
+
+def _is_utf8_text(head: bytes, *, complete: bool) -> bool:
+    if b"\x00" in head:
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(head, final=complete)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def check_document_type(*, declared_mime: str, head: bytes, complete: bool) -> None:
+    """Refuse a non-image file whose content contradicts ``declared_mime``.
+
+    ``head`` is the file's first bytes (up to SNIFF_BYTES); ``complete`` says whether it
+    is the whole file. Raises AttachmentError(mime_mismatch or mime_unsupported).
+    """
+    declared = declared_mime.strip().lower()
+    if is_image_type(declared):
+        raise ValueError("images are checked by the photo pipeline")
+    found = sniffed_types(head)
+    images = sorted(kind for kind in found if kind.startswith("image/"))
+    if images:
+        raise AttachmentError(
+            ClientCode.MIME_MISMATCH,
+            f"The content is an image ({images[0]}); send it as a photo so its metadata "
+            "is removed.",
+        )
+    if declared == OCTET_STREAM:
+        return
+    if found:
+        accepted = _ALIASES.get(declared, {declared})
+        if accepted & found:
+            return
+        raise AttachmentError(
+            ClientCode.MIME_MISMATCH,
+            f"Declared {declared}, content looks like {', '.join(sorted(found)[:3])}.",
+        )
+    if declared == TEXT_PLAIN:
+        if _is_utf8_text(head, complete=complete):
+            return
+        raise AttachmentError(ClientCode.MIME_MISMATCH, "Declared text/plain, content is not text.")
+    raise AttachmentError(
+        ClientCode.MIME_UNSUPPORTED, f"The content of this {declared} file is not recognised."
+    )

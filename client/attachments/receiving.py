@@ -1,0 +1,85 @@
+"""Receiving an attachment: download, verify, decrypt, save — all or nothing.
+
+The plaintext is written to a hidden temporary file beside the destination and renamed
+into place only when every chunk authenticated, the blob's SHA-256 and size match the
+descriptor and the decrypted size matches too. On any failure the temporary file is
+removed: a tampered or truncated attachment never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from client.attachments.descriptor import AttachmentDescriptor, ThumbnailDescriptor, decode_key
+from client.attachments.errors import AttachmentError, ClientCode
+from client.attachments.stream import StreamDecryptor
+from client.attachments.transfer import AttachmentApi, DownloadResult, Progress
+
+
+def _verify(result: DownloadResult, expected: AttachmentDescriptor | ThumbnailDescriptor) -> None:
+    if result.size != expected.ciphertext_size:
+        raise AttachmentError(ClientCode.SIZE_MISMATCH)
+    if not hmac.compare_digest(result.sha256, expected.sha256):
+        raise AttachmentError(ClientCode.HASH_MISMATCH)
+
+
+async def receive_attachment(
+    api: AttachmentApi,
+    descriptor: AttachmentDescriptor,
+    destination: Path,
+    *,
+    progress: Progress | None = None,
+) -> Path:
+    """Fetch the attachment into ``destination`` (replaced if it exists); returns it."""
+    decryptor = StreamDecryptor(file_key=decode_key(descriptor.key))
+    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.part")
+    written = 0
+    try:
+        with temporary.open("xb") as output:
+
+            def write(plain: bytes) -> None:
+                nonlocal written
+                written += len(plain)
+                output.write(plain)
+
+            result = await api.download_blob(
+                descriptor.blob,
+                size=descriptor.ciphertext_size,
+                sink=decryptor,
+                write=write,
+                progress=progress,
+            )
+            _verify(result, descriptor)
+            write(decryptor.finalize())
+            if written != descriptor.size:
+                raise AttachmentError(ClientCode.SIZE_MISMATCH)
+            output.flush()
+            os.fsync(output.fileno())
+        temporary.replace(destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    return destination
+
+
+async def receive_thumbnail(api: AttachmentApi, descriptor: AttachmentDescriptor) -> bytes:
+    """The decrypted thumbnail of an image attachment, in memory (it is small)."""
+    thumbnail = descriptor.thumbnail
+    if thumbnail is None:
+        raise AttachmentError(ClientCode.BAD_DESCRIPTOR, "This attachment has no thumbnail.")
+    decryptor = StreamDecryptor(file_key=decode_key(thumbnail.key))
+    pieces: list[bytes] = []
+    result = await api.download_blob(
+        thumbnail.blob, size=thumbnail.ciphertext_size, sink=decryptor, write=pieces.append
+    )
+    _verify(result, thumbnail)
+    pieces.append(decryptor.finalize())
+    plain = b"".join(pieces)
+    if len(plain) != thumbnail.size:
+        raise AttachmentError(ClientCode.SIZE_MISMATCH)
+    return plain
