@@ -43,6 +43,7 @@ ORIGIN_BYTES: Final = 16
 """Length of the publishing process's id at the start of every Redis batch."""
 
 MAX_BATCH_EVENTS: Final = 1024
+_CLOSE_TIMEOUT_SECONDS: Final = 5
 
 
 class HubEvent(msgspec.Struct, array_like=True, frozen=True):
@@ -132,7 +133,9 @@ class FanoutHub:
             return
         import redis.asyncio as redis_asyncio
 
-        self._redis = redis_asyncio.Redis.from_url(self._redis_url)
+        self._redis = redis_asyncio.Redis.from_url(
+            self._redis_url, socket_connect_timeout=_CLOSE_TIMEOUT_SECONDS
+        )
         self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(self._channel)
         await self._confirm_subscription()
@@ -149,6 +152,8 @@ class FanoutHub:
                     return
 
     async def close(self) -> None:
+        """Stop the reader and the publisher and close the Redis connections (bounded:
+        a shutdown must not hang on a half-closed socket)."""
         _unregister(self)
         for task in (self._reader, self._publisher):
             if task is not None:
@@ -156,12 +161,15 @@ class FanoutHub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._reader = self._publisher = None
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
-            self._pubsub = None
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
+                if self._pubsub is not None:
+                    await self._pubsub.aclose()
+                if self._redis is not None:
+                    await self._redis.aclose()
+        except TimeoutError:
+            logger.warning("closing the Redis connections timed out; dropping them")
+        self._pubsub = self._redis = None
 
     async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         """Add a local subscriber: events of the topic published from now on reach it."""
