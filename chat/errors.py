@@ -27,6 +27,10 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     SERVER_BUSY = "server_busy"
     INTERNAL = "internal"
+    BAD_STATE_EVENT = "bad_state_event"
+    STALE_STATE = "stale_state"
+    KEY_NOT_CERTIFIED = "key_not_certified"
+    BAD_KEYS = "bad_keys"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -97,6 +101,22 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INTERNAL: (
         "Unexpected server error; nothing was stored.",
         "Erreur inattendue du serveur ; rien n'a été enregistré.",
+    ),
+    ErrorCode.BAD_STATE_EVENT: (
+        "The room-state event is malformed, badly signed or not allowed.",
+        "L'événement d'état du salon est mal formé, mal signé ou non autorisé.",
+    ),
+    ErrorCode.STALE_STATE: (
+        "The room state has changed; fetch the new events and sign again.",
+        "L'état du salon a changé ; récupérez les nouveaux événements et signez à nouveau.",
+    ),
+    ErrorCode.KEY_NOT_CERTIFIED: (
+        "A device key is not certified (or was revoked) in the key-transparency log.",
+        "Une clé d'appareil n'est pas certifiée (ou a été révoquée) dans le journal des clés.",
+    ),
+    ErrorCode.BAD_KEYS: (
+        "The device keys or their signature are invalid.",
+        "Les clés de l'appareil ou leur signature sont invalides.",
     ),
 }
 

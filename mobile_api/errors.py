@@ -23,6 +23,7 @@ _STATUS = {
     ErrorCode.NOT_AUTHENTICATED: status.HTTP_401_UNAUTHORIZED,
     ErrorCode.SERVER_BUSY: status.HTTP_503_SERVICE_UNAVAILABLE,
     ErrorCode.INTERNAL: status.HTTP_500_INTERNAL_SERVER_ERROR,
+    ErrorCode.STALE_STATE: status.HTTP_409_CONFLICT,
 }
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], ErrorCode]] = [

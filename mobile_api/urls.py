@@ -15,3 +15,28 @@ urlpatterns = [
     ),
     path("rooms/<int:room_id>/messages", HistoryView.as_view(), name="room-messages"),
 ]
+
+# End-to-end encryption: signed room state, key transparency, devices, to-device queue.
+from mobile_api.views import devices as device_views  # noqa: E402
+from mobile_api.views import keys as key_views  # noqa: E402
+from mobile_api.views.rooms import RoomStateView  # noqa: E402
+
+urlpatterns += [
+    path("rooms/<int:room_id>/state", RoomStateView.as_view(), name="room-state"),
+    path("keys/log", key_views.LogInfoView.as_view(), name="keys-log"),
+    path("keys/log/tree-head", key_views.TreeHeadView.as_view(), name="keys-tree-head"),
+    path("keys/log/consistency", key_views.ConsistencyView.as_view(), name="keys-consistency"),
+    path("keys/log/entries", key_views.EntriesView.as_view(), name="keys-entries"),
+    path(
+        "keys/practitioners/<str:national_id>",
+        key_views.PractitionerKeysView.as_view(),
+        name="keys-practitioner",
+    ),
+    path("devices", device_views.DeviceListView.as_view(), name="devices"),
+    path("devices/keys", device_views.DeviceKeysView.as_view(), name="device-keys"),
+    path("devices/messages", device_views.ToDeviceView.as_view(), name="device-messages"),
+    path(
+        "devices/messages/ack", device_views.ToDeviceAckView.as_view(), name="device-messages-ack"
+    ),
+    path("devices/<int:device_id>", device_views.DeviceRevokeView.as_view(), name="device"),
+]

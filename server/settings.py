@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "directory",
     "chat",
     "mobile_api",
+    "keylog",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +156,10 @@ RELAIS = {
     "WRITE_BATCH_MAX": env_int("RELAIS_WRITE_BATCH_MAX", 256),
     "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
 }
+
+# The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY
+# when empty (keylog/signing.py).
+KEYLOG_SIGNING_KEY = env_str("RELAIS_KEYLOG_SIGNING_KEY", "")
 
 LOGGING = {
     "version": 1,
