@@ -544,23 +544,26 @@ class RelaisClient:
     # Verification -----------------------------------------------------------------
 
     async def check_my_devices(self) -> list[int]:
-        """Audit the log; report devices certified for my national id that I do not know."""
-        known = set(self.store.data.get("known_devices", []))
-        unknown = await self.directory.monitor(national_id=self.national_id, known_devices=known)
-        for device in unknown:
+        """Audit the log; alert on each device certified for my national id that I do
+        not know, and return every such device not approved yet."""
+        data = self.store.data
+        known = set(data.get("known_devices", []))
+        found = await self.directory.monitor(national_id=self.national_id, known_devices=known)
+        for device in found:
             await self._alert(
                 "unknown_device",
                 None,
                 f"a device you do not know ({device}) was certified for {self.national_id}",
             )
+        data["unknown_devices"] = sorted({*data.get("unknown_devices", []), *found} - known)
         self.save()
-        return unknown
+        return list(data["unknown_devices"])
 
     def approve_device(self, device: int) -> None:
         """The user confirmed a new device of theirs."""
-        self.store.data["known_devices"] = sorted(
-            {*self.store.data.get("known_devices", []), device}
-        )
+        data = self.store.data
+        data["known_devices"] = sorted({*data.get("known_devices", []), device})
+        data["unknown_devices"] = [d for d in data.get("unknown_devices", []) if d != device]
         self.save()
 
     async def safety_number(self, national_id: str) -> safety.SafetyNumber:
