@@ -115,3 +115,15 @@ def _inbound_from(value: dict[str, Any], room: str) -> InboundSession:
             for i, (key, nonce) in value["skipped"].items()
         },
     )
+
+
+def own_copy(session: OutboundSession) -> InboundSession:
+    """An inbound twin of our own sender key, to read our own messages after a sync."""
+    return InboundSession(
+        room=session.room,
+        sender=session.sender,
+        key_id=session.key_id,
+        chain_key=session.chain_key,
+        next_index=session.index,
+        epoch=session.epoch,
+    )

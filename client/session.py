@@ -25,7 +25,6 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,42 +32,17 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from client.api import ApiError, RestApi
 from client.directory import KeyDirectory, KeyTransparencyError
-from client.rooms import LocalRoom
+from client.events import Message, SecurityAlert, SecurityError
+from client.rooms import LocalRoom, own_copy
 from client.store import KeyStore
-from e2ee import safety, shares, state, transparency
+from client.trust import Trust
+from e2ee import safety, shares, state
 from e2ee.encoding import JsonObject, b64u, unb64u
-from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
+from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.keys import DeviceKeyPair
 
 DeviceRef = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    room: int
-    seq: int
-    sender: DeviceRef
-    content: JsonObject
-    own: bool
-
-    @property
-    def text(self) -> str:
-        return str(self.content.get("text", ""))
-
-
-@dataclass(frozen=True, slots=True)
-class SecurityAlert:
-    """Something the client refused or must tell its user. ``kind`` is a CryptoErrorCode
-    value, ``unknown_device``, ``key_changed`` or ``key_transparency``."""
-
-    kind: str
-    room: int | None
-    detail: str
-
-
-class SecurityError(Exception):
-    """An operation was refused because verification failed (see ``alerts``)."""
 
 
 class RelaisClient:
@@ -79,6 +53,7 @@ class RelaisClient:
         data = store.data
         self.api.token = data.get("token")
         self.directory = KeyDirectory(self.api, data.setdefault("directory", {}))
+        self.trust = Trust(api=self.api, directory=self.directory, data=data, alert=self._alert)
         self.rooms: dict[int, LocalRoom] = {
             int(k): LocalRoom.from_json(v) for k, v in data.get("rooms", {}).items()
         }
@@ -126,38 +101,8 @@ class RelaisClient:
 
     async def register_with_token(self, *, token: str, device: int, national_id: str) -> None:
         """Certify fresh keys for a device token obtained by any login."""
-        keys = DeviceKeyPair.generate()
-        sign_private, kex_private = keys.private_bytes()
         self.api.token = token
-        data = self.store.data
-        data.update(
-            token=token,
-            device=device,
-            national_id=national_id,
-            keys={"sign": b64u(sign_private), "kex": b64u(kex_private)},
-        )
-        await self.directory.pin_log_key()
-        signature = transparency.sign_registration(
-            key_pair=keys, national_id=national_id, device=device
-        )
-        answer = await self.api.call(
-            "POST", "devices/keys", json={**keys.public.to_json(), "signature": b64u(signature)}
-        )
-        head = await self.directory.accept_tree_head(answer["tree_head"])
-        leaf = answer["entry"].encode("utf-8")
-        transparency.check_inclusion(
-            leaf=leaf, index=answer["index"], proof=answer["proof"], head=head
-        )
-        record = transparency.parse_log_entry(leaf, log_public=self.directory.log_public)
-        if not isinstance(record, transparency.Certificate) or record.keys != keys.public:
-            raise KeyTransparencyError("the log certified other keys than ours")
-        # Devices certified before this one are the ones the practitioner had; from now
-        # on, any other new device is reported.
-        mine = await self.directory.devices_of(national_id)
-        data["known_devices"] = sorted({device, *mine})
-        await self.directory.monitor(
-            national_id=national_id, known_devices=set(data["known_devices"])
-        )
+        await self.trust.register(token=token, device=device, national_id=national_id)
         self.save()
 
     def save(self) -> None:
@@ -363,7 +308,7 @@ class RelaisClient:
             room.outbound = OutboundSession.create(
                 room=room.state.room, sender=self.me, epoch=room.state.epoch, now_ms=now_ms
             )
-            room.add_inbound(_own_copy(room.outbound))
+            room.add_inbound(own_copy(room.outbound))
         await self._share(room)
         envelope = room.outbound.encrypt(state=room.state, key_pair=self.key_pair, content=content)
         self.save()  # the ratchet moved: never reuse a message key, even after a crash
@@ -544,74 +489,27 @@ class RelaisClient:
     # Verification -----------------------------------------------------------------
 
     async def check_my_devices(self) -> list[int]:
-        """Audit the log; alert on each device certified for my national id that I do
-        not know, and return every such device not approved yet."""
-        data = self.store.data
-        known = set(data.get("known_devices", []))
-        found = await self.directory.monitor(national_id=self.national_id, known_devices=known)
-        for device in found:
-            await self._alert(
-                "unknown_device",
-                None,
-                f"a device you do not know ({device}) was certified for {self.national_id}",
-            )
-        data["unknown_devices"] = sorted({*data.get("unknown_devices", []), *found} - known)
+        """Audit the log; devices certified for my national id that I do not know."""
+        unknown = await self.trust.check_my_devices(self.national_id)
         self.save()
-        return list(data["unknown_devices"])
+        return unknown
 
     def approve_device(self, device: int) -> None:
         """The user confirmed a new device of theirs."""
-        data = self.store.data
-        data["known_devices"] = sorted({*data.get("known_devices", []), device})
-        data["unknown_devices"] = [d for d in data.get("unknown_devices", []) if d != device]
+        self.trust.approve_device(device)
         self.save()
 
     async def safety_number(self, national_id: str) -> safety.SafetyNumber:
-        mine = await self.directory.devices_of(self.national_id)
-        theirs = await self.directory.devices_of(national_id)
-        return safety.safety_number(
-            self.national_id,
-            [d.keys.sign_key for d in mine.values()],
-            national_id,
-            [d.keys.sign_key for d in theirs.values()],
-        )
+        return await self.trust.safety_number(self.national_id, national_id)
 
     async def mark_verified(self, national_id: str) -> None:
         """Remember the contact's keys as checked in person (safety number compared)."""
-        theirs = await self.directory.devices_of(national_id)
-        self.store.data.setdefault("verified", {})[national_id] = b64u(
-            safety.fingerprint(national_id, [d.keys.sign_key for d in theirs.values()])
-        )
+        await self.trust.mark_verified(national_id)
         self.save()
 
     async def check_verified_contact(self, national_id: str) -> bool:
         """True if a verified contact still has the keys checked; a clear alert if not."""
-        expected = self.store.data.get("verified", {}).get(national_id)
-        if expected is None:
-            return False
-        theirs = await self.directory.devices_of(national_id)
-        now = b64u(safety.fingerprint(national_id, [d.keys.sign_key for d in theirs.values()]))
-        if now != expected:
-            await self._alert(
-                "key_changed",
-                None,
-                f"{national_id}'s keys changed since you verified them: "
-                "compare safety numbers again",
-            )
-            return False
-        return True
+        return await self.trust.check_verified_contact(national_id)
 
     async def _alert(self, kind: str, room: int | None, detail: str) -> None:
         await self.alerts.put(SecurityAlert(kind=kind, room=room, detail=detail))
-
-
-def _own_copy(session: OutboundSession) -> InboundSession:
-    """An inbound twin of our own sender key, to read our own messages after a sync."""
-    return InboundSession(
-        room=session.room,
-        sender=session.sender,
-        key_id=session.key_id,
-        chain_key=session.chain_key,
-        next_index=session.index,
-        epoch=session.epoch,
-    )

@@ -169,10 +169,15 @@ async def test_a_device_the_server_adds_for_someone_alerts_its_owner(server, tmp
     nurse = await new_client(server.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(server.http_url, tmp_path, DOCTOR, "doctor")
     room = await nurse.create_room(kind="direct", members=[DOCTOR])
+    await nurse.mark_verified(DOCTOR)  # safety numbers compared in person
+    assert await nurse.check_verified_contact(DOCTOR)
     rogue, _ = await sync_to_async(rogue_device)(DOCTOR)  # in the log, as the server must
     alert = await next_alert(doctor)  # the live notice makes the doctor audit the log
     assert (alert.kind, str(rogue) in alert.detail) == ("unknown_device", True)
     assert await doctor.check_my_devices() == [rogue]
+    # The nurse had verified the doctor: his device list changed, she is warned.
+    assert not await nurse.check_verified_contact(DOCTOR)
+    assert (await next_alert(nurse)).kind == "key_changed"
     # The room's signed state does not list it, so no key goes to it.
     await nurse.send_text(room, "pour le Dr Durand seulement")
     assert (await next_message(doctor)).text == "pour le Dr Durand seulement"
