@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from client.session import Message, RelaisClient, SecurityAlert
+from client.events import Message, SecurityAlert
+from client.session import RelaisClient
 from client.store import KeyStore
 
 TIMEOUT = 20

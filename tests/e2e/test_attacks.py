@@ -14,7 +14,7 @@ from django.db import transaction
 from chat.models import Device, Envelope, Membership, Room, RoomStateEvent, ToDeviceMessage
 from chat.services.devices import DeviceIdentity, do_issue_device_token
 from client.directory import KeyTransparencyError
-from client.session import SecurityError
+from client.events import SecurityError
 from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee import transparency

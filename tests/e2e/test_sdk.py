@@ -61,12 +61,16 @@ async def test_two_clients_chat_add_and_remove_a_member_and_survive_reconnects(s
 
     # A member leaves: the sender key rotates and he cannot read what follows.
     before_removal = copy.deepcopy(pharmacist.rooms[room])
-    old_key = nurse.rooms[room].outbound.key_id
+    outbound = nurse.rooms[room].outbound
+    assert outbound is not None
+    old_key = outbound.key_id
     await nurse.remove_member(room, PHARMACIST)
     seq = await nurse.send_text(room, "Information après le départ du pharmacien.")
     assert (await next_message(doctor)).text == "Information après le départ du pharmacien."
-    assert nurse.rooms[room].outbound.key_id != old_key
-    assert pharmacist.me not in nurse.rooms[room].outbound.shared_with
+    rotated = nurse.rooms[room].outbound
+    assert rotated is not None
+    assert rotated.key_id != old_key
+    assert pharmacist.me not in rotated.shared_with
     stored = await sync_to_async(Envelope.objects.get)(room_id=room, seq=seq)
     for raw in nurse.rooms[room].events[len(before_removal.events) :]:
         before_removal.apply(raw)  # give him even the newest (public) state

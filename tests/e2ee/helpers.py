@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from e2ee import shares, state
 from e2ee.envelopes import InboundSession, OutboundSession
 from e2ee.keys import DeviceKeyPair
+from e2ee.state import RoomDevice, RoomState
 
 NURSE = ("810003456786", 7)
 DOCTOR = ("810001987659", 9)
@@ -17,12 +18,12 @@ PHARMACIST = ("810002765435", 11)
 class Room:
     keys: dict[tuple[str, int], DeviceKeyPair]
     events: list[bytes]
-    state: state.RoomState
+    state: RoomState
 
-    def device(self, ref: tuple[str, int]) -> state.RoomDevice:
+    def device(self, ref: tuple[str, int]) -> RoomDevice:
         return state.RoomDevice(national_id=ref[0], device=ref[1], keys=self.keys[ref].public)
 
-    def apply(self, author: tuple[str, int], action: str, content: dict) -> state.RoomState:
+    def apply(self, author: tuple[str, int], action: str, content: dict) -> RoomState:
         raw = state.sign_event(
             state=self.state,
             room=self.state.room,

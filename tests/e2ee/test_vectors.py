@@ -22,7 +22,8 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def load(name: str) -> dict:
-    return json.loads((VECTORS / f"{name}.json").read_text())
+    loaded: dict = json.loads((VECTORS / f"{name}.json").read_text())
+    return loaded
 
 
 def keys_of(entry: dict) -> DeviceKeyPair:

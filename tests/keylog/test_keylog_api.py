@@ -56,6 +56,7 @@ def test_a_certificate_is_in_the_log_and_the_log_only_grows(practitioners):
     assert response.status_code == 201, response.content
     body = response.json()
     record = transparency.parse_log_entry(body["entry"].encode(), log_public=public)
+    assert isinstance(record, transparency.Certificate)
     assert (record.national_id, record.device, record.keys) == (NURSE, device, keys.public)
     head = transparency.parse_tree_head(body["tree_head"], log_public=public)
     transparency.check_inclusion(

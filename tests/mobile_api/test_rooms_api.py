@@ -194,6 +194,7 @@ def _forged_signature(event: str) -> str:
 )
 def test_bad_room_creation_is_refused_and_creates_nothing(people, case, code):
     admin, member, other = people["admin"], people["member"], people["other"]
+    payload: dict[str, object]
     if case == "direct_alone":
         payload = {"event": creation(admin, "direct", [])}
     elif case == "direct_three":

@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from e2ee import merkle, ratchet, safety, shares, state, transparency
+from e2ee import labels, merkle, ratchet, safety, shares, state, transparency
 from e2ee.encoding import b64u, canonical_json
 from e2ee.envelopes import OutboundSession
 from e2ee.keys import DeviceKeyPair
@@ -304,7 +304,7 @@ def hpke_vectors() -> dict[str, Any]:
     )
     return {
         "suite": {"kem": "DHKEM(X25519, HKDF-SHA256)", "kdf": "HKDF-SHA256", "aead": "AES-256-GCM"},
-        "info": shares.labels.HPKE_INFO_SENDER_KEY.decode(),
+        "info": labels.HPKE_INFO_SENDER_KEY.decode(),
         "chain_events": 2,
         "recipient": list(PEOPLE["pharmacist"]),
         "to_device_message": message.decode(),
