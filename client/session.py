@@ -388,8 +388,10 @@ class RelaisClient:
         elif kind in ("membership", "room_state"):
             await self._on_room_change(frame)
         elif kind == "to_device":
+            # Process it, then everything queued up to it, and only then acknowledge:
+            # acknowledging "up to" this id must not drop an older unprocessed share.
             await self._on_to_device(frame)
-            await self.api.call("POST", "devices/messages/ack", json={"up_to": frame["id"]})
+            await self.process_to_device()
 
     async def _on_room_change(self, frame: dict[str, Any]) -> None:
         room_id = frame["room"]
