@@ -8,7 +8,7 @@ stores and orders the chain and checks it too (defence in depth), but a client b
 only what it has verified itself with ``apply_event``: a member or a device the server
 inserted has no valid signature from an admin device and is refused.
 
-The same function runs on the server (``chat.services.state``) and in the SDK, so the
+The same function runs on the server (``chat.services.rooms``) and in the SDK, so the
 two can never disagree about what a chain means.
 """
 
