@@ -15,6 +15,7 @@ from chat.models import ToDeviceMessage
 from e2ee import transparency
 from e2ee.encoding import b64u, unb64u
 from e2ee.keys import DeviceKeyPair
+from tests.signed_rooms import create_room
 from tests.wsclient import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,18 +161,25 @@ def test_to_device_queue_send_fetch_acknowledge(practitioners):
     sender, sender_device, _ = login(NURSE)
     receiver, receiver_device, _ = login(DOCTOR)
     body = b64u(b'{"opaque":"sealed share"}')
+    one = {"messages": [{"device": receiver_device, "body": body}]}
+    # Deny by default: nobody shares a room with the doctor yet.
+    assert sender.post("/api/v1/devices/messages", one, format="json").status_code == 404
+    create_room(creator=practitioners["nurse"], kind="direct", member_ids=[DOCTOR])
     sent = sender.post(
         "/api/v1/devices/messages",
         {"messages": [{"device": receiver_device, "body": body}] * 2},
         format="json",
     )
     assert sent.status_code == 201, sent.content
-    queued = receiver.get("/api/v1/devices/messages").json()["messages"]
+    everything = receiver.get("/api/v1/devices/messages").json()["messages"]
+    # (the doctor's signing device, certified for the room, was announced as a notice)
+    assert [m["kind"] for m in everything] == ["notice", "key_share", "key_share"]
+    queued = everything[1:]
     assert [m["body"] for m in queued] == [body, body]
     assert queued[0]["sender"] == {"device": sender_device, "practitioner": NURSE}
     assert receiver.post(
         "/api/v1/devices/messages/ack", {"up_to": queued[0]["id"]}, format="json"
-    ).json() == {"deleted": 1}
+    ).json() == {"deleted": 2}  # the notice and the first share
     assert [m["id"] for m in receiver.get("/api/v1/devices/messages").json()["messages"]] == [
         queued[1]["id"]
     ]
@@ -188,4 +196,4 @@ def test_to_device_queue_send_fetch_acknowledge(practitioners):
         format="json",
     )
     assert too_big.json()["error"]["code"] == "body_too_large"
-    assert ToDeviceMessage.objects.count() == 1
+    assert ToDeviceMessage.objects.filter(kind="key_share").count() == 1

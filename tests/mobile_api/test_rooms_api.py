@@ -295,6 +295,17 @@ def test_adding_twice_conflicts_and_a_stale_event_is_refused(people, room):
     assert RoomStateEvent.objects.filter(room=room).count() == 2
 
 
+def test_a_revoked_device_cannot_be_added(people, room):
+    admin, other = people["admin"], people["other"]
+    # The pharmacist lost this phone and revoked it from another device of hers.
+    second = login(other.national_id)
+    assert second.client.delete(f"/api/v1/devices/{other.device}").status_code == 204
+    event = admin.sign(admin.state(room.pk), "add_member", other.member("member"))
+    response = admin.client.post(f"/api/v1/rooms/{room.pk}/state", {"event": event}, format="json")
+    assert response.json()["error"]["code"] == "key_not_certified"
+    assert not Membership.objects.filter(room=room, practitioner_id=other.national_id).exists()
+
+
 def test_state_changes_are_visible_to_every_member(people, room):
     admin, member = people["admin"], people["member"]
     policy = chain.Policy(
