@@ -89,8 +89,8 @@ def _prepare_database() -> tuple[str, str, int]:
     from django.core.management import call_command
 
     from chat.services.devices import do_issue_device_token
-    from chat.services.rooms import do_create_room
     from directory.demo import ensure_demo_practitioners
+    from tests.signed_rooms import create_room as do_create_room
 
     call_command("migrate", verbosity=0)
     nurse, doctor, *_ = ensure_demo_practitioners()

@@ -34,6 +34,10 @@ class ErrorCode(StrEnum):
     UPLOAD_PART_INVALID = "upload_part_invalid"
     UPLOAD_INCOMPLETE = "upload_incomplete"
     ATTACHMENT_HASH_MISMATCH = "attachment_hash_mismatch"
+    BAD_STATE_EVENT = "bad_state_event"
+    STALE_STATE = "stale_state"
+    KEY_NOT_CERTIFIED = "key_not_certified"
+    BAD_KEYS = "bad_keys"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -129,6 +133,22 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.ATTACHMENT_HASH_MISMATCH: (
         "The uploaded file does not match its SHA-256; the upload was discarded.",
         "Le fichier envoyé ne correspond pas à son SHA-256 ; l'envoi a été abandonné.",
+    ),
+    ErrorCode.BAD_STATE_EVENT: (
+        "The room-state event is malformed, badly signed or not allowed.",
+        "L'événement d'état du salon est mal formé, mal signé ou non autorisé.",
+    ),
+    ErrorCode.STALE_STATE: (
+        "The room state has changed; fetch the new events and sign again.",
+        "L'état du salon a changé ; récupérez les nouveaux événements et signez à nouveau.",
+    ),
+    ErrorCode.KEY_NOT_CERTIFIED: (
+        "A device key is not certified (or was revoked) in the key-transparency log.",
+        "Une clé d'appareil n'est pas certifiée (ou a été révoquée) dans le journal des clés.",
+    ),
+    ErrorCode.BAD_KEYS: (
+        "The device keys or their signature are invalid.",
+        "Les clés de l'appareil ou leur signature sont invalides.",
     ),
 }
 

@@ -40,6 +40,11 @@ class Room(models.Model):
 
     ``last_seq`` is the sequence number of the newest envelope; the next envelope takes
     ``last_seq + 1`` under this row's lock.
+
+    ``uid`` is the room id the clients chose and sign (docs/protocol.md, "Room state").
+    ``state_epoch``/``state_head`` are the newest verified state event; ``policy`` and
+    ``archiver`` mirror the verified state so every member sees them. Memberships are
+    derived from the verified chain (``RoomStateEvent``), never written otherwise.
     """
 
     kind = models.CharField(max_length=16, choices=RoomKind.choices)
@@ -48,6 +53,11 @@ class Room(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_seq = models.BigIntegerField(default=0)
+    uid = models.CharField(max_length=22, unique=True, null=True, blank=True)
+    state_epoch = models.BigIntegerField(default=-1)
+    state_head = models.CharField(max_length=43, blank=True, default="")
+    policy = models.JSONField(default=dict, blank=True)
+    archiver = models.JSONField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.kind} room {self.pk}"
@@ -125,3 +135,53 @@ class DeviceCursor(models.Model):
 
     def __str__(self) -> str:
         return f"cursor of device {self.device_id} in room {self.room_id}"
+
+
+class RoomStateEvent(models.Model):
+    """One signed room-state event, as the client sent it, verified and in chain order.
+
+    ``body`` is the canonical JSON the author device signed; ``hash`` its chain hash
+    (base64url). The server checked the whole chain before storing it, and every client
+    checks it again.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="state_events")
+    epoch = models.BigIntegerField()
+    action = models.CharField(max_length=16)
+    author_device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    hash = models.CharField(max_length=43)
+    body = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "epoch"], name="state_event_room_epoch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"state event {self.room_id}@{self.epoch} ({self.action})"
+
+
+class ToDeviceMessage(models.Model):
+    """A message for one device, queued until that device acknowledges it.
+
+    ``kind`` is ``key_share`` (an HPKE-sealed sender key, opaque to the server) or
+    ``notice`` (a server notice, e.g. a new device certified for the practitioner).
+    """
+
+    recipient = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="inbox")
+    sender_device = models.ForeignKey(
+        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sender_practitioner = models.ForeignKey(
+        Practitioner, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=16)
+    body = models.BinaryField()
+    created_at_ms = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["recipient", "id"], name="to_device_by_recipient")]
+
+    def __str__(self) -> str:
+        return f"to-device {self.pk} for device {self.recipient_id}"

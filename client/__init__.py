@@ -1,1 +1,2 @@
-"""The Relais Python SDK: what runs on a practitioner's device, never on the server."""
+"""The Relais Python SDK: an async, typed end-to-end encrypted client, and a small CLI
+(``python -m client chat``). The protocol itself lives in ``e2ee``."""

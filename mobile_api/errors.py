@@ -28,6 +28,7 @@ _STATUS = {
     ErrorCode.ATTACHMENT_NOT_FOUND: status.HTTP_404_NOT_FOUND,
     ErrorCode.UPLOAD_INCOMPLETE: status.HTTP_409_CONFLICT,
     ErrorCode.ATTACHMENT_HASH_MISMATCH: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    ErrorCode.STALE_STATE: status.HTTP_409_CONFLICT,
 }
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], ErrorCode]] = [

@@ -1,12 +1,33 @@
+"""The REST API, version 1 (``/api/v1/``). One view per operation, grouped by subject."""
+
 from django.urls import path
 
+from mobile_api.views import devices as device_views
+from mobile_api.views import keys as key_views
+from mobile_api.views.attachments import (
+    DownloadView,
+    UploadCompleteView,
+    UploadPartView,
+    UploadStartView,
+    UploadView,
+)
 from mobile_api.views.auth import DevLoginView, LogoutView
-from mobile_api.views.rooms import HistoryView, MemberAddView, MemberRemoveView, RoomListCreateView
+from mobile_api.views.rooms import (
+    HistoryView,
+    MemberAddView,
+    MemberRemoveView,
+    RoomListCreateView,
+    RoomStateView,
+)
 
-urlpatterns = [
+login = [
     path("auth/dev-login", DevLoginView.as_view(), name="dev-login"),
     path("auth/logout", LogoutView.as_view(), name="logout"),
+]
+
+rooms = [
     path("rooms", RoomListCreateView.as_view(), name="rooms"),
+    path("rooms/<int:room_id>/state", RoomStateView.as_view(), name="room-state"),
     path("rooms/<int:room_id>/members", MemberAddView.as_view(), name="room-members"),
     path(
         "rooms/<int:room_id>/members/<str:practitioner_id>",
@@ -16,16 +37,28 @@ urlpatterns = [
     path("rooms/<int:room_id>/messages", HistoryView.as_view(), name="room-messages"),
 ]
 
-# Encrypted attachments (docs/protocol.md, "Attachments").
-from mobile_api.views.attachments import (  # noqa: E402
-    DownloadView,
-    UploadCompleteView,
-    UploadPartView,
-    UploadStartView,
-    UploadView,
-)
+# Key transparency, devices and the to-device queue (docs/protocol.md §10).
+keys_and_devices = [
+    path("keys/log", key_views.LogInfoView.as_view(), name="keys-log"),
+    path("keys/log/tree-head", key_views.TreeHeadView.as_view(), name="keys-tree-head"),
+    path("keys/log/consistency", key_views.ConsistencyView.as_view(), name="keys-consistency"),
+    path("keys/log/entries", key_views.EntriesView.as_view(), name="keys-entries"),
+    path(
+        "keys/practitioners/<str:national_id>",
+        key_views.PractitionerKeysView.as_view(),
+        name="keys-practitioner",
+    ),
+    path("devices", device_views.DeviceListView.as_view(), name="devices"),
+    path("devices/keys", device_views.DeviceKeysView.as_view(), name="device-keys"),
+    path("devices/messages", device_views.ToDeviceView.as_view(), name="device-messages"),
+    path(
+        "devices/messages/ack", device_views.ToDeviceAckView.as_view(), name="device-messages-ack"
+    ),
+    path("devices/<int:device_id>", device_views.DeviceRevokeView.as_view(), name="device"),
+]
 
-urlpatterns += [
+# Encrypted attachments (docs/protocol.md §11).
+attachments = [
     path("attachments/uploads", UploadStartView.as_view(), name="attachment-uploads"),
     path("attachments/uploads/<str:attachment_id>", UploadView.as_view(), name="attachment-upload"),
     path(
@@ -40,3 +73,5 @@ urlpatterns += [
     ),
     path("attachments/<str:attachment_id>", DownloadView.as_view(), name="attachment"),
 ]
+
+urlpatterns = [*login, *rooms, *keys_and_devices, *attachments]

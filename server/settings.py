@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "chat",
     "mobile_api",
     "attachments",
+    "keylog",
 ]
 
 MIDDLEWARE = [
@@ -157,6 +158,10 @@ RELAIS = {
     "WRITE_CONCURRENCY": env_int("RELAIS_WRITE_CONCURRENCY", 2),
     "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
 }
+
+# The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY
+# when empty (keylog/signing.py).
+KEYLOG_SIGNING_KEY = env_str("RELAIS_KEYLOG_SIGNING_KEY", "")
 
 LOGGING = {
     "version": 1,

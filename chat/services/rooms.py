@@ -1,23 +1,34 @@
-"""Rooms and membership: create, list, add and remove members.
+"""Rooms and membership, driven by the signed room-state chain.
 
-The end-to-end encryption layer will make every membership change a signed state
-event; the rules below (admins decide, the server orders) stay the same.
+Every membership change is a room-state event signed by a member's device
+(``e2ee.state``). The server verifies it with the same code the clients run — the
+signature, the chain (epoch and previous hash), who may do what — and also that every
+device key it names is certified in the key-transparency log, then stores it in order
+and derives the ``Membership`` rows from the verified state, in one transaction under
+the room's row lock. Clients verify the chain again: the server's checks are defence
+in depth, not what members have to trust (docs/e2ee.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from chat.errors import ErrorCode, RelaisError
 from chat.fanout import HubEvent, practitioner_topic, publish_on_commit, room_topic
 from chat.frames import encode
-from chat.models import Membership, Role, Room, RoomKind
+from chat.models import Membership, Role, Room, RoomStateEvent
 from chat.services.access import access_admin, access_membership
+from chat.services.devices import DeviceIdentity
 from directory.models import Practitioner
+from e2ee import state as chain
+from e2ee.encoding import b64u
+from e2ee.errors import CryptoError, CryptoErrorCode
 
-MAX_ROOM_MEMBERS = 500
+MAX_ROOM_MEMBERS = chain.MAX_MEMBERS
+# Actions only an admin may take; the others a member may also take for themselves.
+_ADMIN_ACTIONS = {"add_member", "set_role", "set_policy", "set_archiver"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,102 +40,219 @@ class RoomPosition:
     joined_after_seq: int
 
 
-def _active_practitioners(national_ids: list[str]) -> dict[str, Practitioner]:
-    found = {
-        practitioner.national_id: practitioner
-        for practitioner in Practitioner.objects.filter(
-            national_id__in=national_ids, is_active=True
+def _refuse(error: CryptoError) -> RelaisError:
+    """The stable API code for a chain verification failure."""
+    if error.code == CryptoErrorCode.NOT_AUTHORISED:
+        if error.detail == "not a member":
+            return RelaisError(ErrorCode.NOT_MEMBER, "The target is not a member.")
+        if error.detail == "only an admin device may do this":
+            return RelaisError(ErrorCode.NOT_ADMIN)
+        if error.detail.startswith("a direct room"):
+            return RelaisError(ErrorCode.BAD_REQUEST, "A direct room has exactly two people.")
+        return RelaisError(ErrorCode.CONFLICT, error.detail.capitalize() + ".")
+    return RelaisError(ErrorCode.BAD_STATE_EVENT, error.detail)
+
+
+def _check_author(body: dict[str, object], identity: DeviceIdentity) -> None:
+    author = body["author"]
+    assert isinstance(author, dict)  # checked by parse_event
+    if (author["national_id"], author["device"]) != (identity.practitioner_id, identity.device_id):
+        raise RelaisError(ErrorCode.BAD_STATE_EVENT, "The event must be signed by this device.")
+
+
+def _check_certified(devices: list[chain.RoomDevice]) -> None:
+    """Every device key the state names is the one the transparency log certifies."""
+    from keylog.services import certified_keys
+
+    for device in devices:
+        certified = certified_keys(national_id=device.national_id, device_id=device.device)
+        if certified != device.keys:
+            raise RelaisError(
+                ErrorCode.KEY_NOT_CERTIFIED, f"Device {device.device} of {device.national_id}."
+            )
+
+
+def _check_practitioners(national_ids: list[str]) -> None:
+    found = set(
+        Practitioner.objects.filter(national_id__in=national_ids, is_active=True).values_list(
+            "national_id", flat=True
         )
-    }
-    missing = sorted(set(national_ids) - set(found))
+    )
+    missing = sorted(set(national_ids) - found)
     if missing:
         raise RelaisError(ErrorCode.NOT_FOUND, f"Unknown practitioner: {', '.join(missing)}.")
-    return found
 
 
-def do_create_room(*, creator: Practitioner, kind: str, member_ids: list[str]) -> Room:
-    """Create a room; the creator is its admin, the others members."""
-    if kind not in RoomKind.values:
-        raise RelaisError(ErrorCode.BAD_REQUEST, f"Unknown room kind {kind!r}.")
-    others = sorted(set(member_ids) - {creator.national_id})
-    if kind == RoomKind.DIRECT and len(others) != 1:
-        raise RelaisError(ErrorCode.BAD_REQUEST, "A direct room has exactly two people.")
-    if len(others) + 1 > MAX_ROOM_MEMBERS:
-        raise RelaisError(ErrorCode.BAD_REQUEST, f"A room has at most {MAX_ROOM_MEMBERS} members.")
-    _active_practitioners(others)
-    with transaction.atomic():
-        room = Room.objects.create(kind=kind, created_by=creator)
-        Membership.objects.create(room=room, practitioner=creator, role=Role.ADMIN)
-        Membership.objects.bulk_create(
-            Membership(room=room, practitioner_id=national_id, role=Role.MEMBER)
-            for national_id in others
-        )
-        for national_id in [creator.national_id, *others]:
-            _announce(
-                room_id=room.pk, practitioner_id=national_id, role=Role.MEMBER, seq=0, added=True
+def _parse(raw: bytes) -> dict[str, object]:
+    try:
+        body, _signature = chain.parse_event(raw)
+    except CryptoError as error:
+        raise RelaisError(ErrorCode.BAD_STATE_EVENT, error.detail) from None
+    return body
+
+
+def verified_state(*, room_id: int) -> chain.RoomState | None:
+    """Replay and verify the room's stored chain."""
+    events = [
+        bytes(body)
+        for body in RoomStateEvent.objects.filter(room_id=room_id)
+        .order_by("epoch")
+        .values_list("body", flat=True)
+    ]
+    return chain.replay_chain(events) if events else None
+
+
+def do_create_room(*, identity: DeviceIdentity, event: bytes) -> Room:
+    """Create a room from its signed creation event; the signer is its first admin."""
+    body = _parse(event)
+    _check_author(body, identity)
+    try:
+        created, verified = chain.apply_event(None, event)
+    except CryptoError as error:
+        raise _refuse(error) from None
+    _check_practitioners(sorted(created.members))
+    _check_certified(created.devices())
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                kind=created.kind,
+                created_by_id=identity.practitioner_id,
+                uid=created.room,
+                state_epoch=0,
+                state_head=b64u(verified.hash),
+                policy=created.policy.to_json(),
+                archiver=created.archiver.to_json() if created.archiver else None,
             )
+            RoomStateEvent.objects.create(
+                room=room,
+                epoch=0,
+                action="create",
+                author_device_id=identity.device_id,
+                hash=b64u(verified.hash),
+                body=event,
+            )
+            Membership.objects.bulk_create(
+                Membership(room=room, practitioner_id=member.national_id, role=member.role)
+                for member in created.members.values()
+            )
+            for member in created.members.values():
+                _announce(
+                    room_id=room.pk,
+                    practitioner_id=member.national_id,
+                    role=member.role,
+                    seq=0,
+                    added=True,
+                    epoch=0,
+                )
+    except IntegrityError:
+        raise RelaisError(ErrorCode.CONFLICT, "A room with this id exists.") from None
     return room
 
 
-def do_add_member(
-    *, actor: Practitioner, room_id: int, practitioner_id: str, role: str = Role.MEMBER
-) -> Membership:
-    """An admin adds a practitioner; they see the history from now on."""
-    if role not in Role.values:
-        raise RelaisError(ErrorCode.BAD_REQUEST, f"Unknown role {role!r}.")
+def do_apply_state_event(*, identity: DeviceIdentity, room_id: int, event: bytes) -> RoomStateEvent:
+    """Verify and append the next event of a room, then derive its memberships.
+
+    Raises NOT_MEMBER, NOT_ADMIN, STALE_STATE (another event came first: fetch and sign
+    again), BAD_STATE_EVENT, KEY_NOT_CERTIFIED, NOT_FOUND, CONFLICT."""
+    body = _parse(event)
+    _check_author(body, identity)
+    action = str(body["action"])
+    content = body["content"]
+    assert isinstance(content, dict)  # checked by parse_event
     with transaction.atomic():
-        access_admin(room_id=room_id, practitioner_id=actor.national_id)
-        # Taken under the room's row lock, so no envelope slips between the
-        # position read and the membership becoming visible.
+        access_membership(room_id=room_id, practitioner_id=identity.practitioner_id)
+        if action in _ADMIN_ACTIONS or content.get("national_id", identity.practitioner_id) != (
+            identity.practitioner_id
+        ):
+            access_admin(room_id=room_id, practitioner_id=identity.practitioner_id)
         room = Room.objects.select_for_update().get(pk=room_id)
-        if room.kind == RoomKind.DIRECT:
-            raise RelaisError(ErrorCode.BAD_REQUEST, "A direct room keeps its two people.")
-        _active_practitioners([practitioner_id])
-        if Membership.objects.filter(room=room, practitioner_id=practitioner_id).exists():
-            raise RelaisError(ErrorCode.CONFLICT, "Already a member.")
-        if room.memberships.count() >= MAX_ROOM_MEMBERS:
-            raise RelaisError(ErrorCode.CONFLICT, f"A room has at most {MAX_ROOM_MEMBERS} members.")
-        membership = Membership.objects.create(
-            room=room, practitioner_id=practitioner_id, role=role, joined_after_seq=room.last_seq
+        if body["epoch"] != room.state_epoch + 1 or body["prev"] != room.state_head:
+            raise RelaisError(ErrorCode.STALE_STATE)
+        before = verified_state(room_id=room_id)
+        if before is None:
+            raise RelaisError(ErrorCode.BAD_STATE_EVENT, "This room has no signed state.")
+        try:
+            after, verified = chain.apply_event(before, event)
+        except CryptoError as error:
+            raise _refuse(error) from None
+        old_refs = {d.ref for d in before.devices()}
+        _check_certified([d for d in after.devices() if d.ref not in old_refs])
+        _check_practitioners(sorted(set(after.members) - set(before.members)))
+        stored = RoomStateEvent.objects.create(
+            room=room,
+            epoch=verified.epoch,
+            action=action,
+            author_device_id=identity.device_id,
+            hash=b64u(verified.hash),
+            body=event,
+        )
+        room.state_epoch = verified.epoch
+        room.state_head = b64u(verified.hash)
+        room.policy = after.policy.to_json()
+        room.archiver = after.archiver.to_json() if after.archiver else None
+        room.save(update_fields=["state_epoch", "state_head", "policy", "archiver"])
+        changed = _derive_memberships(room=room, before=before, after=after)
+        if not changed:  # membership frames already tell members to fetch the state
+            publish_on_commit(
+                room_topic(room.pk),
+                HubEvent(
+                    kind="frame",
+                    room=room.pk,
+                    text=encode({"type": "room_state", "room": room.pk, "epoch": verified.epoch}),
+                ),
+            )
+    return stored
+
+
+def _derive_memberships(*, room: Room, before: chain.RoomState, after: chain.RoomState) -> bool:
+    """Make the Membership rows say what the verified state says; True if someone joined
+    or left. Caller holds the room row lock, so no envelope slips between the position
+    read and the change."""
+    added = sorted(set(after.members) - set(before.members))
+    removed = sorted(set(before.members) - set(after.members))
+    for national_id in added:
+        role = after.members[national_id].role
+        Membership.objects.create(
+            room=room, practitioner_id=national_id, role=role, joined_after_seq=room.last_seq
         )
         _announce(
             room_id=room.pk,
-            practitioner_id=practitioner_id,
+            practitioner_id=national_id,
             role=role,
             seq=room.last_seq,
             added=True,
+            epoch=after.epoch,
         )
-    return membership
-
-
-def do_remove_member(*, actor: Practitioner, room_id: int, practitioner_id: str) -> None:
-    """An admin removes a member, or a member leaves. The last admin cannot leave others
-    without an admin."""
-    with transaction.atomic():
-        if practitioner_id == actor.national_id:
-            membership = access_membership(room_id=room_id, practitioner_id=practitioner_id)
-        else:
-            access_admin(room_id=room_id, practitioner_id=actor.national_id)
-            membership = access_membership(room_id=room_id, practitioner_id=practitioner_id)
-        room = Room.objects.select_for_update().get(pk=room_id)
-        if membership.role == Role.ADMIN:
-            other_admins = room.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk)
-            others = room.memberships.exclude(pk=membership.pk)
-            if others.exists() and not other_admins.exists():
-                raise RelaisError(
-                    ErrorCode.CONFLICT, "Name another administrator before the last one leaves."
-                )
-        membership.delete()
+    for national_id in removed:
+        Membership.objects.filter(room=room, practitioner_id=national_id).delete()
         _announce(
             room_id=room.pk,
-            practitioner_id=practitioner_id,
-            role=membership.role,
+            practitioner_id=national_id,
+            role=before.members[national_id].role,
             seq=room.last_seq,
             added=False,
+            epoch=after.epoch,
         )
+    for national_id, member in after.members.items():
+        old = before.members.get(national_id)
+        if old is not None and old.role != member.role:
+            Membership.objects.filter(room=room, practitioner_id=national_id).update(
+                role=member.role
+            )
+    return bool(added or removed)
 
 
-def _announce(*, room_id: int, practitioner_id: str, role: str, seq: int, added: bool) -> None:
+def state_events(*, practitioner_id: str, room_id: int, after_epoch: int) -> list[RoomStateEvent]:
+    """The room's chain after ``after_epoch`` (-1: from creation), for a member."""
+    access_membership(room_id=room_id, practitioner_id=practitioner_id)
+    return list(
+        RoomStateEvent.objects.filter(room_id=room_id, epoch__gt=after_epoch).order_by("epoch")
+    )
+
+
+def _announce(
+    *, room_id: int, practitioner_id: str, role: str, seq: int, added: bool, epoch: int
+) -> None:
     action = "added" if added else "removed"
     text = encode(
         {
@@ -133,6 +261,7 @@ def _announce(*, room_id: int, practitioner_id: str, role: str, seq: int, added:
             "action": action,
             "practitioner": practitioner_id,
             "role": role,
+            "epoch": epoch,
         }
     )
     event = HubEvent(
@@ -160,3 +289,6 @@ def rooms_of(*, practitioner_id: str) -> list[Room]:
         .prefetch_related("memberships")
         .order_by("-last_seq", "pk")
     )
+
+
+__all__ = ["MAX_ROOM_MEMBERS", "Role", "do_apply_state_event", "do_create_room"]

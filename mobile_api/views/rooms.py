@@ -1,4 +1,10 @@
-"""Rooms, members and message history. One view per operation over chat.services."""
+"""Rooms, their signed state chain, and message history. One view per operation over
+chat.services.
+
+Room creation and every membership change carry a signed room-state event
+(docs/protocol.md, "Room state"): ``{"event": "<the canonical JSON, as a string>"}``.
+The event travels as a string so that its exact signed bytes reach the server.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.conf import relais_settings
+from chat.errors import ErrorCode, RelaisError
 from chat.frames import encode_body
-from chat.models import Membership, Role, Room, RoomKind
+from chat.models import Membership, Room, RoomStateEvent
+from chat.services.devices import DeviceIdentity
 from chat.services.history import history_page
-from chat.services.rooms import do_add_member, do_create_room, do_remove_member, rooms_of
+from chat.services.rooms import do_apply_state_event, do_create_room, rooms_of, state_events
 from directory.models import Practitioner
+from e2ee.state import MAX_EVENT_BYTES
 
 
 def _practitioner(request: Request) -> Practitioner:
@@ -23,14 +32,24 @@ def _practitioner(request: Request) -> Practitioner:
     return user
 
 
+def _identity(request: Request) -> DeviceIdentity:
+    identity = request.auth
+    assert isinstance(identity, DeviceIdentity)  # guaranteed by DeviceTokenAuthentication
+    return identity
+
+
 def _room_out(room: Room, *, practitioner_id: str) -> dict[str, Any]:
     memberships: list[Membership] = list(room.memberships.all())
     role = next((m.role for m in memberships if m.practitioner_id == practitioner_id), None)
     return {
         "id": room.pk,
+        "uid": room.uid,
         "kind": room.kind,
         "role": role,
         "last_seq": room.last_seq,
+        "state_epoch": room.state_epoch,
+        "policy": room.policy,
+        "archiver": room.archiver,
         "members": [
             {"practitioner": m.practitioner_id, "role": m.role}
             for m in sorted(memberships, key=lambda m: m.practitioner_id)
@@ -38,12 +57,22 @@ def _room_out(room: Room, *, practitioner_id: str) -> dict[str, Any]:
     }
 
 
+def _event_out(event: RoomStateEvent) -> dict[str, Any]:
+    return {"epoch": event.epoch, "event": bytes(event.body).decode("utf-8")}
+
+
+class SignedEventInput(serializers.Serializer[None]):
+    event = serializers.CharField(max_length=MAX_EVENT_BYTES, trim_whitespace=False)
+
+
+def _event_bytes(request: Request) -> bytes:
+    data = SignedEventInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    return str(data.validated_data["event"]).encode("utf-8")
+
+
 class RoomListCreateView(APIView):
-    class Input(serializers.Serializer[None]):
-        kind = serializers.ChoiceField(choices=RoomKind.choices)
-        members = serializers.ListField(
-            child=serializers.CharField(max_length=32), allow_empty=True, max_length=499
-        )
+    """``GET``: my rooms. ``POST {"event"}``: create a room from its signed creation event."""
 
     def get(self, request: Request) -> Response:
         me = _practitioner(request)
@@ -51,41 +80,65 @@ class RoomListCreateView(APIView):
         return Response({"rooms": [_room_out(r, practitioner_id=me.national_id) for r in rooms]})
 
     def post(self, request: Request) -> Response:
-        me = _practitioner(request)
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        room = do_create_room(
-            creator=me, kind=data.validated_data["kind"], member_ids=data.validated_data["members"]
-        )
+        room = do_create_room(identity=_identity(request), event=_event_bytes(request))
         room = Room.objects.prefetch_related("memberships").get(pk=room.pk)
-        return Response(_room_out(room, practitioner_id=me.national_id), status=201)
+        return Response(
+            _room_out(room, practitioner_id=_practitioner(request).national_id), status=201
+        )
+
+
+class RoomStateView(APIView):
+    """``GET ?after=<epoch>``: the signed chain after an epoch (all of it by default).
+    ``POST {"event"}``: append the next signed event (any action)."""
+
+    class Query(serializers.Serializer[None]):
+        after = serializers.IntegerField(required=False, min_value=-1, default=-1)
+
+    def get(self, request: Request, room_id: int) -> Response:
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        events = state_events(
+            practitioner_id=_practitioner(request).national_id,
+            room_id=room_id,
+            after_epoch=query.validated_data["after"],
+        )
+        return Response({"room": room_id, "events": [_event_out(e) for e in events]})
+
+    def post(self, request: Request, room_id: int) -> Response:
+        stored = do_apply_state_event(
+            identity=_identity(request), room_id=room_id, event=_event_bytes(request)
+        )
+        return Response(_event_out(stored), status=status.HTTP_201_CREATED)
 
 
 class MemberAddView(APIView):
-    class Input(serializers.Serializer[None]):
-        practitioner = serializers.CharField(max_length=32)
-        role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+    """``POST {"event"}``: a signed ``add_member`` event (kept for the members URL)."""
 
     def post(self, request: Request, room_id: int) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = do_add_member(
-            actor=_practitioner(request),
-            room_id=room_id,
-            practitioner_id=data.validated_data["practitioner"],
-            role=data.validated_data["role"],
-        )
-        return Response(
-            {"room": room_id, "practitioner": membership.practitioner_id, "role": membership.role},
-            status=status.HTTP_201_CREATED,
-        )
+        event = _event_bytes(request)
+        stored = do_apply_state_event(identity=_identity(request), room_id=room_id, event=event)
+        if stored.action != "add_member":
+            raise RelaisError(ErrorCode.BAD_REQUEST, "This URL takes add_member events.")
+        return Response(_event_out(stored), status=status.HTTP_201_CREATED)
 
 
 class MemberRemoveView(APIView):
+    """``DELETE {"event"}``: a signed ``remove_member`` event naming this practitioner."""
+
     def delete(self, request: Request, room_id: int, practitioner_id: str) -> Response:
-        do_remove_member(
-            actor=_practitioner(request), room_id=room_id, practitioner_id=practitioner_id
-        )
+        event = _event_bytes(request)
+        from e2ee.state import parse_event
+
+        try:
+            body, _ = parse_event(event)
+        except Exception:
+            raise RelaisError(ErrorCode.BAD_STATE_EVENT) from None
+        if (
+            body["action"] != "remove_member"
+            or body["content"].get("national_id") != practitioner_id
+        ):
+            raise RelaisError(ErrorCode.BAD_REQUEST, "The event must remove this practitioner.")
+        do_apply_state_event(identity=_identity(request), room_id=room_id, event=event)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -15,11 +15,13 @@ from rest_framework.test import APIClient
 from attachments.models import Attachment, AttachmentPart
 from attachments.purge import purge_attachments
 from chat.clock import SYSTEM_CLOCK
-from chat.services.rooms import do_add_member, do_create_room, do_remove_member
 from chat.storage.base import AppendRequest
 from chat.storage.orm import OrmMessageStore
 from client.attachments.stream import encrypt_bytes, new_file_key
 from tests.attachments.conftest import stored_files
+from tests.signed_rooms import add_member as do_add_member
+from tests.signed_rooms import create_room as do_create_room
+from tests.signed_rooms import remove_member as do_remove_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,7 +25,6 @@ from PIL import Image, UnidentifiedImageError
 
 from attachments.models import Attachment
 from chat.models import Envelope
-from chat.services.rooms import do_create_room
 from client.attachments import (
     AttachmentApi,
     AttachmentError,
@@ -39,6 +38,7 @@ from client.attachments.stream import CIPHER_CHUNK_BYTES, HEADER_BYTES
 from tests.attachments.photos import SECRETS, phone_jpeg, red_corner
 from tests.attachments.test_images import assert_no_metadata
 from tests.e2e.client import WsClient
+from tests.signed_rooms import create_room as do_create_room
 
 pytestmark = pytest.mark.e2e
 

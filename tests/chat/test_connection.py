@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async as sync_to_async
 from chat.connection import CLOSE_TOO_SLOW, Connection
 from chat.fanout import HubEvent, room_topic
 from chat.services.devices import DeviceIdentity
-from chat.services.rooms import do_create_room
+from tests.signed_rooms import create_room as do_create_room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

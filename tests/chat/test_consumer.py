@@ -16,8 +16,11 @@ from chat.clock import ManualClock
 from chat.models import DeviceCursor, Envelope
 from chat.runtime import Runtime
 from chat.services.devices import do_revoke_device
-from chat.services.rooms import do_add_member, do_create_room, do_remove_member
 from chat.storage.base import AppendRequest
+from tests.signed_rooms import add_member as do_add_member
+from tests.signed_rooms import certified_device
+from tests.signed_rooms import create_room as do_create_room
+from tests.signed_rooms import remove_member as do_remove_member
 from tests.wsclient import Client
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fanout_mode")]
@@ -38,6 +41,10 @@ def care_room(practitioners):
 
 @pytest.fixture
 def tokens(practitioners, device_token):
+    # Certify everyone's signing device first: a device certified later is announced to
+    # the practitioner's connected devices (tested in tests/keylog).
+    for practitioner in practitioners.values():
+        certified_device(practitioner)
     return {
         "nurse": device_token(practitioners["nurse"]),
         "nurse_tablet": device_token(practitioners["nurse"], "tablet"),

@@ -13,9 +13,10 @@ from chat.errors import ErrorCode, RelaisError
 from chat.models import Envelope, Room
 from chat.runtime import build_store
 from chat.services.devices import do_issue_device_token
-from chat.services.rooms import do_create_room, do_remove_member
 from chat.storage.base import AppendRequest, MessageStore
 from chat.storage.orm import OrmMessageStore
+from tests.signed_rooms import create_room as do_create_room
+from tests.signed_rooms import remove_member as do_remove_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,31 +1,22 @@
 """The embedded first-run setup (what ``make run`` starts): SQLite, in-process fan-out,
-demo practitioners and the development login, on a real server process."""
+demo practitioners and the development login, on a real server process; and the first
+thing the README asks a new user to try: two terminals chatting end to end with the
+CLI (``python -m client chat``)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import WsClient
 from tests.e2e.server import ROOT, ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-def post(url: str, payload: dict, token: str | None = None) -> dict:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict = json.loads(response.read())
-        return result
+NURSE, PHARMACIST = "810003456786", "810002765435"
 
 
 @pytest.fixture
@@ -48,25 +39,79 @@ def embedded_server(tmp_path: Path):
     server.stop()
 
 
-async def test_embedded_default_serves_a_conversation(embedded_server):
+class Terminal:
+    """``python -m client chat`` in a subprocess, driven through its stdin/stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+
+    @classmethod
+    async def start(cls, server: ServerProcess, home: Path, me: str, peer: str) -> Terminal:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "client",
+            "chat",
+            "--as",
+            me,
+            "--with",
+            peer,
+            "--server",
+            server.http_url,
+            cwd=ROOT,
+            env={**clean, "RELAIS_HOME": str(home), "RELAIS_PASSPHRASE": "demo passphrase"},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        return cls(process)
+
+    async def wait_for(self, fragment: str) -> str:
+        assert self.process.stdout is not None
+        async with asyncio.timeout(30):
+            while True:
+                line = (await self.process.stdout.readline()).decode()
+                assert line, f"the CLI exited; it said: {self.lines}"
+                self.lines.append(line)
+                if fragment in line:
+                    return line
+
+    async def type(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def quit(self) -> int:
+        await self.type("/quit")
+        async with asyncio.timeout(30):
+            return await self.process.wait()
+
+
+async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_server, tmp_path):
     health = embedded_server.wait_healthy()
     assert health["database"]["vendor"] == "sqlite"
     assert health["fanout"]["fanout"] == "in-process"
-    base = embedded_server.http_url
-    nurse = post(f"{base}/api/v1/auth/dev-login", {"national_id": "810003456786"})
-    pharmacist = post(f"{base}/api/v1/auth/dev-login", {"national_id": "810002765435"})
-    room = post(
-        f"{base}/api/v1/rooms", {"kind": "direct", "members": ["810002765435"]}, nurse["token"]
-    )
-
-    sender = WsClient(embedded_server.ws_url, nurse["token"])
-    receiver = WsClient(embedded_server.ws_url, pharmacist["token"])
-    for client in (sender, receiver):
-        await client.connect()
-        await client.sync({})
-    await sender.send({"type": "send", "room": room["id"], "id": "q1", "body": "cXVlc3Rpb24"})
-    assert (await sender.receive_type("ack"))["seq"] == 1
-    message = await receiver.receive_type("message")
-    assert (message["seq"], message["body"]) == (1, "cXVlc3Rpb24")
-    await sender.close()
-    await receiver.close()
+    pharmacist = await Terminal.start(embedded_server, tmp_path / "b", PHARMACIST, NURSE)
+    await pharmacist.wait_for("waiting for")
+    nurse = await Terminal.start(embedded_server, tmp_path / "a", NURSE, PHARMACIST)
+    numbers = [
+        (await terminal.wait_for("safety number")).split(": ")[-1].strip()
+        for terminal in (nurse, pharmacist)
+    ]
+    assert numbers[0] == numbers[1]
+    assert len(numbers[0].replace(" ", "")) == 60
+    await nurse.wait_for("type a message")
+    await pharmacist.wait_for("type a message")
+    await nurse.type("Bonjour, une question sur l'ordonnance de Mme B.")
+    line = await pharmacist.wait_for("ordonnance")
+    assert line.strip().endswith(f"{NURSE}: Bonjour, une question sur l'ordonnance de Mme B.")
+    await pharmacist.type("Je regarde tout de suite.")
+    assert "Je regarde tout de suite." in await nurse.wait_for("Je regarde")
+    assert await nurse.quit() == 0
+    assert await pharmacist.quit() == 0
+    # The key stores are encrypted: the text and the keys are not readable on disk.
+    for store in (tmp_path / "a" / f"{NURSE}.store", tmp_path / "b" / f"{PHARMACIST}.store"):
+        assert b"ordonnance" not in store.read_bytes()
+        assert b"sign" not in store.read_bytes().split(b'"ct"')[1]

@@ -10,8 +10,8 @@ from channels.db import database_sync_to_async
 from websockets.exceptions import ConnectionClosed
 
 from chat.models import Envelope
-from chat.services.rooms import do_create_room
 from tests.e2e.client import WsClient
+from tests.signed_rooms import create_room as do_create_room
 
 pytestmark = pytest.mark.e2e
 

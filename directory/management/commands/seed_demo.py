@@ -1,4 +1,8 @@
-"""``manage.py seed_demo``: demo practitioners and a care-team room, for a first run."""
+"""``manage.py seed_demo``: demo practitioners for a first run.
+
+Rooms are created by clients (e.g. ``python -m client chat``): a room starts with an
+event signed by its creator's device, which the server cannot make.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from chat.conf import relais_settings
-from chat.models import Room, RoomKind
-from chat.services.rooms import do_create_room
 from directory.demo import ensure_demo_practitioners
 
 
 class Command(BaseCommand):
-    help = "Create demo practitioners and a demo care-team room (development only)."
+    help = "Create demo practitioners (development only)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not relais_settings().dev_login:
             raise CommandError("Demo data is for development (RELAIS_DEBUG=1) only.")
         nurse, doctor, pharmacist, physio = ensure_demo_practitioners()
-        if not Room.objects.filter(created_by=nurse, kind=RoomKind.CARE_TEAM).exists():
-            do_create_room(
-                creator=nurse,
-                kind=RoomKind.CARE_TEAM,
-                member_ids=[doctor.national_id, pharmacist.national_id, physio.national_id],
-            )
         self.stdout.write("Demo practitioners (development login with these national ids):")
         for practitioner in (nurse, doctor, pharmacist, physio):
             self.stdout.write(

@@ -1,0 +1,137 @@
+"""``python -m client chat``: end-to-end encrypted chat between two terminals.
+
+Terminal 1: ``python -m client chat --as 810003456786 --with 810002765435``
+Terminal 2: ``python -m client chat --as 810002765435 --with 810003456786``
+
+Each terminal is a device: it logs in (development login), certifies its keys in the
+key-transparency log, and keeps them in an encrypted store (passphrase from
+``RELAIS_PASSPHRASE`` or asked). The practitioner whose national id sorts first creates
+the direct room once the other has a certified device; the other joins it. Then type
+lines; ``/safety`` shows the safety number to compare in person, ``/quit`` leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from client.rooms import LocalRoom
+from client.session import RelaisClient
+from client.store import KeyStore, StoreError
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _is_chat_with(peer: str, me: str) -> Callable[[LocalRoom], bool]:
+    def matches(room: LocalRoom) -> bool:
+        return (
+            not room.compromised
+            and room.state.kind == "direct"
+            and set(room.state.members) == {me, peer}
+        )
+
+    return matches
+
+
+async def _open_room(client: RelaisClient, peer: str) -> int:
+    match = _is_chat_with(peer, client.national_id)
+    existing = [r.room_id for r in client.rooms.values() if match(r)]
+    if existing:
+        return existing[0]
+    if client.national_id < peer:
+        announced = False
+        while not await client.directory.devices_of(peer):
+            if not announced:
+                _out(f"… waiting for {peer} to start the chat on their side")
+                announced = True
+            await asyncio.sleep(1)  # polling the public key directory, nothing to wait on
+        return await client.create_room(kind="direct", members=[peer])
+    _out(f"… waiting for {peer} to open the conversation")
+    return await client.wait_for_room(match)
+
+
+async def _print_incoming(client: RelaisClient, room_id: int) -> None:
+    while True:
+        message = await client.messages.get()
+        if message.room == room_id and not message.own:
+            stamp = time.strftime("%H:%M")
+            _out(f"[{stamp}] {message.sender[0]}: {message.text}")
+
+
+async def _print_alerts(client: RelaisClient) -> None:
+    while True:
+        alert = await client.alerts.get()
+        _out(f"!! security: {alert.kind}: {alert.detail}")
+
+
+async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase: str) -> int:
+    try:
+        store = KeyStore.open(store_path, passphrase)
+    except StoreError as error:
+        _out(f"cannot open the key store: {error}")
+        return 2
+    client = RelaisClient(server=server, store=store)
+    if not client.registered:
+        await client.register_dev(me, device_name="terminal")
+        _out(f"device {client.device_id} of {me}: keys certified in the key-transparency log")
+    elif client.national_id != me:
+        _out(f"this key store belongs to {client.national_id}")
+        return 2
+    await client.connect()
+    room_id = await _open_room(client, peer)
+    number = await client.safety_number(peer)
+    _out(f"room {room_id} with {peer}, end-to-end encrypted.")
+    _out(f"safety number (compare with {peer} in person): {number.digits}")
+    _out("type a message and press Enter; /safety shows the safety number, /quit leaves.")
+    tasks = [
+        asyncio.create_task(_print_incoming(client, room_id)),
+        asyncio.create_task(_print_alerts(client)),
+    ]
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line or line.strip() == "/quit":
+                break
+            text = line.rstrip("\n")
+            if text == "/safety":
+                _out((await client.safety_number(peer)).digits)
+            elif text:
+                seq = await client.send_text(room_id, text)
+                _out(f"  (sent, #{seq})")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await client.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    talk = commands.add_parser("chat", help="chat end to end with another practitioner")
+    talk.add_argument("--as", dest="me", required=True, help="your national id (8 + RPPS)")
+    talk.add_argument("--with", dest="peer", required=True, help="their national id")
+    talk.add_argument("--server", default=os.environ.get("RELAIS_SERVER", "http://127.0.0.1:8000"))
+    talk.add_argument("--store", type=Path, help="key store file (default: ~/.relais/<id>.store)")
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("RELAIS_HOME", "~/.relais")).expanduser()
+    store_path = args.store or home / f"{args.me}.store"
+    passphrase = os.environ.get("RELAIS_PASSPHRASE") or getpass.getpass("key store passphrase: ")
+    return asyncio.run(
+        chat(
+            server=args.server,
+            me=args.me,
+            peer=args.peer,
+            store_path=store_path,
+            passphrase=passphrase,
+        )
+    )

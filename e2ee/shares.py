@@ -1,0 +1,147 @@
+"""Sharing a sender key with one device: signed, then sealed with HPKE
+(docs/protocol.md, "Key shares").
+
+HPKE (RFC 9180) base mode with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and
+AES-256-GCM, single-shot, ``info = "relais/v1/hpke/sender-key-share"``. Base mode
+does not authenticate the sender, so the sealed plaintext is a share signed by the
+sender device: ``{"share": body, "sig"}`` with the signature over
+``"relais/v1/sender-key-share" || 0x00 || canonical(body)``. The body names the
+recipient device, so a share cannot be re-sealed to another device unnoticed.
+
+The to-device message the server queues is canonical JSON
+``{"v":1, "type":"sender_key_share", "ct": base64url(enc || ciphertext)}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from e2ee import labels
+from e2ee.encoding import (
+    JsonObject,
+    b64u,
+    canonical_json,
+    expect_int,
+    expect_object,
+    expect_str,
+    parse_canonical,
+    unb64u,
+)
+from e2ee.envelopes import KEY_ID_BYTES, InboundSession, OutboundSession
+from e2ee.errors import CryptoError, CryptoErrorCode
+from e2ee.keys import SIGNATURE_BYTES, DeviceKeyPair, verify
+from e2ee.ratchet import CHAIN_KEY_BYTES
+from e2ee.state import ROOM_ID_BYTES, DeviceRef, RoomDevice, RoomState
+
+SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+MAX_SHARE_BYTES = 4096
+
+_BODY_KEYS = {"v", "type", "room", "epoch", "sender", "recipient", "key_id", "index", "chain_key"}
+
+
+def share_body(session: OutboundSession, *, epoch: int, recipient: DeviceRef) -> JsonObject:
+    """The share of ``session`` at its current index, made at room ``epoch``."""
+    return {
+        "v": 1,
+        "type": "sender_key",
+        "room": session.room,
+        "epoch": epoch,
+        "sender": {"national_id": session.sender[0], "device": session.sender[1]},
+        "recipient": {"national_id": recipient[0], "device": recipient[1]},
+        "key_id": b64u(session.key_id),
+        "index": session.index,
+        "chain_key": b64u(session.chain_key),
+    }
+
+
+def seal_share(
+    *, session: OutboundSession, epoch: int, key_pair: DeviceKeyPair, recipient: RoomDevice
+) -> bytes:
+    """The to-device message carrying ``session`` to ``recipient`` (its X25519 key)."""
+    body = share_body(session, epoch=epoch, recipient=recipient.ref)
+    signed = canonical_json(
+        {"share": body, "sig": b64u(key_pair.sign(labels.SENDER_KEY_SHARE, body))}
+    )
+    sealed = SUITE.encrypt(
+        signed,
+        X25519PublicKey.from_public_bytes(recipient.keys.kex_key),
+        info=labels.HPKE_INFO_SENDER_KEY,
+    )
+    return canonical_json({"v": 1, "type": "sender_key_share", "ct": b64u(sealed)})
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedShare:
+    """A decrypted share whose signature is not checked yet (that needs the room state)."""
+
+    body: JsonObject
+    signature: bytes
+
+    @property
+    def room(self) -> str:
+        room: str = self.body["room"]
+        return room
+
+    @property
+    def epoch(self) -> int:
+        epoch: int = self.body["epoch"]
+        return epoch
+
+    @property
+    def sender(self) -> DeviceRef:
+        return (self.body["sender"]["national_id"], self.body["sender"]["device"])
+
+
+def open_share(*, message: bytes, key_pair: DeviceKeyPair, me: DeviceRef) -> OpenedShare:
+    """Decrypt a to-device key share addressed to this device. Raises CryptoError."""
+    outer = expect_object(parse_canonical(message, max_bytes=MAX_SHARE_BYTES), {"v", "type", "ct"})
+    if outer["v"] != 1 or outer["type"] != "sender_key_share":
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a sender key share")
+    try:
+        plaintext = SUITE.decrypt(
+            unb64u(outer["ct"], field="ct"), key_pair.kex_private, info=labels.HPKE_INFO_SENDER_KEY
+        )
+    except (InvalidTag, ValueError):
+        raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "HPKE refused the share") from None
+    signed = expect_object(parse_canonical(plaintext, max_bytes=MAX_SHARE_BYTES), {"share", "sig"})
+    body = expect_object(signed["share"], _BODY_KEYS, field="share")
+    if body["v"] != 1 or body["type"] != "sender_key":
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a version 1 sender key")
+    unb64u(body["room"], length=ROOM_ID_BYTES, field="room")
+    expect_int(body["epoch"], field="epoch")
+    expect_int(body["index"], field="index")
+    unb64u(body["key_id"], length=KEY_ID_BYTES, field="key_id")
+    unb64u(body["chain_key"], length=CHAIN_KEY_BYTES, field="chain_key")
+    for name in ("sender", "recipient"):
+        ref = expect_object(body[name], {"national_id", "device"}, field=name)
+        expect_str(ref["national_id"], field=f"{name}.national_id", max_length=32)
+        expect_int(ref["device"], field=f"{name}.device", minimum=1)
+    recipient = (body["recipient"]["national_id"], body["recipient"]["device"])
+    if recipient != me:
+        raise CryptoError(CryptoErrorCode.WRONG_RECIPIENT, "share addressed to another device")
+    return OpenedShare(body=body, signature=unb64u(signed["sig"], length=SIGNATURE_BYTES))
+
+
+def accept_share(share: OpenedShare, *, state: RoomState) -> InboundSession:
+    """Check the share against the verified room state: the sender was a room device at
+    the share's epoch and signed it; this device was one too. Raises CryptoError."""
+    if share.room != state.room:
+        raise CryptoError(CryptoErrorCode.BAD_CHAIN, "share of another room")
+    if share.epoch > state.epoch:
+        raise CryptoError(CryptoErrorCode.FUTURE_EPOCH, f"epoch {share.epoch}")
+    sender_keys = state.device_at(*share.sender, share.epoch)
+    if sender_keys is None:
+        raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "sender not in the room at that epoch")
+    verify(sender_keys.sign_key, share.signature, labels.SENDER_KEY_SHARE, share.body)
+    return InboundSession(
+        room=share.room,
+        sender=share.sender,
+        key_id=unb64u(share.body["key_id"], length=KEY_ID_BYTES),
+        chain_key=unb64u(share.body["chain_key"], length=CHAIN_KEY_BYTES),
+        next_index=share.body["index"],
+        epoch=share.epoch,
+    )

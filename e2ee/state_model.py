@@ -1,0 +1,178 @@
+"""The data a room state is made of: roles, kinds, policy, devices, members, and the
+verified ``RoomState`` itself. The rules that change it are in ``e2ee.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from e2ee.encoding import JsonObject, expect_int, expect_object
+from e2ee.errors import CryptoError, CryptoErrorCode
+from e2ee.keys import PublicDeviceKeys
+
+ROLES = ("admin", "member")
+KINDS = ("direct", "care_team", "teleexpertise")
+ACTIONS = (
+    "create",
+    "add_member",
+    "remove_member",
+    "set_role",
+    "add_device",
+    "remove_device",
+    "set_policy",
+    "set_archiver",
+)
+ROOM_ID_BYTES = 16
+MAX_MEMBERS = 500
+MAX_DEVICES_PER_MEMBER = 20
+MAX_EVENT_BYTES = 128 * 1024
+
+DeviceRef = tuple[str, int]  # (national id, device number)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``archiver_required``: the room must include the organisation's archiver device
+    (shown to every member). Sender keys rotate after ``rotate_after_messages``
+    messages or ``rotate_after_seconds``, whichever comes first."""
+
+    archiver_required: bool
+    rotate_after_messages: int
+    rotate_after_seconds: int
+
+    def to_json(self) -> JsonObject:
+        return {
+            "archiver_required": self.archiver_required,
+            "rotate_after_messages": self.rotate_after_messages,
+            "rotate_after_seconds": self.rotate_after_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> Policy:
+        body = expect_object(
+            value,
+            {"archiver_required", "rotate_after_messages", "rotate_after_seconds"},
+            field="policy",
+        )
+        if not isinstance(body["archiver_required"], bool):
+            raise CryptoError(CryptoErrorCode.BAD_ENCODING, "archiver_required must be a bool")
+        return cls(
+            archiver_required=body["archiver_required"],
+            rotate_after_messages=expect_int(
+                body["rotate_after_messages"],
+                field="rotate_after_messages",
+                minimum=1,
+                maximum=100_000,
+            ),
+            rotate_after_seconds=expect_int(
+                body["rotate_after_seconds"],
+                field="rotate_after_seconds",
+                minimum=60,
+                maximum=30 * 24 * 3600,
+            ),
+        )
+
+
+def default_policy(kind: str) -> Policy:
+    """Care-team and téléexpertise rooms are archived by default; keys rotate weekly
+    or every 1,000 messages."""
+    return Policy(
+        archiver_required=kind in ("care_team", "teleexpertise"),
+        rotate_after_messages=1000,
+        rotate_after_seconds=7 * 24 * 3600,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDevice:
+    national_id: str
+    device: int
+    keys: PublicDeviceKeys
+
+    @property
+    def ref(self) -> DeviceRef:
+        return (self.national_id, self.device)
+
+    def to_json(self) -> JsonObject:
+        return {"national_id": self.national_id, "device": self.device, **self.keys.to_json()}
+
+
+@dataclass
+class Member:
+    national_id: str
+    role: str
+    devices: dict[int, PublicDeviceKeys]
+
+
+@dataclass
+class RoomState:
+    """The verified state after the event of ``epoch`` (whose hash is ``head``)."""
+
+    room: str
+    kind: str
+    epoch: int
+    head: bytes
+    members: dict[str, Member]
+    policy: Policy
+    archiver: RoomDevice | None
+    heads: list[bytes] = field(default_factory=list)  # heads[e]: hash of event e
+    removals: list[int] = field(default_factory=list)  # epochs that removed a device
+    # For every device ever in the room: its keys and [first epoch, end epoch) spans.
+    history: dict[DeviceRef, tuple[PublicDeviceKeys, list[list[int]]]] = field(default_factory=dict)
+
+    def devices(self) -> list[RoomDevice]:
+        """Every device that must receive this room's sender keys now (archiver included)."""
+        found = [
+            RoomDevice(national_id=member.national_id, device=number, keys=keys)
+            for member in sorted(self.members.values(), key=lambda m: m.national_id)
+            for number, keys in sorted(member.devices.items())
+        ]
+        if self.archiver is not None:
+            found.append(self.archiver)
+        return found
+
+    def current_device(self, national_id: str, device: int) -> PublicDeviceKeys | None:
+        if self.archiver is not None and self.archiver.ref == (national_id, device):
+            return self.archiver.keys
+        member = self.members.get(national_id)
+        return member.devices.get(device) if member else None
+
+    def device_at(self, national_id: str, device: int, epoch: int) -> PublicDeviceKeys | None:
+        """The device's keys if it was a room device at ``epoch``."""
+        entry = self.history.get((national_id, device))
+        if entry is None:
+            return None
+        keys, spans = entry
+        for start, end in spans:
+            if start <= epoch < end:
+                return keys
+        return None
+
+    def removed_between(self, after_epoch: int, up_to_epoch: int) -> bool:
+        """Whether a device left in ``(after_epoch, up_to_epoch]``: a sender key made at
+        ``after_epoch`` must not be used at ``up_to_epoch``."""
+        return any(after_epoch < epoch <= up_to_epoch for epoch in self.removals)
+
+    def head_at(self, epoch: int) -> bytes | None:
+        return self.heads[epoch] if 0 <= epoch < len(self.heads) else None
+
+    def is_admin_device(self, national_id: str, device: int) -> bool:
+        member = self.members.get(national_id)
+        return member is not None and member.role == "admin" and device in member.devices
+
+    @property
+    def archiver_missing(self) -> bool:
+        return self.policy.archiver_required and self.archiver is None
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent:
+    """A verified event: what it did, who signed it, and its hash."""
+
+    room: str
+    epoch: int
+    action: str
+    author: DeviceRef
+    content: JsonObject
+    timestamp: int
+    hash: bytes
+    raw: bytes

@@ -1,0 +1,48 @@
+"""Helpers for end-to-end tests with SDK clients against a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from client.events import Message, SecurityAlert
+from client.session import RelaisClient
+from client.store import KeyStore
+
+TIMEOUT = 20
+
+
+async def new_client(server_url: str, directory: Path, national_id: str, name: str) -> RelaisClient:
+    """A registered, connected client with its own encrypted store (cheap scrypt)."""
+    store = KeyStore.open(directory / f"{name}.store", "correct horse battery staple", n=2**10)
+    client = RelaisClient(server=server_url, store=store)
+    await client.register_dev(national_id, device_name=name)
+    await client.connect()
+    return client
+
+
+async def reopen(client: RelaisClient, directory: Path, name: str) -> RelaisClient:
+    """The same device after an app restart: the store read back from disk."""
+    await client.close()
+    store = KeyStore.open(directory / f"{name}.store", "correct horse battery staple", n=2**10)
+    again = RelaisClient(server=client.server, store=store)
+    await again.connect()
+    return again
+
+
+async def next_message(client: RelaisClient) -> Message:
+    """The next message from another device (the server also returns one's own
+    messages when it fills a gap; the SDK marks them ``own``)."""
+    while True:
+        message = await asyncio.wait_for(client.messages.get(), TIMEOUT)
+        if not message.own:
+            return message
+
+
+async def next_alert(client: RelaisClient) -> SecurityAlert:
+    return await asyncio.wait_for(client.alerts.get(), TIMEOUT)
+
+
+async def barrier(client: RelaisClient) -> None:
+    """Everything the server queued for this client before now has been processed."""
+    await client.sync()
