@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     SERVER_BUSY = "server_busy"
     INTERNAL = "internal"
+    PUSH_DISABLED = "push_disabled"
+    BAD_PUSH_SUBSCRIPTION = "bad_push_subscription"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -97,6 +99,15 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INTERNAL: (
         "Unexpected server error; nothing was stored.",
         "Erreur inattendue du serveur ; rien n'a été enregistré.",
+    ),
+    ErrorCode.PUSH_DISABLED: (
+        "Web Push is not configured on this server.",
+        "Les notifications Web Push ne sont pas configurées sur ce serveur.",
+    ),
+    ErrorCode.BAD_PUSH_SUBSCRIPTION: (
+        "The push subscription is invalid or its push service is not accepted.",
+        "L'abonnement aux notifications est invalide ou son service de notification "
+        "n'est pas accepté.",
     ),
 }
 

@@ -23,6 +23,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -158,6 +159,11 @@ class FanoutHub:
         Call only after the transaction that produced the event has committed.
         """
         self._deliver_locally(topic, event)
+        for listener in _publish_listeners:
+            try:
+                listener(topic, event)
+            except Exception:
+                logger.exception("a publish listener failed on an event of kind %s", event.kind)
         if self._redis is not None:
             payload = self._encoder.encode(_WireEvent(origin=self.origin, topic=topic, event=event))
             self._outbox.append((self._prefix + topic, payload))
@@ -248,6 +254,18 @@ class FanoutHub:
             except Exception:
                 # Other processes' devices will fill the gap from the database.
                 logger.exception("publishing %d events to Redis failed", len(batch))
+
+
+# Called with every event this process publishes, in the hub's event loop, after the
+# local delivery. A listener must not block: Web Push (push.feed) queues a job there.
+PublishListener = Callable[[str, HubEvent], None]
+_publish_listeners: list[PublishListener] = []
+
+
+def add_publish_listener(listener: PublishListener) -> None:
+    """Have ``listener`` called for every event published by this process (idempotent)."""
+    if listener not in _publish_listeners:
+        _publish_listeners.append(listener)
 
 
 # The hub that synchronous code (REST views, admin) publishes to. A server process has

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from mobile_api.views.auth import DevLoginView, LogoutView
+from mobile_api.views.push import MuteListView, RoomMuteView, SubscriptionView, VapidKeyView
 from mobile_api.views.rooms import HistoryView, MemberAddView, MemberRemoveView, RoomListCreateView
 
 urlpatterns = [
@@ -14,4 +15,8 @@ urlpatterns = [
         name="room-member",
     ),
     path("rooms/<int:room_id>/messages", HistoryView.as_view(), name="room-messages"),
+    path("push/vapid-key", VapidKeyView.as_view(), name="push-vapid-key"),
+    path("push/subscription", SubscriptionView.as_view(), name="push-subscription"),
+    path("push/mutes", MuteListView.as_view(), name="push-mutes"),
+    path("rooms/<int:room_id>/mute", RoomMuteView.as_view(), name="room-mute"),
 ]
