@@ -108,23 +108,24 @@ class StreamSource:
             claimed = await self._claim_abandoned()
             if claimed:
                 return claimed
+        if self._cursor == "0":
+            own = await self._read_group("0", block_ms=None)
+            if own:
+                return own
+            self._cursor = ">"
+        return await self._read_group(">", block_ms=self._block_ms)
+
+    async def _read_group(self, cursor: str, *, block_ms: int | None) -> list[Entry]:
         try:
             answer = await self._redis.xreadgroup(
-                STREAM_GROUP,
-                self._consumer,
-                {self._key: self._cursor},
-                count=self._batch,
-                block=None if self._cursor == "0" else self._block_ms,
+                STREAM_GROUP, self._consumer, {self._key: cursor}, count=self._batch, block=block_ms
             )
         except ResponseError as error:
             if "NOGROUP" not in str(error):
                 raise
             await self.ensure_group()
             return []
-        raw = answer[0][1] if answer else []
-        if self._cursor == "0" and not raw:
-            self._cursor = ">"
-        return self._decode(raw)
+        return self._decode(answer[0][1] if answer else [])
 
     async def _claim_abandoned(self) -> list[Entry]:
         try:
