@@ -109,5 +109,5 @@ def register(
     return browser
 
 
-async def aregister(receiver, identity, settings) -> BrowserSubscription:
+async def aregister(receiver, identity, settings):
     return await database_sync_to_async(register)(receiver, identity, settings)

@@ -193,9 +193,7 @@ class PushReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context())
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
         self._hanging.set()
@@ -212,9 +210,9 @@ class PushReceiver:
         """The next requests for ``subscription`` get these answers, then 201 again."""
         self._scripts[subscription.token].extend(answers)
 
-    async def next_push(self, timeout: float = 10) -> ReceivedPush:
+    async def next_push(self, wait_seconds: float = 10) -> ReceivedPush:
         try:
-            return await asyncio.wait_for(self._arrivals.get(), timeout)
+            return await asyncio.wait_for(self._arrivals.get(), wait_seconds)
         except TimeoutError:
             raise AssertionError(f"no push arrived; rejections: {self.rejections}") from None
 

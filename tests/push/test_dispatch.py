@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 from channels.db import database_sync_to_async
 
-from chat.presence import HubPresence, RedisPresence
+from chat.presence import HubPresence, Presence, RedisPresence
 from chat.services.devices import do_revoke_device
 from push.dispatcher import Dispatcher
 from push.jobs import PushJob
@@ -136,6 +136,7 @@ async def test_a_connected_device_gets_no_push(
     phone = await aregister(receiver, identity_of(care_team, "doctor_phone"), push_on)
     tablet = await aregister(receiver, identity_of(care_team, "doctor_tablet"), push_on)
     redis = None
+    presence: Presence
     if fanout_mode == "redis":
         # What the worker process sees: the hubs' subscriptions in Redis.
         redis = redis_asyncio.Redis.from_url(os.environ["RELAIS_REDIS_URL"])
