@@ -120,7 +120,7 @@ class LocalFeed:
                 logger.warning("the push queue is full; %d pushes dropped so far", self.dropped)
 
     async def _run_worker(self) -> None:
-        from chat.presence import HubPresence
+        from chat.presence import presence_tracker
         from chat.runtime import get_runtime
         from push.dispatcher import Dispatcher
         from push.sender import PushSender
@@ -141,7 +141,7 @@ class LocalFeed:
         await sender.start()
         dispatcher = Dispatcher(
             sender=sender,
-            presence=HubPresence(runtime.hub),
+            presence=presence_tracker(clock=runtime.clock),
             clock=runtime.clock,
             settings=settings,
         )

@@ -55,7 +55,7 @@ def api(practitioners, device_token):
     return client_for
 
 
-def error_of(response) -> str:
+def error_of(response):
     return response.json()["error"]["code"]
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 from channels.db import database_sync_to_async
 
-from chat.presence import HubPresence, Presence, RedisPresence
+from chat.presence import Presence, RedisPresence, presence_tracker
 from chat.services.devices import do_revoke_device
 from push.dispatcher import Dispatcher
 from push.jobs import PushJob
@@ -44,10 +44,10 @@ async def sender(push_on, clock):
 
 
 @pytest.fixture
-def dispatcher(sender, runtime, push_on, clock):
+async def dispatcher(sender, runtime, push_on, clock):
     return Dispatcher(
         sender=sender,
-        presence=HubPresence(runtime.hub),
+        presence=presence_tracker(clock=clock),
         clock=clock,
         settings=push_on,
         jitter=no_jitter,
@@ -140,9 +140,9 @@ async def test_a_connected_device_gets_no_push(
     if fanout_mode == "redis":
         # What the worker process sees: the hubs' subscriptions in Redis.
         redis = redis_asyncio.Redis.from_url(os.environ["RELAIS_REDIS_URL"])
-        presence = RedisPresence(redis=redis, channel_prefix=os.environ["RELAIS_REDIS_PREFIX"])
+        presence = RedisPresence(redis=redis, prefix=os.environ["RELAIS_REDIS_PREFIX"], clock=clock)
     else:
-        presence = HubPresence(runtime.hub)
+        presence = presence_tracker(clock=clock)
     dispatcher = Dispatcher(sender=sender, presence=presence, clock=clock, settings=push_on)
     connected = Client(token=devices["doctor_phone"][1])
     await connected.start()
@@ -245,7 +245,7 @@ async def test_a_timeout_is_retried_and_a_newer_message_merges_into_the_waiting_
     await hasty_sender.start()
     dispatcher = Dispatcher(
         sender=hasty_sender,
-        presence=HubPresence(runtime.hub),
+        presence=presence_tracker(clock=clock),
         clock=clock,
         settings=quick,
         jitter=no_jitter,

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis
 from django.db import connection
 
 from chat.services.rooms import do_create_room
+from push.jobs import stream_key
 from tests.e2e.client import WsClient
 from tests.e2e.server import ROOT, ServerProcess
 from tests.push.conftest import SUBJECT
@@ -98,6 +100,8 @@ def stack(push_service, vapid_key, tmp_path):
     yield server
     exit_code = worker.stop()
     server.stop()
+    with redis.Redis.from_url(env["RELAIS_REDIS_URL"]) as client:
+        client.delete(stream_key(env["RELAIS_REDIS_PREFIX"]))
     worker_log = worker.log_path.read_text()
     assert exit_code == 0, worker_log[-3000:]
     # Endpoints are capability URLs: never in the logs.

@@ -39,6 +39,7 @@ def memory_fanout(settings):
 @pytest.fixture
 async def redis_client():
     client = redis_asyncio.Redis.from_url(os.environ["RELAIS_REDIS_URL"])
+    await client.delete(stream_key(os.environ["RELAIS_REDIS_PREFIX"]))  # earlier tests' jobs
     yield client
     await client.delete(stream_key(os.environ["RELAIS_REDIS_PREFIX"]))
     await client.aclose()
@@ -102,7 +103,7 @@ async def stream_worker(redis, push_on, clock, *, consumer: str, claim_idle_ms: 
     await source.ensure_group()
     dispatcher = Dispatcher(
         sender=sender,
-        presence=RedisPresence(redis=redis, channel_prefix=prefix),
+        presence=RedisPresence(redis=redis, prefix=prefix, clock=clock),
         clock=clock,
         settings=push_on,
     )

@@ -68,7 +68,9 @@ class Command(BaseCommand):
         )
         dispatcher = Dispatcher(
             sender=sender,
-            presence=RedisPresence(redis=redis, channel_prefix=chat_settings.redis_prefix),
+            presence=RedisPresence(
+                redis=redis, prefix=chat_settings.redis_prefix, clock=SYSTEM_CLOCK
+            ),
             clock=SYSTEM_CLOCK,
             settings=settings,
         )
