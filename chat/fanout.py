@@ -248,6 +248,11 @@ class FanoutHub:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for channel, payload in batch:
                         pipe.publish(channel, payload)
+                    for tap in _pipeline_taps:
+                        try:
+                            tap(pipe)
+                        except Exception:
+                            logger.exception("a pipeline tap failed")
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
@@ -266,6 +271,19 @@ def add_publish_listener(listener: PublishListener) -> None:
     """Have ``listener`` called for every event published by this process (idempotent)."""
     if listener not in _publish_listeners:
         _publish_listeners.append(listener)
+
+
+# Called with the hub's Redis pipeline before each publish round trip, in the hub's
+# event loop: a tap adds its own commands (Web Push appends its jobs to a stream) and
+# they travel in the same round trip, at no extra cost to the send path.
+PipelineTap = Callable[[Any], None]
+_pipeline_taps: list[PipelineTap] = []
+
+
+def add_pipeline_tap(tap: PipelineTap) -> None:
+    """Have ``tap(pipeline)`` called before each Redis publish of this process (idempotent)."""
+    if tap not in _pipeline_taps:
+        _pipeline_taps.append(tap)
 
 
 # The hub that synchronous code (REST views, admin) publishes to. A server process has

@@ -5,10 +5,10 @@ envelope's transaction has committed. For a ``message`` event the listener appen
 job (room, seq, sender device) to a list and returns: no I/O, no database, no await on
 the send path. Then, per server process (per event loop):
 
-* with Redis (production), ``StreamFeed`` appends the jobs to a Redis stream in one
-  pipelined round trip per batch, from its own task; the ``push_worker`` process
-  consumes the stream through a consumer group, so jobs wait in Redis while the worker
-  restarts;
+* with Redis (production), ``StreamFeed`` hands the jobs to the hub's next publish
+  round trip to Redis (which carries the envelope's event anyway), as ``XADD`` to a
+  Redis stream; the ``push_worker`` process consumes the stream through a consumer
+  group, so jobs wait in Redis while the worker restarts;
 * without Redis (the embedded default), ``LocalFeed`` puts the jobs on an in-process
   queue that a worker task in the same process consumes.
 
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from chat.fanout import HubEvent
 from push.conf import push_settings
-from push.jobs import STREAM_GROUP, PushJob, stream_key
+from push.jobs import PushJob, stream_key
 
 logger = logging.getLogger(__name__)
 
@@ -41,62 +41,32 @@ class Feed(Protocol):
 
 
 class StreamFeed:
-    """Appends jobs to the Redis stream; batches whatever arrives during a round trip."""
+    """Jobs for the Redis stream, carried by the hub's own publish round trip.
 
-    def __init__(self, *, redis_url: str, prefix: str, maxlen: int) -> None:
-        import redis.asyncio as redis_asyncio
+    The hub publishes every envelope to Redis anyway; ``drain_into`` (a pipeline tap of
+    the hub) adds one ``XADD`` per job to that same pipeline, so push costs the send
+    path no extra round trip and no task. The stream is capped (``MAXLEN ~``). The
+    consumer group is created by the workers (from the stream's first entry), so jobs
+    queued before any worker ever ran are not lost.
+    """
 
-        self._redis: Any = redis_asyncio.Redis.from_url(redis_url)
+    def __init__(self, *, prefix: str, maxlen: int) -> None:
         self._key = stream_key(prefix)
         self._maxlen = maxlen
         self._buffer: list[PushJob] = []
-        self._flushing: asyncio.Task[None] | None = None
-        self._group_ready = False
         self.appended = 0
 
     def add(self, job: PushJob) -> None:
         self._buffer.append(job)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.get_running_loop().create_task(
-                self._flush(), name="relais-push-feed"
-            )
 
-    async def _flush(self) -> None:
-        while self._buffer:
-            batch, self._buffer = self._buffer, []
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    if not self._group_ready:
-                        # Created at the stream's end before the first entry, so the
-                        # workers see every entry, even those added before they start.
-                        pipe.xgroup_create(self._key, STREAM_GROUP, id="$", mkstream=True)
-                    for job in batch:
-                        pipe.xadd(self._key, job.to_fields(), maxlen=self._maxlen, approximate=True)
-                    results = await pipe.execute(raise_on_error=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("queueing %d push jobs failed; those pushes are lost", len(batch))
-                continue
-            if not self._group_ready:
-                first, results = results[0], results[1:]
-                if isinstance(first, Exception) and "BUSYGROUP" not in str(first):
-                    logger.error("creating the push consumer group failed: %s", first)
-                self._group_ready = True
-            failed = sum(isinstance(result, Exception) for result in results)
-            self.appended += len(results) - failed
-            if failed:
-                logger.error("queueing %d push jobs failed; those pushes are lost", failed)
-
-    async def flushed(self) -> None:
-        """Wait until every job added so far is in Redis (tests, shutdown)."""
-        while self._flushing is not None and not self._flushing.done():
-            await self._flushing
+    def drain_into(self, pipe: Any) -> None:
+        batch, self._buffer = self._buffer, []
+        for job in batch:
+            pipe.xadd(self._key, job.to_fields(), maxlen=self._maxlen, approximate=True)
+        self.appended += len(batch)
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.flushed()
-        await self._redis.aclose()
+        """Nothing to release: the hub owns the Redis connection."""
 
 
 class LocalFeed:
@@ -166,11 +136,7 @@ def build_feed() -> Feed:
 
     chat_settings = relais_settings()
     if chat_settings.redis_url:
-        return StreamFeed(
-            redis_url=chat_settings.redis_url,
-            prefix=chat_settings.redis_prefix,
-            maxlen=push_settings().stream_maxlen,
-        )
+        return StreamFeed(prefix=chat_settings.redis_prefix, maxlen=push_settings().stream_maxlen)
     return LocalFeed()
 
 
@@ -192,6 +158,13 @@ async def close_feed() -> None:
     feed = _feeds.pop(asyncio.get_running_loop(), None)
     if feed is not None:
         await feed.close()
+
+
+def drain_into_pipeline(pipe: Any) -> None:
+    """The hub's pipeline tap: the running loop's stream jobs ride along its publish."""
+    feed = _feeds.get(asyncio.get_running_loop())
+    if isinstance(feed, StreamFeed):
+        feed.drain_into(pipe)
 
 
 def on_publish(topic: str, event: HubEvent) -> None:

@@ -97,7 +97,7 @@ async def stream_worker(redis, push_on, clock, *, consumer: str, claim_idle_ms: 
         key=stream_key(prefix),
         consumer=consumer,
         clock=clock,
-        block_ms=200,
+        block_ms=5000,
         claim_idle_ms=claim_idle_ms,
     )
     await source.ensure_group()
@@ -123,25 +123,24 @@ async def test_with_redis_jobs_go_through_the_stream_and_wait_for_the_worker(
     # No worker runs yet: the jobs wait in Redis.
     for number in range(1, 4):
         await send(nurse, room.pk, f"m{number}")
-    feed = feed_for_running_loop()
-    assert isinstance(feed, StreamFeed)
-    await feed.flushed()
+    assert isinstance(feed_for_running_loop(), StreamFeed)
+
+    # A worker reads them (Redis blocks until they are there) but dies before
+    # acknowledging: they stay pending.
+    sender, dead, _ = await stream_worker(redis_client, push_on, clock, consumer="dead")
+    read: list = []
+    while len(read) < 3:
+        read += await dead.read()
+    assert [job.seq for _, job in read] == [1, 2, 3]
+    await sender.close()
     key = stream_key(os.environ["RELAIS_REDIS_PREFIX"])
     entries = await redis_client.xrange(key)
     # What the stream holds: room, seq and sender device, never the envelope.
+    nurse_device = str(devices["nurse_phone"][0]).encode()
     assert [fields for _, fields in entries] == [
-        {
-            b"r": str(room.pk).encode(),
-            b"s": str(seq).encode(),
-            b"d": str(devices["nurse_phone"][0]).encode(),
-        }
+        {b"r": str(room.pk).encode(), b"s": str(seq).encode(), b"d": nurse_device}
         for seq in (1, 2, 3)
     ]
-
-    # A worker reads them but dies before acknowledging: they stay pending.
-    sender, dead, _ = await stream_worker(redis_client, push_on, clock, consumer="dead")
-    assert [job.seq for _, job in await dead.read()] == [1, 2, 3]
-    await sender.close()
     pending = await redis_client.xpending(key, STREAM_GROUP)
     assert pending["pending"] == 3
 

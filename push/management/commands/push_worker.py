@@ -82,11 +82,12 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, worker_task.cancel)
-        logger.info("push worker %s started", consumer)
+        self.stdout.write(f"push worker {consumer} started")
+        self.stdout.flush()
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
         finally:
             await sender.close()
             await redis.aclose()
-            logger.info("push worker %s stopped", consumer)
+            self.stdout.write(f"push worker {consumer} stopped")
