@@ -58,7 +58,7 @@ def push_settings() -> PushSettings:
         if not subject:
             raise ConfigurationError(
                 "RELAIS_VAPID_SUBJECT must be set with RELAIS_VAPID_PRIVATE_KEY "
-                "(a mailto: address or an https: URL where push services can reach you)"
+                "(a mailto: address or an https:// origin where push services can reach you)"
             )
         check_subject(subject, variable="RELAIS_VAPID_SUBJECT")
     ttl = _positive(raw, "TTL_SECONDS", "RELAIS_PUSH_TTL")
