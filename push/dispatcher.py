@@ -9,7 +9,8 @@
 * 2xx: done. 404/410: the subscription is deleted, with every delivery waiting for it.
   429, 5xx, timeouts, network errors: tried again after an exponential, jittered delay,
   never sooner than ``Retry-After``, at most ``max_attempts`` times and never past the
-  push TTL. Other answers: given up.
+  push TTL; before a retry the subscription is checked again (device not revoked,
+  endpoint unchanged). Other answers: given up.
 
 Time comes from an injected clock: tests move it instead of sleeping. Nothing here
 waits for time to pass; ``worker.PushWorker`` does, using ``seconds_until_next_due``.
@@ -31,12 +32,13 @@ from chat.presence import Presence
 from push.backoff import Jitter, equal_jitter, retry_delay
 from push.conf import PushSettings
 from push.jobs import PushJob
-from push.recipients import do_remove_gone_subscription, push_targets
+from push.recipients import do_remove_gone_subscription, push_targets, still_pushable
 from push.sender import Outcome, PushTarget, SendResult
 
 logger = logging.getLogger(__name__)
 
 TargetResolver = Callable[[Sequence[PushJob], datetime], Awaitable[list[list[PushTarget]]]]
+TargetChecker = Callable[[Sequence[PushTarget]], Awaitable[set[int]]]
 SubscriptionRemover = Callable[[PushTarget], Awaitable[None]]
 
 
@@ -80,6 +82,11 @@ async def _resolve_targets(jobs: Sequence[PushJob], now: datetime) -> list[list[
     return targets
 
 
+async def _check_targets(targets: Sequence[PushTarget]) -> set[int]:
+    valid: set[int] = await database_sync_to_async(still_pushable)(targets=targets)
+    return valid
+
+
 async def _remove_subscription(target: PushTarget) -> None:
     await database_sync_to_async(do_remove_gone_subscription)(
         subscription_id=target.subscription_id, endpoint=target.endpoint
@@ -96,6 +103,7 @@ class Dispatcher:
         settings: PushSettings,
         jitter: Jitter = equal_jitter,
         resolve_targets: TargetResolver = _resolve_targets,
+        check_targets: TargetChecker = _check_targets,
         remove_subscription: SubscriptionRemover = _remove_subscription,
     ) -> None:
         self._sender = sender
@@ -104,6 +112,7 @@ class Dispatcher:
         self._settings = settings
         self._jitter = jitter
         self._resolve_targets = resolve_targets
+        self._check_targets = check_targets
         self._remove_subscription = remove_subscription
         self._pending: dict[tuple[int, int], Delivery] = {}
         self._in_flight: dict[tuple[int, int], asyncio.Task[None]] = {}
@@ -185,6 +194,12 @@ class Dispatcher:
             del self._pending[delivery.key]
         live = [d for d in due if now - d.queued_at <= self._settings.ttl_seconds]
         self.stats.expired += len(due) - len(live)
+        retries = [d.target for d in live if d.failures]
+        if retries:
+            # Minutes may have passed: a device revoked or a subscription replaced
+            # meanwhile must not be pushed.
+            valid = await self._check_targets(retries)
+            live = [d for d in live if not d.failures or d.target.subscription_id in valid]
         try:
             connected = await self._presence.connected({d.target.device_id for d in live})
         except Exception:

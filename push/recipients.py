@@ -93,6 +93,16 @@ def push_targets(*, jobs: Sequence[PushJob], now: datetime) -> list[list[PushTar
     return result
 
 
+def still_pushable(*, targets: Sequence[PushTarget]) -> set[int]:
+    """The ids among ``targets`` whose subscription still exists, with the same endpoint,
+    for a device that is not revoked (checked again before a retry)."""
+    wanted = {target.subscription_id: target.endpoint for target in targets}
+    rows = PushSubscription.objects.filter(
+        pk__in=wanted, device__revoked_at__isnull=True
+    ).values_list("pk", "endpoint")
+    return {pk for pk, endpoint in rows if wanted.get(pk) == endpoint}
+
+
 def do_remove_gone_subscription(*, subscription_id: int, endpoint: str) -> bool:
     """Delete a subscription the push service reported gone (404/410).
 

@@ -275,3 +275,22 @@ async def test_jobs_older_than_the_push_ttl_are_dropped(
     await dispatch(dispatcher, PushJob(room.pk, 1, devices["nurse_phone"][0], created_ms=stale))
     assert receiver.received == []
     assert dispatcher.stats.expired == 1
+
+
+async def test_a_device_revoked_while_its_push_waits_for_a_retry_is_not_pushed(
+    dispatcher, receiver, care_team, push_on, clock
+):
+    room, devices, _ = care_team
+    phone = await aregister(receiver, identity_of(care_team, "doctor_phone"), push_on)
+    tablet = await aregister(receiver, identity_of(care_team, "doctor_tablet"), push_on)
+    receiver.respond(phone, Scripted(503))
+    receiver.respond(tablet, Scripted(503))
+    await dispatch(dispatcher, PushJob(room.pk, 1, devices["nurse_phone"][0]))
+    assert dispatcher.pending_count == 2
+
+    await database_sync_to_async(do_revoke_device)(device_id=devices["doctor_phone"][0])
+    clock.advance(2)
+    assert await dispatcher.send_due() == 1
+    await dispatcher.wait_idle()
+    assert [p.token for p in receiver.received] == [tablet.token]
+    assert receiver.requests[phone.token] == 1  # the first attempt only
