@@ -43,6 +43,7 @@ from chat.frames import (
     error_frame,
     parse_frame,
 )
+from chat.presence import presence_tracker
 from chat.ratelimit import TokenBucket
 from chat.runtime import Runtime
 from chat.services.devices import DeviceIdentity, authenticate_token
@@ -124,6 +125,8 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._auth_timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._closed = False
+        self._present = False
 
     # Lifecycle ----------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Connection:
     async def closed(self) -> None:
         """Called when the socket is gone: stop the writer, leave the topics."""
         self._closing = True
+        self._closed = True
         if self._auth_timer is not None:
             self._auth_timer.cancel()
         if self._writer is not None:
@@ -151,6 +155,11 @@ class Connection:
         for topic in self._topics:
             await self._runtime.hub.unsubscribe(topic, self)
         self._topics.clear()
+        if self._present and self.identity is not None:
+            self._present = False
+            await presence_tracker(clock=self._runtime.clock).device_disconnected(
+                self.identity.device_id
+            )
 
     async def _start(self, identity: DeviceIdentity) -> None:
         self.identity = identity
@@ -174,6 +183,13 @@ class Connection:
             self._topics.append(topic)
             self._rooms.add(position.room_id)
         self._writer = asyncio.create_task(self._write_forever(), name="relais-connection-writer")
+        # Before "ready": a device that has it is known to be connected (no Web Push).
+        tracker = presence_tracker(clock=self._runtime.clock)
+        await tracker.device_connected(identity.device_id)
+        if self._closed:  # gone while presence was recorded: closed() did not count it
+            await tracker.device_disconnected(identity.device_id)
+            return
+        self._present = True
         s = self._settings
         await self._send_text(
             encode(

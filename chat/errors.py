@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     STALE_STATE = "stale_state"
     KEY_NOT_CERTIFIED = "key_not_certified"
     BAD_KEYS = "bad_keys"
+    PUSH_DISABLED = "push_disabled"
+    BAD_PUSH_SUBSCRIPTION = "bad_push_subscription"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -149,6 +151,15 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.BAD_KEYS: (
         "The device keys or their signature are invalid.",
         "Les clés de l'appareil ou leur signature sont invalides.",
+    ),
+    ErrorCode.PUSH_DISABLED: (
+        "Web Push is not configured on this server.",
+        "Les notifications Web Push ne sont pas configurées sur ce serveur.",
+    ),
+    ErrorCode.BAD_PUSH_SUBSCRIPTION: (
+        "The push subscription is invalid or its push service is not accepted.",
+        "L'abonnement aux notifications est invalide ou son service de notification "
+        "n'est pas accepté.",
     ),
 }
 

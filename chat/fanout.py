@@ -32,6 +32,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -192,6 +193,11 @@ class FanoutHub:
         Call only after the transaction that produced the event has committed.
         """
         self._deliver_locally(topic, event)
+        for listener in _publish_listeners:
+            try:
+                listener(topic, event)
+            except Exception:
+                logger.exception("a publish listener failed on an event of kind %s", event.kind)
         if self._redis is not None:
             self._outbox.append(TopicEvent(topic, event))
             self._outbox_ready.set()
@@ -261,12 +267,44 @@ class FanoutHub:
                 batch = self._outbox[:MAX_BATCH_EVENTS]
                 del self._outbox[:MAX_BATCH_EVENTS]
                 try:
-                    await self._redis.publish(self._channel, encode_batch(self.origin, batch))
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        pipe.publish(self._channel, encode_batch(self.origin, batch))
+                        for tap in _pipeline_taps:
+                            try:
+                                tap(pipe)
+                            except Exception:
+                                logger.exception("a pipeline tap failed")
+                        await pipe.execute()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     # Other processes' devices will fill the gap from the database.
                     logger.exception("publishing %d events to Redis failed", len(batch))
+
+
+# Called with every event this process publishes, in the hub's event loop, after the
+# local delivery. A listener must not block: Web Push (push.feed) queues a job there.
+PublishListener = Callable[[str, HubEvent], None]
+_publish_listeners: list[PublishListener] = []
+
+
+def add_publish_listener(listener: PublishListener) -> None:
+    """Have ``listener`` called for every event published by this process (idempotent)."""
+    if listener not in _publish_listeners:
+        _publish_listeners.append(listener)
+
+
+# Called with the hub's Redis pipeline before each publish round trip, in the hub's
+# event loop: a tap adds its own commands (Web Push appends its jobs to a stream) and
+# they travel in the same round trip, at no extra cost to the send path.
+PipelineTap = Callable[[Any], None]
+_pipeline_taps: list[PipelineTap] = []
+
+
+def add_pipeline_tap(tap: PipelineTap) -> None:
+    """Have ``tap(pipeline)`` called before each Redis publish of this process (idempotent)."""
+    if tap not in _pipeline_taps:
+        _pipeline_taps.append(tap)
 
 
 # The hub that synchronous code (REST views, admin) publishes to. A server process has

@@ -29,6 +29,7 @@ _STATUS = {
     ErrorCode.UPLOAD_INCOMPLETE: status.HTTP_409_CONFLICT,
     ErrorCode.ATTACHMENT_HASH_MISMATCH: status.HTTP_422_UNPROCESSABLE_ENTITY,
     ErrorCode.STALE_STATE: status.HTTP_409_CONFLICT,
+    ErrorCode.PUSH_DISABLED: status.HTTP_404_NOT_FOUND,
 }
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], ErrorCode]] = [

@@ -12,6 +12,7 @@ from mobile_api.views.attachments import (
     UploadView,
 )
 from mobile_api.views.auth import DevLoginView, LogoutView
+from mobile_api.views.push import MuteListView, RoomMuteView, SubscriptionView, VapidKeyView
 from mobile_api.views.rooms import (
     HistoryView,
     MemberAddView,
@@ -74,4 +75,12 @@ attachments = [
     path("attachments/<str:attachment_id>", DownloadView.as_view(), name="attachment"),
 ]
 
-urlpatterns = [*login, *rooms, *keys_and_devices, *attachments]
+# Web Push (docs/push.md).
+push = [
+    path("push/vapid-key", VapidKeyView.as_view(), name="push-vapid-key"),
+    path("push/subscription", SubscriptionView.as_view(), name="push-subscription"),
+    path("push/mutes", MuteListView.as_view(), name="push-mutes"),
+    path("rooms/<int:room_id>/mute", RoomMuteView.as_view(), name="room-mute"),
+]
+
+urlpatterns = [*login, *rooms, *keys_and_devices, *attachments, *push]

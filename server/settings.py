@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "mobile_api",
     "attachments",
     "keylog",
+    "push",
 ]
 
 MIDDLEWARE = [
@@ -235,4 +236,35 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "attachments": _attachment_storage,
+}
+
+# Web Push (push/, docs/push.md): on when a VAPID private key is configured. Read lazily
+# through push.conf.push_settings(), which checks the values and names the variable.
+RELAIS_PUSH = {
+    "VAPID_PRIVATE_KEY": env_str("RELAIS_VAPID_PRIVATE_KEY", ""),
+    "VAPID_SUBJECT": env_str("RELAIS_VAPID_SUBJECT", ""),
+    # Push services a subscription may point to (deny by default: the server POSTs there).
+    "ENDPOINT_HOSTS": env_list(
+        "RELAIS_PUSH_ENDPOINT_HOSTS",
+        ["*"]
+        if DEBUG
+        else [
+            "fcm.googleapis.com",
+            "android.googleapis.com",
+            "updates.push.services.mozilla.com",
+            "web.push.apple.com",
+            "*.notify.windows.com",
+        ],
+    ),
+    "ALLOW_HTTP_ENDPOINTS": DEBUG,  # https only in production
+    "TTL_SECONDS": env_int("RELAIS_PUSH_TTL", 24 * 3600),
+    "REQUEST_TIMEOUT_SECONDS": env_int("RELAIS_PUSH_TIMEOUT", 10),
+    "MAX_ATTEMPTS": env_int("RELAIS_PUSH_MAX_ATTEMPTS", 6),
+    "BACKOFF_BASE_SECONDS": env_int("RELAIS_PUSH_BACKOFF_BASE", 2),
+    "BACKOFF_MAX_SECONDS": env_int("RELAIS_PUSH_BACKOFF_MAX", 600),
+    "CONCURRENCY": env_int("RELAIS_PUSH_CONCURRENCY", 32),
+    "STREAM_MAXLEN": env_int("RELAIS_PUSH_STREAM_MAXLEN", 100_000),
+    "WORKER_NAME": env_str("RELAIS_PUSH_WORKER_NAME", ""),
+    "RATE_DEVICE": env_str("RELAIS_RATE_PUSH_DEVICE", "30/minute"),
+    "RATE_IP": env_str("RELAIS_RATE_PUSH_IP", "300/minute"),
 }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -53,7 +55,14 @@ def clock() -> ManualClock:
 async def runtime(clock: ManualClock) -> AsyncIterator[Runtime]:
     started = await start_runtime(clock=clock)
     yield started
-    await close_runtime()
+    try:
+        async with asyncio.timeout(20):
+            await close_runtime()
+    except TimeoutError:
+        # Say where the shutdown is stuck instead of hanging until the test timeout.
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        raise
 
 
 @pytest.fixture
