@@ -96,9 +96,15 @@ class Envelope(models.Model):
     is unique: a retried send finds the original row instead of storing twice.
     """
 
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="envelopes")
+    # No index of their own: the unique constraints below start with these columns, and
+    # every index costs a write on the hot path.
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, related_name="envelopes", db_index=False
+    )
     seq = models.BigIntegerField()
-    sender_device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="+")
+    sender_device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     sender_practitioner = models.ForeignKey(
         Practitioner, on_delete=models.PROTECT, related_name="+"
     )

@@ -3,18 +3,23 @@
 Why not the ORM here: every ORM call from async code hops to one worker thread, and a
 send needs several round trips; at a few hundred messages per second that thread is the
 bottleneck (docs/performance.md). Here, concurrent sends queue up while the previous
-batch commits, then the whole queue is written in one transaction, in two round trips
-(psycopg's pipeline mode sends the statements of a round trip together):
+batch commits, then the whole queue is written in one transaction and one round trip
+(psycopg's pipeline mode sends ``BEGIN``, two statements and ``COMMIT`` together):
 
-1. lock the senders' membership rows (``FOR SHARE``: a concurrent removal waits) and
-   look up earlier copies of the ``(device, client id)`` pairs (idempotent retries);
-2. lock the rooms in id order (no deadlock between processes), advance each room's
-   ``last_seq`` and insert the envelopes numbered from it (one statement), commit.
+1. lock the batch's rooms in id order (writers in several processes cannot deadlock);
+2. one statement keeps the envelopes whose sender is a member of the room and whose
+   ``(device, client id)`` pair is not stored yet, numbers them per room from
+   ``last_seq``, advances ``last_seq`` and inserts them.
 
-If another process stored one of the batch's ``(device, client id)`` pairs in the
-meantime, the insert violates the idempotency constraint: the transaction is rolled
-back and the batch planned again, now finding that copy. So sequence numbers stay dense
-and nothing is stored twice. Table names come from the models.
+Membership is read after the room lock is held, and a membership change takes the same
+lock (``chat.services.rooms``), so an envelope is never accepted from someone removed
+before it was stored, without locking membership rows. An envelope of the batch that
+was not inserted is looked up afterwards (a rare path): found, it is a retry and gets
+the original's ack; not found, its sender is not a member. If another process is
+storing the same pair at the same moment, the insert waits for it and then violates
+the idempotency constraint: the transaction is rolled back and the batch tried again,
+now finding that copy. So sequence numbers stay dense and nothing is stored twice.
+Table names come from the models.
 """
 
 from __future__ import annotations
@@ -22,11 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
@@ -41,34 +45,43 @@ _ENVELOPE = Envelope._meta.db_table
 _MEMBERSHIP = Membership._meta.db_table
 _ROOM = Room._meta.db_table
 
-_SELECT_MEMBERS = f"""
-    SELECT m.room_id, m.practitioner_id FROM {_MEMBERSHIP} m
-    WHERE (m.room_id, m.practitioner_id) IN (
-        SELECT * FROM unnest(%s::bigint[], %s::varchar[]))
-    FOR SHARE OF m
+_LOCK_ROOMS = f"SELECT id FROM {_ROOM} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: S608
+_APPEND = f"""
+    WITH incoming AS (
+        SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
+                             %s::bytea[], %s::integer[])
+            AS e(room_id, device_id, practitioner_id, client_id, body, position)
+    ),
+    accepted AS (
+        SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.position) AS ordinal
+        FROM incoming AS i
+        JOIN {_MEMBERSHIP} AS m
+            ON m.room_id = i.room_id AND m.practitioner_id = i.practitioner_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {_ENVELOPE} AS x
+            WHERE x.sender_device_id = i.device_id AND x.client_id = i.client_id
+        )
+    ),
+    counts AS (SELECT room_id, count(*) AS n FROM accepted GROUP BY room_id),
+    advanced AS (
+        UPDATE {_ROOM} AS r SET last_seq = r.last_seq + c.n
+        FROM counts AS c
+        WHERE r.id = c.room_id
+        RETURNING r.id, r.last_seq - c.n AS base
+    )
+    INSERT INTO {_ENVELOPE}
+        (room_id, seq, sender_device_id, sender_practitioner_id, client_id, body, size,
+         created_at_ms)
+    SELECT a.room_id, v.base + a.ordinal, a.device_id, a.practitioner_id, a.client_id,
+           a.body, octet_length(a.body), %s
+    FROM accepted AS a
+    JOIN advanced AS v ON v.id = a.room_id
+    RETURNING sender_device_id, client_id, seq
 """  # noqa: S608 - table names come from the models, values are parameters
 _SELECT_EXISTING = f"""
     SELECT sender_device_id, client_id, room_id, seq, sender_practitioner_id, body, created_at_ms
     FROM {_ENVELOPE}
     WHERE (sender_device_id, client_id) IN (SELECT * FROM unnest(%s::bigint[], %s::varchar[]))
-"""  # noqa: S608
-_LOCK_ROOMS = f"SELECT id FROM {_ROOM} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: S608
-_ADVANCE_AND_INSERT = f"""
-    WITH advanced AS (
-        UPDATE {_ROOM} AS r SET last_seq = r.last_seq + w.n
-        FROM unnest(%s::bigint[], %s::bigint[]) AS w(id, n)
-        WHERE r.id = w.id
-        RETURNING r.id, r.last_seq - w.n AS base
-    )
-    INSERT INTO {_ENVELOPE}
-        (room_id, seq, sender_device_id, sender_practitioner_id, client_id, body, size,
-         created_at_ms)
-    SELECT e.room_id, a.base + e.ordinal, e.device_id, e.practitioner_id, e.client_id,
-           e.body, octet_length(e.body), %s
-    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
-                %s::bytea[]) AS e(room_id, ordinal, device_id, practitioner_id, client_id, body)
-    JOIN advanced AS a ON a.id = e.room_id
-    RETURNING sender_device_id, client_id, seq
 """  # noqa: S608
 _FETCH = f"""
     SELECT seq, sender_device_id, sender_practitioner_id, client_id, body, created_at_ms
@@ -210,119 +223,76 @@ class PostgresMessageStore:
         self, connection: AsyncConnection[Any], requests: list[AppendRequest]
     ) -> list[StoredEnvelope | RelaisError]:
         now_ms = self._clock.now_ms()
-        inserted: AsyncCursor[Any] | None = None
-        async with connection.pipeline() as pipeline, connection.transaction():
-            members_query = await connection.execute(
-                _SELECT_MEMBERS,
-                ([r.room_id for r in requests], [r.practitioner_id for r in requests]),
+        # The first request of each (device, client id) pair; later ones are retries.
+        firsts: dict[tuple[int, str], int] = {}
+        for index, request in enumerate(requests):
+            firsts.setdefault((request.device_id, request.client_id), index)
+        rows = [requests[index] for index in firsts.values()]
+        async with connection.pipeline(), connection.transaction():
+            await connection.execute(_LOCK_ROOMS, (sorted({r.room_id for r in rows}),))
+            inserted = await connection.execute(
+                _APPEND,
+                (
+                    [r.room_id for r in rows],
+                    [r.device_id for r in rows],
+                    [r.practitioner_id for r in rows],
+                    [r.client_id for r in rows],
+                    [r.body for r in rows],
+                    list(range(len(rows))),
+                    now_ms,
+                ),
             )
-            existing_query = await connection.execute(
-                _SELECT_EXISTING, ([r.device_id for r in requests], [r.client_id for r in requests])
+        stored: dict[tuple[int, str], StoredEnvelope] = {}
+        by_key = {(r.device_id, r.client_id): r for r in rows}
+        for device_id, client_id, seq in await inserted.fetchall():
+            request = by_key[(device_id, client_id)]
+            stored[(device_id, client_id)] = StoredEnvelope(
+                room_id=request.room_id,
+                seq=seq,
+                device_id=device_id,
+                practitioner_id=request.practitioner_id,
+                client_id=client_id,
+                body=request.body,
+                created_at_ms=now_ms,
             )
-            await pipeline.sync()  # round trip 1
-            member_pairs = {(room, who) for room, who in await members_query.fetchall()}
-            existing = {
-                (row[0], row[1]): StoredEnvelope(
-                    room_id=row[2],
-                    seq=row[3],
-                    device_id=row[0],
-                    practitioner_id=row[4],
-                    client_id=row[1],
-                    body=bytes(row[5]),
-                    created_at_ms=row[6],
-                    duplicate=True,
-                )
-                for row in await existing_query.fetchall()
-            }
-            plan = _plan(requests, member_pairs, existing)
-            if plan.new:
-                ordinals: dict[int, int] = defaultdict(int)
-                numbered = []
-                for request in plan.new:
-                    ordinals[request.room_id] += 1
-                    numbered.append(ordinals[request.room_id])
-                room_ids = sorted(ordinals)
-                await connection.execute(_LOCK_ROOMS, (room_ids,))
-                inserted = await connection.execute(
-                    _ADVANCE_AND_INSERT,
-                    (
-                        room_ids,
-                        [ordinals[room_id] for room_id in room_ids],
-                        now_ms,
-                        [r.room_id for r in plan.new],
-                        numbered,
-                        [r.device_id for r in plan.new],
-                        [r.practitioner_id for r in plan.new],
-                        [r.client_id for r in plan.new],
-                        [r.body for r in plan.new],
-                    ),
-                )
-        # Round trip 2 (lock, insert, commit) happened as the blocks closed.
-        if inserted is not None:
-            seqs = {
-                (device, client_id): seq for device, client_id, seq in await inserted.fetchall()
-            }
-            for request in plan.new:
-                key = (request.device_id, request.client_id)
-                existing[key] = StoredEnvelope(
-                    room_id=request.room_id,
-                    seq=seqs[key],
-                    device_id=request.device_id,
-                    practitioner_id=request.practitioner_id,
-                    client_id=request.client_id,
-                    body=request.body,
-                    created_at_ms=now_ms,
-                )
-        return _resolve(requests, member_pairs, existing, plan)
+        missing = [key for key in by_key if key not in stored]
+        if missing:
+            stored.update(await _stored_before(connection, missing))
+        results: list[StoredEnvelope | RelaisError] = []
+        for index, request in enumerate(requests):
+            key = (request.device_id, request.client_id)
+            envelope = stored.get(key)
+            if envelope is None:
+                results.append(RelaisError(ErrorCode.NOT_MEMBER))
+            elif firsts[key] != index:
+                # A retry in the same batch: answer with the original (only its sender
+                # can know the pair, since it includes the sending device).
+                results.append(_as_duplicate(envelope))
+            else:
+                results.append(envelope)
+        return results
 
 
-@dataclass(slots=True)
-class _Plan:
-    new: list[AppendRequest]
-    first_of_key: set[int]
-
-
-def _plan(
-    requests: list[AppendRequest],
-    member_pairs: set[tuple[int, str]],
-    existing: dict[tuple[int, str], StoredEnvelope],
-) -> _Plan:
-    """Pick the requests to insert: members only, not stored before, first of each key."""
-    new: list[AppendRequest] = []
-    first_of_key: set[int] = set()
-    seen: set[tuple[int, str]] = set()
-    for index, request in enumerate(requests):
-        key = (request.device_id, request.client_id)
-        if (request.room_id, request.practitioner_id) not in member_pairs:
-            continue
-        if key in existing or key in seen:
-            continue
-        seen.add(key)
-        first_of_key.add(index)
-        new.append(request)
-    return _Plan(new=new, first_of_key=first_of_key)
-
-
-def _resolve(
-    requests: list[AppendRequest],
-    member_pairs: set[tuple[int, str]],
-    stored: dict[tuple[int, str], StoredEnvelope],
-    plan: _Plan,
-) -> list[StoredEnvelope | RelaisError]:
-    results: list[StoredEnvelope | RelaisError] = []
-    for index, request in enumerate(requests):
-        envelope = stored.get((request.device_id, request.client_id))
-        if envelope is not None and index not in plan.first_of_key:
-            # A retry: answer with the original, whoever asks (only its sender can
-            # know the key, since the key includes the sending device).
-            results.append(_as_duplicate(envelope))
-        elif envelope is not None:
-            results.append(envelope)
-        elif (request.room_id, request.practitioner_id) not in member_pairs:
-            results.append(RelaisError(ErrorCode.NOT_MEMBER))
-        else:
-            results.append(RelaisError(ErrorCode.INTERNAL))
-    return results
+async def _stored_before(
+    connection: AsyncConnection[Any], keys: list[tuple[int, str]]
+) -> dict[tuple[int, str], StoredEnvelope]:
+    """Envelopes already stored under these pairs (retries of earlier sends)."""
+    cursor = await connection.execute(
+        _SELECT_EXISTING, ([device for device, _ in keys], [client_id for _, client_id in keys])
+    )
+    return {
+        (row[0], row[1]): StoredEnvelope(
+            room_id=row[2],
+            seq=row[3],
+            device_id=row[0],
+            practitioner_id=row[4],
+            client_id=row[1],
+            body=bytes(row[5]),
+            created_at_ms=row[6],
+            duplicate=True,
+        )
+        for row in await cursor.fetchall()
+    }
 
 
 def _as_duplicate(envelope: StoredEnvelope) -> StoredEnvelope:

@@ -154,3 +154,47 @@ async def test_two_postgres_writers_like_two_processes_never_collide(setup, cloc
     by_key = {client_id: (room, seq) for room, seq, client_id in stored}
     assert all(by_key[r.client_id] == (r.room_id, r.seq) for r in results)
     assert sum(1 for r in results if r.duplicate) == 200
+
+
+async def test_a_member_removed_while_the_send_waits_for_the_room_is_refused(setup, clock):
+    """Membership is read once the room's lock is held: a removal that held that lock
+    (as every membership change does) is seen, without locking membership rows."""
+    import psycopg
+    from django.db import connection
+
+    from chat.models import Membership
+
+    store = build_store(clock)
+    room = setup["rooms"][0]
+    params = connection.get_connection_params()
+    conninfo = {k: params[k] for k in ("dbname", "user", "host", "port") if params.get(k)}
+    observer = await psycopg.AsyncConnection.connect(**conninfo, autocommit=True)
+    async with await psycopg.AsyncConnection.connect(**conninfo) as change:
+        async with change.transaction():
+            await change.execute("SELECT id FROM chat_room WHERE id = %s FOR UPDATE", (room,))
+            sending = asyncio.create_task(store.append(request_for(setup["doctor"], room, "late")))
+            await _until_a_backend_waits_for_a_lock(observer)
+            await change.execute(
+                f"DELETE FROM {Membership._meta.db_table} "  # noqa: S608
+                "WHERE room_id = %s AND practitioner_id = %s",
+                (room, setup["doctor"].practitioner_id),
+            )
+        with pytest.raises(RelaisError) as refused:
+            await sending
+    await observer.close()
+    await store.close()
+    assert refused.value.code == ErrorCode.NOT_MEMBER
+    assert await sync_to_async(Envelope.objects.filter(client_id="late").count)() == 0
+
+
+async def _until_a_backend_waits_for_a_lock(observer) -> None:
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    for _ in range(500):
+        cursor = await observer.execute(query)
+        if (await cursor.fetchone())[0]:
+            return
+        await asyncio.sleep(0.01)  # polling the server's view of locks; no event to await
+    raise AssertionError("the send never waited for the room's lock")
