@@ -11,7 +11,9 @@ import re
 import unicodedata
 
 # Letters that Unicode decomposition does not reduce to ASCII.
-_SPECIAL = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "ø": "o", "Ø": "o"})
+_SPECIAL = str.maketrans(
+    {"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "ø": "o", "Ø": "o"}
+)
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 

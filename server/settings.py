@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "directory",
     "chat",
     "mobile_api",
+    "identity",
 ]
 
 MIDDLEWARE = [
@@ -182,3 +183,8 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# Pro Santé Connect (identity/, docs/identity.md): RELAIS_PSC_* environment variables.
+from identity.environment import psc_from_environment  # noqa: E402
+
+RELAIS_PSC = psc_from_environment()

@@ -98,9 +98,7 @@ def _lines(stream: BinaryIO, *, on_bad_row: BadRowHandler) -> Iterator[tuple[int
         yield number, text, len(raw)
 
 
-def check_national_id(
-    *, id_type: str, number: str, national_id: str
-) -> tuple[str | None, bool]:
+def check_national_id(*, id_type: str, number: str, national_id: str) -> tuple[str | None, bool]:
     """``(error, check digit valid)`` for the three identifier columns of a row."""
     try:
         kind = IdentifierType(id_type)
@@ -128,7 +126,7 @@ def read_person_rows(
     policy: CheckDigitPolicy,
     on_bad_row: BadRowHandler,
     on_warning: WarningHandler,
-    on_progress: Callable[[int], None] = lambda _bytes: None,
+    on_progress: Callable[[int], object] = lambda _bytes: None,
     on_rejected_id: Callable[[str], None] = lambda _national_id: None,
 ) -> Iterator[PersonRow]:
     """Valid rows of a PS_LibreAcces_Personne_activite file; HeaderError if unusable.
@@ -263,7 +261,7 @@ def read_mailbox_rows(
     stream: BinaryIO,
     *,
     on_bad_row: BadRowHandler,
-    on_progress: Callable[[int], None] = lambda _bytes: None,
+    on_progress: Callable[[int], object] = lambda _bytes: None,
 ) -> Iterator[MailboxRow]:
     """Valid rows of an Extraction_Correspondance_MSSante file; HeaderError if unusable."""
     lines = _lines(stream, on_bad_row=on_bad_row)

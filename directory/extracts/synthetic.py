@@ -16,24 +16,172 @@ from typing import TextIO
 
 from directory.extracts.columns import MSSANTE_COLUMNS, PERSONNE_ACTIVITE_COLUMNS
 
-LAST_NAMES = (
-    "Martin Bernard Thomas Petit Robert Richard Durand Dubois Moreau Laurent Simon Michel "
-    "Lefèvre Leroy Roux David Bertrand Morel Fournier Girard Bonnet Dupont Lambert Fontaine "
-    "Rousseau Vincent Müller Lefebvre Faure André Mercier Blanc Guérin Boyer Garnier Chevalier "
-    "François Legrand Gauthier Garcia Perrin Robin Clément Morin Nicolas Henry Roussel Mathieu "
-    "Gautier Masson Marchand Duval Denis Dumont Marie Lemaire Noël Meyer Dufour Meunier Brun "
-    "Blanchard Giraud Joly Rivière Lucas Brunet Gaillard Barbier Arnaud Martínez Gérard Roche "
-    "Renard Schmitt Roy Leroux Colin Vidal Caron Picard Roger Fabre Aubert Lemoine Renaud "
-    "Dumas Lacroix Olivier Philippe Bourgeois Pierre Benoît Rey Leclerc Payet Rolland Le Gall "
-    "Benali Nguyen N'Diaye Da Silva Hoarau Kervella Saint-Martin D'Almeida"
-).split(" ")
-FIRST_NAMES = (
-    "Marie Jean Pierre Michel André Philippe Nathalie Isabelle Sylvie Catherine Françoise "
-    "Stéphane Christophe Frédéric Sébastien Céline Émilie Élodie Camille Léa Chloé Manon Inès "
-    "Zoé Hélène Jérôme Benoît Loïc Gaëlle Anaïs Noémie Thérèse Agnès Joël Raphaël Maël Léo "
-    "Lucas Hugo Louis Arthur Jules Nicolas Julien Thomas Claire Sophie Aurélie Karim Yasmine "
-    "Mathilde Clémence Cécile Josiane"
-).split(" ")
+LAST_NAMES = [
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Durand",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefèvre",
+    "Leroy",
+    "Roux",
+    "David",
+    "Bertrand",
+    "Morel",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Fontaine",
+    "Rousseau",
+    "Vincent",
+    "Müller",
+    "Lefebvre",
+    "Faure",
+    "André",
+    "Mercier",
+    "Blanc",
+    "Guérin",
+    "Boyer",
+    "Garnier",
+    "Chevalier",
+    "François",
+    "Legrand",
+    "Gauthier",
+    "Garcia",
+    "Perrin",
+    "Robin",
+    "Clément",
+    "Morin",
+    "Nicolas",
+    "Henry",
+    "Roussel",
+    "Mathieu",
+    "Gautier",
+    "Masson",
+    "Marchand",
+    "Duval",
+    "Denis",
+    "Dumont",
+    "Marie",
+    "Lemaire",
+    "Noël",
+    "Meyer",
+    "Dufour",
+    "Meunier",
+    "Brun",
+    "Blanchard",
+    "Giraud",
+    "Joly",
+    "Rivière",
+    "Lucas",
+    "Brunet",
+    "Gaillard",
+    "Barbier",
+    "Arnaud",
+    "Martínez",
+    "Gérard",
+    "Roche",
+    "Renard",
+    "Schmitt",
+    "Roy",
+    "Leroux",
+    "Colin",
+    "Vidal",
+    "Caron",
+    "Picard",
+    "Roger",
+    "Fabre",
+    "Aubert",
+    "Lemoine",
+    "Renaud",
+    "Dumas",
+    "Lacroix",
+    "Olivier",
+    "Philippe",
+    "Bourgeois",
+    "Pierre",
+    "Benoît",
+    "Rey",
+    "Leclerc",
+    "Payet",
+    "Rolland",
+    "Le",
+    "Gall",
+    "Benali",
+    "Nguyen",
+    "N'Diaye",
+    "Da",
+    "Silva",
+    "Hoarau",
+    "Kervella",
+    "Saint-Martin",
+    "D'Almeida",
+]
+FIRST_NAMES = [
+    "Marie",
+    "Jean",
+    "Pierre",
+    "Michel",
+    "André",
+    "Philippe",
+    "Nathalie",
+    "Isabelle",
+    "Sylvie",
+    "Catherine",
+    "Françoise",
+    "Stéphane",
+    "Christophe",
+    "Frédéric",
+    "Sébastien",
+    "Céline",
+    "Émilie",
+    "Élodie",
+    "Camille",
+    "Léa",
+    "Chloé",
+    "Manon",
+    "Inès",
+    "Zoé",
+    "Hélène",
+    "Jérôme",
+    "Benoît",
+    "Loïc",
+    "Gaëlle",
+    "Anaïs",
+    "Noémie",
+    "Thérèse",
+    "Agnès",
+    "Joël",
+    "Raphaël",
+    "Maël",
+    "Léo",
+    "Lucas",
+    "Hugo",
+    "Louis",
+    "Arthur",
+    "Jules",
+    "Nicolas",
+    "Julien",
+    "Thomas",
+    "Claire",
+    "Sophie",
+    "Aurélie",
+    "Karim",
+    "Yasmine",
+    "Mathilde",
+    "Clémence",
+    "Cécile",
+    "Josiane",
+]
 
 # (code, label, weight, specialties as (code, label), MSSanté domain)
 PROFESSIONS: tuple[tuple[str, str, int, tuple[tuple[str, str], ...], str], ...] = (
@@ -54,7 +202,13 @@ PROFESSIONS: tuple[tuple[str, str, int, tuple[tuple[str, str], ...], str], ...] 
     ("60", "Infirmier", 35, (), "infirmier"),
     ("21", "Pharmacien", 10, (), "pharmacien"),
     ("70", "Masseur-Kinésithérapeute", 10, (), "masseur-kinesitherapeute"),
-    ("40", "Chirurgien-Dentiste", 5, (("SCD01", "Orthopédie dento-faciale"),), "chirurgien-dentiste"),
+    (
+        "40",
+        "Chirurgien-Dentiste",
+        5,
+        (("SCD01", "Orthopédie dento-faciale"),),
+        "chirurgien-dentiste",
+    ),
     ("50", "Sage-Femme", 3, (), "sage-femme"),
     ("91", "Orthophoniste", 3, (), "orthophoniste"),
     ("80", "Pédicure-Podologue", 2, (), "pedicure-podologue"),
@@ -243,7 +397,7 @@ def write_personne_activite(
     only the first 1000 people (for the MSSanté file and the tests)."""
     if (people is None) == (rows is None):
         raise ValueError("give exactly one of people= or rows=")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (made-up data, not security)
     out.write(_line(list(PERSONNE_ACTIVITE_COLUMNS)))
     written = 0
     kept: list[Person] = []
@@ -269,7 +423,7 @@ def mailbox_address(person: Person) -> str:
 def write_mssante(out: TextIO, people: list[Person], *, seed: int = 1) -> None:
     """Write an Extraction_Correspondance_MSSante file: a personal mailbox for about two
     people in three, and a few organisation mailboxes."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (made-up data, not security)
     out.write(_line(list(MSSANTE_COLUMNS)))
     for person in people:
         if rng.random() >= 0.66:

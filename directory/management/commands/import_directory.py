@@ -32,7 +32,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--personne-activite", type=Path, help="PS_LibreAcces_Personne_activite_*.txt")
+        parser.add_argument(
+            "--personne-activite", type=Path, help="PS_LibreAcces_Personne_activite_*.txt"
+        )
         parser.add_argument("--mssante", type=Path, help="Extraction_Correspondance_MSSante_*.txt")
         parser.add_argument(
             "--check-digits",
@@ -115,7 +117,9 @@ class Command(BaseCommand):
         self._summary(path, report, time.monotonic() - started, people=False)
 
     def _summary(self, path: Path, report: ImportReport, seconds: float, *, people: bool) -> None:
-        lines = [f"{path.name}: {report.lines} lines, {report.rows} rows imported in {seconds:.1f} s"]
+        lines = [
+            f"{path.name}: {report.lines} lines, {report.rows} rows imported in {seconds:.1f} s"
+        ]
         if people:
             lines.append(
                 f"  practitioners: {report.created} created, {report.updated} updated, "
