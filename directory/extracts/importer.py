@@ -114,7 +114,7 @@ _MAILBOX_COLUMNS: tuple[str, ...] = (
 
 
 def _staging_ddl(table: str, columns: Sequence[str]) -> str:
-    types = {"line": "integer", "check_digit_valid": "integer"}
+    types = {"line": "integer", "check_digit_valid": "boolean"}
     body = ", ".join(f"{name} {types.get(name, 'text')}" for name in columns)
     suffix = " ON COMMIT DROP" if connection.vendor == "postgresql" else ""
     return f"CREATE TEMPORARY TABLE {table} ({body}){suffix}"
@@ -269,7 +269,7 @@ def _merge_people(cursor: Any, report: ImportReport, *, allow_mass_removal: bool
         " substr(profession_label, 1, 128), substr(specialty_code, 1, 16),"
         " substr(specialty_label, 1, 256), substr(postcode, 1, 10), substr(town, 1, 128),"
         f" {empty_json}, TRUE, %s, substr(name_key, 1, 260),"
-        " substr(reversed_name_key, 1, 260), 'annuaire', person_hash, check_digit_valid = 1"
+        " substr(reversed_name_key, 1, 260), 'annuaire', person_hash, check_digit_valid"
         " FROM import_people WHERE TRUE"
         " ON CONFLICT (national_id) DO UPDATE SET civility = excluded.civility,"
         " first_name = excluded.first_name, last_name = excluded.last_name,"

@@ -63,6 +63,7 @@ class Command(BaseCommand):
             else directory_check_digit_policy()
         )
         self.printed = 0
+        self.progress_stream = options.get("stderr") or sys.stderr
         show_progress = not options["no_progress"]
         try:
             if personne is not None:
@@ -86,7 +87,7 @@ class Command(BaseCommand):
             unit_scale=True,
             desc=path.name[:40],
             disable=not show,
-            file=sys.stderr,
+            file=self.progress_stream,
             mininterval=0.5,
         )
 
