@@ -54,7 +54,7 @@ def test_the_command_refuses_unusable_input(tmp_path):
 
 def test_the_admin_finds_practitioners_by_name_prefix(sample):
     run_import("--personne-activite", str(sample[0]), "--no-progress")
-    someone = Practitioner.objects.order_by("national_id").first()
+    someone = Practitioner.objects.order_by("national_id")[0]
     User.objects.create_superuser("admin", "admin@example.org", "a-long-password-1")
     client = Client()
     client.force_login(User.objects.get(username="admin"))

@@ -41,10 +41,13 @@ def test_national_id_columns_must_agree():
         True,
     )
     error, _ = check_national_id(id_type="8", number="10001045367", national_id="810001045368")
+    assert error is not None
     assert "is not 8+RPPS" in error
     error, _ = check_national_id(id_type="8", number="1000104536", national_id="81000104536")
+    assert error is not None
     assert "11 digits" in error
     error, _ = check_national_id(id_type="3", number="1", national_id="31")
+    assert error is not None
     assert "unknown identifier type" in error
     assert check_national_id(id_type="8", number="10000000001", national_id="810000000001") == (
         None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -21,7 +21,7 @@ from tests.directory.conftest import mailbox_line, person_line, read_lines
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def snapshot() -> dict[str, tuple]:
+def snapshot() -> dict[str, Any]:
     people = {
         p.national_id: (p.first_name, p.last_name, p.is_active, p.updated_at, p.row_hash)
         for p in Practitioner.objects.all()
@@ -43,7 +43,7 @@ def test_first_import_loads_everyone_with_their_activities(sample):
         someone.name_key.isascii()
     )
     assert someone.activities.count() >= 1
-    assert someone.postcode == someone.activities.order_by("pk").first().postcode
+    assert someone.postcode == someone.activities.order_by("pk")[0].postcode
 
 
 def test_reimporting_the_same_files_changes_nothing(sample):
@@ -169,7 +169,9 @@ def test_a_refused_row_does_not_deactivate_its_practitioner(sample, tmp_path):
     victim = lines[1].split("|")
     victim[7] = ""  # no name: refused
     victim_id = victim[2]
-    rows = [lines[0], "|".join(victim)] + [l for l in lines[2:] if l.split("|")[2] != victim_id]
+    rows = [lines[0], "|".join(victim)] + [
+        row for row in lines[2:] if row.split("|")[2] != victim_id
+    ]
     path = tmp_path / "refused.txt"
     path.write_text("".join(rows), encoding="utf-8")
     report = import_personne_activite(path, policy=CheckDigitPolicy.REFUSE)
@@ -219,13 +221,13 @@ def test_mssante_addresses_are_attached_and_kept_in_sync(sample, tmp_path):
     report = import_mssante(mssante)
     personal = MailboxAddress.objects.filter(kind="PER")
     assert report.mailboxes_added == MailboxAddress.objects.count() > personal.count() > 10
-    owner = personal.first()
+    owner = personal[0]
     practitioner = Practitioner.objects.get(national_id=owner.national_id)
     assert owner.address in practitioner.mssante_addresses
     # the next extract drops that mailbox and adds a second one for someone else
     lines = read_lines(mssante)
     kept = [line for line in lines if line.split("|")[1] != owner.address]
-    other = Practitioner.objects.exclude(national_id=owner.national_id).first()
+    other = Practitioner.objects.exclude(national_id=owner.national_id)[0]
     extra = mailbox_line(
         **{
             "Type de BAL": "PER",

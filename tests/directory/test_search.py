@@ -125,7 +125,7 @@ def test_the_rest_api_searches_and_shows_details(people):
     assert client.get("/api/v1/directory/practitioners", {"q": "dur"}).status_code == 401
     _device, token = do_issue_device_token(practitioner=people["durand"], device_name="t")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    page = client.get("/api/v1/directory/practitioners", {"q": "dur", "limit": 1}).json()
+    page = client.get("/api/v1/directory/practitioners", {"q": "dur", "limit": "1"}).json()
     assert [r["last_name"] for r in page["results"]] == ["Durand"]
     nxt = client.get("/api/v1/directory/practitioners", {"q": "dur", "cursor": page["next"]})
     assert [r["last_name"] for r in nxt.json()["results"]] == ["Dûroc"]
