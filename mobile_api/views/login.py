@@ -10,9 +10,8 @@ through its page (the same flow; Relais' own ``auth/psc/finish`` page is the def
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -46,6 +45,15 @@ from mobile_api.views.directory import practitioner_out
 STATE_COOKIE = "relais_psc_state"
 STATE_COOKIE_SALT = "relais.identity.state"
 COOKIE_PATH = "/api/v1/auth/psc/"
+
+
+class ClientRedirect(HttpResponseRedirect):
+    """A redirect to a registered client URI, which may use an app's private scheme
+    (RFC 8252, e.g. ``fr.relais.app:/login``). Only built for allow-listed URIs."""
+
+    def __init__(self, url: str) -> None:
+        self.allowed_schemes = [urlsplit(url).scheme or "https"]
+        super().__init__(url)
 
 
 def _enabled_settings() -> PscSettings:
@@ -105,7 +113,7 @@ class PscStartView(APIView):
             salt=STATE_COOKIE_SALT,
             max_age=config.login_timeout_seconds,
             path=COOKIE_PATH,
-            secure=not settings.DEBUG,
+            secure=request.is_secure(),
             httponly=True,
             samesite="Lax",
         )
@@ -143,9 +151,7 @@ class PscCallbackView(APIView):
         if attempt.client_state:
             back["state"] = attempt.client_state
         separator = "&" if "?" in attempt.client_redirect_uri else "?"
-        response = HttpResponseRedirect(
-            f"{attempt.client_redirect_uri}{separator}{urlencode(back)}"
-        )
+        response = ClientRedirect(f"{attempt.client_redirect_uri}{separator}{urlencode(back)}")
         response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
         return response
 
