@@ -40,9 +40,9 @@ class Browser:
             return Page(
                 url=url,
                 status=response.status_code,
-                location=urljoin(url, response.get("Location", "")) if response.has_header(
-                    "Location"
-                ) else "",
+                location=urljoin(url, response.get("Location", ""))
+                if response.has_header("Location")
+                else "",
                 text=response.content.decode("utf-8", "replace"),
             )
         answer = self.web.get(url, allow_redirects=False, timeout=10)

@@ -75,23 +75,27 @@ class LoginRun:
     def start(self, **params: str) -> Page:
         query = {"code_challenge": self.challenge, "redirect_uri": APP_URI, "state": "app-1"}
         query.update(params)
-        page = self.browser.get(f"{RELAIS}/api/v1/auth/psc/start?{urlencode(query)}")
+        origin = self.browser.relais_origin
+        page = self.browser.get(f"{origin}/api/v1/auth/psc/start?{urlencode(query)}")
         self.authorization = page
         return page
 
     def authenticate(self, page: Page, *, login: str, acr: str = "eidas1") -> Page:
         """From the authorization URL to the redirect back to Relais (not followed)."""
-        page = self.browser.follow(self.browser.get(page.location), until=RELAIS)
-        assert page.status == 200 and "/interaction/" in page.url, (page.status, page.text[:300])
+        relais = self.browser.relais_origin
+        page = self.browser.follow(self.browser.get(page.location), until=relais)
+        assert page.status == 200, (page.status, page.text[:300])
+        assert "/interaction/" in page.url
         uid = page.url.rsplit("/", 1)[1]
         answer = self.browser.post_form(
             f"{self.provider.origin}/interaction/{uid}/login", {"login": login, "acr": acr}
         )
-        return self.browser.follow(answer, until=RELAIS)
+        return self.browser.follow(answer, until=relais)
 
     def back_to_relais(self, page: Page) -> Page:
         """Relais' callback; returns its answer (a redirect to the app, or an error)."""
-        assert page.location.startswith(f"{RELAIS}/api/v1/auth/psc/callback"), page.location
+        callback = f"{self.browser.relais_origin}/api/v1/auth/psc/callback"
+        assert page.location.startswith(callback), page.location
         return self.browser.get(page.location)
 
     def run(self, *, login: str, acr: str = "eidas1") -> Page:

@@ -227,7 +227,9 @@ def start_provider(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="A loopback PSC-shaped provider for trying the login")
+    parser = argparse.ArgumentParser(
+        description="A loopback PSC-shaped provider for trying the login"
+    )
     parser.add_argument("--port", type=int, default=8400)
     parser.add_argument("--relais", default="http://127.0.0.1:8000", help="Relais' origin")
     args = parser.parse_args()

@@ -72,14 +72,16 @@ def test_rp_initiated_logout_ends_both_sessions(psc, psc_provider, practitioners
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert url.startswith(f"{psc_provider.issuer}/protocol/openid-connect/logout?")
     assert query["post_logout_redirect_uri"] == f"{RELAIS}/api/v1/auth/psc/logged-out"
-    assert query["id_token_hint"].count(".") == 2 and query["state"]
+    assert query["id_token_hint"].count(".") == 2
+    assert query["state"]
     assert api(body["token"]).get("/api/v1/rooms").status_code == 401  # Relais side: done
     assert PscSession.objects.get(device_id=body["device"]).end_reason == "logout"
 
     answer = confirm_provider_logout(run, url)
     assert answer.location.startswith(f"{RELAIS}/api/v1/auth/psc/logged-out?state=")
     landing = run.browser.get(answer.location)
-    assert landing.status == 200 and "déconnecté" in landing.text
+    assert landing.status == 200
+    assert "déconnecté" in landing.text
     assert not sso_skips_the_login_form(run)  # PSC's session ended too
 
     forged = run.browser.get(f"{RELAIS}/api/v1/auth/psc/logged-out?state=forged")
@@ -112,9 +114,7 @@ async def test_a_logout_at_psc_is_noticed_with_the_refresh_token(
     assert (session.end_reason, bytes(session.sealed_tokens)) == ("psc_logout", b"")
 
 
-def test_a_live_psc_session_stays_and_its_refresh_token_rotates(
-    psc, psc_provider, practitioners
-):
+def test_a_live_psc_session_stays_and_its_refresh_token_rotates(psc, psc_provider, practitioners):
     run = LoginRun(psc_provider)
     body = logged_in(run)
     before = PscSession.objects.get(device_id=body["device"])
