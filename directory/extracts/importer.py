@@ -15,7 +15,6 @@ was. Importing the same file twice changes nothing the second time.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -73,44 +72,8 @@ class ImportReport:
 ProgressHandler = Callable[[int], object]
 LineHandler = Callable[[int, str], None]
 
-_PERSON_COLUMNS: tuple[str, ...] = (
-    "line",
-    "national_id",
-    "check_digit_valid",
-    "civility",
-    "first_name",
-    "last_name",
-    "name_key",
-    "reversed_name_key",
-    "profession_code",
-    "profession_label",
-    "specialty_code",
-    "specialty_label",
-    "mode_code",
-    "mode_label",
-    "sector_code",
-    "sector_label",
-    "structure_id",
-    "structure_name",
-    "siret",
-    "finess",
-    "street",
-    "postcode",
-    "town",
-    "town_key",
-    "department_code",
-    "phone",
-    "person_hash",
-    "activity_hash",
-)
-_MAILBOX_COLUMNS: tuple[str, ...] = (
-    "line",
-    "address",
-    "kind",
-    "national_id",
-    "organisation",
-    "row_hash",
-)
+_PERSON_COLUMNS: tuple[str, ...] = PersonRow._fields
+_MAILBOX_COLUMNS: tuple[str, ...] = MailboxRow._fields
 
 
 def _staging_ddl(table: str, columns: Sequence[str]) -> str:
@@ -120,13 +83,23 @@ def _staging_ddl(table: str, columns: Sequence[str]) -> str:
     return f"CREATE TEMPORARY TABLE {table} ({body}){suffix}"
 
 
+def _tune_session(cursor: Any) -> None:
+    """Room for a million-row staging table in memory (this transaction only; server
+    side). ``temp_buffers`` only takes effect before a session's first temporary table."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL temp_buffers = '512MB'")
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+
+
 def _drop(cursor: Any, *tables: str) -> None:
     for table in tables:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _analyze(cursor: Any, *tables: str) -> None:
-    # Autovacuum never analyses temporary tables; the merge plans need the statistics.
+    # Autovacuum never analyses temporary tables, and lags behind a large import: the
+    # merge plans and the first searches need fresh statistics.
     if connection.vendor == "postgresql":
         for table in tables:
             cursor.execute(f"ANALYZE {table}")
@@ -202,12 +175,11 @@ def import_personne_activite(
         report.lines += 1
         on_progress(size)
 
-    values = operator.attrgetter(*_PERSON_COLUMNS)
-
     with ExitStack() as stack:
         stream = stack.enter_context(path.open("rb"))
         stack.enter_context(transaction.atomic())
         cursor = stack.enter_context(connection.cursor())
+        _tune_session(cursor)
         _drop(cursor, "import_rows", "import_people", "import_activities", "import_rejected")
         cursor.execute(_staging_ddl("import_rows", _PERSON_COLUMNS))
         cursor.execute(_staging_ddl("import_rejected", ("national_id",)))
@@ -220,7 +192,7 @@ def import_personne_activite(
             on_progress=progress,
             on_rejected_id=rejected.add,
         )
-        report.rows = _stage(cursor, "import_rows", _PERSON_COLUMNS, (values(r) for r in rows))
+        report.rows = _stage(cursor, "import_rows", _PERSON_COLUMNS, rows)
         report.lines = max(report.lines - 1, 0)  # the header is not a data line
         _stage(cursor, "import_rejected", ("national_id",), ((i,) for i in sorted(rejected)))
         on_phase("merging practitioners")
@@ -228,6 +200,7 @@ def import_personne_activite(
         on_phase("merging activities")
         _merge_activities(cursor, report)
         _drop(cursor, "import_rows", "import_people", "import_activities", "import_rejected")
+        _analyze(cursor, "directory_practitioner", "directory_activity")
     return report
 
 
@@ -271,6 +244,7 @@ def _merge_people(cursor: Any, report: ImportReport, *, allow_mass_removal: bool
         f" {empty_json}, TRUE, %s, substr(name_key, 1, 260),"
         " substr(reversed_name_key, 1, 260), 'annuaire', person_hash, check_digit_valid"
         " FROM import_people WHERE TRUE"
+        " ORDER BY national_id"  # index pages are then filled in order: much faster
         " ON CONFLICT (national_id) DO UPDATE SET civility = excluded.civility,"
         " first_name = excluded.first_name, last_name = excluded.last_name,"
         " profession_code = excluded.profession_code,"
@@ -329,6 +303,7 @@ def _merge_activities(cursor: Any, report: ImportReport) -> None:
         " FROM import_activities a"
         " WHERE NOT EXISTS (SELECT 1 FROM directory_activity x"
         "  WHERE x.practitioner_id = a.national_id AND x.activity_hash = a.activity_hash)"
+        " ORDER BY national_id, activity_hash"
     )
     report.activities_added = cursor.rowcount
 
@@ -356,7 +331,6 @@ def import_mssante(
         report.lines += 1
         on_progress(size)
 
-    values = operator.attrgetter(*_MAILBOX_COLUMNS)
     with ExitStack() as stack:
         stream = stack.enter_context(path.open("rb"))
         stack.enter_context(transaction.atomic())
@@ -366,13 +340,12 @@ def import_mssante(
         rows: Iterable[MailboxRow] = read_mailbox_rows(
             stream, on_bad_row=bad_row, on_progress=progress
         )
-        report.rows = _stage(
-            cursor, "import_mailbox_rows", _MAILBOX_COLUMNS, (values(r) for r in rows)
-        )
+        report.rows = _stage(cursor, "import_mailbox_rows", _MAILBOX_COLUMNS, rows)
         report.lines = max(report.lines - 1, 0)
         on_phase("merging mailboxes")
         _merge_mailboxes(cursor, report, allow_mass_removal=allow_mass_removal)
         _drop(cursor, "import_mailbox_rows", "import_mailboxes", "import_mailbox_people")
+        _analyze(cursor, "directory_mailboxaddress")
     return report
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import BinaryIO
+from functools import lru_cache
+from typing import BinaryIO, NamedTuple
 
 from directory.extracts.columns import (
     MSSANTE_COLUMNS,
@@ -21,7 +21,7 @@ from directory.extracts.columns import (
     split_line,
 )
 from directory.identifiers import IdentifierType, luhn_is_valid
-from directory.normalise import name_keys, search_key
+from directory.normalise import search_key
 
 
 class CheckDigitPolicy(StrEnum):
@@ -35,9 +35,11 @@ BadRowHandler = Callable[[int, str], None]
 WarningHandler = Callable[[int, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class PersonRow:
-    """One line of PS_LibreAcces_Personne_activite: a practitioner and one activity."""
+class PersonRow(NamedTuple):
+    """One line of PS_LibreAcces_Personne_activite: a practitioner and one activity.
+
+    A tuple in the staging table's column order: the importer copies it as it is.
+    """
 
     line: int
     national_id: str
@@ -69,9 +71,8 @@ class PersonRow:
     activity_hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class MailboxRow:
-    """One line of Extraction_Correspondance_MSSante."""
+class MailboxRow(NamedTuple):
+    """One line of Extraction_Correspondance_MSSante (staging column order)."""
 
     line: int
     address: str
@@ -120,6 +121,14 @@ def _town(town_label: str, cedex_office: str) -> str:
     return parts[1] if len(parts) == 2 and parts[0].isdigit() else cedex_office
 
 
+# Names and towns repeat a lot in the directory: fold each spelling once.
+_cached_key = lru_cache(maxsize=200_000)(search_key)
+
+
+def _street(number: str, repeat: str, kind: str, name: str) -> str:
+    return " ".join(part for part in (number, repeat, kind, name) if part)
+
+
 def read_person_rows(
     stream: BinaryIO,
     *,
@@ -134,6 +143,8 @@ def read_person_rows(
     ``on_rejected_id`` hears the well-formed national id of a refused row, so that the
     import does not take a refused row for a practitioner who left the directory.
     Precondition: ``stream`` is opened in binary mode at the start of the file.
+    This loop runs a million times per import: positions are looked up once, and
+    values are only stripped where the files are known to pad them.
     """
     lines = _lines(stream, on_bad_row=on_bad_row)
     first = next(lines, None)
@@ -143,6 +154,31 @@ def read_person_rows(
     at = column_positions(header, PERSONNE_ACTIVITE_COLUMNS[:50])
     width = len(header)
     on_progress(first[2])
+    (
+        i_type, i_number, i_national, i_title, i_civility, i_last, i_first, i_profession,
+        i_profession_label, i_specialty, i_specialty_label, i_mode, i_mode_label, i_siret,
+        i_finess, i_structure, i_name, i_brand, i_street_number, i_street_repeat,
+        i_street_kind, i_street_name, i_cedex, i_postcode, i_town, i_phone, i_department,
+        i_sector, i_sector_label,
+    ) = (
+        at[column]
+        for column in (
+            "Type d'identifiant PP", "Identifiant PP", "Identification nationale PP",
+            "Code civilité d'exercice", "Code civilité", "Nom d'exercice",
+            "Prénom d'exercice", "Code profession", "Libellé profession",
+            "Code savoir-faire", "Libellé savoir-faire", "Code mode exercice",
+            "Libellé mode exercice", "Numéro SIRET site", "Numéro FINESS site",
+            "Identifiant technique de la structure", "Raison sociale site",
+            "Enseigne commerciale site", "Numéro Voie (coord. structure)",
+            "Indice répétition voie (coord. structure)",
+            "Libellé type de voie (coord. structure)", "Libellé Voie (coord. structure)",
+            "Bureau cedex (coord. structure)", "Code postal (coord. structure)",
+            "Libellé commune (coord. structure)", "Téléphone (coord. structure)",
+            "Code Département (structure)", "Code secteur d'activité",
+            "Libellé secteur d'activité",
+        )
+    )  # fmt: skip
+    refuse = policy is CheckDigitPolicy.REFUSE
     for number, text, size in lines:
         on_progress(size)
         if not text.strip():
@@ -151,107 +187,82 @@ def read_person_rows(
         if len(fields) != width:
             on_bad_row(number, f"expected {width} fields, found {len(fields)}")
             continue
-
-        def get(column: str, fields: list[str] = fields) -> str:
-            return fields[at[column]].strip()
-
-        national_id = get("Identification nationale PP")
+        national_id = fields[i_national].strip()
         error, check_ok = check_national_id(
-            id_type=get("Type d'identifiant PP"),
-            number=get("Identifiant PP"),
+            id_type=fields[i_type].strip(),
+            number=fields[i_number].strip(),
             national_id=national_id,
         )
         if error:
             on_bad_row(number, error)
             continue
         if not check_ok:
-            if policy is CheckDigitPolicy.REFUSE:
+            if refuse:
                 on_bad_row(number, f"wrong check digit (Luhn) in {national_id}")
                 on_rejected_id(national_id)
                 continue
             on_warning(number, f"wrong check digit (Luhn) in {national_id}")
-        last_name = get("Nom d'exercice")
-        profession_code = get("Code profession")
+        last_name = fields[i_last].strip()
+        profession_code = fields[i_profession].strip()
         if not last_name or not profession_code:
             on_bad_row(number, "the name or the profession code is empty")
             on_rejected_id(national_id)
             continue
-        first_name = get("Prénom d'exercice")
-        civility = get("Code civilité d'exercice") or get("Code civilité")
-        postcode = get("Code postal (coord. structure)")
-        town = _town(
-            get("Libellé commune (coord. structure)"), get("Bureau cedex (coord. structure)")
+        first_name = fields[i_first].strip()
+        civility = fields[i_title] or fields[i_civility]
+        postcode = fields[i_postcode].strip()
+        town = _town(fields[i_town].strip(), fields[i_cedex].strip())
+        street = _street(
+            fields[i_street_number],
+            fields[i_street_repeat],
+            fields[i_street_kind],
+            fields[i_street_name],
         )
-        street = " ".join(
-            part
-            for part in (
-                get("Numéro Voie (coord. structure)"),
-                get("Indice répétition voie (coord. structure)"),
-                get("Libellé type de voie (coord. structure)"),
-                get("Libellé Voie (coord. structure)"),
-            )
-            if part
-        )
-        name_key, reversed_name_key = name_keys(first_name=first_name, last_name=last_name)
-        person = (
+        first_key = _cached_key(first_name)
+        last_key = _cached_key(last_name)
+        specialty_code = fields[i_specialty]
+        mode_code = fields[i_mode]
+        sector_code = fields[i_sector]
+        structure_name = fields[i_name] or fields[i_brand]
+        check = "1" if check_ok else "0"
+        yield PersonRow(
+            number,
+            national_id,
+            check_ok,
             civility,
             first_name,
             last_name,
+            f"{last_key} {first_key}".strip(),
+            f"{first_key} {last_key}".strip(),
             profession_code,
-            get("Libellé profession"),
-            get("Code savoir-faire"),
-            get("Libellé savoir-faire"),
-            postcode,
-            town,
-            "1" if check_ok else "0",
-        )
-        activity = (
-            profession_code,
-            get("Code savoir-faire"),
-            get("Code mode exercice"),
-            get("Libellé mode exercice"),
-            get("Code secteur d'activité"),
-            get("Libellé secteur d'activité"),
-            get("Identifiant technique de la structure"),
-            get("Raison sociale site") or get("Enseigne commerciale site"),
-            get("Numéro SIRET site"),
-            get("Numéro FINESS site"),
+            fields[i_profession_label],
+            specialty_code,
+            fields[i_specialty_label],
+            mode_code,
+            fields[i_mode_label],
+            sector_code,
+            fields[i_sector_label],
+            fields[i_structure],
+            structure_name,
+            fields[i_siret],
+            fields[i_finess],
             street,
             postcode,
             town,
-            get("Code Département (structure)"),
-            get("Téléphone (coord. structure)"),
-        )
-        yield PersonRow(
-            line=number,
-            national_id=national_id,
-            check_digit_valid=check_ok,
-            civility=civility,
-            first_name=first_name,
-            last_name=last_name,
-            name_key=name_key,
-            reversed_name_key=reversed_name_key,
-            profession_code=profession_code,
-            profession_label=person[4],
-            specialty_code=person[5],
-            specialty_label=person[6],
-            mode_code=activity[2],
-            mode_label=activity[3],
-            sector_code=activity[4],
-            sector_label=activity[5],
-            structure_id=activity[6],
-            structure_name=activity[7],
-            siret=activity[8],
-            finess=activity[9],
-            street=street,
-            postcode=postcode,
-            town=town,
-            town_key=search_key(town),
-            department_code=activity[13],
-            phone=activity[14],
-            person_hash=digest(*person),
-            activity_hash=digest(*activity),
-        )
+            _cached_key(town),
+            fields[i_department],
+            fields[i_phone],
+            digest(
+                civility, first_name, last_name, profession_code, fields[i_profession_label],
+                specialty_code, fields[i_specialty_label], postcode, town, check,
+            ),
+            digest(
+                profession_code, specialty_code, mode_code, fields[i_mode_label], sector_code,
+                fields[i_sector_label], fields[i_structure], structure_name, fields[i_siret],
+                fields[i_finess], street, postcode, town, fields[i_department],
+                fields[i_phone],
+            ),
+        )  # fmt: skip
 
 
 _MAILBOX_KINDS = {"PER", "ORG", "APP", "CAB"}
@@ -294,10 +305,6 @@ def read_mailbox_rows(
             or fields[at["Enseigne commerciale structure BAL"]].strip()
         )
         yield MailboxRow(
-            line=number,
-            address=address,
-            kind=kind,
-            national_id=national_id,
-            organisation=organisation[:256],
-            row_hash=digest(kind, national_id, organisation),
-        )
+            number, address, kind, national_id, organisation[:256],
+            digest(kind, national_id, organisation),
+        )  # fmt: skip
