@@ -148,13 +148,14 @@ def percentile(values: list[float], share: float) -> float:
 def show_plans() -> None:
     from django.db import connection
 
-    from directory.services.search import SearchQuery, _filtered
+    from directory.services.search import SearchQuery, _after, _branches
 
     for label, query in (
         ("name prefix", SearchQuery(name="mar")),
         ("postcode + profession", SearchQuery(postcode="69003", profession_code="60")),
     ):
-        queryset = _filtered(query).order_by("name_key", "national_id")[:21]
+        key, branch = _branches(query)[-1]
+        queryset = _after(branch, key, None).order_by(key, "national_id")[:21]
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN " + sql, params)

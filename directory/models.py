@@ -143,8 +143,12 @@ class Activity(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["postcode", "practitioner"], name="activity_postcode"),
-            models.Index(fields=["town_key", "practitioner"], name="activity_town"),
+            models.Index(
+                fields=["postcode", "profession_code", "practitioner"], name="activity_postcode"
+            ),
+            models.Index(
+                fields=["town_key", "profession_code", "practitioner"], name="activity_town"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -248,6 +248,61 @@ TOWNS = (
     ("05000", "05061", "Gap", "05", "Hautes-Alpes"),
     ("48000", "48095", "Mende", "48", "Lozère"),
 )
+# Smaller communes, made up but shaped like real ones: real département codes, postcodes
+# in the département's range, names built from common toponyms. With the big towns above
+# they spread activities over about 3,000 postcodes, as real ones spread over ~6,000.
+_DEPARTMENTS = [f"{n:02d}" for n in range(1, 96) if n != 20] + ["2A", "2B"]
+_PREFIXES = ("Saint-", "Sainte-", "", "", "Le ", "La ", "Les ", "Villers-", "Mont-")
+_STEMS = [
+    "Martin",
+    "Pierre",
+    "Vallon",
+    "Bois",
+    "Roche",
+    "Fontaine",
+    "Marais",
+    "Chêne",
+    "Pont",
+    "Bourg",
+    "Clair",
+    "Genêt",
+    "Étang",
+    "Moulin",
+    "Laurent",
+    "Aubin",
+    "Hilaire",
+    "Germain",
+    "Forge",
+    "Prés",
+    "Champs",
+    "Côte",
+    "Lande",
+    "Vigne",
+]
+_SUFFIXES = ("", "", "-sur-Loire", "-en-Bresse", "-les-Bains", "-le-Vieux", "-la-Forêt",
+             "-sur-Mer", "-d'Auvergne")  # fmt: skip
+
+
+def _communes() -> list[tuple[str, str, str, str, str]]:
+    rng = random.Random(42)  # noqa: S311 (made-up data, not security)
+    communes = []
+    for dept in _DEPARTMENTS:
+        number = "20" if dept in {"2A", "2B"} else dept
+        for index in range(30):
+            postcode = f"{number}{100 + index * 30:03d}"
+            name = rng.choice(_PREFIXES) + rng.choice(_STEMS) + rng.choice(_SUFFIXES)
+            communes.append((postcode, f"{dept}{index:03d}", name, dept, f"Département {dept}"))
+    return communes
+
+
+COMMUNES = _communes()
+
+
+def _place(rng: random.Random) -> tuple[str, str, str, str, str]:
+    """Three activities in ten in a big town, the others in smaller communes."""
+    return rng.choice(TOWNS) if rng.random() < 0.3 else rng.choice(COMMUNES)
+
+
 SECTORS = (
     ("SA07", "Cabinet individuel", "L", "Libéral"),
     ("SA08", "Cabinet de groupe", "L", "Libéral"),
@@ -327,7 +382,7 @@ def _people(count: int, rng: random.Random) -> Iterator[Person]:
 
 
 def _activity_fields(person: Person, rng: random.Random, seq: int) -> list[str]:
-    postcode, commune, town, dept_code, dept = rng.choice(TOWNS)
+    postcode, commune, town, dept_code, dept = _place(rng)
     sector_code, sector_label, mode_code, mode_label = rng.choice(SECTORS)
     street_code, street_type, street_name = rng.choice(STREETS)
     structure = f"R{seq:08d}"

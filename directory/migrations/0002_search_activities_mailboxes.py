@@ -127,11 +127,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='activity',
-            index=models.Index(fields=['postcode', 'practitioner'], name='activity_postcode'),
+            index=models.Index(fields=['postcode', 'profession_code', 'practitioner'], name='activity_postcode'),
         ),
         migrations.AddIndex(
             model_name='activity',
-            index=models.Index(fields=['town_key', 'practitioner'], name='activity_town'),
+            index=models.Index(fields=['town_key', 'profession_code', 'practitioner'], name='activity_town'),
         ),
         migrations.AddConstraint(
             model_name='activity',

@@ -2,9 +2,10 @@
 MSSanté address (docs/identity.md, "Directory search").
 
 Names and towns are matched by prefix on folded search keys (accents and case do not
-matter). Results are ordered by ``(name_key, national_id)`` and paged with a keyset
-cursor, so page 1,000 costs what page 1 costs. On PostgreSQL every filter has a
-partial B-tree index over active practitioners that also gives the order.
+matter). Results are ordered by ``(name_key, national_id)`` — by the matching key for a
+name search — and paged with a keyset cursor, so page 1,000 costs what page 1 costs.
+On PostgreSQL every filter has a partial B-tree index over active practitioners that
+also gives the order.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from directory.models import Activity, MailboxAddress, Practitioner
 from directory.normalise import search_key
 
 MAX_PAGE = 50
+# Up to this many activities at a place, their practitioners are fetched and sorted.
+PLACE_DRIVE_LIMIT = 3000
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,8 @@ class SearchPage:
     next_cursor: str | None
 
 
-def encode_cursor(practitioner: Practitioner) -> str:
-    raw = json.dumps([practitioner.name_key, practitioner.national_id]).encode("utf-8")
+def encode_cursor(key: str, national_id: str) -> str:
+    raw = json.dumps([key, national_id]).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
@@ -58,27 +61,14 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
+    """Active practitioners matching every criterion but the name."""
     practitioners = Practitioner.objects.filter(is_active=True)
-    name = search_key(query.name)
-    if name:
-        practitioners = practitioners.filter(
-            Q(name_key__startswith=name) | Q(reversed_name_key__startswith=name)
-        )
     if query.profession_code:
         practitioners = practitioners.filter(profession_code=query.profession_code)
     if query.specialty_code:
         practitioners = practitioners.filter(specialty_code=query.specialty_code)
-    places = Activity.objects.filter(practitioner=OuterRef("pk"))
-    if query.postcode:
-        # Digits only, so the prefix LIKE needs no escaping.
-        if not query.postcode.isdigit() or len(query.postcode) > 5:
-            raise RelaisError(ErrorCode.BAD_REQUEST, "A postcode is one to five digits.")
-        places = places.filter(postcode__startswith=query.postcode)
-    town = search_key(query.town)
-    if town:
-        places = places.filter(town_key__startswith=town)
-    if query.postcode or town:
-        practitioners = practitioners.filter(Exists(places))
+    if query.postcode or query.town:
+        practitioners = _at_place(practitioners, query)
     if query.mssante_address:
         owners = MailboxAddress.objects.filter(
             address=query.mssante_address.strip().lower()
@@ -87,8 +77,73 @@ def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
     return practitioners
 
 
+def _at_place(practitioners: QuerySet[Practitioner], query: SearchQuery) -> QuerySet[Practitioner]:
+    """Practitioners with an activity at the postcode (prefix) and/or town (prefix).
+
+    A place usually holds a few hundred activities: their practitioners are collected
+    first (the activity indexes), then sorted by name. A very large place (a department
+    prefix, a big city) is instead checked practitioner by practitioner while walking
+    the name index, which finds a page quickly precisely because the place is dense.
+    """
+    places = Activity.objects.all()
+    if query.postcode:
+        # Digits only, so the prefix LIKE needs no escaping.
+        if not query.postcode.isdigit() or len(query.postcode) > 5:
+            raise RelaisError(ErrorCode.BAD_REQUEST, "A postcode is one to five digits.")
+        if len(query.postcode) == 5:
+            places = places.filter(postcode=query.postcode)
+        else:
+            places = places.filter(postcode__startswith=query.postcode)
+    town = search_key(query.town)
+    if town:
+        places = places.filter(town_key__startswith=town)
+    if query.profession_code:
+        places = places.filter(profession_code=query.profession_code)
+    ids = list(places.values_list("practitioner_id", flat=True)[: PLACE_DRIVE_LIMIT + 1])
+    if len(ids) <= PLACE_DRIVE_LIMIT:
+        return practitioners.filter(national_id__in=set(ids))
+    return practitioners.filter(Exists(places.filter(practitioner=OuterRef("pk"))))
+
+
+def _branches(query: SearchQuery) -> list[tuple[str, QuerySet[Practitioner]]]:
+    """``(key column, queryset)`` pairs whose results, each ordered by its key, merge
+    into the answer.
+
+    A name matches "last first" (``name_key``) or "first last" (``reversed_name_key``).
+    One query with ``OR`` cannot walk an index in order, and the database would scan
+    the whole directory for a rare prefix; two queries, each a range scan of its own
+    index, stay fast. A person matching both ways is found by the first query only.
+    """
+    practitioners = _filtered(query)
+    name = search_key(query.name)
+    if not name:
+        return [("name_key", practitioners)]
+    return [
+        ("name_key", practitioners.filter(name_key__startswith=name)),
+        (
+            "reversed_name_key",
+            practitioners.filter(reversed_name_key__startswith=name).exclude(
+                name_key__startswith=name
+            ),
+        ),
+    ]
+
+
+def _after(
+    practitioners: QuerySet[Practitioner], key: str, cursor: tuple[str, str] | None
+) -> QuerySet[Practitioner]:
+    if cursor is None:
+        return practitioners
+    value, national_id = cursor
+    # ">=" first lets the index start at the cursor; the OR only trims that first key.
+    return practitioners.filter(**{f"{key}__gte": value}).filter(
+        Q(**{f"{key}__gt": value}) | Q(national_id__gt=national_id)
+    )
+
+
 def search_practitioners(*, query: SearchQuery) -> SearchPage:
-    """One page of active practitioners matching every given criterion.
+    """One page of active practitioners matching every given criterion, ordered by the
+    name that matched (``last first`` or ``first last``), then national id.
 
     Precondition: at least one criterion is given (listing the whole directory is not a
     search); BAD_REQUEST otherwise.
@@ -105,13 +160,14 @@ def search_practitioners(*, query: SearchQuery) -> SearchPage:
     ):
         raise RelaisError(ErrorCode.BAD_REQUEST, "Give at least one search criterion.")
     limit = max(1, min(query.limit, MAX_PAGE))
-    practitioners = _filtered(query)
-    if query.cursor:
-        name_key, national_id = decode_cursor(query.cursor)
-        practitioners = practitioners.filter(
-            Q(name_key__gt=name_key) | Q(name_key=name_key, national_id__gt=national_id)
-        )
-    page = list(practitioners.order_by("name_key", "national_id")[: limit + 1])
+    cursor = decode_cursor(query.cursor) if query.cursor else None
+    found: list[tuple[str, str, Practitioner]] = []
+    for key, practitioners in _branches(query):
+        ordered = _after(practitioners, key, cursor).order_by(key, "national_id")
+        found.extend((getattr(p, key), p.national_id, p) for p in ordered[: limit + 1])
+    found.sort(key=lambda item: (item[0], item[1]))
+    page = found[: limit + 1]
     has_more = len(page) > limit
     page = page[:limit]
-    return SearchPage(results=page, next_cursor=encode_cursor(page[-1]) if has_more else None)
+    next_cursor = encode_cursor(page[-1][0], page[-1][1]) if has_more else None
+    return SearchPage(results=[item[2] for item in page], next_cursor=next_cursor)

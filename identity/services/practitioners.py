@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from chat.errors import ErrorCode, RelaisError
-from directory.models import Practitioner, Source
+from directory.models import Activity, Practitioner, Source
 from identity.claims import PscIdentity
 
 
@@ -37,5 +39,23 @@ def do_practitioner_for_identity(*, identity: PscIdentity, unknown_policy: str) 
         source=Source.PSC,
         check_digit_valid=identity.check_digit_valid,
     )
-    practitioner.save(force_insert=True)
+    with transaction.atomic():
+        if Practitioner.objects.filter(national_id=identity.national_id).exists():
+            # Created by a concurrent login of the same person a moment ago.
+            return Practitioner.objects.get(national_id=identity.national_id)
+        practitioner.save(force_insert=True)
+        for index, activity in enumerate(identity.activities):
+            Activity(
+                practitioner=practitioner,
+                activity_hash=f"psc-{index}",
+                profession_code=activity.profession_code,
+                specialty_code=activity.specialty_code,
+                mode_code=activity.mode_code,
+                sector_code=activity.sector_code,
+                structure_id=activity.structure_id[:64],
+                structure_name=(activity.structure_name or activity.brand)[:256],
+                siret=activity.siret[:20],
+                finess=activity.finess[:20],
+                postcode=activity.postcode[:10],
+            ).save()
     return practitioner

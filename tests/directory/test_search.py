@@ -36,7 +36,11 @@ def add(
     )
     practitioner.save()
     Activity(
-        practitioner=practitioner, activity_hash=national_id, postcode=postcode, town=town
+        practitioner=practitioner,
+        activity_hash=national_id,
+        profession_code=profession,
+        postcode=postcode,
+        town=town,
     ).save()
     return practitioner
 
@@ -139,3 +143,18 @@ def test_the_rest_api_searches_and_shows_details(people):
     assert (detail["first_name"], detail["activities"][0]["town"]) == ("Hélène", "Villeurbanne")
     gone = client.get("/api/v1/directory/practitioners/810200000008")
     assert gone.status_code == 404
+
+
+def test_first_name_and_last_name_matches_merge_in_order_without_duplicates(transactional_db):
+    add("810400000006", "Paul", "Martin")  # "martin paul" / "paul martin"
+    add("810500000005", "Marie", "Zola")  # "zola marie" / "marie zola"
+    add("810600000004", "Marcel", "Marc")  # matches both ways: listed once
+    assert ids(SearchQuery(name="mar")) == ["Marc", "Zola", "Martin"]
+    seen, cursor = [], ""
+    while True:
+        page = search_practitioners(query=SearchQuery(name="mar", limit=1, cursor=cursor))
+        seen += [p.last_name for p in page.results]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["Marc", "Zola", "Martin"]

@@ -211,6 +211,8 @@ def test_an_unknown_rpps_is_created_from_psc_claims_by_default(psc, psc_provider
         "NOUVELLE",
     )
     assert (created.profession_code, created.name_key) == ("50", "nouvelle ines")
+    place = created.activities.get()
+    assert (place.postcode, place.structure_name) == ("69003", "CABINET NOUVELLE")
 
 
 def test_an_unknown_rpps_is_refused_when_configured(psc, psc_provider, practitioners):
