@@ -148,13 +148,13 @@ def percentile(values: list[float], share: float) -> float:
 def show_plans() -> None:
     from django.db import connection
 
-    from directory.services.search import SearchQuery, _after, _branches
+    from directory.services.search import SearchQuery, _after, _branches, _filtered
 
     for label, query in (
         ("name prefix", SearchQuery(name="mar")),
-        ("postcode + profession", SearchQuery(postcode="69003", profession_code="60")),
+        ("profession + specialty", SearchQuery(profession_code="10", specialty_code="SM26")),
     ):
-        key, branch = _branches(query)[-1]
+        key, branch = _branches(query, _filtered(query, sparse_place=None))[-1]
         queryset = _after(branch, key, None).order_by(key, "national_id")[:21]
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:

@@ -15,7 +15,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from chat.errors import ErrorCode, RelaisError
 from directory.models import Activity, MailboxAddress, Practitioner
@@ -23,7 +23,10 @@ from directory.normalise import search_key
 
 MAX_PAGE = 50
 # Up to this many activities at a place, their practitioners are fetched and sorted.
-PLACE_DRIVE_LIMIT = 3000
+PLACE_DRIVE_LIMIT = 2000
+# A denser place is checked by chunks of candidates, this many chunks per page at most.
+DENSE_WALK_CHUNK = 1000
+DENSE_WALK_CHUNKS = 10
 
 
 @dataclass(frozen=True)
@@ -60,15 +63,15 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return name_key, national_id
 
 
-def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
-    """Active practitioners matching every criterion but the name."""
+def _filtered(query: SearchQuery, *, sparse_place: set[str] | None) -> QuerySet[Practitioner]:
+    """Active practitioners matching every criterion but the name and a dense place."""
     practitioners = Practitioner.objects.filter(is_active=True)
     if query.profession_code:
         practitioners = practitioners.filter(profession_code=query.profession_code)
     if query.specialty_code:
         practitioners = practitioners.filter(specialty_code=query.specialty_code)
-    if query.postcode or query.town:
-        practitioners = _at_place(practitioners, query)
+    if sparse_place is not None:
+        practitioners = practitioners.filter(national_id__in=sparse_place)
     if query.mssante_address:
         owners = MailboxAddress.objects.filter(
             address=query.mssante_address.strip().lower()
@@ -77,14 +80,17 @@ def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
     return practitioners
 
 
-def _at_place(practitioners: QuerySet[Practitioner], query: SearchQuery) -> QuerySet[Practitioner]:
-    """Practitioners with an activity at the postcode (prefix) and/or town (prefix).
+def _place(query: SearchQuery) -> tuple[QuerySet[Activity] | None, set[str] | None]:
+    """``(activities at the place, their practitioners if few)`` for a postcode (prefix)
+    and/or town (prefix) search; ``(None, None)`` without a place.
 
     A place usually holds a few hundred activities: their practitioners are collected
-    first (the activity indexes), then sorted by name. A very large place (a department
-    prefix, a big city) is instead checked practitioner by practitioner while walking
-    the name index, which finds a page quickly precisely because the place is dense.
+    from the place index and then sorted by name. For a very large place (a department,
+    a big city) the second value is None and ``_walk_dense`` checks candidates in name
+    order instead, which finds a page quickly precisely because the place is dense.
     """
+    if not (query.postcode or query.town):
+        return None, None
     places = Activity.objects.all()
     if query.postcode:
         # Digits only, so the prefix LIKE needs no escaping.
@@ -100,12 +106,12 @@ def _at_place(practitioners: QuerySet[Practitioner], query: SearchQuery) -> Quer
     if query.profession_code:
         places = places.filter(profession_code=query.profession_code)
     ids = list(places.values_list("practitioner_id", flat=True)[: PLACE_DRIVE_LIMIT + 1])
-    if len(ids) <= PLACE_DRIVE_LIMIT:
-        return practitioners.filter(national_id__in=set(ids))
-    return practitioners.filter(Exists(places.filter(practitioner=OuterRef("pk"))))
+    return places, (set(ids) if len(ids) <= PLACE_DRIVE_LIMIT else None)
 
 
-def _branches(query: SearchQuery) -> list[tuple[str, QuerySet[Practitioner]]]:
+def _branches(
+    query: SearchQuery, practitioners: QuerySet[Practitioner]
+) -> list[tuple[str, QuerySet[Practitioner]]]:
     """``(key column, queryset)`` pairs whose results, each ordered by its key, merge
     into the answer.
 
@@ -114,7 +120,6 @@ def _branches(query: SearchQuery) -> list[tuple[str, QuerySet[Practitioner]]]:
     the whole directory for a rare prefix; two queries, each a range scan of its own
     index, stay fast. A person matching both ways is found by the first query only.
     """
-    practitioners = _filtered(query)
     name = search_key(query.name)
     if not name:
         return [("name_key", practitioners)]
@@ -141,10 +146,67 @@ def _after(
     )
 
 
+Found = list[tuple[str, str, Practitioner]]
+
+
+def _at_place(activity: tuple[str, str, str], query: SearchQuery, town: str) -> bool:
+    """The Python twin of ``_place``'s SQL conditions, for ``_walk_dense``."""
+    postcode, town_key, profession = activity
+    if query.postcode and not (
+        postcode == query.postcode
+        if len(query.postcode) == 5
+        else postcode.startswith(query.postcode)
+    ):
+        return False
+    if town and not town_key.startswith(town):
+        return False
+    return not query.profession_code or profession == query.profession_code
+
+
+def _walk_dense(
+    ordered: QuerySet[Practitioner],
+    key: str,
+    cursor: tuple[str, str] | None,
+    query: SearchQuery,
+    limit: int,
+) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """Candidates in ``key`` order, a chunk at a time, kept when one of their own
+    activities is at the place; returns the hits' ``(key, national id)`` and, if the
+    walk stopped early, where it stopped.
+
+    A chunk's activities are read through the practitioner-leading unique index only
+    (the place is checked here, in Python): asking the database "which of these practise
+    there?" lets it pick the place index and rescan the whole place for every chunk.
+    """
+    town = search_key(query.town)
+    hits: list[tuple[str, str]] = []
+    position = cursor
+    for _ in range(DENSE_WALK_CHUNKS):
+        chunk = list(
+            _after(ordered, key, position).values_list(key, "national_id")[:DENSE_WALK_CHUNK]
+        )
+        if not chunk:
+            return hits, None
+        there = {
+            practitioner_id
+            for practitioner_id, *activity in Activity.objects.filter(
+                practitioner_id__in=[national_id for _, national_id in chunk]
+            ).values_list("practitioner_id", "postcode", "town_key", "profession_code")
+            if _at_place((activity[0], activity[1], activity[2]), query, town)
+        }
+        hits.extend(item for item in chunk if item[1] in there)
+        position = chunk[-1]
+        if len(hits) > limit or len(chunk) < DENSE_WALK_CHUNK:
+            return hits, None
+    return hits, position
+
+
 def search_practitioners(*, query: SearchQuery) -> SearchPage:
     """One page of active practitioners matching every given criterion, ordered by the
     name that matched (``last first`` or ``first last``), then national id.
 
+    A page may hold fewer than ``limit`` results while ``next`` is set (a search that
+    looked through many candidates stops and says where to go on).
     Precondition: at least one criterion is given (listing the whole directory is not a
     search); BAD_REQUEST otherwise.
     """
@@ -161,13 +223,33 @@ def search_practitioners(*, query: SearchQuery) -> SearchPage:
         raise RelaisError(ErrorCode.BAD_REQUEST, "Give at least one search criterion.")
     limit = max(1, min(query.limit, MAX_PAGE))
     cursor = decode_cursor(query.cursor) if query.cursor else None
-    found: list[tuple[str, str, Practitioner]] = []
-    for key, practitioners in _branches(query):
-        ordered = _after(practitioners, key, cursor).order_by(key, "national_id")
-        found.extend((getattr(p, key), p.national_id, p) for p in ordered[: limit + 1])
+    places, sparse_place = _place(query)  # validates the postcode too
+    base = _filtered(query, sparse_place=sparse_place)
+    found: Found = []
+    stop: tuple[str, str] | None = None  # the earliest point a walk stopped at
+    for key, practitioners in _branches(query, base):
+        ordered = practitioners.order_by(key, "national_id")
+        if places is not None and sparse_place is None:
+            hits, stopped = _walk_dense(ordered, key, cursor, query, limit)
+            chosen = {p.national_id: p for p in practitioners.filter(
+                national_id__in=[national_id for _, national_id in hits[: limit + 1]]
+            )}  # fmt: skip
+            found.extend((k, n, chosen[n]) for k, n in hits[: limit + 1])
+            if stopped is not None and (stop is None or stopped < stop):
+                stop = stopped
+        else:
+            found.extend(
+                (getattr(p, key), p.national_id, p)
+                for p in _after(ordered, key, cursor)[: limit + 1]
+            )
     found.sort(key=lambda item: (item[0], item[1]))
-    page = found[: limit + 1]
-    has_more = len(page) > limit
-    page = page[:limit]
-    next_cursor = encode_cursor(page[-1][0], page[-1][1]) if has_more else None
+    if stop is not None:
+        found = [item for item in found if (item[0], item[1]) <= stop]
+    page = found[:limit]
+    if len(found) > limit:
+        next_cursor: str | None = encode_cursor(page[-1][0], page[-1][1])
+    elif stop is not None:
+        next_cursor = encode_cursor(*stop)
+    else:
+        next_cursor = None
     return SearchPage(results=[item[2] for item in page], next_cursor=next_cursor)
