@@ -154,7 +154,7 @@ def show_plans() -> None:
         ("name prefix", SearchQuery(name="mar")),
         ("profession + specialty", SearchQuery(profession_code="10", specialty_code="SM26")),
     ):
-        key, branch = _branches(query, _filtered(query, sparse_place=None))[-1]
+        key, branch = _branches(query, _filtered(query))[-1]
         queryset = _after(branch, key, None).order_by(key, "national_id")[:21]
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:

@@ -93,6 +93,7 @@ class Practitioner(models.Model):
         if update_fields is not None and {"first_name", "last_name"} & set(update_fields):
             kwargs["update_fields"] = {*update_fields, "name_key", "reversed_name_key"}
         super().save(*args, **kwargs)
+        self.activities.exclude(name_key=self.name_key).update(name_key=self.name_key)
 
     @property
     def is_authenticated(self) -> bool:
@@ -133,6 +134,9 @@ class Activity(models.Model):
     postcode = models.CharField(max_length=10, blank=True)
     town = models.CharField(max_length=128, blank=True)
     town_key = models.CharField(max_length=130, blank=True, default="")
+    # The practitioner's name_key, copied so that a place's activities come out of one
+    # index already in name order (kept equal by Practitioner.save and the importer).
+    name_key = models.CharField(max_length=260, blank=True, default="")
     department_code = models.CharField(max_length=8, blank=True)
     phone = models.CharField(max_length=32, blank=True)
 
@@ -144,10 +148,12 @@ class Activity(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["postcode", "profession_code", "practitioner"], name="activity_postcode"
+                fields=["postcode", "name_key", "practitioner", "profession_code"],
+                name="activity_postcode",
             ),
             models.Index(
-                fields=["town_key", "profession_code", "practitioner"], name="activity_town"
+                fields=["town_key", "name_key", "practitioner", "profession_code"],
+                name="activity_town",
             ),
         ]
 
@@ -156,6 +162,7 @@ class Activity(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.town_key = search_key(self.town)
+        self.name_key = self.practitioner.name_key
         super().save(*args, **kwargs)
 
 

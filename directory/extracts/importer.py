@@ -292,20 +292,28 @@ def _merge_activities(cursor: Any, report: ImportReport) -> None:
         "INSERT INTO directory_activity (practitioner_id, activity_hash, profession_code,"
         " specialty_code, mode_code, mode_label, sector_code, sector_label, structure_id,"
         " structure_name, siret, finess, street, postcode, town, town_key, department_code,"
-        " phone)"
+        " phone, name_key)"
         " SELECT national_id, activity_hash, substr(profession_code, 1, 8),"
         " substr(specialty_code, 1, 16), substr(mode_code, 1, 8), substr(mode_label, 1, 64),"
         " substr(sector_code, 1, 16), substr(sector_label, 1, 128),"
         " substr(structure_id, 1, 64), substr(structure_name, 1, 256), substr(siret, 1, 20),"
         " substr(finess, 1, 20), substr(street, 1, 256), substr(postcode, 1, 10),"
         " substr(town, 1, 128), substr(town_key, 1, 130), substr(department_code, 1, 8),"
-        " substr(phone, 1, 32)"
+        " substr(phone, 1, 32), substr(name_key, 1, 260)"
         " FROM import_activities a"
         " WHERE NOT EXISTS (SELECT 1 FROM directory_activity x"
         "  WHERE x.practitioner_id = a.national_id AND x.activity_hash = a.activity_hash)"
         " ORDER BY national_id, activity_hash"
     )
     report.activities_added = cursor.rowcount
+    # A renamed practitioner's unchanged activities take the new name key.
+    cursor.execute(
+        "UPDATE directory_activity SET name_key = p.name_key"
+        " FROM directory_practitioner p"
+        " WHERE directory_activity.practitioner_id = p.national_id"
+        " AND directory_activity.practitioner_id IN (SELECT national_id FROM import_people)"
+        " AND directory_activity.name_key <> p.name_key"
+    )
 
 
 def import_mssante(

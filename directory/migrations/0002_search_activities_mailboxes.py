@@ -12,6 +12,7 @@ C_COLLATED = [
     ("directory_practitioner", "reversed_name_key", 260),
     ("directory_activity", "postcode", 10),
     ("directory_activity", "town_key", 130),
+    ("directory_activity", "name_key", 260),
 ]
 
 
@@ -59,6 +60,7 @@ class Migration(migrations.Migration):
                 ('postcode', models.CharField(blank=True, max_length=10)),
                 ('town', models.CharField(blank=True, max_length=128)),
                 ('town_key', models.CharField(blank=True, default='', max_length=130)),
+                ('name_key', models.CharField(blank=True, default='', max_length=260)),
                 ('department_code', models.CharField(blank=True, max_length=8)),
                 ('phone', models.CharField(blank=True, max_length=32)),
             ],
@@ -127,11 +129,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='activity',
-            index=models.Index(fields=['postcode', 'profession_code', 'practitioner'], name='activity_postcode'),
+            index=models.Index(fields=['postcode', 'name_key', 'practitioner', 'profession_code'], name='activity_postcode'),
         ),
         migrations.AddIndex(
             model_name='activity',
-            index=models.Index(fields=['town_key', 'profession_code', 'practitioner'], name='activity_town'),
+            index=models.Index(fields=['town_key', 'name_key', 'practitioner', 'profession_code'], name='activity_town'),
         ),
         migrations.AddConstraint(
             model_name='activity',

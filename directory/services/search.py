@@ -22,8 +22,10 @@ from directory.models import Activity, MailboxAddress, Practitioner
 from directory.normalise import search_key
 
 MAX_PAGE = 50
-# Up to this many activities at a place, their practitioners are fetched and sorted.
-PLACE_DRIVE_LIMIT = 2000
+# A place with up to this many activities is read in name order from its own index
+# (at most PLACE_BATCHES batches per page); a denser one is walked.
+PLACE_SORT_LIMIT = 20_000
+PLACE_BATCHES = 5
 # A denser place is checked by chunks of candidates, this many chunks per page at most.
 DENSE_WALK_CHUNK = 1000
 DENSE_WALK_CHUNKS = 10
@@ -39,6 +41,9 @@ class SearchQuery:
     mssante_address: str = ""
     cursor: str = ""
     limit: int = 20
+
+
+Found = list[tuple[str, str, Practitioner]]
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,13 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return name_key, national_id
 
 
-def _filtered(query: SearchQuery, *, sparse_place: set[str] | None) -> QuerySet[Practitioner]:
-    """Active practitioners matching every criterion but the name and a dense place."""
+def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
+    """Active practitioners matching every criterion but the name and the place."""
     practitioners = Practitioner.objects.filter(is_active=True)
     if query.profession_code:
         practitioners = practitioners.filter(profession_code=query.profession_code)
     if query.specialty_code:
         practitioners = practitioners.filter(specialty_code=query.specialty_code)
-    if sparse_place is not None:
-        practitioners = practitioners.filter(national_id__in=sparse_place)
     if query.mssante_address:
         owners = MailboxAddress.objects.filter(
             address=query.mssante_address.strip().lower()
@@ -80,17 +83,11 @@ def _filtered(query: SearchQuery, *, sparse_place: set[str] | None) -> QuerySet[
     return practitioners
 
 
-def _place(query: SearchQuery) -> tuple[QuerySet[Activity] | None, set[str] | None]:
-    """``(activities at the place, their practitioners if few)`` for a postcode (prefix)
-    and/or town (prefix) search; ``(None, None)`` without a place.
-
-    A place usually holds a few hundred activities: their practitioners are collected
-    from the place index and then sorted by name. For a very large place (a department,
-    a big city) the second value is None and ``_walk_dense`` checks candidates in name
-    order instead, which finds a page quickly precisely because the place is dense.
-    """
-    if not (query.postcode or query.town):
-        return None, None
+def _place(query: SearchQuery) -> QuerySet[Activity] | None:
+    """Activities at the postcode (prefix) and/or town (prefix), with the profession if
+    given; None without a place. BAD_REQUEST for a malformed postcode."""
+    if not (query.postcode or search_key(query.town)):
+        return None
     places = Activity.objects.all()
     if query.postcode:
         # Digits only, so the prefix LIKE needs no escaping.
@@ -105,8 +102,40 @@ def _place(query: SearchQuery) -> tuple[QuerySet[Activity] | None, set[str] | No
         places = places.filter(town_key__startswith=town)
     if query.profession_code:
         places = places.filter(profession_code=query.profession_code)
-    ids = list(places.values_list("practitioner_id", flat=True)[: PLACE_DRIVE_LIMIT + 1])
-    return places, (set(ids) if len(ids) <= PLACE_DRIVE_LIMIT else None)
+    return places
+
+
+def _page_from_places(
+    places: QuerySet[Activity],
+    practitioners: QuerySet[Practitioner],
+    cursor: tuple[str, str] | None,
+    limit: int,
+) -> tuple[Found, tuple[str, str] | None]:
+    """Practitioners of a place of moderate size, read in name order from the place's
+    own index (activities carry the name key), then checked against the other
+    criteria. Returns the results and, if it stopped early, where."""
+    ordered = places.order_by("name_key", "practitioner_id")
+    batch_size = (limit + 1) * 2
+    found: Found = []
+    position = cursor
+    for _ in range(PLACE_BATCHES):
+        batch = ordered
+        if position is not None:
+            batch = batch.filter(name_key__gte=position[0]).filter(
+                Q(name_key__gt=position[0]) | Q(practitioner_id__gt=position[1])
+            )
+        rows = list(batch.values_list("name_key", "practitioner_id")[:batch_size])
+        kept = {
+            p.national_id: p for p in practitioners.filter(national_id__in={row[1] for row in rows})
+        }
+        for name_key, national_id in rows:
+            # two activities of one person at the place are neighbours in this order
+            if national_id in kept and (not found or found[-1][1] != national_id):
+                found.append((name_key, national_id, kept[national_id]))
+        if len(found) > limit or len(rows) < batch_size:
+            return found, None
+        position = rows[-1]
+    return found, position
 
 
 def _branches(
@@ -144,9 +173,6 @@ def _after(
     return practitioners.filter(**{f"{key}__gte": value}).filter(
         Q(**{f"{key}__gt": value}) | Q(national_id__gt=national_id)
     )
-
-
-Found = list[tuple[str, str, Practitioner]]
 
 
 def _at_place(activity: tuple[str, str, str], query: SearchQuery, town: str) -> bool:
@@ -223,25 +249,35 @@ def search_practitioners(*, query: SearchQuery) -> SearchPage:
         raise RelaisError(ErrorCode.BAD_REQUEST, "Give at least one search criterion.")
     limit = max(1, min(query.limit, MAX_PAGE))
     cursor = decode_cursor(query.cursor) if query.cursor else None
-    places, sparse_place = _place(query)  # validates the postcode too
-    base = _filtered(query, sparse_place=sparse_place)
+    places = _place(query)
+    base = _filtered(query)
     found: Found = []
-    stop: tuple[str, str] | None = None  # the earliest point a walk stopped at
-    for key, practitioners in _branches(query, base):
-        ordered = practitioners.order_by(key, "national_id")
-        if places is not None and sparse_place is None:
-            hits, stopped = _walk_dense(ordered, key, cursor, query, limit)
-            chosen = {p.national_id: p for p in practitioners.filter(
-                national_id__in=[national_id for _, national_id in hits[: limit + 1]]
-            )}  # fmt: skip
-            found.extend((k, n, chosen[n]) for k, n in hits[: limit + 1])
+    stop: tuple[str, str] | None = None  # the earliest point a search stopped at
+    name = search_key(query.name)
+    if (
+        places is not None
+        and not name
+        and places[: PLACE_SORT_LIMIT + 1].count() <= (PLACE_SORT_LIMIT)
+    ):
+        found, stop = _page_from_places(places, base, cursor, limit)
+    else:
+        for key, practitioners in _branches(query, base):
+            ordered = practitioners.order_by(key, "national_id")
+            if places is None:
+                hits: Found = [
+                    (getattr(p, key), p.national_id, p)
+                    for p in _after(ordered, key, cursor)[: limit + 1]
+                ]
+                stopped = None
+            else:
+                keys, stopped = _walk_dense(ordered, key, cursor, query, limit)
+                chosen = {p.national_id: p for p in practitioners.filter(
+                    national_id__in=[national_id for _, national_id in keys[: limit + 1]]
+                )}  # fmt: skip
+                hits = [(k, n, chosen[n]) for k, n in keys[: limit + 1]]
+            found.extend(hits)
             if stopped is not None and (stop is None or stopped < stop):
                 stop = stopped
-        else:
-            found.extend(
-                (getattr(p, key), p.national_id, p)
-                for p in _after(ordered, key, cursor)[: limit + 1]
-            )
     found.sort(key=lambda item: (item[0], item[1]))
     if stop is not None:
         found = [item for item in found if (item[0], item[1]) <= stop]

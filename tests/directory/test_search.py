@@ -158,3 +158,62 @@ def test_first_name_and_last_name_matches_merge_in_order_without_duplicates(tran
             break
         cursor = page.next_cursor
     assert seen == ["Marc", "Zola", "Martin"]
+
+
+def all_pages(query: SearchQuery) -> list[str]:
+    """Every result of a search, following the cursor (pages may be short)."""
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(100):
+        page = search_practitioners(
+            query=SearchQuery(**{**query.__dict__, "cursor": cursor, "limit": 2})
+        )
+        seen += [p.national_id for p in page.results]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+    raise AssertionError("the cursor never ended")
+
+
+@pytest.fixture
+def town(transactional_db):
+    people = []
+    for index, (first, last) in enumerate(
+        [("Anne", "Abel"), ("Marc", "Bon"), ("Zoé", "Carré"), ("Luc", "Dax"), ("Éva", "Ern")]
+    ):
+        national_id = f"8{index + 1:010d}0"
+        people.append(add(national_id, first, last, postcode="69003", town="Lyon",
+                          profession="60" if index % 2 else "10"))  # fmt: skip
+    # a second activity at the same place: still listed once
+    Activity(practitioner=people[1], activity_hash="second", profession_code="60",
+             postcode="69003", town="Lyon").save()  # fmt: skip
+    add("81000000099", "Anne", "Autre", postcode="75009", town="Paris")
+    return people
+
+
+@pytest.mark.parametrize("mode", ["moderate place", "dense place", "dense, short walks"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        SearchQuery(postcode="69003"),
+        SearchQuery(postcode="69", profession_code="60"),
+        SearchQuery(town="lyo"),
+        SearchQuery(town="lyon", name="ma"),
+    ],
+)
+def test_place_searches_give_the_same_pages_whatever_the_strategy(town, monkeypatch, mode, query):
+    import directory.services.search as search
+
+    if mode != "moderate place":
+        monkeypatch.setattr(search, "PLACE_SORT_LIMIT", 0)
+    if mode == "dense, short walks":
+        monkeypatch.setattr(search, "DENSE_WALK_CHUNK", 1)
+        monkeypatch.setattr(search, "DENSE_WALK_CHUNKS", 1)
+    expected = {
+        "69003": ["Abel", "Bon", "Carré", "Dax", "Ern"],
+        "69": ["Bon", "Dax"],
+        "lyo": ["Abel", "Bon", "Carré", "Dax", "Ern"],
+        "lyon": ["Bon"],  # "marc bon": found by first name, listed once
+    }[query.postcode or query.town]
+    names = dict(Practitioner.objects.values_list("national_id", "last_name"))
+    assert [names[i] for i in all_pages(query)] == expected
