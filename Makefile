@@ -60,3 +60,8 @@ test: $(PSC_STAMP)
 .PHONY: psc-provider
 psc-provider: $(STAMP) $(PSC_STAMP)
 	$(BIN)/python -m tests.identity.psc_provider --port 8400 --relais http://127.0.0.1:8000
+
+# Directory import and search benchmark (1,000,000 synthetic rows; docs/identity.md).
+.PHONY: bench-directory
+bench-directory: $(STAMP) services
+	$(BIN)/python -m bench.directory_import

@@ -208,7 +208,7 @@ def start_provider(
     config_path.write_text(json.dumps(config), encoding="utf-8")
     log = log_path.open("ab")
     provider.process = subprocess.Popen(
-        [node, str(PROVIDER_DIR / "server.mjs"), str(config_path)],
+        [node, str(PROVIDER_DIR / "server.mjs"), str(config_path.resolve())],
         cwd=PROVIDER_DIR,
         stdout=subprocess.PIPE,
         stderr=log,
