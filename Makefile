@@ -46,3 +46,22 @@ bench: $(STAMP) services
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# The loopback Pro Santé Connect-shaped OpenID provider of the identity tests
+# (panva's oidc-provider, run by Node.js; docs/identity.md).
+PSC_PROVIDER := tests/identity/provider
+PSC_STAMP := $(PSC_PROVIDER)/node_modules/.package-lock.json
+
+$(PSC_STAMP): $(PSC_PROVIDER)/package-lock.json
+	cd $(PSC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+
+test: $(PSC_STAMP)
+
+.PHONY: psc-provider
+psc-provider: $(STAMP) $(PSC_STAMP)
+	$(BIN)/python -m tests.identity.psc_provider --port 8400 --relais http://127.0.0.1:8000
+
+# Directory import and search benchmark (1,000,000 synthetic rows; docs/identity.md).
+.PHONY: bench-directory
+bench-directory: $(STAMP) services
+	$(BIN)/python -m bench.directory_import

@@ -155,6 +155,25 @@ class Device:
             self._reader.cancel()
 
 
+async def _both(
+    acked: asyncio.Future[None],
+    delivered: asyncio.Future[None],
+    client_id: str,
+    seconds: float,
+    window: Window,
+) -> None:
+    """Wait for an envelope's ack and delivery; fail with what is missing."""
+    _done, pending = await asyncio.wait([acked, delivered], timeout=seconds)
+    if pending:
+        missing = " and ".join(
+            name for name, future in (("ack", acked), ("delivery", delivered)) if not future.done()
+        )
+        hint = ""
+        if "rate_limited" in window.errors:
+            hint = " (the server rate-limited this client: see RELAIS_WS_RATE_PER_SECOND)"
+        raise RuntimeError(f"{client_id}: no {missing} after {seconds} s{hint}")
+
+
 def _bodies(count: int = 64) -> list[str]:
     return [
         base64.urlsafe_b64encode(secrets.token_bytes(BODY_BYTES)).rstrip(b"=").decode()
@@ -226,7 +245,7 @@ async def run_pairs(fixtures: dict[str, Any], urls: list[str], args: argparse.Na
             acked, delivered = loop.create_future(), loop.create_future()
             waiting[client_id] = (time.perf_counter(), acked, delivered)
             await sender.send(_send_text(room_id, client_id, bodies[number % len(bodies)]))
-            await asyncio.wait_for(asyncio.gather(acked, delivered), args.timeout)
+            await _both(acked, delivered, client_id, args.timeout, window)
             del waiting[client_id]
 
     await asyncio.gather(*(room_loop(room_id, a, b) for room_id, a, b in pairs))
@@ -277,7 +296,7 @@ async def run_team(fixtures: dict[str, Any], urls: list[str], args: argparse.Nam
             acked, delivered = loop.create_future(), loop.create_future()
             waiting[client_id] = [time.perf_counter(), recipients, acked, delivered]
             await sender.send(_send_text(room["id"], client_id, bodies[number % len(bodies)]))
-            await asyncio.wait_for(asyncio.gather(acked, delivered), args.timeout)
+            await _both(acked, delivered, client_id, args.timeout, window)
             del waiting[client_id]
 
     await asyncio.gather(*(sender_loop(device) for device in devices[: args.senders]))

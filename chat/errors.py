@@ -40,6 +40,17 @@ class ErrorCode(StrEnum):
     BAD_KEYS = "bad_keys"
     PUSH_DISABLED = "push_disabled"
     BAD_PUSH_SUBSCRIPTION = "bad_push_subscription"
+    PSC_NOT_CONFIGURED = "psc_not_configured"
+    PSC_STATE_MISMATCH = "psc_state_mismatch"
+    PSC_NONCE_MISMATCH = "psc_nonce_mismatch"
+    PSC_ACR_INSUFFICIENT = "psc_acr_insufficient"
+    PSC_TOKEN_INVALID = "psc_token_invalid"  # noqa: S105 (an error code, not a secret)
+    PSC_TOKEN_EXPIRED = "psc_token_expired"  # noqa: S105 (an error code, not a secret)
+    PSC_PROVIDER_ERROR = "psc_provider_error"
+    PSC_LOGIN_EXPIRED = "psc_login_expired"
+    PSC_IDENTITY_REFUSED = "psc_identity_refused"
+    PSC_SESSION_ENDED = "psc_session_ended"
+    NOT_IN_DIRECTORY = "not_in_directory"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -160,6 +171,53 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "The push subscription is invalid or its push service is not accepted.",
         "L'abonnement aux notifications est invalide ou son service de notification "
         "n'est pas accepté.",
+    ),
+    ErrorCode.PSC_NOT_CONFIGURED: (
+        "Pro Santé Connect login is not configured on this server.",
+        "La connexion Pro Santé Connect n'est pas configurée sur ce serveur.",
+    ),
+    ErrorCode.PSC_STATE_MISMATCH: (
+        "This login answer does not belong to a login started in this browser; start again.",
+        "Cette réponse de connexion ne correspond à aucune connexion commencée dans ce "
+        "navigateur ; recommencez.",
+    ),
+    ErrorCode.PSC_NONCE_MISMATCH: (
+        "The identity token was not issued for this login (nonce); start again.",
+        "Le jeton d'identité n'a pas été émis pour cette connexion (nonce) ; recommencez.",
+    ),
+    ErrorCode.PSC_ACR_INSUFFICIENT: (
+        "The authentication level is insufficient: a CPS card or the e-CPS app (eIDAS 1) "
+        "is required.",
+        "Le niveau d'authentification est insuffisant : la carte CPS ou l'application "
+        "e-CPS (eIDAS 1) est requise.",
+    ),
+    ErrorCode.PSC_TOKEN_INVALID: (
+        "Pro Santé Connect returned an invalid token.",
+        "Pro Santé Connect a renvoyé un jeton invalide.",
+    ),
+    ErrorCode.PSC_TOKEN_EXPIRED: (
+        "The Pro Santé Connect token has expired; start again.",
+        "Le jeton Pro Santé Connect a expiré ; recommencez.",
+    ),
+    ErrorCode.PSC_PROVIDER_ERROR: (
+        "Pro Santé Connect refused the login or could not be reached.",
+        "Pro Santé Connect a refusé la connexion ou est injoignable.",
+    ),
+    ErrorCode.PSC_LOGIN_EXPIRED: (
+        "This login has expired or was already used; start again.",
+        "Cette connexion a expiré ou a déjà été utilisée ; recommencez.",
+    ),
+    ErrorCode.PSC_IDENTITY_REFUSED: (
+        "Pro Santé Connect did not give a valid RPPS or ADELI national identifier.",
+        "Pro Santé Connect n'a pas fourni d'identifiant national RPPS ou ADELI valide.",
+    ),
+    ErrorCode.PSC_SESSION_ENDED: (
+        "Your Pro Santé Connect session has ended; log in again.",
+        "Votre session Pro Santé Connect est terminée ; reconnectez-vous.",
+    ),
+    ErrorCode.NOT_IN_DIRECTORY: (
+        "This professional is not (or no longer) in the directory of this server.",
+        "Ce professionnel n'est pas (ou plus) dans l'annuaire de ce serveur.",
     ),
 }
 

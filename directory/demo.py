@@ -6,7 +6,7 @@ real profession and specialty codes (TRE_G15, TRE_R38) and MSSanté-style addres
 
 from __future__ import annotations
 
-from directory.models import Practitioner
+from directory.models import Activity, Practitioner
 
 DEMO_PRACTITIONERS: list[dict[str, object]] = [
     {
@@ -65,6 +65,19 @@ def ensure_demo_practitioners() -> list[Practitioner]:
         fields = {key: value for key, value in data.items() if key != "national_id"}
         practitioner, _created = Practitioner.objects.update_or_create(
             national_id=str(data["national_id"]), defaults=fields
+        )
+        # Their place of practice, so that a search by postcode or town finds them.
+        Activity.objects.update_or_create(
+            practitioner=practitioner,
+            activity_hash="demo",
+            defaults={
+                "profession_code": practitioner.profession_code,
+                "specialty_code": practitioner.specialty_code,
+                "mode_code": "L",
+                "mode_label": "Libéral",
+                "postcode": practitioner.postcode,
+                "town": practitioner.town,
+            },
         )
         practitioners.append(practitioner)
     return practitioners

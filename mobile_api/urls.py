@@ -12,6 +12,17 @@ from mobile_api.views.attachments import (
     UploadView,
 )
 from mobile_api.views.auth import DevLoginView, LogoutView
+from mobile_api.views.directory import DirectorySearchView, PractitionerDetailView
+from mobile_api.views.login import (
+    PscActivityView,
+    PscCallbackView,
+    PscFinishView,
+    PscLoggedOutView,
+    PscLogoutView,
+    PscSessionView,
+    PscStartView,
+    PscTokenView,
+)
 from mobile_api.views.push import MuteListView, RoomMuteView, SubscriptionView, VapidKeyView
 from mobile_api.views.rooms import (
     HistoryView,
@@ -24,6 +35,25 @@ from mobile_api.views.rooms import (
 login = [
     path("auth/dev-login", DevLoginView.as_view(), name="dev-login"),
     path("auth/logout", LogoutView.as_view(), name="logout"),
+    # Pro Santé Connect (docs/identity.md).
+    path("auth/psc/start", PscStartView.as_view(), name="psc-start"),
+    path("auth/psc/callback", PscCallbackView.as_view(), name="psc-callback"),
+    path("auth/psc/finish", PscFinishView.as_view(), name="psc-finish"),
+    path("auth/psc/token", PscTokenView.as_view(), name="psc-token"),
+    path("auth/psc/session", PscSessionView.as_view(), name="psc-session"),
+    path("auth/psc/activity", PscActivityView.as_view(), name="psc-activity"),
+    path("auth/psc/logout", PscLogoutView.as_view(), name="psc-logout"),
+    path("auth/psc/logged-out", PscLoggedOutView.as_view(), name="psc-logged-out"),
+]
+
+# The RPPS directory (docs/identity.md).
+directory = [
+    path("directory/practitioners", DirectorySearchView.as_view(), name="directory-search"),
+    path(
+        "directory/practitioners/<str:national_id>",
+        PractitionerDetailView.as_view(),
+        name="directory-practitioner",
+    ),
 ]
 
 rooms = [
@@ -83,4 +113,4 @@ push = [
     path("rooms/<int:room_id>/mute", RoomMuteView.as_view(), name="room-mute"),
 ]
 
-urlpatterns = [*login, *rooms, *keys_and_devices, *attachments, *push]
+urlpatterns = [*login, *directory, *rooms, *keys_and_devices, *attachments, *push]

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "attachments",
     "keylog",
     "push",
+    "identity",
 ]
 
 MIDDLEWARE = [
@@ -268,3 +269,8 @@ RELAIS_PUSH = {
     "RATE_DEVICE": env_str("RELAIS_RATE_PUSH_DEVICE", "30/minute"),
     "RATE_IP": env_str("RELAIS_RATE_PUSH_IP", "300/minute"),
 }
+
+# Pro Santé Connect (identity/, docs/identity.md): RELAIS_PSC_* environment variables.
+from identity.environment import psc_from_environment  # noqa: E402
+
+RELAIS_PSC = psc_from_environment()

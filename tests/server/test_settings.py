@@ -74,3 +74,60 @@ def test_database_urls(url, engine, name):
 def test_bad_database_url_is_a_clear_error():
     with pytest.raises(ConfigurationError, match="postgres:// or sqlite:///"):
         parse_database_url("mysql://x/y", base_dir=ROOT)
+
+
+def test_the_development_login_url_answers_404_in_production():
+    """Whatever the environment says, DEBUG off means no development login."""
+    code = (
+        "from django.test import Client; "
+        "r = Client(HTTP_HOST='relais.example').post('/api/v1/auth/dev-login', "
+        "{'national_id': '810003456786'}, content_type='application/json', secure=True); "
+        "print(r.status_code)"
+    )
+    tries = {"RELAIS_DEV_LOGIN": "1", "RELAIS_DEVELOPMENT_LOGIN": "1", "DJANGO_DEBUG": "1"}
+    result = run_manage("shell", "--no-imports", "-c", code, env={**PRODUCTION, **tries})
+    assert result.stdout.split() == ["404"], result.stderr
+
+
+def test_demo_data_is_refused_in_production():
+    result = run_manage("seed_demo", env=PRODUCTION)
+    assert result.returncode != 0
+    assert "development (RELAIS_DEBUG=1) only" in result.stderr
+
+
+def psc_settings_in(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "from identity.conf import psc_settings as p; s = p(); "
+        "print(s.environment, s.issuer, s.authorization_endpoint, s.discovery_url)"
+    )
+    return run_manage("shell", "--no-imports", "-c", code, env={**PRODUCTION, **env})
+
+
+def test_pro_sante_connect_defaults_to_production_and_knows_the_sandbox():
+    production = psc_settings_in({}).stdout.split()
+    assert production == [
+        "production",
+        "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet",
+        "https://wallet.esw.esante.gouv.fr/auth",
+        "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet"
+        "/.well-known/wallet-openid-configuration",
+    ]
+    sandbox = psc_settings_in({"RELAIS_PSC_ENVIRONMENT": "sandbox"}).stdout.split()
+    assert sandbox[1:3] == [
+        "https://auth.bas.psc.esante.gouv.fr/auth/realms/esante-wallet",
+        "https://wallet.bas.psc.esante.gouv.fr/auth",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RELAIS_PSC_ENVIRONMENT": "staging"}, "must be production or sandbox"),
+        ({"RELAIS_PSC_ISSUER": "http://psc.example/realm"}, "https:// URL (http:// only on loop"),
+        ({"RELAIS_PSC_UNKNOWN_PRACTITIONER": "maybe"}, "must be create or refuse"),
+    ],
+)
+def test_bad_pro_sante_connect_settings_stop_the_start(env, message):
+    result = psc_settings_in(env)
+    assert result.returncode != 0
+    assert message in result.stderr

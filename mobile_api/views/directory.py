@@ -1,0 +1,100 @@
+"""Directory search and practitioner details (directory.services.search)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat.errors import ErrorCode, RelaisError
+from directory.models import Practitioner
+from directory.services.search import MAX_PAGE, SearchQuery, search_practitioners
+
+
+def practitioner_out(practitioner: Practitioner) -> dict[str, Any]:
+    return {
+        "national_id": practitioner.national_id,
+        "civility": practitioner.civility,
+        "first_name": practitioner.first_name,
+        "last_name": practitioner.last_name,
+        "profession_code": practitioner.profession_code,
+        "profession_label": practitioner.profession_label,
+        "specialty_code": practitioner.specialty_code,
+        "specialty_label": practitioner.specialty_label,
+        "postcode": practitioner.postcode,
+        "town": practitioner.town,
+        "mssante_addresses": practitioner.mssante_addresses,
+    }
+
+
+class DirectorySearchView(APIView):
+    """``GET /directory/practitioners?q=&profession=&specialty=&postcode=&town=&mssante=``
+    with ``limit`` (≤ 50) and the ``cursor`` of the previous page's ``next``."""
+
+    class Query(serializers.Serializer[None]):
+        q = serializers.CharField(required=False, max_length=100, allow_blank=True)
+        profession = serializers.RegexField(r"^[0-9]{1,8}$", required=False)
+        specialty = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
+        postcode = serializers.RegexField(r"^[0-9]{1,5}$", required=False)
+        town = serializers.CharField(required=False, max_length=100, allow_blank=True)
+        mssante = serializers.CharField(required=False, max_length=256)
+        cursor = serializers.CharField(required=False, max_length=700)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+
+    def get(self, request: Request) -> Response:
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        page = search_practitioners(
+            query=SearchQuery(
+                name=data.get("q", ""),
+                profession_code=data.get("profession", ""),
+                specialty_code=data.get("specialty", "").upper(),
+                postcode=data.get("postcode", ""),
+                town=data.get("town", ""),
+                mssante_address=data.get("mssante", ""),
+                cursor=data.get("cursor", ""),
+                limit=data.get("limit", 20),
+            )
+        )
+        return Response(
+            {
+                "results": [practitioner_out(p) for p in page.results],
+                "next": page.next_cursor,
+            }
+        )
+
+
+class PractitionerDetailView(APIView):
+    """``GET /directory/practitioners/{national_id}``: one active practitioner and where
+    they practise."""
+
+    def get(self, request: Request, national_id: str) -> Response:
+        practitioner = (
+            Practitioner.objects.filter(national_id=national_id, is_active=True)
+            .prefetch_related("activities")
+            .first()
+        )
+        if practitioner is None:
+            raise RelaisError(ErrorCode.NOT_FOUND)
+        body = practitioner_out(practitioner)
+        body["activities"] = [
+            {
+                "profession_code": activity.profession_code,
+                "specialty_code": activity.specialty_code,
+                "mode_code": activity.mode_code,
+                "mode_label": activity.mode_label,
+                "sector_code": activity.sector_code,
+                "sector_label": activity.sector_label,
+                "structure_name": activity.structure_name,
+                "street": activity.street,
+                "postcode": activity.postcode,
+                "town": activity.town,
+                "phone": activity.phone,
+            }
+            for activity in sorted(practitioner.activities.all(), key=lambda a: a.pk)
+        ]
+        return Response(body)

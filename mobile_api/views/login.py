@@ -1,0 +1,299 @@
+"""Pro Santé Connect login for mobile apps and the web client (docs/identity.md).
+
+The client opens ``GET auth/psc/start`` in a browser with its own PKCE challenge and
+the URI to come back to; after PSC, the browser lands on that URI with a one-time
+``code``; the client posts the code and its PKCE verifier to ``auth/psc/token`` and gets
+a device token. Mobile apps come back through their registered app URI; the web client
+through its page (the same flow; Relais' own ``auth/psc/finish`` page is the default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit
+
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat.errors import ErrorCode, RelaisError
+from chat.services.devices import DeviceIdentity
+from identity.clock import now_datetime
+from identity.conf import PscSettings, psc_settings
+from identity.services.login import (
+    check_client_redirect,
+    do_complete_login,
+    do_redeem_login_code,
+    do_start_login,
+    find_attempt,
+)
+from identity.services.sessions import (
+    access_psc_session,
+    check_logout_state,
+    do_check_psc_session,
+    do_choose_activity,
+    do_logout,
+)
+from mobile_api.errors import error_body
+from mobile_api.views.directory import practitioner_out
+
+STATE_COOKIE = "relais_psc_state"
+STATE_COOKIE_SALT = "relais.identity.state"
+COOKIE_PATH = "/api/v1/auth/psc/"
+
+
+class ClientRedirect(HttpResponseRedirect):
+    """A redirect to a registered client URI, which may use an app's private scheme
+    (RFC 8252, e.g. ``fr.relais.app:/login``). Only built for allow-listed URIs."""
+
+    def __init__(self, url: str) -> None:
+        self.allowed_schemes = [urlsplit(url).scheme or "https"]
+        super().__init__(url)
+
+
+def _enabled_settings() -> PscSettings:
+    config = psc_settings()
+    if not config.enabled:
+        raise RelaisError(ErrorCode.PSC_NOT_CONFIGURED)
+    return config
+
+
+def _identity(request: Request) -> DeviceIdentity:
+    identity = request.auth
+    assert isinstance(identity, DeviceIdentity)  # set by DeviceTokenAuthentication
+    return identity
+
+
+def _finish_url(request: Request) -> str:
+    return request.build_absolute_uri(reverse("psc-finish"))
+
+
+def _error_response(error: RelaisError, status_code: int) -> Response:
+    return Response(error_body(error.code, error.message, error.message_fr), status=status_code)
+
+
+class PscStartView(APIView):
+    """Start a login: remember it, set the browser-binding cookie, go to PSC."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    class Query(serializers.Serializer[None]):
+        code_challenge = serializers.CharField(max_length=128)
+        code_challenge_method = serializers.ChoiceField(choices=["S256"], default="S256")
+        redirect_uri = serializers.CharField(max_length=512, required=False)
+        state = serializers.CharField(max_length=256, required=False, default="")
+        device_name = serializers.CharField(max_length=64, required=False, default="device")
+
+    def get(self, request: Request) -> HttpResponse:
+        config = _enabled_settings()
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        finish = _finish_url(request)
+        client_redirect = data.get("redirect_uri") or finish
+        check_client_redirect(uri=client_redirect, settings=config, built_in=finish)
+        started = do_start_login(
+            settings=config,
+            redirect_uri=config.redirect_uri or request.build_absolute_uri(reverse("psc-callback")),
+            client_redirect_uri=client_redirect,
+            client_code_challenge=data["code_challenge"],
+            client_state=data["state"],
+            device_name=data["device_name"],
+        )
+        response = HttpResponseRedirect(started.authorization_url)
+        response.set_signed_cookie(
+            STATE_COOKIE,
+            started.state,
+            salt=STATE_COOKIE_SALT,
+            max_age=config.login_timeout_seconds,
+            path=COOKIE_PATH,
+            secure=request.is_secure(),
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+
+class PscCallbackView(APIView):
+    """PSC sends the browser back here; the client's page or app gets a one-time code."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> HttpResponse:
+        config = _enabled_settings()
+        params = request.query_params
+        browser_state = request.get_signed_cookie(
+            STATE_COOKIE, default=None, salt=STATE_COOKIE_SALT
+        )
+        try:
+            attempt = find_attempt(
+                state=params.get("state", ""), browser_state=browser_state, settings=config
+            )
+        except RelaisError as error:
+            # Nobody to send the answer to: say it here.
+            return _error_response(error, status.HTTP_400_BAD_REQUEST)
+        back: dict[str, str] = {}
+        try:
+            if params.get("error") or not params.get("code"):
+                attempt.delete()
+                raise RelaisError(ErrorCode.PSC_PROVIDER_ERROR, params.get("error", "")[:64])
+            completed = do_complete_login(attempt=attempt, code=params["code"], settings=config)
+            back["code"] = completed.login_code
+        except RelaisError as error:
+            back.update(error=error.code.value, message=error.message, message_fr=error.message_fr)
+        if attempt.client_state:
+            back["state"] = attempt.client_state
+        separator = "&" if "?" in attempt.client_redirect_uri else "?"
+        response = ClientRedirect(f"{attempt.client_redirect_uri}{separator}{urlencode(back)}")
+        response.delete_cookie(STATE_COOKIE, path=COOKIE_PATH)
+        return response
+
+
+class PscFinishView(APIView):
+    """Relais' own landing page (the default client URI): shows the one-time code."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> HttpResponse:
+        code = request.query_params.get("code", "")
+        if code:
+            body = format_html(
+                "<p>Connexion Pro Santé Connect réussie. Code à usage unique "
+                "(Pro Santé Connect login succeeded; one-time code):</p><pre>{}</pre>",
+                code,
+            )
+        else:
+            body = format_html(
+                "<p>Échec de la connexion (login failed): <strong>{}</strong></p>"
+                "<p>{}</p><p>{}</p>",
+                request.query_params.get("error", ""),
+                request.query_params.get("message_fr", ""),
+                request.query_params.get("message", ""),
+            )
+        page = format_html(
+            '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
+            "<title>Relais</title></head><body>{}</body></html>",
+            body,
+        )
+        response = HttpResponse(page, content_type="text/html; charset=utf-8")
+        response["Referrer-Policy"] = "no-referrer"
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class PscTokenView(APIView):
+    """Redeem the one-time code with the client's PKCE verifier: a device token."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    class Input(serializers.Serializer[None]):
+        code = serializers.CharField(max_length=128)
+        code_verifier = serializers.CharField(max_length=128)
+        device_name = serializers.CharField(max_length=64, required=False)
+
+    def post(self, request: Request) -> Response:
+        config = _enabled_settings()
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        redeemed = do_redeem_login_code(
+            login_code=data.validated_data["code"],
+            code_verifier=data.validated_data["code_verifier"],
+            device_name=data.validated_data.get("device_name"),
+            settings=config,
+        )
+        return Response(
+            {
+                "token": redeemed.token,
+                "device": redeemed.device.pk,
+                "practitioner": practitioner_out(redeemed.practitioner),
+                "activities": redeemed.activities,
+                "activity": redeemed.activities[0] if len(redeemed.activities) == 1 else None,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PscSessionView(APIView):
+    """The device's PSC session; checks it with PSC when a check is due."""
+
+    def get(self, request: Request) -> Response:
+        config = _enabled_settings()
+        session = access_psc_session(device_id=_identity(request).device_id)
+        due = request.query_params.get("check") == "1" or session.checked_at <= _due(config)
+        if due and not do_check_psc_session(session=session, settings=config):
+            return _error_response(
+                RelaisError(ErrorCode.PSC_SESSION_ENDED), status.HTTP_401_UNAUTHORIZED
+            )
+        return Response(
+            {
+                "practitioner": session.practitioner_id,
+                "activities": session.activities,
+                "activity": session.activity,
+                "checked_at": session.checked_at.isoformat(),
+            }
+        )
+
+
+def _due(config: PscSettings) -> datetime:
+    return now_datetime() - timedelta(seconds=config.session_check_seconds)
+
+
+class PscActivityView(APIView):
+    """Choose the activity (situation d'exercice) the user acts in on this device."""
+
+    class Input(serializers.Serializer[None]):
+        index = serializers.IntegerField(min_value=0, max_value=100)
+
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = do_choose_activity(
+            device_id=_identity(request).device_id, index=data.validated_data["index"]
+        )
+        return Response({"activity": session.activity})
+
+
+class PscLogoutView(APIView):
+    """Log this device out; the answer's ``end_session_url`` logs the browser out of PSC."""
+
+    def post(self, request: Request) -> Response:
+        config = psc_settings()
+        url = do_logout(
+            device_id=_identity(request).device_id,
+            post_logout_redirect_uri=config.post_logout_redirect_uri
+            or request.build_absolute_uri(reverse("psc-logged-out")),
+            settings=config,
+        )
+        return Response({"end_session_url": url})
+
+
+class PscLoggedOutView(APIView):
+    """Where PSC sends the browser after its logout."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> HttpResponse:
+        config = _enabled_settings()
+        try:
+            check_logout_state(
+                request.query_params.get("state", ""),
+                max_age_seconds=config.login_timeout_seconds,
+            )
+        except RelaisError as error:
+            return _error_response(error, status.HTTP_400_BAD_REQUEST)
+        return HttpResponse(
+            '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Relais</title>'
+            "</head><body><p>Vous êtes déconnecté de Relais et de Pro Santé Connect. "
+            "(You are logged out of Relais and Pro Santé Connect.)</p></body></html>",
+            content_type="text/html; charset=utf-8",
+        )
