@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	RELAIS_DEBUG=1 $(BIN)/mypy .
+	RELAIS_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: $(STAMP) services lint
 	RELAIS_DEBUG=1 \

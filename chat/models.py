@@ -96,17 +96,27 @@ class Envelope(models.Model):
     is unique: a retried send finds the original row instead of storing twice.
     """
 
-    # No index of their own: the unique constraints below start with these columns, and
-    # every index costs a write on the hot path.
+    # Every index and foreign-key check costs a write or a lookup per envelope on the hot
+    # path (docs/performance.md), so only what a reader needs is kept:
+    # * ``room`` and ``sender_device`` have no index of their own: the unique
+    #   constraints below start with them;
+    # * ``sender_device`` and ``sender_practitioner`` are not foreign keys in the
+    #   database (a key check locks the referenced row for every insert). Devices and
+    #   practitioners are never deleted: they are revoked or deactivated, and the
+    #   admin refuses to delete them; Django's PROTECT still guards ORM deletes.
     room = models.ForeignKey(
         Room, on_delete=models.CASCADE, related_name="envelopes", db_index=False
     )
     seq = models.BigIntegerField()
     sender_device = models.ForeignKey(
-        Device, on_delete=models.PROTECT, related_name="+", db_index=False
+        Device, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
     sender_practitioner = models.ForeignKey(
-        Practitioner, on_delete=models.PROTECT, related_name="+"
+        Practitioner,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     client_id = models.CharField(max_length=64)
     body = models.BinaryField()

@@ -55,9 +55,10 @@ def build_store(clock: Clock) -> MessageStore:
             pool_size=settings.db_pool_size,
             batch_max=settings.write_batch_max,
             writers=settings.write_concurrency,
+            timeout_seconds=settings.store_timeout_seconds,
             clock=clock,
         )
-    return OrmMessageStore(clock=clock)
+    return OrmMessageStore(clock=clock, timeout_seconds=relais_settings().store_timeout_seconds)
 
 
 async def get_runtime() -> Runtime:

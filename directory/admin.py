@@ -45,6 +45,11 @@ class PractitionerAdmin(admin.ModelAdmin[Practitioner]):
     show_full_result_count = False  # counting a million rows on every page is slow
     inlines = (ActivityInline,)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Practitioner | None = None) -> bool:
+        # A practitioner who left the directory is deactivated, never deleted: their
+        # messages, devices and key history stay attributable (chat.models.Envelope).
+        return False
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Practitioner], search_term: str
     ) -> tuple[QuerySet[Practitioner], bool]:

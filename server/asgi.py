@@ -6,6 +6,7 @@ host), then device-token authentication, then routing.
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -27,3 +28,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded so far lives as long as the process: keep it out of the garbage
+# collector's way, so that a full collection does not pause message delivery for tens of
+# milliseconds (measured: worst-case latency halved; docs/performance.md).
+gc.collect()
+gc.freeze()

@@ -29,7 +29,7 @@ def uvicorn_command(*, host: str, port: int) -> list[str]:
         "--http",
         "httptools",
         "--ws",
-        "websockets",
+        "websockets-sansio",
         "--ws-max-size",
         str(FRAME_LIMIT_BYTES),
         # Envelopes are ciphertext: compressing them costs CPU and saves nothing.

@@ -7,6 +7,8 @@ check membership, return the original on a retried key, otherwise insert with
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -31,11 +33,16 @@ def _stored(envelope: Envelope, *, duplicate: bool) -> StoredEnvelope:
 
 
 class OrmMessageStore:
-    def __init__(self, *, clock: Clock) -> None:
+    def __init__(self, *, clock: Clock, timeout_seconds: float = 10) -> None:
         self._clock = clock
+        self._timeout = timeout_seconds
 
     async def append(self, request: AppendRequest) -> StoredEnvelope:
-        stored: StoredEnvelope = await database_sync_to_async(self._append)(request)
+        try:
+            async with asyncio.timeout(self._timeout):
+                stored: StoredEnvelope = await database_sync_to_async(self._append)(request)
+        except TimeoutError:
+            raise RelaisError(ErrorCode.SERVER_BUSY) from None
         return stored
 
     def _append(self, request: AppendRequest) -> StoredEnvelope:

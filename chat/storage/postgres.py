@@ -1,25 +1,27 @@
-"""PostgreSQL envelope store: async psycopg, one transaction per batch (group commit).
+"""PostgreSQL envelope store: async psycopg, one statement per batch (group commit).
 
 Why not the ORM here: every ORM call from async code hops to one worker thread, and a
 send needs several round trips; at a few hundred messages per second that thread is the
 bottleneck (docs/performance.md). Here, concurrent sends queue up while the previous
-batch commits, then the whole queue is written in one transaction and one round trip
-(psycopg's pipeline mode sends ``BEGIN``, two statements and ``COMMIT`` together):
+batch commits, then the whole queue is stored by one call of the database function
+``relais_append_envelopes`` (migration ``chat/0004``), in autocommit mode: one round
+trip, one commit. Inside it:
 
-1. lock the batch's rooms in id order (writers in several processes cannot deadlock);
+1. the batch's rooms are locked in id order (writers in several processes cannot
+   deadlock);
 2. one statement keeps the envelopes whose sender is a member of the room and whose
    ``(device, client id)`` pair is not stored yet, numbers them per room from
    ``last_seq``, advances ``last_seq`` and inserts them.
 
-Membership is read after the room lock is held, and a membership change takes the same
-lock (``chat.services.rooms``), so an envelope is never accepted from someone removed
-before it was stored, without locking membership rows. An envelope of the batch that
-was not inserted is looked up afterwards (a rare path): found, it is a retry and gets
-the original's ack; not found, its sender is not a member. If another process is
-storing the same pair at the same moment, the insert waits for it and then violates
-the idempotency constraint: the transaction is rolled back and the batch tried again,
-now finding that copy. So sequence numbers stay dense and nothing is stored twice.
-Table names come from the models.
+Membership is read by a statement that starts once the room's lock is held, and every
+membership change takes the same lock (``chat.services.rooms``), so an envelope is
+never accepted from someone removed before it was stored, without locking membership
+rows. An envelope of the batch that was not inserted is looked up afterwards (a rare
+path): found, it is a retry and gets the original's ack; not found, its sender is not a
+member. If another process is storing the same pair at the same moment, the insert
+waits for it and then violates the idempotency constraint: the statement fails as a
+whole and the batch is tried again, now finding that copy. So sequence numbers stay
+dense and nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,48 +39,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from chat.clock import Clock
 from chat.errors import ErrorCode, RelaisError
-from chat.models import Envelope, Membership, Room
+from chat.models import Envelope
 from chat.storage.base import AppendRequest, StoredEnvelope
 
 logger = logging.getLogger(__name__)
 
 _ENVELOPE = Envelope._meta.db_table
-_MEMBERSHIP = Membership._meta.db_table
-_ROOM = Room._meta.db_table
 
-_LOCK_ROOMS = f"SELECT id FROM {_ROOM} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"  # noqa: S608
-_APPEND = f"""
-    WITH incoming AS (
-        SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[],
-                             %s::bytea[], %s::integer[])
-            AS e(room_id, device_id, practitioner_id, client_id, body, position)
-    ),
-    accepted AS (
-        SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.position) AS ordinal
-        FROM incoming AS i
-        JOIN {_MEMBERSHIP} AS m
-            ON m.room_id = i.room_id AND m.practitioner_id = i.practitioner_id
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {_ENVELOPE} AS x
-            WHERE x.sender_device_id = i.device_id AND x.client_id = i.client_id
-        )
-    ),
-    counts AS (SELECT room_id, count(*) AS n FROM accepted GROUP BY room_id),
-    advanced AS (
-        UPDATE {_ROOM} AS r SET last_seq = r.last_seq + c.n
-        FROM counts AS c
-        WHERE r.id = c.room_id
-        RETURNING r.id, r.last_seq - c.n AS base
-    )
-    INSERT INTO {_ENVELOPE}
-        (room_id, seq, sender_device_id, sender_practitioner_id, client_id, body, size,
-         created_at_ms)
-    SELECT a.room_id, v.base + a.ordinal, a.device_id, a.practitioner_id, a.client_id,
-           a.body, octet_length(a.body), %s
-    FROM accepted AS a
-    JOIN advanced AS v ON v.id = a.room_id
-    RETURNING sender_device_id, client_id, seq
-"""  # noqa: S608 - table names come from the models, values are parameters
+# %b: parameters travel in PostgreSQL's binary format, six times cheaper to prepare than
+# text for arrays of bodies (measured; docs/performance.md).
+_APPEND = "SELECT * FROM relais_append_envelopes(%b, %b, %b, %b, %b, %b)"
 _SELECT_EXISTING = f"""
     SELECT sender_device_id, client_id, room_id, seq, sender_practitioner_id, body, created_at_ms
     FROM {_ENVELOPE}
@@ -98,6 +69,7 @@ _MAX_REPLANS = 5
 class _Pending:
     request: AppendRequest
     future: asyncio.Future[StoredEnvelope] = field(repr=False)
+    deadline: float
 
 
 class PostgresMessageStore:
@@ -110,20 +82,26 @@ class PostgresMessageStore:
         pool_size: int,
         batch_max: int,
         writers: int,
+        timeout_seconds: float,
         clock: Clock,
     ) -> None:
         self._clock = clock
+        self._timeout = timeout_seconds
         self._batch_max = batch_max
         self._writer_count = max(1, writers)
         self._pool = AsyncConnectionPool(
-            kwargs=conninfo,
+            # Autocommit: every statement commits on its own, one round trip each.
+            kwargs={**conninfo, "autocommit": True},
             min_size=1,
             max_size=max(self._writer_count + 1, pool_size),
             open=False,
         )
         self._pending: list[_Pending] = []
+        # Every request not answered yet, oldest first: the watchdog's worklist.
+        self._unanswered: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._writers: list[asyncio.Task[None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
         self._opened = False
         self._open_lock = asyncio.Lock()
 
@@ -137,21 +115,55 @@ class PostgresMessageStore:
                     asyncio.create_task(self._write_forever(), name=f"relais-writer-{number}")
                     for number in range(self._writer_count)
                 ]
+                self._watchdog = asyncio.create_task(self._watch_forever(), name="relais-watchdog")
                 self._opened = True
 
     async def append(self, request: AppendRequest) -> StoredEnvelope:
+        """Store ``request`` with the next batch; SERVER_BUSY if not committed in time.
+
+        The time limit is enforced by one watchdog for all requests, not by a timer per
+        request: on the hot path a timer costs more than the rest of ``append``.
+        """
         await self._ensure_open()
         future: asyncio.Future[StoredEnvelope] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
+        pending = _Pending(request, future, self._clock.monotonic() + self._timeout)
+        self._pending.append(pending)
+        self._unanswered.append(pending)
         self._wakeup.set()
         return await future
+
+    def expire_overdue(self) -> int:
+        """Answer SERVER_BUSY to every request past its deadline; return how many.
+
+        A request answered this way may still be committed by its batch: the client
+        retries with the same id and gets the original ack then (docs/protocol.md §4).
+        """
+        now = self._clock.monotonic()
+        expired = 0
+        unanswered = self._unanswered
+        while unanswered and (unanswered[0].future.done() or unanswered[0].deadline <= now):
+            pending = unanswered.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(RelaisError(ErrorCode.SERVER_BUSY))
+                expired += 1
+        if expired:
+            logger.warning("%d envelopes were not stored in time", expired)
+        return expired
+
+    async def _watch_forever(self) -> None:
+        period = max(0.05, min(1.0, self._timeout / 4))
+        while True:
+            await asyncio.sleep(period)  # the watchdog's own period: a timer, not a test wait
+            self.expire_overdue()
 
     async def fetch_range(
         self, *, room_id: int, after_seq: int, up_to_seq: int, limit: int
     ) -> list[StoredEnvelope]:
         await self._ensure_open()
         async with self._pool.connection() as connection:
-            cursor = await connection.execute(_FETCH, (room_id, after_seq, up_to_seq, limit))
+            cursor = await connection.execute(
+                _FETCH, (room_id, after_seq, up_to_seq, limit), binary=True
+            )
             rows = await cursor.fetchall()
         return [
             StoredEnvelope(
@@ -167,15 +179,17 @@ class PostgresMessageStore:
         ]
 
     async def close(self) -> None:
-        for writer in self._writers:
-            writer.cancel()
+        for task in [*self._writers, *([self._watchdog] if self._watchdog else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await writer
+                await task
         self._writers = []
+        self._watchdog = None
         for pending in self._pending:
             if not pending.future.done():
                 pending.future.set_exception(RelaisError(ErrorCode.SERVER_BUSY))
         self._pending.clear()
+        self._unanswered.clear()
         if self._opened:
             await self._pool.close()
             self._opened = False
@@ -228,20 +242,17 @@ class PostgresMessageStore:
         for index, request in enumerate(requests):
             firsts.setdefault((request.device_id, request.client_id), index)
         rows = [requests[index] for index in firsts.values()]
-        async with connection.pipeline(), connection.transaction():
-            await connection.execute(_LOCK_ROOMS, (sorted({r.room_id for r in rows}),))
-            inserted = await connection.execute(
-                _APPEND,
-                (
-                    [r.room_id for r in rows],
-                    [r.device_id for r in rows],
-                    [r.practitioner_id for r in rows],
-                    [r.client_id for r in rows],
-                    [r.body for r in rows],
-                    list(range(len(rows))),
-                    now_ms,
-                ),
-            )
+        inserted = await connection.execute(
+            _APPEND,
+            (
+                [r.room_id for r in rows],
+                [r.device_id for r in rows],
+                [r.practitioner_id for r in rows],
+                [r.client_id for r in rows],
+                [r.body for r in rows],
+                now_ms,
+            ),
+        )
         stored: dict[tuple[int, str], StoredEnvelope] = {}
         by_key = {(r.device_id, r.client_id): r for r in rows}
         for device_id, client_id, seq in await inserted.fetchall():

@@ -160,14 +160,12 @@ async def test_a_member_removed_while_the_send_waits_for_the_room_is_refused(set
     """Membership is read once the room's lock is held: a removal that held that lock
     (as every membership change does) is seen, without locking membership rows."""
     import psycopg
-    from django.db import connection
 
     from chat.models import Membership
 
     store = build_store(clock)
     room = setup["rooms"][0]
-    params = connection.get_connection_params()
-    conninfo = {k: params[k] for k in ("dbname", "user", "host", "port") if params.get(k)}
+    conninfo = _raw_conninfo()
     observer = await psycopg.AsyncConnection.connect(**conninfo, autocommit=True)
     async with await psycopg.AsyncConnection.connect(**conninfo) as change:
         async with change.transaction():
@@ -187,6 +185,14 @@ async def test_a_member_removed_while_the_send_waits_for_the_room_is_refused(set
     assert await sync_to_async(Envelope.objects.filter(client_id="late").count)() == 0
 
 
+def _raw_conninfo() -> dict:
+    """Connection parameters of the test database, for psycopg connections of our own."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    return {k: params[k] for k in ("dbname", "user", "host", "port") if params.get(k)}
+
+
 async def _until_a_backend_waits_for_a_lock(observer) -> None:
     query = (
         "SELECT count(*) FROM pg_stat_activity "
@@ -198,3 +204,34 @@ async def _until_a_backend_waits_for_a_lock(observer) -> None:
             return
         await asyncio.sleep(0.01)  # polling the server's view of locks; no event to await
     raise AssertionError("the send never waited for the room's lock")
+
+
+async def test_a_send_not_committed_in_time_is_answered_server_busy_and_can_be_retried(
+    setup, clock
+):
+    """The store's watchdog answers SERVER_BUSY past RELAIS_STORE_TIMEOUT; the envelope
+    may still be committed, and a retry with the same id then gets the original."""
+    import psycopg
+
+    from chat.storage.postgres import PostgresMessageStore
+
+    store = build_store(clock)
+    assert isinstance(store, PostgresMessageStore)
+    room = setup["rooms"][0]
+    conninfo = _raw_conninfo()
+    observer = await psycopg.AsyncConnection.connect(**conninfo, autocommit=True)
+    blocking = await psycopg.AsyncConnection.connect(**conninfo)
+    async with blocking, blocking.transaction():
+        await blocking.execute("SELECT id FROM chat_room WHERE id = %s FOR UPDATE", (room,))
+        sending = asyncio.create_task(store.append(request_for(setup["nurse"], room, "slow")))
+        await _until_a_backend_waits_for_a_lock(observer)
+        assert store.expire_overdue() == 0  # not late yet
+        clock.advance(11)  # past the 10-second default
+        assert store.expire_overdue() == 1
+        with pytest.raises(RelaisError) as busy:
+            await sending
+        assert busy.value.code == ErrorCode.SERVER_BUSY
+    retry = await store.append(request_for(setup["nurse"], room, "slow"))
+    await observer.close()
+    await store.close()
+    assert (retry.seq, retry.duplicate) == (1, True)
