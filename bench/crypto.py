@@ -15,37 +15,9 @@ import argparse
 import statistics
 import time
 
-from e2ee import shares, state
+from bench.e2ee_traffic import TEXT, synthetic_room
+from e2ee import shares
 from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
-from e2ee.keys import DeviceKeyPair
-
-TEXT = "Plaie du talon : 3 cm, fond propre, pansement hydrocolloïde refait ce matin. " * 2
-
-
-def _room(devices: int) -> tuple[state.RoomState, list[DeviceKeyPair], list[state.RoomDevice]]:
-    keys = [DeviceKeyPair.generate() for _ in range(devices)]
-    people = [f"8{index:011d}" for index in range(devices)]
-    refs = [
-        state.RoomDevice(national_id=people[i], device=i + 1, keys=keys[i].public)
-        for i in range(devices)
-    ]
-    members = [
-        state.member_content(refs[i].national_id, "admin" if i == 0 else "member", [refs[i]])
-        for i in range(devices)
-    ]
-    raw = state.sign_event(
-        state=None,
-        room=state.new_room_id(),
-        author=refs[0].ref,
-        key_pair=keys[0],
-        action="create",
-        content=state.create_content(
-            kind="care_team", members=members, policy=state.default_policy("care_team")
-        ),
-        timestamp=0,
-    )
-    created, _ = state.apply_event(None, raw)
-    return created, keys, refs
 
 
 def _median(samples: list[float]) -> float:
@@ -53,7 +25,7 @@ def _median(samples: list[float]) -> float:
 
 
 def run(*, messages: int, rounds: int) -> dict[str, float]:
-    room_state, keys, refs = _room(50)
+    room_state, keys, refs = synthetic_room(50)
     sender = refs[0]
     results: dict[str, list[float]] = {"encrypt": [], "decrypt": [], "share50": [], "open": []}
     for _ in range(rounds):

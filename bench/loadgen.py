@@ -9,6 +9,8 @@ Scenarios (all speak protocol v1, so the same code drives Relais and the referen
 ``rate``     open loop: ``--rate`` envelopes per second offered over the 100 pair rooms
              on a fixed schedule, whatever the server's answers; latency is measured from
              the scheduled send time, so a stalled server cannot hide its backlog.
+``pairs --encrypt``  the same with end-to-end encrypted envelopes: the sender encrypts
+             and signs, the receiver verifies and decrypts before the delivery counts.
 ``catchup``  a device that missed 10,000 envelopes connects and sends ``sync``; time from
              ``sync`` to ``synced`` with every envelope received, in order, without a gap.
 
@@ -37,6 +39,8 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.e2ee_traffic import EncryptedPair
+
 BODY_BYTES = 200
 CONNECT_TIMEOUT = 30
 
@@ -53,6 +57,7 @@ class _Frame(msgspec.Struct):
     rooms: dict[str, int] = {}
     messages: list[_Backlogged] = []
     code: str = ""
+    body: str = ""
 
 
 _decoder = msgspec.json.Decoder(_Frame)
@@ -218,6 +223,7 @@ async def run_pairs(fixtures: dict[str, Any], urls: list[str], args: argparse.Na
     window = Window(start=now + args.warmup, end=now + args.warmup + args.duration)
     bodies = _bodies()
     waiting: dict[str, tuple[float, asyncio.Future[None], asyncio.Future[None]]] = {}
+    encrypted = {room_id: EncryptedPair.create() for room_id, _, _ in pairs} if args.encrypt else {}
 
     def on_ack(frame: _Frame, _now: float) -> None:
         entry = waiting.get(frame.id)
@@ -227,6 +233,9 @@ async def run_pairs(fixtures: dict[str, Any], urls: list[str], args: argparse.Na
     def on_message(frame: _Frame, received_at: float) -> None:
         entry = waiting.get(frame.id)
         if entry is not None and not entry[2].done():
+            if encrypted:
+                encrypted[frame.room].open(frame.body)  # verified and decrypted, or it raises
+                received_at = time.perf_counter()
             window.record_delivery(entry[0], received_at)
             entry[2].set_result(None)
 
@@ -244,7 +253,8 @@ async def run_pairs(fixtures: dict[str, Any], urls: list[str], args: argparse.Na
             client_id = f"{tag}-{room_id}-{number}"
             acked, delivered = loop.create_future(), loop.create_future()
             waiting[client_id] = (time.perf_counter(), acked, delivered)
-            await sender.send(_send_text(room_id, client_id, bodies[number % len(bodies)]))
+            body = encrypted[room_id].seal() if encrypted else bodies[number % len(bodies)]
+            await sender.send(_send_text(room_id, client_id, body))
             await _both(acked, delivered, client_id, args.timeout, window)
             del waiting[client_id]
 
@@ -421,6 +431,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="rate: envelopes per second")
     parser.add_argument("--repeat", type=int, default=5, help="catchup: repetitions")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-envelope timeout")
+    parser.add_argument(
+        "--encrypt", action="store_true", help="pairs: end-to-end encrypt every envelope"
+    )
     args = parser.parse_args()
     fixtures = json.loads(args.fixtures.read_text())
     try:

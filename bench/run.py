@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "var" / "bench"
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/relais_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-SCENARIOS = ("pairs", "team", "rate", "catchup")
+SCENARIOS = ("pairs", "pairs_encrypted", "team", "rate", "catchup")
 SERVERS = ("reference", "daphne", "uvicorn")
 
 
@@ -177,7 +177,8 @@ def run_loadgen(
     command = [sys.executable, "-m", "bench.loadgen", "--fixtures", str(fixtures)]
     for url in server.urls:
         command += ["--url", url]
-    command += ["--scenario", scenario, *options]
+    # pairs_encrypted is the pairs scenario with --encrypt (in its options).
+    command += ["--scenario", scenario.removesuffix("_encrypted"), *options]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         return {"failed": completed.stderr.strip().splitlines()[-1:]}
@@ -274,6 +275,7 @@ def main() -> None:
     servers = build_servers(args.servers, processes=args.processes, env=env, fixtures=fixtures)
     options = {
         "pairs": ["--duration", str(duration)],
+        "pairs_encrypted": ["--duration", str(duration), "--encrypt"],
         "team": ["--duration", str(duration)],
         "rate": ["--duration", str(duration)],
         "catchup": [],

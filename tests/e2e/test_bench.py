@@ -89,6 +89,10 @@ def test_every_scenario_runs_and_measures(target, fixtures, reference, server_en
     assert pairs["errors"] == {}
     assert 0 < pairs["p50_ms"] <= pairs["p99_ms"]
 
+    encrypted = loadgen(fixtures, url, "pairs", "--encrypt")  # every body verified, decrypted
+    assert encrypted["deliveries"] > 0
+    assert encrypted["errors"] == {}
+
     team = loadgen(fixtures, url, "team", "--senders", "2")
     assert team["deliveries"] > 0
     assert team["members"] == 4
