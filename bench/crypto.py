@@ -16,8 +16,9 @@ import statistics
 import time
 
 from bench.e2ee_traffic import TEXT, synthetic_room
+from client.rooms import own_copy
 from e2ee import shares
-from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
+from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 
 
 def _median(samples: list[float]) -> float:
@@ -32,14 +33,7 @@ def run(*, messages: int, rounds: int) -> dict[str, float]:
         outbound = OutboundSession.create(
             room=room_state.room, sender=sender.ref, epoch=room_state.epoch, now_ms=0
         )
-        inbound = InboundSession(
-            room=outbound.room,
-            sender=outbound.sender,
-            key_id=outbound.key_id,
-            chain_key=outbound.chain_key,
-            next_index=0,
-            epoch=outbound.epoch,
-        )
+        inbound = own_copy(outbound)
         sessions = {(*inbound.sender, inbound.key_id): inbound}
         content = {"type": "text", "text": TEXT}
         start = time.perf_counter()

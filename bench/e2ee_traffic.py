@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+from client.rooms import own_copy
 from e2ee import state
 from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.keys import DeviceKeyPair
@@ -63,14 +64,7 @@ class EncryptedPair:
         outbound = OutboundSession.create(
             room=room_state.room, sender=refs[0].ref, epoch=room_state.epoch, now_ms=0
         )
-        inbound = InboundSession(
-            room=outbound.room,
-            sender=outbound.sender,
-            key_id=outbound.key_id,
-            chain_key=outbound.chain_key,
-            next_index=0,
-            epoch=outbound.epoch,
-        )
+        inbound = own_copy(outbound)  # what the receiver holds once the key is shared
         return cls(room_state, keys[0], outbound, {(*inbound.sender, inbound.key_id): inbound})
 
     def seal(self) -> str:

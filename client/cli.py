@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client.events import SecurityError
 from client.rooms import LocalRoom
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
@@ -30,30 +31,40 @@ def _out(line: str) -> None:
     print(line, flush=True)
 
 
-def _is_chat_with(peer: str, me: str) -> Callable[[LocalRoom], bool]:
+def _is_chat_with(peer: str, me: tuple[str, int]) -> Callable[[LocalRoom], bool]:
+    """A verified direct room of ``me`` and ``peer`` that this very device belongs to (a
+    new device of the same person is not in the rooms of the old one until someone adds
+    it, so it cannot read or write there)."""
+
     def matches(room: LocalRoom) -> bool:
         return (
             not room.compromised
             and room.state.kind == "direct"
-            and set(room.state.members) == {me, peer}
+            and set(room.state.members) == {me[0], peer}
+            and room.state.current_device(*me) is not None
         )
 
     return matches
 
 
 async def _open_room(client: RelaisClient, peer: str) -> int:
-    match = _is_chat_with(peer, client.national_id)
-    existing = [r.room_id for r in client.rooms.values() if match(r)]
-    if existing:
-        return existing[0]
+    match = _is_chat_with(peer, client.me)
     if client.national_id < peer:
         announced = False
-        while not await client.directory.devices_of(peer):
+        while not (devices := await client.directory.devices_of(peer)):
             if not announced:
                 _out(f"… waiting for {peer} to start the chat on their side")
                 announced = True
             await asyncio.sleep(1)  # polling the public key directory, nothing to wait on
+        for room in client.rooms.values():
+            peer_member = room.state.members.get(peer)
+            # Reuse a room only if it also holds every device the peer has now.
+            if match(room) and peer_member and set(devices) <= set(peer_member.devices):
+                return room.room_id
         return await client.create_room(kind="direct", members=[peer])
+    existing = [r.room_id for r in client.rooms.values() if match(r)]
+    if existing:
+        return max(existing)  # the newest: the peer creates a new room when devices change
     _out(f"… waiting for {peer} to open the conversation")
     return await client.wait_for_room(match)
 
@@ -105,7 +116,11 @@ async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase:
             if text == "/safety":
                 _out((await client.safety_number(peer)).digits)
             elif text:
-                seq = await client.send_text(room_id, text)
+                try:
+                    seq = await client.send_text(room_id, text)
+                except SecurityError as error:
+                    _out(f"!! not sent / non envoyé: {error}")
+                    continue
                 _out(f"  (sent, #{seq})")
     finally:
         for task in tasks:
