@@ -115,3 +115,23 @@ async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_ser
     for store in (tmp_path / "a" / f"{NURSE}.store", tmp_path / "b" / f"{PHARMACIST}.store"):
         assert b"ordonnance" not in store.read_bytes()
         assert b"sign" not in store.read_bytes().split(b'"ct"')[1]
+
+
+async def test_a_new_device_gets_a_room_it_belongs_to(embedded_server, tmp_path):
+    """The nurse comes back on a new device (a fresh key store): the old room does not
+    list that device, so the CLI must not write there (it could not be read); the
+    pharmacist's side opens a room with the new device and the chat goes on."""
+
+    async def chat_once(nurse_home: Path, text: str) -> None:
+        pharmacist = await Terminal.start(embedded_server, tmp_path / "b", PHARMACIST, NURSE)
+        nurse = await Terminal.start(embedded_server, nurse_home, NURSE, PHARMACIST)
+        await nurse.wait_for("type a message")
+        await pharmacist.wait_for("type a message")
+        await nurse.type(text)
+        assert (await nurse.wait_for("sent")).strip().startswith("(sent")
+        assert text in await pharmacist.wait_for(text)
+        assert await nurse.quit() == 0
+        assert await pharmacist.quit() == 0
+
+    await chat_once(tmp_path / "first-phone", "Premier message")
+    await chat_once(tmp_path / "new-phone", "Depuis mon nouveau téléphone")
