@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from client import files
 from client.api import ApiError, RestApi
@@ -57,6 +58,7 @@ DeviceRef = tuple[str, int]
 MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Refusals after which the same send may succeed later (protocol §6).
 RETRYABLE_SEND_ERRORS = frozenset({"server_busy", "internal", "rate_limited"})
+LOST = "the connection to the server was lost; connect again and send with the same id"
 
 
 class RelaisClient(MembershipMethods, files.FileMethods):
@@ -272,6 +274,8 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         try:
             await self._ws.send(json.dumps(frame))
             ack = await asyncio.wait_for(future, timeout=30)
+        except ConnectionClosed:
+            raise ConnectionError(LOST) from None
         except ApiError as error:
             if error.code not in RETRYABLE_SEND_ERRORS:
                 self._unacked.pop(message_id, None)
@@ -305,12 +309,19 @@ class RelaisClient(MembershipMethods, files.FileMethods):
 
     async def _read_forever(self) -> None:
         assert self._ws is not None
-        async for text in self._ws:
-            frame = json.loads(text)
-            try:
-                await self._on_frame(frame)
-            except (ApiError, KeyTransparencyError, SecurityError) as error:
-                await self._alert("key_transparency", frame.get("room"), str(error))
+        try:
+            async for text in self._ws:
+                frame = json.loads(text)
+                try:
+                    await self._on_frame(frame)
+                except (ApiError, KeyTransparencyError, SecurityError) as error:
+                    await self._alert("key_transparency", frame.get("room"), str(error))
+        finally:
+            # No ack can come any more: sends waiting for one fail now (retry with the
+            # same id once connected again) rather than at their timeout.
+            for future in self._acks.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(LOST))
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
