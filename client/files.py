@@ -131,7 +131,7 @@ def safe_file_name(descriptor: AttachmentDescriptor) -> str:
     return root + suffix
 
 
-def _reserve(directory: Path, name: str) -> Path:
+def reserve_path(directory: Path, name: str) -> Path:
     """Create an empty file named ``name`` (or ``name (2)``, ...) in ``directory``,
     never replacing anything, and return it."""
     stem, suffix = PurePath(name).stem, PurePath(name).suffix
@@ -176,7 +176,8 @@ class FileMethods:
         in the content (see ``guess_type``); images go through the photo pipeline (upright,
         no metadata, resized, thumbnail), other files are sent as they are. ``name`` (the
         name shown to the recipients) defaults to the file's name. ``progress`` gets
-        (bytes uploaded, bytes in all). ``photo_only`` refuses anything but an image.
+        (bytes uploaded, bytes in all). ``photo_only`` refuses anything but an image
+        (mime_mismatch).
         Raises AttachmentError (client-side refusals), AttachmentServerError (size limit,
         quota...), SecurityError or ApiError (the message was refused); in every case the
         uploaded blobs are withdrawn.
@@ -190,7 +191,9 @@ class FileMethods:
         declared = (mime or guess_type(head=head, name=name)).strip().lower()
         if photo_only and not is_image_type(declared):
             raise AttachmentError(
-                ClientCode.IMAGE_UNREADABLE, "This is not a photo; send it as a file."
+                ClientCode.MIME_MISMATCH,
+                f"It is not a photo ({declared}); send it as a file.",
+                f"Ce n'est pas une photo ({declared}) ; envoyez-la comme fichier.",
             )
         output_mime = OUTPUT_MIME[(image_options or ImageOptions()).output_format]
         shown = _shown_name(name, output_mime if is_image_type(declared) else declared)
@@ -228,7 +231,7 @@ class FileMethods:
         progress: Progress | None = None,
         image_options: ImageOptions | None = None,
     ) -> SentFile:
-        """``send_file`` for images only: anything else is refused (image_unreadable)."""
+        """``send_file`` for images only: anything else is refused (mime_mismatch)."""
         return await self.send_file(
             room_id,
             source,
@@ -263,7 +266,7 @@ class FileMethods:
         """Download into ``directory`` (created, owner-only, if missing) under a safe name
         that replaces no existing file; the path written. Nothing is left on failure."""
         await asyncio.to_thread(directory.mkdir, mode=0o700, parents=True, exist_ok=True)
-        destination = await asyncio.to_thread(_reserve, directory, safe_file_name(descriptor))
+        destination = await asyncio.to_thread(reserve_path, directory, safe_file_name(descriptor))
         try:
             return await self.download_attachment(descriptor, destination, progress=progress)
         except BaseException:

@@ -56,8 +56,6 @@ from e2ee.keys import DeviceKeyPair
 
 DeviceRef = tuple[str, int]
 MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-# Refusals after which the same send may succeed later (protocol §6).
-RETRYABLE_SEND_ERRORS = frozenset({"server_busy", "internal", "rate_limited"})
 LOST = "the connection to the server was lost; connect again and send with the same id"
 
 
@@ -78,7 +76,6 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._unacked: dict[str, tuple[int, int, bytes]] = {}  # id -> room, epoch, envelope
         self._synced = asyncio.Event()
         self._room_events = asyncio.Condition()
         self._done_to_device: set[int] = set()
@@ -251,23 +248,18 @@ class RelaisClient(MembershipMethods, files.FileMethods):
     ) -> int:
         """Encrypt, sign and send; return the sequence number once the server stored it.
 
-        ``message_id`` (default: a fresh UUID) is the client message id of protocol §2:
+        ``message_id`` (default: a fresh UUID) is the client message id of protocol §2;
         an attachment's upload names it. Sending again with the same id after a failure
-        (timeout, lost connection, ``server_busy``) is idempotent: the server stores the
-        message once and answers with its sequence number; the same envelope is sent
-        again while the room's epoch is unchanged (otherwise it is encrypted anew).
+        (ConnectionError, TimeoutError, ``server_busy``) is idempotent: the server stores
+        the message once and answers with its sequence number. A retry is encrypted
+        anew, which costs one ratchet index and nothing else.
         """
         assert self._ws is not None, "connect first"
         message_id = message_id or str(uuid.uuid4())
         if not MESSAGE_ID.fullmatch(message_id):
             raise ValueError("a message id is 1-64 characters of A-Z a-z 0-9 . _ : -")
         room = await self.room_for_sending(room_id)
-        pending = self._unacked.get(message_id)
-        if pending is not None and pending[:2] == (room_id, room.state.epoch):
-            envelope = pending[2]
-        else:
-            envelope = await self._encrypt(room, content)
-            self._unacked[message_id] = (room_id, room.state.epoch, envelope)
+        envelope = await self._encrypt(room, content)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[message_id] = future
         frame = {"type": "send", "room": room_id, "id": message_id, "body": b64u(envelope)}
@@ -276,14 +268,9 @@ class RelaisClient(MembershipMethods, files.FileMethods):
             ack = await asyncio.wait_for(future, timeout=30)
         except ConnectionClosed:
             raise ConnectionError(LOST) from None
-        except ApiError as error:
-            if error.code not in RETRYABLE_SEND_ERRORS:
-                self._unacked.pop(message_id, None)
-            raise
         finally:
             if self._acks.get(message_id) is future:
                 del self._acks[message_id]
-        self._unacked.pop(message_id, None)
         return int(ack["seq"])
 
     async def _encrypt(self, room: LocalRoom, content: JsonObject) -> bytes:

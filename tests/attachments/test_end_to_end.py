@@ -309,7 +309,8 @@ async def test_refused_files_send_no_message_and_leave_nothing(attachment_server
     assert "décompression" in bomb.value.message_fr
     with pytest.raises(AttachmentError) as not_a_photo:
         await nurse.send_photo(room, b"%PDF-1.7\n" + os.urandom(1000))
-    assert not_a_photo.value.code == "image_unreadable"
+    assert not_a_photo.value.code == "mime_mismatch"
+    assert "pas une photo" in not_a_photo.value.message_fr
     assert await attachment_rows() == []
 
     # Refused by the server: the per-file limit, then the quota.
