@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from client.cli_files import FILE_COMMANDS, describe, save_received, send_command
+from client.cli_files import FILE_COMMANDS, describe, printable, save_received, send_command
 from client.rooms import LocalRoom
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
@@ -68,7 +68,7 @@ async def _print_incoming(client: RelaisClient, room_id: int, save_to: Path) -> 
         if message.room == room_id and not message.own:
             stamp = time.strftime("%H:%M")
             if message.attachment is None:
-                _out(f"[{stamp}] {message.sender[0]}: {message.text}")
+                _out(f"[{stamp}] {message.sender[0]}: {printable(message.text)}")
                 continue
             _out(f"[{stamp}] {message.sender[0]}: {describe(message.attachment, message.text)}")
             await save_received(client, message.attachment, save_to, out=_out)

@@ -10,6 +10,7 @@ device). A path with spaces is quoted: ``/file "compte rendu.pdf" pour info``.
 from __future__ import annotations
 
 import shlex
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,12 @@ def human_size(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
+def printable(text: str) -> str:
+    """Someone else's text, safe to print on a terminal: no escape sequences, no
+    control or invisible characters (line breaks become spaces)."""
+    return "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+
+
 def describe(attachment: AttachmentDescriptor, caption: str) -> str:
     """One line for a received attachment: kind, safe name, size, caption."""
     kind = "photo" if attachment.thumbnail is not None else "file"
@@ -40,7 +47,7 @@ def describe(attachment: AttachmentDescriptor, caption: str) -> str:
         facts.append(f"{attachment.width}x{attachment.height}")
     facts.append(human_size(attachment.size))
     line = f"[{kind}: {', '.join(facts)}]"
-    return f"{line} {caption}" if caption else line
+    return f"{line} {printable(caption)}" if caption else line
 
 
 class ProgressLines:

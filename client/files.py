@@ -110,12 +110,13 @@ def _shown_name(name: str | None, mime: str) -> str | None:
 
 def safe_file_name(descriptor: AttachmentDescriptor) -> str:
     """A file name to save ``descriptor`` under, made from the sender's ``name`` but
-    never a path: the last component only, no control or reserved characters, no
+    never a path: the last component only, no control, invisible or reserved characters, no
     leading dot (hidden files, ``..``), no Windows device name, bounded in length, and
     an extension that matches the type (a "PDF" named ``x.exe`` is saved ``x.exe.pdf``)."""
     raw = unicodedata.normalize("NFC", descriptor.name or "")
     bare = re.split(r"[\\/]", raw)[-1]
-    bare = _UNSAFE_CHARACTERS.sub("_", bare).strip().lstrip(".").rstrip(". ")
+    bare = "".join("_" if _invisible(c) else c for c in _UNSAFE_CHARACTERS.sub("_", bare))
+    bare = bare.strip().lstrip(".").rstrip(". ")
     if _WINDOWS_RESERVED.match(bare):
         bare = "_" + bare
     base = bare or ("photo" if descriptor.mime.startswith("image/") else "attachment")
@@ -129,6 +130,12 @@ def safe_file_name(descriptor: AttachmentDescriptor) -> str:
     while len((root + suffix).encode("utf-8")) > MAX_SAVED_NAME_BYTES:
         root = root[:-1]
     return root + suffix
+
+
+def _invisible(character: str) -> bool:
+    """Controls, and format characters such as right-to-left overrides that make
+    ``fdp.exe`` display as ``exe.pdf``."""
+    return unicodedata.category(character) in {"Cc", "Cf", "Zl", "Zp"}
 
 
 def reserve_path(directory: Path, name: str) -> Path:

@@ -75,6 +75,8 @@ def test_the_declared_type_comes_from_the_content_first(head, name, expected):
         ("CON.txt", "text/plain", "_CON.txt"),
         ('a\x00b\nc<>:"|?*.pdf', "application/pdf", "a_b_c_______.pdf"),
         ("compte rendu.pdf. ", "application/pdf", "compte rendu.pdf"),
+        ("photo\u202egpj.exe", "application/octet-stream", "photo_gpj.exe"),
+        ("\x1b[2J\x1b[31mplaie.jpg", "image/jpeg", "_[2J_[31mplaie.jpg"),
     ],
 )
 def test_a_received_file_is_saved_under_a_bare_safe_name(name, mime, saved_as):
@@ -108,3 +110,10 @@ def test_an_attachment_message_round_trips_and_a_malformed_one_is_refused():
         with pytest.raises(AttachmentError) as refused:
             attachment_in(broken)
         assert refused.value.code == "bad_descriptor"
+
+
+def test_captions_and_texts_from_others_cannot_drive_the_terminal():
+    from client.cli_files import printable
+
+    assert printable("Plaie\x1b[2J\x1b]0;pwned\x07 J+3\n\u202eok") == "Plaie [2J ]0;pwned  J+3  ok"
+    assert printable("Température 38,5 °C — à revoir") == "Température 38,5 °C — à revoir"
