@@ -97,14 +97,22 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(path.name for path in directory.iterdir())
 
 
+def _all_envelopes() -> list[bytes]:
+    return [bytes(envelope.body) for envelope in Envelope.objects.all()]
+
+
+def _attachment_rows() -> list[tuple[str, str]]:
+    return sorted(Attachment.objects.values_list("message_id", "state"))
+
+
 async def all_envelopes() -> list[bytes]:
-    return await database_sync_to_async(lambda: [bytes(e.body) for e in Envelope.objects.all()])()
+    bodies: list[bytes] = await database_sync_to_async(_all_envelopes)()
+    return bodies
 
 
 async def attachment_rows() -> list[tuple[str, str]]:
-    return await database_sync_to_async(
-        lambda: sorted(Attachment.objects.values_list("message_id", "state"))
-    )()
+    rows: list[tuple[str, str]] = await database_sync_to_async(_attachment_rows)()
+    return rows
 
 
 async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
