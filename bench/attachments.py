@@ -8,9 +8,13 @@
    thumbnail, encrypt both. Target: < 400 ms.
 2. A 20 MB file encrypted, uploaded in parts to a real Daphne process over loopback,
    downloaded with streaming decryption and hash check, against a plain file copy.
+3. The same 12 MP photo sent by the SDK (``RelaisClient.send_photo``: pipeline, upload
+   of the thumbnail and the photo, end-to-end encrypted message, until the server's ack),
+   and how long until the receiving SDK client has it saved (message, download, check,
+   decrypt).
 
-The database named by RELAIS_DATABASE_URL is created and migrated if needed; the bench
-adds its own practitioners' devices and a room to it, so never point it at a real one.
+The database named by RELAIS_DATABASE_URL (its name must contain "bench") is dropped,
+created and migrated at every run; never point it at a real one.
 The machine is shared: run it more than once and read the spread.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import logging
 import os
 import shutil
 import socket
@@ -35,6 +40,7 @@ from PIL import ExifTags, Image
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000
+SECRET_KEY = "bench-" + "b" * 60
 
 
 def twelve_megapixel_jpeg() -> bytes:
@@ -79,10 +85,15 @@ def _free_port() -> int:
         return port
 
 
-def _prepare_database() -> tuple[str, str, int]:
+Login = tuple[str, int, str]  # national id, device, token
+
+
+def _prepare_database() -> tuple[Login, Login, int]:
     """Migrate, then a nurse device, a doctor device and a room between them."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
     os.environ.setdefault("RELAIS_DEBUG", "1")  # this process only prepares rows
+    # ...signed as the server signs them: the key-transparency log's key comes from it.
+    os.environ["RELAIS_SECRET_KEY"] = SECRET_KEY
     import django
 
     django.setup()
@@ -93,11 +104,16 @@ def _prepare_database() -> tuple[str, str, int]:
     from tests.signed_rooms import create_room as do_create_room
 
     call_command("migrate", verbosity=0)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Django's logging set it to INFO
     nurse, doctor, *_ = ensure_demo_practitioners()
-    _, nurse_token = do_issue_device_token(practitioner=nurse, device_name="bench")
-    _, doctor_token = do_issue_device_token(practitioner=doctor, device_name="bench")
+    nurse_device, nurse_token = do_issue_device_token(practitioner=nurse, device_name="bench")
+    doctor_device, doctor_token = do_issue_device_token(practitioner=doctor, device_name="bench")
     room = do_create_room(creator=nurse, kind="direct", member_ids=[doctor.national_id])
-    return nurse_token, doctor_token, room.pk
+    return (
+        (nurse.national_id, nurse_device.pk, nurse_token),
+        (doctor.national_id, doctor_device.pk, doctor_token),
+        room.pk,
+    )
 
 
 def _start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -106,7 +122,7 @@ def _start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]
     env.update(
         {
             "RELAIS_DEBUG": "0",
-            "RELAIS_SECRET_KEY": "bench-" + "b" * 60,
+            "RELAIS_SECRET_KEY": SECRET_KEY,
             "RELAIS_ALLOWED_HOSTS": "127.0.0.1",
             "RELAIS_DATABASE_URL": os.environ["RELAIS_DATABASE_URL"],
             "RELAIS_SECURE_SSL_REDIRECT": "0",
@@ -196,42 +212,91 @@ async def _transfer(url: str, tokens: tuple[str, str], room: int, work: Path, si
     print(f"  whole round trip             {rate(total)} ({total / copy_seconds:.0f}x the copy)")
 
 
-def bench_transfer(size: int) -> None:
+async def _sdk_photo(url: str, logins: tuple[Login, Login], work: Path, rounds: int) -> None:
+    from client.session import RelaisClient
+    from client.store import KeyStore
+
+    clients = []
+    for name, (national_id, device, token) in zip(("nurse", "doctor"), logins, strict=True):
+        store = KeyStore.open(work / f"{name}.store", "bench passphrase", n=2**10)
+        client = RelaisClient(server=url, store=store)
+        await client.register_with_token(token=token, device=device, national_id=national_id)
+        await client.connect()
+        clients.append(client)
+    nurse, doctor = clients
+    room = await nurse.create_room(kind="direct", members=[doctor.national_id])
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    photo = twelve_megapixel_jpeg()
+
+    async def one_photo() -> tuple[float, float]:
+        start = time.perf_counter()
+        await nurse.send_photo(room, photo, name="plaie.jpg")
+        acknowledged = time.perf_counter()
+        message = await asyncio.wait_for(doctor.messages.get(), 20)
+        if message.attachment is None:
+            raise RuntimeError("the message carries no attachment")
+        await doctor.save_attachment(message.attachment, work / "inbox")
+        return (acknowledged - start) * 1000, (time.perf_counter() - start) * 1000
+
+    await one_photo()  # warm-up: sender-key share, connections, plugin registration
+    timings = [await one_photo() for _ in range(rounds)]
+    for client in clients:
+        await client.close()
+    sends, saves = [send for send, _ in timings], [save for _, save in timings]
+    print(f"SDK, 12 MP photo ({len(photo) / MB:.1f} MB), one Daphne process, {rounds} runs:")
+    print(
+        f"  send_photo until the ack (pipeline, 2 uploads, encrypted message): "
+        f"median {statistics.median(sends):.0f} ms, min {min(sends):.0f}, max {max(sends):.0f}"
+    )
+    print(
+        f"  until the receiver has it saved (+ message, download, verify, decrypt): "
+        f"median {statistics.median(saves):.0f} ms, min {min(saves):.0f}, max {max(saves):.0f}"
+    )
+
+
+def bench_transfer(size: int, sdk_rounds: int) -> None:
     if "RELAIS_DATABASE_URL" not in os.environ:
         raise SystemExit("set RELAIS_DATABASE_URL to a PostgreSQL database for the bench")
-    _ensure_database(os.environ["RELAIS_DATABASE_URL"])
-    tokens_room = _prepare_database()
+    _fresh_database(os.environ["RELAIS_DATABASE_URL"])
+    nurse, doctor, room = _prepare_database()
     with tempfile.TemporaryDirectory(prefix="relais-bench-") as directory:
         work = Path(directory)
         process, url = _start_server(work / "store", work / "server.log")
         try:
-            asyncio.run(_transfer(url, tokens_room[:2], tokens_room[2], work, size))
+            asyncio.run(_transfer(url, (nurse[2], doctor[2]), room, work, size))
+            if sdk_rounds:
+                asyncio.run(_sdk_photo(url, (nurse, doctor), work, sdk_rounds))
         finally:
             process.terminate()
             process.wait(timeout=10)
 
 
-def _ensure_database(url: str) -> None:
-    """Create the bench database when it does not exist (PostgreSQL only)."""
+def _fresh_database(url: str) -> None:
+    """Drop and create the bench database (PostgreSQL only), so that every run starts
+    from the same state and its key-transparency log is signed by the bench's key. Only
+    a database whose name contains "bench" is touched."""
     import psycopg
 
     name = url.rsplit("/", 1)[1]
+    if "bench" not in name:
+        raise SystemExit(f"refusing to recreate {name!r}: a bench database name contains 'bench'")
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if exists.fetchone() is None:
-            connection.execute(f'CREATE DATABASE "{name}"')  # the operator's own bench name
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')  # the operator's own bench name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="pipeline runs (default 7)")
     parser.add_argument("--size-mb", type=int, default=20, help="transfer size in MB")
+    parser.add_argument("--sdk-rounds", type=int, default=5, help="SDK photos (0: skip)")
     parser.add_argument("--skip-transfer", action="store_true")
     arguments = parser.parse_args()
     bench_pipeline(arguments.rounds)
     if not arguments.skip_transfer:
-        bench_transfer(arguments.size_mb * MB)
+        bench_transfer(arguments.size_mb * MB, arguments.sdk_rounds)
 
 
 if __name__ == "__main__":

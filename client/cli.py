@@ -7,7 +7,10 @@ Each terminal is a device: it logs in (development login), certifies its keys in
 key-transparency log, and keeps them in an encrypted store (passphrase from
 ``RELAIS_PASSPHRASE`` or asked). The practitioner whose national id sorts first creates
 the direct room once the other has a certified device; the other joins it. Then type
-lines; ``/safety`` shows the safety number to compare in person, ``/quit`` leaves.
+lines; ``/photo PATH [caption]`` sends a photo (cleaned of its metadata, GPS first),
+``/file PATH [caption]`` any file, ``/safety`` shows the safety number to compare in
+person, ``/quit`` leaves. Received photos and files are saved, encrypted in transit and
+checked on arrival, to the folder ``--save-to`` names (``cli_files.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client.cli_files import FILE_COMMANDS, describe, printable, save_received, send_command
 from client.events import SecurityError
 from client.rooms import LocalRoom
 from client.session import RelaisClient
@@ -69,12 +73,16 @@ async def _open_room(client: RelaisClient, peer: str) -> int:
     return await client.wait_for_room(match)
 
 
-async def _print_incoming(client: RelaisClient, room_id: int) -> None:
+async def _print_incoming(client: RelaisClient, room_id: int, save_to: Path) -> None:
     while True:
         message = await client.messages.get()
         if message.room == room_id and not message.own:
             stamp = time.strftime("%H:%M")
-            _out(f"[{stamp}] {message.sender[0]}: {message.text}")
+            if message.attachment is None:
+                _out(f"[{stamp}] {message.sender[0]}: {printable(message.text)}")
+                continue
+            _out(f"[{stamp}] {message.sender[0]}: {describe(message.attachment, message.text)}")
+            await save_received(client, message.attachment, save_to, out=_out)
 
 
 async def _print_alerts(client: RelaisClient) -> None:
@@ -83,7 +91,9 @@ async def _print_alerts(client: RelaisClient) -> None:
         _out(f"!! security: {alert.kind}: {alert.detail}")
 
 
-async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase: str) -> int:
+async def chat(
+    *, server: str, me: str, peer: str, store_path: Path, passphrase: str, save_to: Path
+) -> int:
     try:
         store = KeyStore.open(store_path, passphrase)
     except StoreError as error:
@@ -101,9 +111,11 @@ async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase:
     number = await client.safety_number(peer)
     _out(f"room {room_id} with {peer}, end-to-end encrypted.")
     _out(f"safety number (compare with {peer} in person): {number.digits}")
-    _out("type a message and press Enter; /safety shows the safety number, /quit leaves.")
+    _out("type a message and press Enter; /photo PATH and /file PATH send a photo or a file,")
+    _out("/safety shows the safety number, /quit leaves.")
+    _out(f"received photos and files are saved in {save_to}")
     tasks = [
-        asyncio.create_task(_print_incoming(client, room_id)),
+        asyncio.create_task(_print_incoming(client, room_id, save_to)),
         asyncio.create_task(_print_alerts(client)),
     ]
     loop = asyncio.get_running_loop()
@@ -115,6 +127,8 @@ async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase:
             text = line.rstrip("\n")
             if text == "/safety":
                 _out((await client.safety_number(peer)).digits)
+            elif text.split(" ", 1)[0] in FILE_COMMANDS:
+                await send_command(client, room_id, text, out=_out)
             elif text:
                 try:
                     seq = await client.send_text(room_id, text)
@@ -137,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     talk.add_argument("--with", dest="peer", required=True, help="their national id")
     talk.add_argument("--server", default=os.environ.get("RELAIS_SERVER", "http://127.0.0.1:8000"))
     talk.add_argument("--store", type=Path, help="key store file (default: ~/.relais/<id>.store)")
+    talk.add_argument(
+        "--save-to",
+        type=Path,
+        help="folder for received photos and files (default: ~/.relais/received/<id>)",
+    )
     args = parser.parse_args(argv)
     home = Path(os.environ.get("RELAIS_HOME", "~/.relais")).expanduser()
     store_path = args.store or home / f"{args.me}.store"
+    save_to = (args.save_to or home / "received" / args.me).expanduser().resolve()
     passphrase = os.environ.get("RELAIS_PASSPHRASE") or getpass.getpass("key store passphrase: ")
     return asyncio.run(
         chat(
@@ -148,5 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             peer=args.peer,
             store_path=store_path,
             passphrase=passphrase,
+            save_to=save_to,
         )
     )

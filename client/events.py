@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from client.attachments.descriptor import AttachmentDescriptor
 from e2ee.encoding import JsonObject
 
 DeviceRef = tuple[str, int]
@@ -11,11 +12,16 @@ DeviceRef = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A decrypted message. ``attachment`` is the validated descriptor of a photo or
+    file message (content type ``attachment``), None otherwise; ``text`` is the text,
+    or a file's caption."""
+
     room: int
     seq: int
     sender: DeviceRef
     content: JsonObject
     own: bool
+    attachment: AttachmentDescriptor | None = None
 
     @property
     def text(self) -> str:

@@ -15,7 +15,13 @@ Usage::
     await client.connect()
     room = await client.create_room(kind="direct", members=["810002765435"])
     await client.send_text(room, "Bonjour")
+    await client.send_photo(room, Path("plaie.jpg"), text="Plaie J+3")  # client/files.py
     message = await client.messages.get()
+    if message.attachment:                       # a photo or a file
+        saved = await client.save_attachment(message.attachment, Path("received"))
+
+Room creation and membership changes are in ``client/membership.py``, photos and files
+in ``client/files.py``, sender-key sharing in ``client/sharing.py``.
 """
 
 from __future__ import annotations
@@ -23,17 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
+from client import files
 from client.api import ApiError, RestApi
+from client.attachments.errors import AttachmentError
 from client.directory import KeyDirectory, KeyTransparencyError
 from client.events import Message, SecurityAlert, SecurityError
+from client.membership import MembershipMethods
 from client.rooms import LocalRoom, own_copy
+from client.sharing import share_sender_key
 from client.store import KeyStore
 from client.trust import Trust
 from e2ee import safety, shares, state
@@ -43,9 +55,11 @@ from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.keys import DeviceKeyPair
 
 DeviceRef = tuple[str, int]
+MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+LOST = "the connection to the server was lost; connect again and send with the same id"
 
 
-class RelaisClient:
+class RelaisClient(MembershipMethods, files.FileMethods):
     def __init__(self, *, server: str, store: KeyStore) -> None:
         self.server = server.rstrip("/")
         self.store = store
@@ -131,15 +145,7 @@ class RelaisClient:
         await self.check_my_devices()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-            self._reader = None
-        if self._ws is not None:
-            await self._ws.close()
-            self._ws = None
-        self.save()
+        await self.disconnect()
         await self.api.close()
 
     async def disconnect(self) -> None:
@@ -222,149 +228,87 @@ class RelaisClient:
             self.save()
             return room
 
-    async def _devices_for(self, national_id: str) -> list[state.RoomDevice]:
-        found = await self.directory.devices_of(national_id)
-        if not found:
-            raise SecurityError(f"{national_id} has no certified device yet")
-        return [
-            state.RoomDevice(national_id=national_id, device=d.device, keys=d.keys)
-            for d in found.values()
-        ]
-
-    async def create_room(
-        self, *, kind: str, members: list[str], policy: state.Policy | None = None
-    ) -> int:
-        """Create a room with ``members`` (national ids), each with every device the log
-        certifies for them; this device signs as the first admin."""
-        me = state.RoomDevice(
-            national_id=self.national_id, device=self.device_id, keys=self.key_pair.public
-        )
-        content_members = [state.member_content(self.national_id, "admin", [me])]
-        for national_id in sorted(set(members) - {self.national_id}):
-            content_members.append(
-                state.member_content(national_id, "member", await self._devices_for(national_id))
-            )
-        raw = state.sign_event(
-            state=None,
-            room=state.new_room_id(),
-            author=self.me,
-            key_pair=self.key_pair,
-            action="create",
-            content=state.create_content(
-                kind=kind, members=content_members, policy=policy or state.default_policy(kind)
-            ),
-            timestamp=int(time.time() * 1000),
-        )
-        verified, _ = state.apply_event(None, raw)
-        answer = await self.api.call("POST", "rooms", json={"event": raw.decode("utf-8")})
-        self.rooms[answer["id"]] = LocalRoom(room_id=answer["id"], events=[raw], state=verified)
-        self.save()
-        return int(answer["id"])
-
-    async def add_member(self, room_id: int, national_id: str, *, role: str = "member") -> None:
-        devices = await self._devices_for(national_id)
-        await self._change(room_id, "add_member", state.member_content(national_id, role, devices))
-
-    async def remove_member(self, room_id: int, national_id: str) -> None:
-        await self._change(room_id, "remove_member", {"national_id": national_id})
-
-    async def _change(self, room_id: int, action: str, content: JsonObject) -> None:
-        for _attempt in range(3):
-            room = await self.refresh_state(room_id)
-            raw = state.sign_event(
-                state=room.state,
-                room=room.state.room,
-                author=self.me,
-                key_pair=self.key_pair,
-                action=action,
-                content=content,
-                timestamp=int(time.time() * 1000),
-            )
-            try:
-                await self.api.call("POST", f"rooms/{room_id}/state", json={"event": raw.decode()})
-            except ApiError as error:
-                if error.code == "stale_state":
-                    continue
-                raise
-            await self.refresh_state(room_id)
-            return
-        raise ApiError(409, "stale_state", "the room kept changing")
-
     # Sending ----------------------------------------------------------------------
 
     async def send_text(self, room_id: int, text: str) -> int:
         return await self.send(room_id, {"type": "text", "text": text})
 
-    async def send(self, room_id: int, content: JsonObject) -> int:
-        """Encrypt, sign and send; return the sequence number once the server stored it."""
-        assert self._ws is not None, "connect first"
+    async def room_for_sending(self, room_id: int) -> LocalRoom:
+        """The room's freshly verified state; SecurityError if this device may not send
+        to it (a refused chain, or this device is not in the verified state)."""
         room = await self.refresh_state(room_id)
         if room.compromised:
             raise SecurityError(f"room {room_id} refused: {room.compromised}")
         if room.state.current_device(*self.me) is None:
             raise SecurityError("this device is not in the room's verified state")
+        return room
+
+    async def send(
+        self, room_id: int, content: JsonObject, *, message_id: str | None = None
+    ) -> int:
+        """Encrypt, sign and send; return the sequence number once the server stored it.
+
+        ``message_id`` (default: a fresh UUID) is the client message id of protocol §2;
+        an attachment's upload names it. Sending again with the same id after a failure
+        (ConnectionError, TimeoutError, ``server_busy``) is idempotent: the server stores
+        the message once and answers with its sequence number. A retry is encrypted
+        anew, which costs one ratchet index and nothing else.
+        """
+        assert self._ws is not None, "connect first"
+        message_id = message_id or str(uuid.uuid4())
+        if not MESSAGE_ID.fullmatch(message_id):
+            raise ValueError("a message id is 1-64 characters of A-Z a-z 0-9 . _ : -")
+        room = await self.room_for_sending(room_id)
+        envelope = await self._encrypt(room, content)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[message_id] = future
+        frame = {"type": "send", "room": room_id, "id": message_id, "body": b64u(envelope)}
+        try:
+            await self._ws.send(json.dumps(frame))
+            ack = await asyncio.wait_for(future, timeout=30)
+        except ConnectionClosed:
+            raise ConnectionError(LOST) from None
+        finally:
+            if self._acks.get(message_id) is future:
+                del self._acks[message_id]
+        return int(ack["seq"])
+
+    async def _encrypt(self, room: LocalRoom, content: JsonObject) -> bytes:
         now_ms = int(time.time() * 1000)
         if room.outbound is None or room.outbound.needs_rotation(state=room.state, now_ms=now_ms):
             room.outbound = OutboundSession.create(
                 room=room.state.room, sender=self.me, epoch=room.state.epoch, now_ms=now_ms
             )
             room.add_inbound(own_copy(room.outbound))
-        await self._share(room)
+        await share_sender_key(
+            room=room,
+            me=self.me,
+            key_pair=self.key_pair,
+            api=self.api,
+            directory=self.directory,
+            alert=self._alert,
+        )
         envelope = room.outbound.encrypt(state=room.state, key_pair=self.key_pair, content=content)
         self.save()  # the ratchet moved: never reuse a message key, even after a crash
-        client_id = str(uuid.uuid4())
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._acks[client_id] = future
-        await self._ws.send(
-            json.dumps({"type": "send", "room": room_id, "id": client_id, "body": b64u(envelope)})
-        )
-        ack = await asyncio.wait_for(future, timeout=30)
-        return int(ack["seq"])
-
-    async def _share(self, room: LocalRoom) -> None:
-        """Send the current sender key to every room device that lacks it, each checked
-        against the transparency log first."""
-        outbound = room.outbound
-        assert outbound is not None
-        missing = [
-            d
-            for d in room.state.devices()
-            if d.ref != self.me and d.ref not in outbound.shared_with
-        ]
-        if not missing:
-            return
-        certified: dict[str, dict[int, Any]] = {}
-        messages = []
-        for device in missing:
-            if device.national_id not in certified:
-                certified[device.national_id] = await self.directory.devices_of(device.national_id)
-            found = certified[device.national_id].get(device.device)
-            if found is None or found.keys != device.keys:
-                await self._alert(
-                    "key_transparency",
-                    room.room_id,
-                    f"device {device.device} of {device.national_id} is not certified",
-                )
-                raise SecurityError(
-                    f"device {device.device} of {device.national_id} is not certified"
-                )
-            sealed = shares.seal_share(
-                session=outbound, epoch=room.state.epoch, key_pair=self.key_pair, recipient=device
-            )
-            messages.append({"device": device.device, "body": b64u(sealed)})
-        await self.api.call("POST", "devices/messages", json={"messages": messages})
-        outbound.shared_with.update(d.ref for d in missing)
+        return envelope
 
     # Receiving --------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
         assert self._ws is not None
-        async for text in self._ws:
-            frame = json.loads(text)
-            try:
-                await self._on_frame(frame)
-            except (ApiError, KeyTransparencyError, SecurityError) as error:
-                await self._alert("key_transparency", frame.get("room"), str(error))
+        try:
+            async for text in self._ws:
+                frame = json.loads(text)
+                try:
+                    await self._on_frame(frame)
+                except (ApiError, KeyTransparencyError, SecurityError) as error:
+                    await self._alert("key_transparency", frame.get("room"), str(error))
+        finally:
+            # No ack can come any more: sends waiting for one fail now (retry with the
+            # same id once connected again) rather than at their timeout.
+            for future in self._acks.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(LOST))
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -429,6 +373,11 @@ class RelaisClient:
         if item["sender"] != {"device": opened.sender[1], "practitioner": opened.sender[0]}:
             await self._alert("bad_sender", room_id, f"message {seq}: server and envelope disagree")
             return True
+        try:
+            attachment = files.attachment_in(opened.content)
+        except AttachmentError as error:
+            attachment = None
+            await self._alert(error.code, room_id, f"message {seq}: {error.message}")
         await self.messages.put(
             Message(
                 room=room_id,
@@ -436,6 +385,7 @@ class RelaisClient:
                 sender=opened.sender,
                 content=opened.content,
                 own=opened.sender == self.me,
+                attachment=attachment,
             )
         )
         return True

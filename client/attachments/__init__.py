@@ -4,7 +4,9 @@ descriptor, and transfer. See docs/attachments.md and docs/protocol.md ("Attachm
 Sending: ``descriptor = await send_attachment(api, room=..., message_id=..., source=...,
 mime=...)`` then send a message with that ``message_id`` carrying ``descriptor.to_dict()``
 inside its encrypted content. Receiving: ``descriptor_from_dict(...)`` on the decrypted
-content, then ``receive_attachment(api, descriptor, path)``.
+content, then ``receive_attachment(api, descriptor, path)``. ``RelaisClient`` does all of
+this itself (``send_photo``, ``send_file``, ``Message.attachment``, ``save_attachment``:
+``client/files.py``).
 """
 
 from client.attachments.descriptor import (

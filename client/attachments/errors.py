@@ -72,11 +72,13 @@ class AttachmentError(Exception):
     """A refusal on the client side: ``code`` is stable, ``message`` English,
     ``message_fr`` French."""
 
-    def __init__(self, code: ClientCode, detail: str | None = None) -> None:
+    def __init__(
+        self, code: ClientCode, detail: str | None = None, detail_fr: str | None = None
+    ) -> None:
         english, french = MESSAGES[code]
         self.code: str = code.value
         self.message = f"{english} {detail}" if detail else english
-        self.message_fr = french
+        self.message_fr = f"{french} {detail_fr}" if detail_fr else french
         super().__init__(self.message)
 
 

@@ -15,6 +15,7 @@ Rules (docs/attachments.md says why):
 from __future__ import annotations
 
 import codecs
+import mimetypes
 
 import puremagic
 
@@ -103,3 +104,45 @@ def check_document_type(*, declared_mime: str, head: bytes, complete: bool) -> N
     raise AttachmentError(
         ClientCode.MIME_UNSUPPORTED, f"The content of this {declared} file is not recognised."
     )
+
+
+def guess_type(*, head: bytes, name: str | None) -> str:
+    """The type to declare for a file a user picked, from its first bytes (``head``, up
+    to SNIFF_BYTES) and its name. The sending checks still apply to the result.
+
+    Content wins over the name: an image the photo pipeline reads is declared as such
+    whatever its name says, so that its metadata is removed. A name's type is kept when
+    the content confirms it (or, for ``text/plain``, cannot contradict it), and when it
+    names an image (the pipeline then refuses a file that is not one). Anything else is
+    ``application/octet-stream``.
+    """
+    found = {_IMAGE_ALIASES.get(kind, kind) for kind in sniffed_types(head)}
+    by_name = mimetypes.guess_type(name, strict=False)[0] if name else None
+    by_name = _IMAGE_ALIASES.get(by_name.lower(), by_name.lower()) if by_name else None
+    readable = [kind for kind in found if kind in IMAGE_FORMATS]
+    if by_name in IMAGE_FORMATS and (not found or IMAGE_FORMATS[by_name] in _formats(found)):
+        return by_name
+    if readable:
+        return sorted(readable)[0]
+    images = sorted(kind for kind in found if kind.startswith("image/"))
+    if images:
+        return images[0]  # an image the pipeline cannot clean: refused with a clear error
+    if by_name is None:
+        return OCTET_STREAM
+    if by_name == TEXT_PLAIN and not found:
+        return TEXT_PLAIN
+    if _ALIASES.get(by_name, {by_name}) & found:
+        return by_name
+    return OCTET_STREAM
+
+
+# Other names of the image types the pipeline reads.
+_IMAGE_ALIASES = {
+    "image/x-ms-bmp": "image/bmp",
+    "image/x-bmp": "image/bmp",
+    "image/jpg": "image/jpeg",
+}
+
+
+def _formats(found: set[str]) -> set[str]:
+    return {IMAGE_FORMATS[kind] for kind in found if kind in IMAGE_FORMATS}

@@ -39,7 +39,9 @@ async def receive_attachment(
     temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.part")
     written = 0
     try:
-        with temporary.open("xb") as output:
+        # Readable by the owner only: it is health data.
+        created = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(created, "wb") as output:
 
             def write(plain: bytes) -> None:
                 nonlocal written

@@ -1,26 +1,27 @@
-"""The wound-photo path end to end: real server processes, PostgreSQL, Redis, a real
-WebSocket message and real HTTP transfers.
+"""The wound-photo path end to end: real server processes, PostgreSQL, Redis, and the
+SDK's end-to-end encrypted clients (``RelaisClient``) on both sides.
 
-The message that carries the descriptor is sealed here with a room key both test devices
-hold (AES-256-GCM). It stands in for the end-to-end envelope of the SDK, so that, as in
-production, the server never sees the descriptor's file key.
+The nurse's client cleans, encrypts and uploads the photo, then sends the descriptor (and
+so the file key) inside an end-to-end encrypted message; the GP's client decrypts the
+message, fetches the thumbnail and the photo, checks them and saves the file. The lower
+layers (resumable uploads across a server crash) are driven through ``AttachmentApi``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import itertools
-import json
 import os
+import stat
 import threading
-import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from PIL import Image, UnidentifiedImageError
 
 from attachments.models import Attachment
@@ -29,52 +30,63 @@ from client.attachments import (
     AttachmentApi,
     AttachmentError,
     AttachmentServerError,
-    descriptor_from_dict,
     receive_attachment,
-    receive_thumbnail,
     send_attachment,
 )
 from client.attachments.stream import CIPHER_CHUNK_BYTES, HEADER_BYTES
+from client.session import RelaisClient
 from tests.attachments.photos import SECRETS, phone_jpeg, red_corner
-from tests.attachments.test_images import assert_no_metadata
-from tests.e2e.client import WsClient
+from tests.attachments.test_images import assert_no_metadata, png_bomb
+from tests.e2e.sdk import barrier, next_message, token_client
 from tests.signed_rooms import create_room as do_create_room
 
 pytestmark = pytest.mark.e2e
 
-ROOM_KEY = AESGCM(bytes(range(32)))  # stands in for the room's end-to-end keys
 NO_WAIT = (0.0, 0.0, 0.0)
-
-
-def seal(content: dict) -> str:
-    nonce = os.urandom(12)
-    sealed = nonce + ROOM_KEY.encrypt(nonce, json.dumps(content).encode(), None)
-    return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
-
-
-def open_sealed(body: str) -> dict:
-    sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    opened: dict = json.loads(ROOM_KEY.decrypt(sealed[:12], sealed[12:], None))
-    return opened
+NURSE, DOCTOR, PHARMACIST = "810003456786", "810001987659", "810002765435"
+OpenClient = Callable[[str, str], Awaitable[RelaisClient]]
 
 
 @pytest.fixture
-def people(practitioners, device_token):
-    room = do_create_room(
-        creator=practitioners["nurse"],
-        kind="direct",
-        member_ids=[practitioners["doctor"].national_id],
-    )
-    return {
-        "room": room.pk,
-        "nurse": device_token(practitioners["nurse"], "phone")[1],
-        "doctor": device_token(practitioners["doctor"], "tablet")[1],
-        "outsider": device_token(practitioners["physio"], "phone")[1],
-    }
+async def sdk(
+    attachment_server, practitioners, device_token, tmp_path
+) -> AsyncIterator[OpenClient]:
+    """Opens SDK clients ("nurse", "doctor", ...) on the current server process, each a
+    new device certified in the key-transparency log; closes them at the end."""
+    opened: list[RelaisClient] = []
+
+    async def open_client(who: str, name: str) -> RelaisClient:
+        practitioner = practitioners[who]
+        device, token = await database_sync_to_async(device_token)(practitioner, name)
+        client = await token_client(
+            attachment_server.current.http_url,
+            tmp_path,
+            national_id=practitioner.national_id,
+            name=f"{who}-{name}",
+            device=device,
+            token=token,
+        )
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        await client.close()
+
+
+async def direct_room(nurse: RelaisClient, doctor: RelaisClient) -> int:
+    room = await nurse.create_room(kind="direct", members=[DOCTOR])
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    return room
 
 
 def blob_files(store: Path) -> list[Path]:
     return sorted(path for path in (store / "blobs").rglob("*") if path.is_file())
+
+
+def partial_files(store: Path) -> list[Path]:
+    return sorted(path for path in (store / "partial").rglob("*") if path.is_file())
 
 
 def libraries_loaded_by(pid: int) -> str:
@@ -85,77 +97,86 @@ def leftovers(directory: Path) -> list[str]:
     return sorted(path.name for path in directory.iterdir())
 
 
-async def test_a_wound_photo_goes_from_the_nurse_to_the_doctor(attachment_server, people, tmp_path):
-    server = attachment_server.current
-    original = phone_jpeg(3000, 2000, orientation=6, grain=True)
-    message_id = str(uuid.uuid4())
-    progress: list[tuple[int, int]] = []
+def _all_envelopes() -> list[bytes]:
+    return [bytes(envelope.body) for envelope in Envelope.objects.all()]
 
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["nurse"], retry_delays=NO_WAIT
-    ) as nurse_api:
-        descriptor = await send_attachment(
-            nurse_api,
-            room=people["room"],
-            message_id=message_id,
-            source=original,
-            mime="image/jpeg",
-            name="plaie-jambe.jpg",
-            progress=lambda done, total: progress.append((done, total)),
-        )
+
+def _attachment_rows() -> list[tuple[str, str]]:
+    return sorted(Attachment.objects.values_list("message_id", "state"))
+
+
+async def all_envelopes() -> list[bytes]:
+    bodies: list[bytes] = await database_sync_to_async(_all_envelopes)()
+    return bodies
+
+
+async def attachment_rows() -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = await database_sync_to_async(_attachment_rows)()
+    return rows
+
+
+async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
+    attachment_server, sdk, tmp_path
+):
+    server = attachment_server.current
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    room = await direct_room(nurse, doctor)
+    camera = tmp_path / "DCIM" / "IMG_2041.JPG"
+    camera.parent.mkdir()
+    camera.write_bytes(phone_jpeg(3000, 2000, orientation=6, grain=True))  # GPS in its EXIF
+    caption = "Plaie talon gauche J+3"
+    sent_progress: list[tuple[int, int]] = []
+
+    sent = await nurse.send_photo(
+        room,
+        camera,
+        text=caption,
+        progress=lambda done, total: sent_progress.append((done, total)),
+    )
+    descriptor = sent.descriptor
     assert descriptor.thumbnail is not None
     total = descriptor.ciphertext_size + descriptor.thumbnail.ciphertext_size
-    assert progress[-1] == (total, total)
-    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+    assert sent_progress[-1] == (total, total)
+    assert [done for done, _ in sent_progress] == sorted(done for done, _ in sent_progress)
     assert descriptor.ciphertext_size > 2 * CIPHER_CHUNK_BYTES  # several AEAD chunks
+    assert (descriptor.name, descriptor.mime) == ("IMG_2041.jpg", "image/jpeg")
 
-    nurse = WsClient(server.ws_url, people["nurse"])
-    await nurse.connect()
-    content = {"type": "attachment", "attachment": descriptor.to_dict()}
-    await nurse.send(
-        {"type": "send", "room": people["room"], "id": message_id, "body": seal(content)}
+    # The GP's client decrypts the message: a typed descriptor, the caption as text.
+    message = await next_message(doctor)
+    assert (message.seq, message.sender, message.text) == (sent.seq, nurse.me, caption)
+    assert message.attachment == descriptor
+    assert message.content["type"] == "attachment"
+    thumbnail = await doctor.fetch_thumbnail(message.attachment)
+    inbox = tmp_path / "inbox"
+    fetched: list[tuple[int, int]] = []
+    saved = await doctor.save_attachment(
+        message.attachment, inbox, progress=lambda done, size: fetched.append((done, size))
     )
-    assert (await nurse.receive_type("ack"))["id"] == message_id
-    await nurse.close()
-
-    # The doctor's device comes online, catches up, opens the message, fetches the photo.
-    doctor = WsClient(server.ws_url, people["doctor"])
-    await doctor.connect()
-    [message] = await doctor.sync({people["room"]: 0})
-    await doctor.close()
-    received = descriptor_from_dict(open_sealed(message["body"])["attachment"])
-    assert received == descriptor
-    assert received.thumbnail is not None
-    destination = tmp_path / "inbox" / "plaie.jpg"
-    destination.parent.mkdir()
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["doctor"], retry_delays=NO_WAIT
-    ) as doctor_api:
-        fetched: list[tuple[int, int]] = []
-        await receive_attachment(
-            doctor_api,
-            received,
-            destination,
-            progress=lambda done, size: fetched.append((done, size)),
-        )
-        thumbnail = await receive_thumbnail(doctor_api, received)
-    assert fetched[-1] == (received.ciphertext_size, received.ciphertext_size)
+    assert saved == inbox / "IMG_2041.jpg"
+    assert fetched[-1] == (descriptor.ciphertext_size, descriptor.ciphertext_size)
     assert len(fetched) > 1  # reported as the bytes stream in, not once at the end
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600  # health data: owner only
 
-    photo = destination.read_bytes()
+    photo = saved.read_bytes()
+    assert len(photo) == descriptor.size
     image = Image.open(io.BytesIO(photo))
     assert red_corner(image) == "top-right"  # upright: EXIF orientation 6 applied
-    assert image.size == (received.width, received.height) == (1365, 2048)
-    assert_no_metadata(photo)
+    assert image.size == (descriptor.width, descriptor.height) == (1365, 2048)
+    assert_no_metadata(photo)  # no EXIF, so no GPS; no XMP, IPTC, comment, profile
     assert_no_metadata(thumbnail)
-    assert max(Image.open(io.BytesIO(thumbnail)).size) == 320
-    assert leftovers(destination.parent) == ["plaie.jpg"]
+    preview = Image.open(io.BytesIO(thumbnail))
+    assert max(preview.size) == 320
+    assert red_corner(preview) == "top-right"
+    assert leftovers(inbox) == ["IMG_2041.jpg"]
 
     # What the server stores is exactly the announced ciphertext, and nothing readable.
     stored = {path.name: path.read_bytes() for path in blob_files(attachment_server.store)}
-    assert set(stored) == {received.blob, received.thumbnail.blob}
-    assert hashlib.sha256(stored[received.blob]).hexdigest() == received.sha256
-    assert hashlib.sha256(stored[received.thumbnail.blob]).hexdigest() == received.thumbnail.sha256
+    assert set(stored) == {descriptor.blob, descriptor.thumbnail.blob}
+    assert hashlib.sha256(stored[descriptor.blob]).hexdigest() == descriptor.sha256
+    assert (
+        hashlib.sha256(stored[descriptor.thumbnail.blob]).hexdigest() == descriptor.thumbnail.sha256
+    )
     for blob in stored.values():
         with pytest.raises(UnidentifiedImageError):
             Image.open(io.BytesIO(blob))
@@ -165,48 +186,75 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_doctor(attachment_server
         for marker in [*SECRETS, b"Exif\x00\x00", b"JFIF\x00", b"xmpmeta"]:
             assert marker not in blob
         assert photo[:4096] not in blob
-    # The server holds neither the file key nor the clear descriptor.
-    bodies = await database_sync_to_async(lambda: [bytes(e.body) for e in Envelope.objects.all()])()
-    key_bytes = base64.urlsafe_b64decode(received.key + "=")
-    assert not [body for body in bodies if key_bytes in body or received.key.encode() in body]
-    # ...and never loaded an image library to handle uploads.
+    # The server holds neither the file key nor the descriptor, caption or file name:
+    # not in the envelopes, not in its log.
+    key = base64.urlsafe_b64decode(descriptor.key + "=")
+    needles = [
+        key,
+        descriptor.key.encode(),
+        caption.encode(),
+        b"IMG_2041",
+        descriptor.sha256.encode(),
+    ]
+    bodies = await all_envelopes()
+    assert len(bodies) == 1
+    assert [n for n in needles if any(n in body for body in bodies)] == []
+    log = (attachment_server.log_dir / "server0.log").read_bytes()
+    assert [n for n in needles if n in log] == []
+    # ...and it never loaded an image library to handle uploads.
     maps = libraries_loaded_by(server.process.pid)
     assert "_imaging" not in maps
     assert "PIL" not in maps
 
 
-async def test_strangers_and_tampering_get_clear_errors_and_no_file(
-    attachment_server, people, tmp_path
-):
-    server = attachment_server.current
-    message_id = str(uuid.uuid4())
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["nurse"], retry_delays=NO_WAIT
-    ) as nurse_api:
-        descriptor = await send_attachment(
-            nurse_api,
-            room=people["room"],
-            message_id=message_id,
-            source=phone_jpeg(2400, 1800, orientation=1, grain=True),
-            mime="image/jpeg",
-        )
-    nurse = WsClient(server.ws_url, people["nurse"])
-    await nurse.connect()
-    body = seal({"type": "attachment", "attachment": descriptor.to_dict()})
-    await nurse.send({"type": "send", "room": people["room"], "id": message_id, "body": body})
-    await nurse.receive_type("ack")
-    await nurse.close()
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
+async def test_only_current_members_can_fetch_a_photo(attachment_server, sdk, tmp_path):
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    pharmacist = await sdk("pharmacist", "phone")
+    outsider = await sdk("physio", "phone")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR, PHARMACIST])
+    async with asyncio.timeout(20):
+        for member in (doctor, pharmacist):
+            await member.wait_for_room(lambda r: r.room_id == room)
+    sent = await nurse.send_photo(room, phone_jpeg(1600, 1200, grain=True), name="plaie.jpg")
 
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["outsider"], retry_delays=NO_WAIT
-    ) as outsider_api:
-        with pytest.raises(AttachmentServerError) as refused:
-            await receive_attachment(outsider_api, descriptor, inbox / "photo.jpg")
+    # While he is a member, the pharmacist opens the photo like anyone in the room.
+    message = await next_message(pharmacist)
+    assert message.attachment == sent.descriptor
+    before = await pharmacist.save_attachment(message.attachment, tmp_path / "while-member")
+    assert before.read_bytes()[:2] == b"\xff\xd8"
+
+    await nurse.remove_member(room, PHARMACIST)
+    after = tmp_path / "after-removal"
+    with pytest.raises(AttachmentServerError) as refused:
+        await pharmacist.save_attachment(message.attachment, after)
     assert (refused.value.status, refused.value.code) == (404, "attachment_not_found")
     assert refused.value.message_fr
-    assert leftovers(inbox) == []
+    assert leftovers(after) == []  # no empty or partial file
+    with pytest.raises(AttachmentServerError) as no_preview:
+        await pharmacist.fetch_thumbnail(message.attachment)
+    assert no_preview.value.code == "attachment_not_found"
+
+    # Someone who was never in the room, even holding the descriptor, gets the same 404.
+    with pytest.raises(AttachmentServerError) as stranger:
+        await outsider.save_attachment(sent.descriptor, tmp_path / "outsider")
+    assert (stranger.value.status, stranger.value.code) == (404, "attachment_not_found")
+    assert leftovers(tmp_path / "outsider") == []
+
+    # The members who remain still can.
+    kept = await doctor.save_attachment((await next_message(doctor)).attachment, tmp_path / "gp")
+    assert kept.read_bytes() == before.read_bytes()
+
+
+async def test_tampered_blobs_get_clear_errors_and_no_file(attachment_server, sdk, tmp_path):
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    room = await direct_room(nurse, doctor)
+    await nurse.send_photo(room, phone_jpeg(2400, 1800, orientation=1, grain=True))
+    descriptor = (await next_message(doctor)).attachment
+    assert descriptor is not None
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
 
     [stored] = [
         path for path in blob_files(attachment_server.store) if path.name == descriptor.blob
@@ -227,81 +275,124 @@ async def test_strangers_and_tampering_get_clear_errors_and_no_file(
         "reordered chunks": (swapped, "decrypt_failed"),
         "truncated at a chunk boundary": (truncated, "size_mismatch"),
     }
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["doctor"], retry_delays=NO_WAIT
-    ) as doctor_api:
-        for name, (tampered, code) in cases.items():
-            stored.write_bytes(tampered)
-            # A server lying consistently: the size it announces matches what it serves.
-            await database_sync_to_async(Attachment.objects.filter(pk=descriptor.blob).update)(
-                size=len(tampered)
-            )
-            with pytest.raises(AttachmentError) as tamper_refused:
-                await receive_attachment(doctor_api, descriptor, inbox / "photo.jpg")
-            assert tamper_refused.value.code == code, name
-            assert tamper_refused.value.message_fr
-            assert leftovers(inbox) == [], name
-
-        # A blob swapped whole for another one of the same size fails the hash check
-        # before the last chunk is even accepted.
-        other = bytearray(original)
-        other[-1] ^= 1
-        stored.write_bytes(bytes(other))
+    for name, (tampered, code) in cases.items():
+        stored.write_bytes(tampered)
+        # A server lying consistently: the size it announces matches what it serves.
         await database_sync_to_async(Attachment.objects.filter(pk=descriptor.blob).update)(
-            size=len(original)
+            size=len(tampered)
         )
-        with pytest.raises(AttachmentError) as hash_refused:
-            await receive_attachment(doctor_api, descriptor, inbox / "photo.jpg")
-        assert hash_refused.value.code == "hash_mismatch"
-        assert leftovers(inbox) == []
+        with pytest.raises(AttachmentError) as tamper_refused:
+            await doctor.save_attachment(descriptor, inbox)
+        assert tamper_refused.value.code == code, name
+        assert tamper_refused.value.message_fr
+        assert leftovers(inbox) == [], name
 
-        stored.write_bytes(original)
-        await receive_attachment(doctor_api, descriptor, inbox / "photo.jpg")
+    # A blob swapped whole for another one of the same size fails the hash check
+    # before the last chunk is even accepted.
+    other = bytearray(original)
+    other[-1] ^= 1
+    stored.write_bytes(bytes(other))
+    await database_sync_to_async(Attachment.objects.filter(pk=descriptor.blob).update)(
+        size=len(original)
+    )
+    with pytest.raises(AttachmentError) as hash_refused:
+        await doctor.download_attachment(descriptor, inbox / "photo.jpg")
+    assert hash_refused.value.code == "hash_mismatch"
+    assert leftovers(inbox) == []
+
+    stored.write_bytes(original)
+    await doctor.download_attachment(descriptor, inbox / "photo.jpg")
     assert leftovers(inbox) == ["photo.jpg"]
 
 
-async def test_limits_refuse_with_clear_errors_and_leave_nothing(attachment_server, people):
-    server = attachment_server.current
-    async with AttachmentApi(
-        base_url=server.http_url, token=people["nurse"], retry_delays=NO_WAIT
-    ) as api:
-        with pytest.raises(AttachmentServerError) as too_large:
-            await send_attachment(
-                api,
-                room=people["room"],
-                message_id="big",
-                source=os.urandom(3 * 1024 * 1024 + 1),
-                mime="application/octet-stream",
-            )
-        assert (too_large.value.status, too_large.value.code) == (413, "attachment_too_large")
+async def test_refused_files_send_no_message_and_leave_nothing(attachment_server, sdk):
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    room = await direct_room(nurse, doctor)
 
-        for number in range(2):
-            await send_attachment(
-                api,
-                room=people["room"],
-                message_id=f"doc{number}",
-                source=os.urandom(3_100_000),
-                mime="application/octet-stream",
-            )
-        with pytest.raises(AttachmentServerError) as over_quota:
-            await send_attachment(
-                api,
-                room=people["room"],
-                message_id="photo",
-                source=phone_jpeg(3000, 2000, grain=True),
-                mime="image/jpeg",
-            )
-        assert (over_quota.value.status, over_quota.value.code) == (507, "quota_exceeded")
-        assert "quota" in over_quota.value.message_fr
+    # Refused on the phone, before any byte is uploaded.
+    with pytest.raises(AttachmentError) as bomb:
+        await nurse.send_photo(room, png_bomb(9_000, 9_000))
+    assert bomb.value.code == "image_too_many_pixels"
+    assert "décompression" in bomb.value.message_fr
+    with pytest.raises(AttachmentError) as not_a_photo:
+        await nurse.send_photo(room, b"%PDF-1.7\n" + os.urandom(1000))
+    assert not_a_photo.value.code == "mime_mismatch"
+    assert "pas une photo" in not_a_photo.value.message_fr
+    assert await attachment_rows() == []
 
-    # The two documents are stored; of the refused photo nothing is, not even its
-    # thumbnail, which fit in the quota and had been uploaded first.
-    rows = await database_sync_to_async(
-        lambda: sorted(Attachment.objects.values_list("message_id", "state"))
-    )()
-    assert rows == [("doc0", "complete"), ("doc1", "complete")]
+    # Refused by the server: the per-file limit, then the quota.
+    with pytest.raises(AttachmentServerError) as too_large:
+        await nurse.send_file(room, os.urandom(3 * 1024 * 1024 + 1), name="scan.bin")
+    assert (too_large.value.status, too_large.value.code) == (413, "attachment_too_large")
+    assert too_large.value.message_fr
+    documents = [
+        await nurse.send_file(room, os.urandom(3_100_000), name=f"scan{number}.bin")
+        for number in range(2)
+    ]
+    with pytest.raises(AttachmentServerError) as over_quota:
+        await nurse.send_photo(room, phone_jpeg(3000, 2000, grain=True))
+    assert (over_quota.value.status, over_quota.value.code) == (507, "quota_exceeded")
+    assert "quota" in over_quota.value.message_fr
+
+    # The two documents are stored and were sent; of the refused files nothing is,
+    # not even the refused photo's thumbnail (which fit in the quota and went first).
+    assert await attachment_rows() == sorted((sent.message_id, "complete") for sent in documents)
     assert len(blob_files(attachment_server.store)) == 2
-    assert not any(path.is_file() for path in (attachment_server.store / "partial").rglob("*"))
+    assert partial_files(attachment_server.store) == []
+    assert len(await all_envelopes()) == 2
+    received = [await next_message(doctor) for _ in documents]
+    assert [m.attachment.name for m in received if m.attachment] == ["scan0.bin", "scan1.bin"]
+    await barrier(doctor)
+    assert doctor.messages.empty()
+
+
+async def test_a_photo_whose_message_cannot_be_sent_is_withdrawn(attachment_server, sdk, tmp_path):
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    room = await direct_room(nurse, doctor)
+    server = attachment_server.current
+    restarted = threading.Event()
+
+    def restart() -> None:
+        attachment_server.start(port=server.port)
+        restarted.set()
+
+    def crash_once_uploaded(done: int, total: int) -> None:
+        if done == total and not restarted.is_set():
+            # The server dies after the last part, before the upload is completed and the
+            # message sent; it comes back, the upload completes, the WebSocket is gone.
+            server.kill_hard()
+            threading.Thread(target=restart, daemon=True).start()
+
+    photo = phone_jpeg(2400, 1800, grain=True)
+    with pytest.raises(ConnectionError):
+        await nurse.send_photo(room, photo, progress=crash_once_uploaded)
+    assert restarted.is_set()
+    assert await attachment_rows() == []
+    assert blob_files(attachment_server.store) == []
+    assert await all_envelopes() == []
+
+    # Connected again, the same photo goes through.
+    for client in (nurse, doctor):
+        await client.disconnect()
+        await client.connect()
+    sent = await nurse.send_photo(room, photo)
+    message = await next_message(doctor)
+    assert message.attachment == sent.descriptor
+    saved = await doctor.save_attachment(message.attachment, tmp_path / "inbox")
+    assert saved.name == "photo.jpg"  # no name was given: a safe default
+
+
+@pytest.fixture
+def people(practitioners, device_token):
+    """For the transfer layer alone: a room made in the database and device tokens."""
+    room = do_create_room(
+        creator=practitioners["nurse"],
+        kind="direct",
+        member_ids=[practitioners["doctor"].national_id],
+    )
+    return {"room": room.pk, "nurse": device_token(practitioners["nurse"], "phone")[1]}
 
 
 async def test_an_upload_survives_a_server_crash_and_resumes(attachment_server, people, tmp_path):

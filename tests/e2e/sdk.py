@@ -21,6 +21,18 @@ async def new_client(server_url: str, directory: Path, national_id: str, name: s
     return client
 
 
+async def token_client(
+    server_url: str, directory: Path, *, national_id: str, name: str, device: int, token: str
+) -> RelaisClient:
+    """A connected client whose device token was issued by any login (the tests issue it
+    in the database), for servers without the development login."""
+    store = KeyStore.open(directory / f"{name}.store", "correct horse battery staple", n=2**10)
+    client = RelaisClient(server=server_url, store=store)
+    await client.register_with_token(token=token, device=device, national_id=national_id)
+    await client.connect()
+    return client
+
+
 async def reopen(client: RelaisClient, directory: Path, name: str) -> RelaisClient:
     """The same device after an app restart: the store read back from disk."""
     await client.close()

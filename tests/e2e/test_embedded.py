@@ -5,7 +5,6 @@ CLI (``python -m client chat``)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import ROOT, ServerProcess
+from tests.e2e.terminal import Terminal
 
 pytestmark = pytest.mark.e2e
 NURSE, PHARMACIST = "810003456786", "810002765435"
@@ -37,56 +37,6 @@ def embedded_server(tmp_path: Path):
     server.start()
     yield server
     server.stop()
-
-
-class Terminal:
-    """``python -m client chat`` in a subprocess, driven through its stdin/stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-
-    @classmethod
-    async def start(cls, server: ServerProcess, home: Path, me: str, peer: str) -> Terminal:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "client",
-            "chat",
-            "--as",
-            me,
-            "--with",
-            peer,
-            "--server",
-            server.http_url,
-            cwd=ROOT,
-            env={**clean, "RELAIS_HOME": str(home), "RELAIS_PASSPHRASE": "demo passphrase"},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        return cls(process)
-
-    async def wait_for(self, fragment: str) -> str:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(30):
-            while True:
-                line = (await self.process.stdout.readline()).decode()
-                assert line, f"the CLI exited; it said: {self.lines}"
-                self.lines.append(line)
-                if fragment in line:
-                    return line
-
-    async def type(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text.encode() + b"\n")
-        await self.process.stdin.drain()
-
-    async def quit(self) -> int:
-        await self.type("/quit")
-        async with asyncio.timeout(30):
-            return await self.process.wait()
 
 
 async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_server, tmp_path):
@@ -123,8 +73,11 @@ async def test_a_new_device_gets_a_room_it_belongs_to(embedded_server, tmp_path)
     pharmacist's side opens a room with the new device and the chat goes on."""
 
     async def chat_once(nurse_home: Path, text: str) -> None:
-        pharmacist = await Terminal.start(embedded_server, tmp_path / "b", PHARMACIST, NURSE)
+        # The nurse opens the app first (on a new phone: it certifies its keys), then the
+        # pharmacist, who sees the nurse's devices as they are now.
         nurse = await Terminal.start(embedded_server, nurse_home, NURSE, PHARMACIST)
+        await nurse.wait_for("waiting for")
+        pharmacist = await Terminal.start(embedded_server, tmp_path / "b", PHARMACIST, NURSE)
         await nurse.wait_for("type a message")
         await pharmacist.wait_for("type a message")
         await nurse.type(text)

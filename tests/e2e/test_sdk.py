@@ -15,7 +15,7 @@ from django.db import connection
 from chat.models import Envelope
 from e2ee.envelopes import decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
-from tests.e2e.sdk import new_client, next_message, reopen
+from tests.e2e.sdk import new_client, next_alert, next_message, reopen
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +162,28 @@ async def test_the_server_never_holds_the_plaintext(server, tmp_path):
     found.extend(f"log: {n!r}" for n in needles if n in log)
     assert found == []
     assert "directory_practitioner" in control
+
+
+async def test_a_send_retried_with_its_id_is_stored_once(server, tmp_path):
+    nurse = await new_client(server.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(server.http_url, tmp_path, DOCTOR, "doctor")
+    room = await nurse.create_room(kind="direct", members=[DOCTOR])
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    content = {"type": "text", "text": "Pansement refait ce matin."}
+    first = await nurse.send(room, content, message_id="visite-2041")
+    again = await nurse.send(room, content, message_id="visite-2041")  # a retry
+    assert first == again == 1
+    assert (await next_message(doctor)).text == "Pansement refait ce matin."
+    assert await sync_to_async(Envelope.objects.filter(room_id=room).count)() == 1
+    with pytest.raises(ValueError, match="message id"):
+        await nurse.send(room, content, message_id="no spaces allowed")
+
+    # A malformed attachment is reported, and the message still arrives, without one.
+    await nurse.send(room, {"type": "attachment", "attachment": {"v": 1}, "text": "?"})
+    odd = await next_message(doctor)
+    assert (odd.seq, odd.text, odd.attachment) == (2, "?", None)
+    alert = await next_alert(doctor)
+    assert (alert.kind, alert.room) == ("bad_descriptor", room)
+    for client in (nurse, doctor):
+        await client.close()
