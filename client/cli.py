@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client.archiver import archiver_notice
 from client.events import SecurityError
 from client.rooms import LocalRoom
 from client.session import RelaisClient
@@ -100,6 +101,8 @@ async def chat(*, server: str, me: str, peer: str, store_path: Path, passphrase:
     room_id = await _open_room(client, peer)
     number = await client.safety_number(peer)
     _out(f"room {room_id} with {peer}, end-to-end encrypted.")
+    if (notice := await archiver_notice(client, room_id)) is not None:
+        _out(notice)
     _out(f"safety number (compare with {peer} in person): {number.digits}")
     _out("type a message and press Enter; /safety shows the safety number, /quit leaves.")
     tasks = [

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 
 from client.api import ApiError, RestApi
-from client.directory import KeyDirectory, KeyTransparencyError
+from client.directory import KeyDirectory, KeyTransparencyError, certified_role
 from client.events import Message, SecurityAlert, SecurityError
 from client.rooms import LocalRoom, own_copy
 from client.store import KeyStore
@@ -41,6 +41,7 @@ from e2ee.encoding import JsonObject, b64u, unb64u
 from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.keys import DeviceKeyPair
+from e2ee.transparency import DeviceKind
 
 DeviceRef = tuple[str, int]
 
@@ -232,10 +233,17 @@ class RelaisClient:
         ]
 
     async def create_room(
-        self, *, kind: str, members: list[str], policy: state.Policy | None = None
+        self,
+        *,
+        kind: str,
+        members: list[str],
+        policy: state.Policy | None = None,
+        archiver: str | None = None,
     ) -> int:
         """Create a room with ``members`` (national ids), each with every device the log
-        certifies for them; this device signs as the first admin."""
+        certifies for them; this device signs as the first admin. ``archiver``: the
+        identity (``org:<IdNat_Struct>``) of the organisation whose archiver the room
+        includes, as its policy asks for care-team and téléexpertise rooms."""
         me = state.RoomDevice(
             national_id=self.national_id, device=self.device_id, keys=self.key_pair.public
         )
@@ -251,7 +259,10 @@ class RelaisClient:
             key_pair=self.key_pair,
             action="create",
             content=state.create_content(
-                kind=kind, members=content_members, policy=policy or state.default_policy(kind)
+                kind=kind,
+                members=content_members,
+                policy=policy or state.default_policy(kind),
+                archiver=await self.directory.archiver_device(archiver) if archiver else None,
             ),
             timestamp=int(time.time() * 1000),
         )
@@ -333,21 +344,24 @@ class RelaisClient:
         ]
         if not missing:
             return
-        certified: dict[str, dict[int, Any]] = {}
+        certified: dict[tuple[str, str], dict[int, Any]] = {}
         messages = []
         for device in missing:
-            if device.national_id not in certified:
-                certified[device.national_id] = await self.directory.devices_of(device.national_id)
-            found = certified[device.national_id].get(device.device)
+            # The archiver must be certified as an organisation's archiver, and every
+            # member's device as a practitioner's device.
+            kind: DeviceKind = "archiver" if device == room.state.archiver else "device"
+            if (device.national_id, kind) not in certified:
+                certified[device.national_id, kind] = await self.directory.devices_of(
+                    device.national_id, kind=kind
+                )
+            found = certified[device.national_id, kind].get(device.device)
             if found is None or found.keys != device.keys:
-                await self._alert(
-                    "key_transparency",
-                    room.room_id,
-                    f"device {device.device} of {device.national_id} is not certified",
-                )
-                raise SecurityError(
+                refused = (
                     f"device {device.device} of {device.national_id} is not certified"
+                    f" as {certified_role(kind)}"
                 )
+                await self._alert("key_transparency", room.room_id, refused)
+                raise SecurityError(refused)
             sealed = shares.seal_share(
                 session=outbound, epoch=room.state.epoch, key_pair=self.key_pair, recipient=device
             )
