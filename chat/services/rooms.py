@@ -219,13 +219,13 @@ def do_apply_state_event(*, identity: DeviceIdentity, room_id: int, event: bytes
             after, verified = chain.apply_event(before, event)
         except CryptoError as error:
             raise _refuse(error) from None
+        _check_practitioners(sorted(set(after.members) - set(before.members)))
         old_refs = {d.ref for d in before.devices()}
         new_archiver = after.archiver if after.archiver != before.archiver else None
         _check_certified(
             member_devices=[d for d in _member_devices(after) if d.ref not in old_refs],
             archiver=new_archiver,
         )
-        _check_practitioners(sorted(set(after.members) - set(before.members)))
         stored = RoomStateEvent.objects.create(
             room=room,
             epoch=verified.epoch,
