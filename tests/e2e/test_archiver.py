@@ -101,7 +101,9 @@ async def test_a_care_team_room_is_archived_by_its_organisation(server, server_e
     # Every member sees who archives the room, proven in the log.
     async with asyncio.timeout(TIMEOUT):
         await doctor.wait_for_room(lambda r: r.room_id == room)
-    shown = await doctor.directory.archiver_of(doctor.rooms[room].archiver)
+    named = doctor.rooms[room].archiver
+    assert named is not None
+    shown = await doctor.directory.archiver_of(named)
     assert (shown.name, shown.structure_id, shown.device) == (
         NAME,
         "1750000123",
