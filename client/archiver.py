@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from client.api import ApiError
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
 from client.session import RelaisClient
@@ -65,21 +66,29 @@ class ArchiverClient(RelaisClient):
 
     async def sync(self) -> None:
         """Fetch every envelope since the last one held, for each archived room (new
-        rooms first), decrypting as it goes."""
+        rooms first), decrypting as it goes. A room that no longer names this
+        organisation's archiver is forgotten, keys included."""
         await self.refresh_rooms()
         for room_id in sorted(self.rooms):
             await self._catch_up(room_id)
+        self.save()
 
     async def _catch_up(self, room_id: int) -> None:
         while True:
             room = self.rooms.get(room_id)
             if room is None:
                 return
-            page: dict[str, Any] = await self.api.call(
-                "GET",
-                f"rooms/{room_id}/messages",
-                params={"after": room.last_seq, "limit": HISTORY_PAGE},
-            )
+            try:
+                page: dict[str, Any] = await self.api.call(
+                    "GET",
+                    f"rooms/{room_id}/messages",
+                    params={"after": room.last_seq, "limit": HISTORY_PAGE},
+                )
+            except ApiError as error:
+                if error.code != "not_member":
+                    raise
+                del self.rooms[room_id]  # an admin removed the archiver
+                return
             items = page["messages"]
             if not items:
                 return

@@ -135,13 +135,25 @@ async def test_a_care_team_room_is_archived_by_its_organisation(server, server_e
     assert sorted(archiver.rooms[room].state.members) == sorted([NURSE, DOCTOR])
     # And what follows, on the next catch-up.
     await nurse.send_text(room, "Rendez-vous confirmé.")
+    assert (await next_message(doctor)).text == "Rendez-vous confirmé."
     await archiver.sync()
     [later] = await messages_of(archiver, 1)
     assert (later.seq, later.text) == (3, "Rendez-vous confirmé.")
     # It never writes.
     with pytest.raises(SecurityError):
         await archiver.send_text(room, "n'importe quoi")
-    assert await sync_to_async(Envelope.objects.filter(room_id=room).count)() == 3
+    # An admin removes the archiver: the next key goes to the doctor only, and the
+    # archiver reads nothing more.
+    await archiver.disconnect()  # so that anything queued for it stays visible here
+    await nurse._change(room, "set_archiver", {"archiver": None})
+    await nurse.send_text(room, "Sans archivage désormais.")
+    assert (await next_message(doctor)).text == "Sans archivage désormais."
+    await archiver.sync()
+    assert room not in archiver.rooms
+    assert archiver.messages.empty()
+    shares_after = ToDeviceMessage.objects.filter(recipient_id=archiver.device_id)
+    assert await sync_to_async(shares_after.count)() == 0  # the earlier ones were read
+    assert await sync_to_async(Envelope.objects.filter(room_id=room).count)() == 4
     assert archiver.alerts.empty()
     assert token not in (tmp_path / "server.log").read_text()
     for client in (nurse, doctor, archiver):
