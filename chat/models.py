@@ -11,14 +11,28 @@ from django.db import models
 from directory.models import Practitioner
 
 
+class DeviceKind(models.TextChoices):
+    """What a device is, as its certificate in the key-transparency log says.
+
+    ``device``: a practitioner's phone, browser or bot. ``archiver``: the archiver device
+    of an organisation (``Practitioner.is_organisation``), which rooms may include so it
+    receives their keys; created by ``manage.py create_archiver`` only (docs/e2ee.md).
+    """
+
+    DEVICE = "device", "Appareil d'un professionnel"
+    ARCHIVER = "archiver", "Archiveur d'une organisation"
+
+
 class Device(models.Model):
-    """One phone, browser or bot of a practitioner; it holds a device token.
+    """One phone, browser or bot of a practitioner, or an organisation's archiver; it
+    holds a device token.
 
     Only the SHA-256 of the token is stored. Public keys are defined by the E2E layer.
     """
 
     practitioner = models.ForeignKey(Practitioner, on_delete=models.CASCADE, related_name="devices")
     name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=DeviceKind.choices, default=DeviceKind.DEVICE)
     token_hash = models.BinaryField(max_length=32, unique=True)
     public_keys = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -45,6 +59,11 @@ class Room(models.Model):
     ``state_epoch``/``state_head`` are the newest verified state event; ``policy`` and
     ``archiver`` mirror the verified state so every member sees them. Memberships are
     derived from the verified chain (``RoomStateEvent``), never written otherwise.
+
+    ``archiver_device`` is the device the state names as archiver (not a member: it has
+    no ``Membership``, so it cannot send); its organisation may read the room's state and
+    the envelopes after ``archiver_after_seq`` (the room's ``last_seq`` when it was
+    named).
     """
 
     kind = models.CharField(max_length=16, choices=RoomKind.choices)
@@ -58,6 +77,10 @@ class Room(models.Model):
     state_head = models.CharField(max_length=43, blank=True, default="")
     policy = models.JSONField(default=dict, blank=True)
     archiver = models.JSONField(null=True, blank=True)
+    archiver_device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, null=True, blank=True, related_name="archived_rooms"
+    )
+    archiver_after_seq = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.kind} room {self.pk}"

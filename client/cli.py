@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client.archiver import archiver_notice
 from client.cli_files import FILE_COMMANDS, describe, printable, save_received, send_command
 from client.events import SecurityError
 from client.rooms import LocalRoom
@@ -110,6 +111,8 @@ async def chat(
     room_id = await _open_room(client, peer)
     number = await client.safety_number(peer)
     _out(f"room {room_id} with {peer}, end-to-end encrypted.")
+    if (notice := await archiver_notice(client, room_id)) is not None:
+        _out(notice)
     _out(f"safety number (compare with {peer} in person): {number.digits}")
     _out("type a message and press Enter; /photo PATH and /file PATH send a photo or a file,")
     _out("/safety shows the safety number, /quit leaves.")

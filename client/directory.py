@@ -4,7 +4,8 @@
   new head must be consistent with the last one this device saw.
 * A practitioner's devices: every certificate and revocation the server returns must
   be included in a verified tree head; a device counts only while certified and not
-  revoked.
+  revoked, and only in the role its certificate's ``kind`` gives it: ``device`` for a
+  member's device, ``archiver`` for an organisation's archiver.
 * Monitoring: a device audits every log entry since its last check (recomputing the
   root from the entries) and reports certificates for its own national id that it does
   not know — a device the server added behind the practitioner's back.
@@ -15,15 +16,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from client.api import RestApi
+from client.api import ApiError, RestApi
 from e2ee import merkle, transparency
 from e2ee.encoding import b64u, unb64u
 from e2ee.errors import CryptoError
 from e2ee.keys import PublicDeviceKeys
+from e2ee.state import RoomDevice
 
 
 class KeyTransparencyError(Exception):
     """The server's answer does not match its own log: do not trust it."""
+
+
+_ROLE: dict[str, str] = {"device": "a member's device", "archiver": "an archiver"}
+
+
+def certified_role(kind: transparency.DeviceKind) -> str:
+    """How a certificate kind reads in a message: "a member's device", "an archiver"."""
+    return _ROLE[kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,19 @@ class VerifiedDevice:
     device: int
     keys: PublicDeviceKeys
     index: int
+    kind: transparency.DeviceKind = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomArchiver:
+    """A room's archiver, proven in the log with kind ``archiver``. ``name`` is the
+    organisation's name as the server's directory gives it (like practitioners' names);
+    ``structure_id`` its IdNat_Struct, from its identity ``org:<IdNat_Struct>``."""
+
+    national_id: str
+    device: int
+    structure_id: str
+    name: str
 
 
 class KeyDirectory:
@@ -89,8 +112,11 @@ class KeyDirectory:
         proof: list[str] = answer["proof"]
         return proof
 
-    async def devices_of(self, national_id: str) -> dict[int, VerifiedDevice]:
-        """The practitioner's certified, unrevoked devices, each proven in the log."""
+    async def devices_of(
+        self, national_id: str, *, kind: transparency.DeviceKind = "device"
+    ) -> dict[int, VerifiedDevice]:
+        """The certified, unrevoked devices of ``kind`` of a practitioner (or of an
+        organisation, for ``archiver``), each proven in the log."""
         answer = await self.api.call("GET", f"keys/practitioners/{national_id}")
         head = await self.accept_tree_head(answer["tree_head"])
         certified: dict[int, VerifiedDevice] = {}
@@ -112,20 +138,59 @@ class KeyDirectory:
                         device=record.device,
                         keys=record.keys,
                         index=item["index"],
+                        kind=record.kind,
                     )
         except CryptoError as error:
             raise KeyTransparencyError(f"log entry refused: {error}") from None
         return {
             number: device
             for number, device in certified.items()
-            if (number, device.keys.sign_key) not in revoked
+            if (number, device.keys.sign_key) not in revoked and device.kind == kind
         }
 
-    async def check_device(self, national_id: str, device: int, keys: PublicDeviceKeys) -> None:
-        """Raise unless the log certifies exactly these keys for this device now."""
-        found = (await self.devices_of(national_id)).get(device)
+    async def archiver_device(self, organisation: str) -> RoomDevice:
+        """The organisation's archiver device to name in a room: its newest certified,
+        unrevoked archiver."""
+        found = await self.devices_of(organisation, kind="archiver")
+        if not found:
+            raise KeyTransparencyError(f"{organisation} has no certified archiver")
+        newest = max(found.values(), key=lambda d: d.index)
+        return RoomDevice(national_id=organisation, device=newest.device, keys=newest.keys)
+
+    async def archiver_of(self, archiver: RoomDevice) -> RoomArchiver:
+        """Prove that a room's archiver is an organisation's archiver in the log (raise
+        KeyTransparencyError otherwise, e.g. a practitioner's device passed off as one)
+        and name it."""
+        await self.check_device(
+            archiver.national_id, archiver.device, archiver.keys, kind="archiver"
+        )
+        try:
+            entry = await self.api.call("GET", f"directory/practitioners/{archiver.national_id}")
+            name = str(entry["last_name"]) or archiver.national_id
+        except ApiError:
+            name = archiver.national_id
+        return RoomArchiver(
+            national_id=archiver.national_id,
+            device=archiver.device,
+            structure_id=archiver.national_id.removeprefix("org:"),
+            name=name,
+        )
+
+    async def check_device(
+        self,
+        national_id: str,
+        device: int,
+        keys: PublicDeviceKeys,
+        *,
+        kind: transparency.DeviceKind = "device",
+    ) -> None:
+        """Raise unless the log certifies exactly these keys for this device now, with
+        this kind."""
+        found = (await self.devices_of(national_id, kind=kind)).get(device)
         if found is None or found.keys != keys:
-            raise KeyTransparencyError(f"device {device} of {national_id} is not certified")
+            raise KeyTransparencyError(
+                f"device {device} of {national_id} is not certified as {certified_role(kind)}"
+            )
 
     async def monitor(self, *, national_id: str, known_devices: set[int]) -> list[int]:
         """Audit the log since the last check; return devices certified for

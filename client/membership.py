@@ -37,10 +37,17 @@ class MembershipMethods:
         ]
 
     async def create_room(
-        self, *, kind: str, members: list[str], policy: state.Policy | None = None
+        self,
+        *,
+        kind: str,
+        members: list[str],
+        policy: state.Policy | None = None,
+        archiver: str | None = None,
     ) -> int:
         """Create a room with ``members`` (national ids), each with every device the log
-        certifies for them; this device signs as the first admin."""
+        certifies for them; this device signs as the first admin. ``archiver``: the
+        identity (``org:<IdNat_Struct>``) of the organisation whose archiver the room
+        includes, as its policy asks for care-team and téléexpertise rooms."""
         client = cast("RelaisClient", self)
         me = state.RoomDevice(
             national_id=client.national_id, device=client.device_id, keys=client.key_pair.public
@@ -57,7 +64,10 @@ class MembershipMethods:
             key_pair=client.key_pair,
             action="create",
             content=state.create_content(
-                kind=kind, members=content_members, policy=policy or state.default_policy(kind)
+                kind=kind,
+                members=content_members,
+                policy=policy or state.default_policy(kind),
+                archiver=await client.directory.archiver_device(archiver) if archiver else None,
             ),
             timestamp=int(time.time() * 1000),
         )

@@ -9,7 +9,7 @@ from typing import Any
 from e2ee.encoding import b64u, unb64u
 from e2ee.envelopes import InboundSession, OutboundSession
 from e2ee.ratchet import MessageKey
-from e2ee.state import RoomState, StateEvent, apply_event, replay_chain
+from e2ee.state import RoomDevice, RoomState, StateEvent, apply_event, replay_chain
 
 SessionKey = tuple[str, int, bytes]
 
@@ -24,6 +24,18 @@ class LocalRoom:
     last_seq: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     compromised: str = ""  # why the room is refused (a forged chain), if it is
+
+    @property
+    def archiver(self) -> RoomDevice | None:
+        """The organisation device the verified state names as archiver: not a member,
+        but it receives this room's keys, so every member must see it (name it with
+        ``KeyDirectory.archiver_of``). None when the room is not archived."""
+        return self.state.archiver
+
+    @property
+    def archiver_missing(self) -> bool:
+        """The room's policy asks for an archiver and none is named."""
+        return self.state.archiver_missing
 
     def apply(self, raw: bytes) -> StateEvent:
         """Verify and apply the next event (raises CryptoError, changing nothing)."""

@@ -8,13 +8,14 @@ the server's word about who is in a room, or about anyone's keys, is never enoug
 from __future__ import annotations
 
 from client.api import RestApi
-from client.directory import KeyDirectory, VerifiedDevice
+from client.directory import KeyDirectory, VerifiedDevice, certified_role
 from client.events import SecurityError
 from client.rooms import LocalRoom
 from client.trust import Alert
 from e2ee import shares
 from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair
+from e2ee.transparency import DeviceKind
 
 DeviceRef = tuple[str, int]
 
@@ -37,14 +38,22 @@ async def share_sender_key(
     missing = [d for d in room.state.devices() if d.ref != me and d.ref not in outbound.shared_with]
     if not missing:
         return
-    certified: dict[str, dict[int, VerifiedDevice]] = {}
+    certified: dict[tuple[str, DeviceKind], dict[int, VerifiedDevice]] = {}
     messages = []
     for device in missing:
-        if device.national_id not in certified:
-            certified[device.national_id] = await directory.devices_of(device.national_id)
-        found = certified[device.national_id].get(device.device)
+        # The archiver must be certified as an organisation's archiver, and every
+        # member's device as a practitioner's device.
+        kind: DeviceKind = "archiver" if device == room.state.archiver else "device"
+        if (device.national_id, kind) not in certified:
+            certified[device.national_id, kind] = await directory.devices_of(
+                device.national_id, kind=kind
+            )
+        found = certified[device.national_id, kind].get(device.device)
         if found is None or found.keys != device.keys:
-            detail = f"device {device.device} of {device.national_id} is not certified"
+            detail = (
+                f"device {device.device} of {device.national_id} is not certified"
+                f" as {certified_role(kind)}"
+            )
             await alert("key_transparency", room.room_id, detail)
             raise SecurityError(detail)
         sealed = shares.seal_share(

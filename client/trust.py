@@ -31,10 +31,18 @@ class Trust:
         self.data = data
         self.alert = alert
 
-    async def register(self, *, token: str, device: int, national_id: str) -> None:
+    async def register(
+        self,
+        *,
+        token: str,
+        device: int,
+        national_id: str,
+        kind: transparency.DeviceKind = "device",
+    ) -> None:
         """Generate this device's keys, have them certified, and check the certificate
-        is in the log. Devices certified before this one are taken as the
-        practitioner's own; any later unknown device is reported."""
+        is in the log with the expected ``kind`` (``archiver`` for an organisation's
+        archiver). Devices of that kind certified before this one are taken as the
+        owner's own; any later unknown device is reported."""
         keys = DeviceKeyPair.generate()
         sign_private, kex_private = keys.private_bytes()
         self.data.update(
@@ -58,7 +66,9 @@ class Trust:
         record = transparency.parse_log_entry(leaf, log_public=self.directory.log_public)
         if not isinstance(record, transparency.Certificate) or record.keys != keys.public:
             raise KeyTransparencyError("the log certified other keys than ours")
-        mine = await self.directory.devices_of(national_id)
+        if record.kind != kind:
+            raise KeyTransparencyError(f"the log certified this device as {record.kind}")
+        mine = await self.directory.devices_of(national_id, kind=kind)
         self.data["known_devices"] = sorted({device, *mine})
         await self.directory.monitor(
             national_id=national_id, known_devices=set(self.data["known_devices"])

@@ -20,6 +20,8 @@ class Source(models.TextChoices):
     MANUAL = "manual", "Saisie manuelle ou démonstration"
     ANNUAIRE = "annuaire", "Extraction Annuaire Santé"
     PSC = "psc", "Pro Santé Connect (absent de l'annuaire local)"
+    # Not a person: a health structure holding archiver devices (chat.services.organisations).
+    ORGANISATION = "organisation", "Organisation (structure de santé, archivage)"
 
 
 class Practitioner(models.Model):
@@ -106,6 +108,12 @@ class Practitioner(models.Model):
     @property
     def display_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_organisation(self) -> bool:
+        """A health structure (``source=organisation``): it holds archiver devices only,
+        never logs in, and is not listed in directory searches."""
+        return self.source == Source.ORGANISATION
 
 
 class Activity(models.Model):

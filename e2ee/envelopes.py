@@ -17,7 +17,8 @@ An envelope is canonical JSON::
   that makes its length a multiple of 128 bytes (lengths leak less).
 
 Receiving checks, in order: encoding; room; the epoch is known and its state hash
-matches; the sender was a room device at that epoch; the signature; a sender key with
+matches; the sender is not the room's archiver (an archiver never sends) and was a room
+device at that epoch; the signature; a sender key with
 that id from that device; the key was shared no later than the envelope's epoch and no
 device left in between (else the sender failed to rotate); the index was never used
 (replays and duplicates refused) and skips at most ``MAX_SKIP`` messages; the AEAD.
@@ -250,6 +251,8 @@ def decrypt_envelope(
         raise CryptoError(CryptoErrorCode.FUTURE_EPOCH, f"epoch {envelope.epoch}")
     if state.head_at(envelope.epoch) != unb64u(header["state"], length=HASH_BYTES):
         raise CryptoError(CryptoErrorCode.BAD_CHAIN, "envelope names another room state")
+    if envelope.sender in state.archivers:
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver does not send")
     sender_keys = state.device_at(*envelope.sender, envelope.epoch)
     if sender_keys is None:
         raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "sender not in the room at that epoch")

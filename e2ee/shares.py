@@ -127,12 +127,15 @@ def open_share(*, message: bytes, key_pair: DeviceKeyPair, me: DeviceRef) -> Ope
 
 
 def accept_share(share: OpenedShare, *, state: RoomState) -> InboundSession:
-    """Check the share against the verified room state: the sender was a room device at
-    the share's epoch and signed it; this device was one too. Raises CryptoError."""
+    """Check the share against the verified room state: the sender is not an archiver
+    (an archiver never sends), was a room device at the share's epoch and signed it;
+    this device was one too. Raises CryptoError."""
     if share.room != state.room:
         raise CryptoError(CryptoErrorCode.BAD_CHAIN, "share of another room")
     if share.epoch > state.epoch:
         raise CryptoError(CryptoErrorCode.FUTURE_EPOCH, f"epoch {share.epoch}")
+    if share.sender in state.archivers:
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver does not send")
     sender_keys = state.device_at(*share.sender, share.epoch)
     if sender_keys is None:
         raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "sender not in the room at that epoch")

@@ -254,8 +254,16 @@ def _create(room: str, content: JsonObject, author: DeviceRef) -> RoomState:
         for number, keys in member.devices.items():
             _start_span(state, (member.national_id, number), keys)
     if state.archiver is not None:
-        _start_span(state, state.archiver.ref, state.archiver.keys)
+        _name_archiver(state, state.archiver)
     return state
+
+
+def _name_archiver(state: RoomState, archiver: RoomDevice) -> None:
+    """The archiver belongs to an organisation, never to a member."""
+    if archiver.national_id in state.members:
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver cannot be a member")
+    _start_span(state, archiver.ref, archiver.keys)
+    state.archivers.add(archiver.ref)
 
 
 def _require_admin(state: RoomState, author: DeviceRef) -> None:
@@ -282,6 +290,8 @@ def _add_member(state: RoomState, content: JsonObject, author: DeviceRef) -> Non
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "a direct room keeps its two people")
     if member.national_id in state.members:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "already a member")
+    if state.is_archiver_identity(member.national_id):
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver cannot be a member")
     if len(state.members) >= MAX_MEMBERS:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the room is full")
     state.members[member.national_id] = member
@@ -349,7 +359,7 @@ def _set_archiver(state: RoomState, content: JsonObject, author: DeviceRef) -> N
     if state.archiver is not None and (archiver is None or archiver.ref != state.archiver.ref):
         _end_span(state, state.archiver.ref)
     if archiver is not None and (state.archiver is None or archiver.ref != state.archiver.ref):
-        _start_span(state, archiver.ref, archiver.keys)
+        _name_archiver(state, archiver)
     state.archiver = archiver
 
 

@@ -118,6 +118,9 @@ class RoomState:
     removals: list[int] = field(default_factory=list)  # epochs that removed a device
     # For every device ever in the room: its keys and [first epoch, end epoch) spans.
     history: dict[DeviceRef, tuple[PublicDeviceKeys, list[list[int]]]] = field(default_factory=dict)
+    # Every device ever named archiver: it receives keys but never sends, and the
+    # identity holding it is never a member (docs/protocol.md §10.5).
+    archivers: set[DeviceRef] = field(default_factory=set)
 
     def devices(self) -> list[RoomDevice]:
         """Every device that must receive this room's sender keys now (archiver included)."""
@@ -146,6 +149,10 @@ class RoomState:
             if start <= epoch < end:
                 return keys
         return None
+
+    def is_archiver_identity(self, national_id: str) -> bool:
+        """Whether ``national_id`` holds a device this room ever named archiver."""
+        return any(ref[0] == national_id for ref in self.archivers)
 
     def removed_between(self, after_epoch: int, up_to_epoch: int) -> bool:
         """Whether a device left in ``(after_epoch, up_to_epoch]``: a sender key made at

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from chat.clock import SYSTEM_CLOCK
 from chat.errors import ErrorCode, RelaisError
-from chat.models import Device
+from chat.models import Device, DeviceKind
 from chat.services.devices import DeviceIdentity, do_revoke_device
 from chat.services.to_device import do_queue_notice
 from e2ee import merkle, transparency
@@ -89,6 +89,8 @@ def do_certify_device(
     """Certify the calling device's keys for its practitioner (once per device).
 
     The device proves it holds the signing key with a registration signature. The
+    certificate's kind is the device's: ``archiver`` for an organisation's archiver
+    (made by ``manage.py create_archiver``), ``device`` for every other device. The
     practitioner's other devices are told (a ``device_certified`` notice), so a device
     they do not know does not go unnoticed."""
     try:
@@ -110,7 +112,7 @@ def do_certify_device(
             log_key=log_signing_key(),
             national_id=identity.practitioner_id,
             device=identity.device_id,
-            kind="device",
+            kind="archiver" if device.kind == DeviceKind.ARCHIVER else "device",
             keys=keys,
             self_signature=signature,
             issued_at=SYSTEM_CLOCK.now_ms(),
@@ -174,9 +176,11 @@ def do_revoke_device_keys(*, identity: DeviceIdentity, device_id: int, reason: s
         do_revoke_device(device_id=device_id)
 
 
-def certified_keys(*, national_id: str, device_id: int) -> PublicDeviceKeys | None:
-    """The device's keys if the log certifies them for ``national_id`` and no
-    revocation followed."""
+def certified_keys(
+    *, national_id: str, device_id: int, kind: transparency.DeviceKind = "device"
+) -> PublicDeviceKeys | None:
+    """The device's keys if the log certifies them for ``national_id``, with this
+    ``kind``, and no revocation followed."""
     entries = list(
         LogEntry.objects.filter(device_id=device_id, national_id=national_id)
         .order_by("index")
@@ -185,7 +189,9 @@ def certified_keys(*, national_id: str, device_id: int) -> PublicDeviceKeys | No
     if not entries or any(kind == "revocation" for kind, _ in entries):
         return None
     record = transparency.parse_log_entry(bytes(entries[0][1]), log_public=log_public())
-    return record.keys if isinstance(record, transparency.Certificate) else None
+    if not isinstance(record, transparency.Certificate) or record.kind != kind:
+        return None
+    return record.keys
 
 
 # Reading the log -------------------------------------------------------------------

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from chat.errors import ErrorCode, RelaisError
 from chat.fanout import HubEvent, device_topic, publish_on_commit
-from chat.models import Device
+from chat.models import Device, DeviceKind
 from directory.models import Practitioner
 
 
@@ -30,13 +31,31 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def do_issue_device_token(*, practitioner: Practitioner, device_name: str) -> tuple[Device, str]:
-    """Create a device for ``practitioner`` and return it with its new token (shown once)."""
+def _issue(*, owner: Practitioner, device_name: str, kind: DeviceKind) -> tuple[Device, str]:
     token = secrets.token_urlsafe(32)
     device = Device.objects.create(
-        practitioner=practitioner, name=device_name[:64], token_hash=hash_token(token)
+        practitioner=owner, name=device_name[:64], kind=kind, token_hash=hash_token(token)
     )
     return device, token
+
+
+def do_issue_device_token(*, practitioner: Practitioner, device_name: str) -> tuple[Device, str]:
+    """Create a device for ``practitioner`` and return it with its new token (shown once).
+
+    Every login (Pro Santé Connect, development) comes here. An organisation never logs
+    in: NOT_FOUND, as for an unknown practitioner (its archivers come from
+    ``do_issue_archiver_token``)."""
+    if practitioner.is_organisation:
+        raise RelaisError(ErrorCode.NOT_FOUND, "An organisation cannot log in.")
+    return _issue(owner=practitioner, device_name=device_name, kind=DeviceKind.DEVICE)
+
+
+def do_issue_archiver_token(*, organisation: Practitioner, device_name: str) -> tuple[Device, str]:
+    """Create an archiver device for an organisation (``chat.services.organisations``)
+    and return it with its new token (shown once). BAD_REQUEST for a practitioner."""
+    if not organisation.is_organisation:
+        raise RelaisError(ErrorCode.BAD_REQUEST, "Only an organisation has archiver devices.")
+    return _issue(owner=organisation, device_name=device_name, kind=DeviceKind.ARCHIVER)
 
 
 def authenticate_token(*, token: str) -> DeviceIdentity | None:

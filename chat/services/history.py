@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from chat.errors import ErrorCode, RelaisError
 from chat.models import DeviceCursor, Envelope
-from chat.services.access import access_membership
+from chat.services.access import access_reader
 from chat.services.rooms import room_positions
 
 
@@ -63,13 +63,14 @@ def history_page(
     limit: int,
 ) -> list[Envelope]:
     """A page of envelopes, ascending. ``after_seq`` pages forward, ``before_seq`` backward
-    (the newest ``limit`` before it); with neither, the newest page."""
-    membership = access_membership(room_id=room_id, practitioner_id=practitioner_id)
+    (the newest ``limit`` before it); with neither, the newest page. For a member, or
+    for the organisation archiving the room (``access_reader``)."""
+    reader = access_reader(room_id=room_id, practitioner_id=practitioner_id)
     if after_seq is not None and before_seq is not None:
         raise RelaisError(ErrorCode.BAD_REQUEST, "Give either after or before, not both.")
-    visible = Envelope.objects.filter(room_id=room_id, seq__gt=membership.joined_after_seq)
+    visible = Envelope.objects.filter(room_id=room_id, seq__gt=reader.after_seq)
     if after_seq is not None:
-        if after_seq > membership.room.last_seq:
+        if after_seq > reader.room.last_seq:
             raise RelaisError(ErrorCode.BAD_SEQUENCE)
         return list(visible.filter(seq__gt=after_seq).order_by("seq")[:limit])
     if before_seq is not None:

@@ -19,12 +19,13 @@ from chat.errors import ErrorCode, RelaisError
 from chat.fanout import HubEvent, practitioner_topic, publish_on_commit, room_topic
 from chat.frames import encode
 from chat.models import Membership, Role, Room, RoomStateEvent
-from chat.services.access import access_admin, access_membership
+from chat.services.access import access_admin, access_membership, access_reader
 from chat.services.devices import DeviceIdentity
-from directory.models import Practitioner
+from directory.models import Practitioner, Source
 from e2ee import state as chain
 from e2ee.encoding import b64u
 from e2ee.errors import CryptoError, CryptoErrorCode
+from e2ee.transparency import DeviceKind
 
 MAX_ROOM_MEMBERS = chain.MAX_MEMBERS
 # Actions only an admin may take; the others a member may also take for themselves.
@@ -60,27 +61,69 @@ def _check_author(body: dict[str, object], identity: DeviceIdentity) -> None:
         raise RelaisError(ErrorCode.BAD_STATE_EVENT, "The event must be signed by this device.")
 
 
-def _check_certified(devices: list[chain.RoomDevice]) -> None:
-    """Every device key the state names is the one the transparency log certifies."""
+def _check_certified(
+    *, member_devices: list[chain.RoomDevice], archiver: chain.RoomDevice | None
+) -> None:
+    """Every device key the state names is the one the transparency log certifies, with
+    the kind its place requires: ``device`` for a member's device, ``archiver`` for the
+    archiver. So a practitioner's device cannot be passed off as an organisation's
+    archiver, nor an archiver slipped in as a member's device."""
     from keylog.services import certified_keys
 
-    for device in devices:
-        certified = certified_keys(national_id=device.national_id, device_id=device.device)
+    named: list[tuple[chain.RoomDevice, DeviceKind]] = [(d, "device") for d in member_devices]
+    if archiver is not None:
+        named.append((archiver, "archiver"))
+    for device, kind in named:
+        certified = certified_keys(
+            national_id=device.national_id, device_id=device.device, kind=kind
+        )
         if certified != device.keys:
+            role = "an archiver" if kind == "archiver" else "a member's device"
             raise RelaisError(
-                ErrorCode.KEY_NOT_CERTIFIED, f"Device {device.device} of {device.national_id}."
+                ErrorCode.KEY_NOT_CERTIFIED,
+                f"Device {device.device} of {device.national_id} (as {role}).",
             )
 
 
 def _check_practitioners(national_ids: list[str]) -> None:
-    found = set(
+    """The new members are active practitioners; an organisation is never a member (its
+    archiver is named as the room's archiver instead)."""
+    found = dict(
         Practitioner.objects.filter(national_id__in=national_ids, is_active=True).values_list(
-            "national_id", flat=True
+            "national_id", "source"
         )
     )
-    missing = sorted(set(national_ids) - found)
+    missing = sorted(set(national_ids) - set(found))
     if missing:
         raise RelaisError(ErrorCode.NOT_FOUND, f"Unknown practitioner: {', '.join(missing)}.")
+    organisations = sorted(nid for nid, source in found.items() if source == Source.ORGANISATION)
+    if organisations:
+        raise RelaisError(
+            ErrorCode.BAD_STATE_EVENT,
+            f"An organisation cannot be a member: {', '.join(organisations)}.",
+        )
+
+
+def _member_devices(state: chain.RoomState) -> list[chain.RoomDevice]:
+    return [d for d in state.devices() if d != state.archiver]
+
+
+def _mirror_archiver(*, room: Room, before: chain.RoomState | None, after: chain.RoomState) -> None:
+    """Keep ``room.archiver*`` equal to the verified state. A newly named archiver reads
+    from now on (``archiver_after_seq``) and is told, so a running archiver picks the
+    room up. Caller holds the room row lock (or creates the room)."""
+    old = before.archiver.ref if before is not None and before.archiver else None
+    new = after.archiver.ref if after.archiver else None
+    room.archiver = after.archiver.to_json() if after.archiver else None
+    if new == old:
+        return
+    room.archiver_device_id = new[1] if new else None
+    room.archiver_after_seq = room.last_seq
+    if new is not None:
+        frame = {"type": "room_state", "room": room.pk, "epoch": after.epoch}
+        publish_on_commit(
+            practitioner_topic(new[0]), HubEvent(kind="frame", room=room.pk, text=encode(frame))
+        )
 
 
 def _parse(raw: bytes) -> dict[str, object]:
@@ -111,7 +154,7 @@ def do_create_room(*, identity: DeviceIdentity, event: bytes) -> Room:
     except CryptoError as error:
         raise _refuse(error) from None
     _check_practitioners(sorted(created.members))
-    _check_certified(created.devices())
+    _check_certified(member_devices=_member_devices(created), archiver=created.archiver)
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -121,8 +164,9 @@ def do_create_room(*, identity: DeviceIdentity, event: bytes) -> Room:
                 state_epoch=0,
                 state_head=b64u(verified.hash),
                 policy=created.policy.to_json(),
-                archiver=created.archiver.to_json() if created.archiver else None,
             )
+            _mirror_archiver(room=room, before=None, after=created)
+            room.save(update_fields=["archiver", "archiver_device", "archiver_after_seq"])
             RoomStateEvent.objects.create(
                 room=room,
                 epoch=0,
@@ -175,9 +219,13 @@ def do_apply_state_event(*, identity: DeviceIdentity, room_id: int, event: bytes
             after, verified = chain.apply_event(before, event)
         except CryptoError as error:
             raise _refuse(error) from None
-        old_refs = {d.ref for d in before.devices()}
-        _check_certified([d for d in after.devices() if d.ref not in old_refs])
         _check_practitioners(sorted(set(after.members) - set(before.members)))
+        old_refs = {d.ref for d in before.devices()}
+        new_archiver = after.archiver if after.archiver != before.archiver else None
+        _check_certified(
+            member_devices=[d for d in _member_devices(after) if d.ref not in old_refs],
+            archiver=new_archiver,
+        )
         stored = RoomStateEvent.objects.create(
             room=room,
             epoch=verified.epoch,
@@ -189,8 +237,17 @@ def do_apply_state_event(*, identity: DeviceIdentity, room_id: int, event: bytes
         room.state_epoch = verified.epoch
         room.state_head = b64u(verified.hash)
         room.policy = after.policy.to_json()
-        room.archiver = after.archiver.to_json() if after.archiver else None
-        room.save(update_fields=["state_epoch", "state_head", "policy", "archiver"])
+        _mirror_archiver(room=room, before=before, after=after)
+        room.save(
+            update_fields=[
+                "state_epoch",
+                "state_head",
+                "policy",
+                "archiver",
+                "archiver_device",
+                "archiver_after_seq",
+            ]
+        )
         changed = _derive_memberships(room=room, before=before, after=after)
         if not changed:  # membership frames already tell members to fetch the state
             publish_on_commit(
@@ -243,8 +300,9 @@ def _derive_memberships(*, room: Room, before: chain.RoomState, after: chain.Roo
 
 
 def state_events(*, practitioner_id: str, room_id: int, after_epoch: int) -> list[RoomStateEvent]:
-    """The room's chain after ``after_epoch`` (-1: from creation), for a member."""
-    access_membership(room_id=room_id, practitioner_id=practitioner_id)
+    """The room's chain after ``after_epoch`` (-1: from creation), for a member or the
+    organisation archiving the room (it verifies the chain like a member)."""
+    access_reader(room_id=room_id, practitioner_id=practitioner_id)
     return list(
         RoomStateEvent.objects.filter(room_id=room_id, epoch__gt=after_epoch).order_by("epoch")
     )
@@ -284,11 +342,17 @@ def room_positions(*, practitioner_id: str) -> list[RoomPosition]:
 
 
 def rooms_of(*, practitioner_id: str) -> list[Room]:
-    return list(
-        Room.objects.filter(memberships__practitioner_id=practitioner_id)
-        .prefetch_related("memberships")
-        .order_by("-last_seq", "pk")
-    )
+    """The rooms of a member, and for an organisation the rooms its archiver devices
+    archive; newest activity first."""
+    rooms = {
+        room.pk: room
+        for query in (
+            Room.objects.filter(memberships__practitioner_id=practitioner_id),
+            Room.objects.filter(archiver_device__practitioner_id=practitioner_id),
+        )
+        for room in query.prefetch_related("memberships")
+    }
+    return sorted(rooms.values(), key=lambda room: (-room.last_seq, room.pk))
 
 
 __all__ = ["MAX_ROOM_MEMBERS", "Role", "do_apply_state_event", "do_create_room"]

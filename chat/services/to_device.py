@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 
 from chat.clock import SYSTEM_CLOCK
 from chat.errors import ErrorCode, RelaisError
 from chat.fanout import HubEvent, device_topic, publish_on_commit
 from chat.frames import encode, encode_body
-from chat.models import Device, Membership, ToDeviceMessage
+from chat.models import Device, Membership, Room, ToDeviceMessage
 from chat.services.devices import DeviceIdentity
 
 MAX_BODY_BYTES = 4096
@@ -64,8 +65,9 @@ def check_batch(*, messages: list[Outgoing]) -> None:
 def do_send_to_devices(*, identity: DeviceIdentity, messages: list[Outgoing]) -> list[int]:
     """Queue key shares for devices (all or nothing) and tell the connected ones.
 
-    Recipients must be unrevoked devices of the sender's practitioner or of someone who
-    shares a room with them (NOT_FOUND otherwise); the queue of each is bounded."""
+    Recipients must be unrevoked devices of the sender's practitioner, of someone who
+    shares a room with them, or the archiver device of one of their rooms (NOT_FOUND
+    otherwise); the queue of each is bounded."""
     check_batch(messages=messages)
     now_ms = SYSTEM_CLOCK.now_ms()
     recipient_ids = sorted({m.device_id for m in messages})
@@ -77,10 +79,13 @@ def do_send_to_devices(*, identity: DeviceIdentity, messages: list[Outgoing]) ->
                 room__memberships__practitioner_id=identity.practitioner_id
             ).values_list("practitioner_id", flat=True)
         ) | {identity.practitioner_id}
+        archivers = Room.objects.filter(
+            memberships__practitioner_id=identity.practitioner_id, archiver_device__isnull=False
+        ).values("archiver_device_id")
         live = set(
-            Device.objects.filter(
-                pk__in=recipient_ids, revoked_at__isnull=True, practitioner_id__in=reachable
-            ).values_list("pk", flat=True)
+            Device.objects.filter(pk__in=recipient_ids, revoked_at__isnull=True)
+            .filter(Q(practitioner_id__in=reachable) | Q(pk__in=archivers))
+            .values_list("pk", flat=True)
         )
         missing = [d for d in recipient_ids if d not in live]
         if missing:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from chat.errors import ErrorCode, RelaisError
-from directory.models import Activity, MailboxAddress, Practitioner
+from directory.models import Activity, MailboxAddress, Practitioner, Source
 from directory.normalise import search_key
 
 MAX_PAGE = 50
@@ -69,8 +69,9 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 def _filtered(query: SearchQuery) -> QuerySet[Practitioner]:
-    """Active practitioners matching every criterion but the name and the place."""
-    practitioners = Practitioner.objects.filter(is_active=True)
+    """Active practitioners matching every criterion but the name and the place.
+    Organisations (archiver holders, not people) are never listed."""
+    practitioners = Practitioner.objects.filter(is_active=True).exclude(source=Source.ORGANISATION)
     if query.profession_code:
         practitioners = practitioners.filter(profession_code=query.profession_code)
     if query.specialty_code:
