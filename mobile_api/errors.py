@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -96,13 +99,70 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     code = next(
         (mapped for kind, mapped in _DRF_CODES if isinstance(exc, kind)), ErrorCode.BAD_REQUEST
     )
-    english, french = MESSAGES[code]
+    english, french = _messages(exc, code, context)
     extra: dict[str, Any] = {}
     if isinstance(exc, exceptions.ValidationError):
+        # In the request's language (Accept-Language; French by default).
         extra["fields"] = exc.detail
     elif isinstance(exc, exceptions.Throttled):
         extra["retry_after"] = math.ceil(getattr(exc, "wait", None) or 1)
-    elif isinstance(exc, exceptions.APIException):
-        english = str(exc.detail)
     response.data = error_body(code, english, french, **extra)
     return response
+
+
+def _messages(exc: Exception, code: ErrorCode, context: dict[str, Any]) -> tuple[str, str]:
+    """English and French, whatever language DRF rendered its own detail in."""
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        request = context.get("request")
+        method = str(getattr(request, "method", "")).upper()[:16]
+        return (
+            f"Method {method} is not allowed on this URL.",
+            f"La méthode {method} n'est pas permise sur cette URL.",
+        )
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return (
+            "Send the body as application/json.",
+            "Envoyez le corps de la requête en application/json.",
+        )
+    if isinstance(exc, exceptions.ParseError):
+        return ("The body is not valid JSON.", "Le corps de la requête n'est pas du JSON valide.")
+    if isinstance(exc, exceptions.NotAcceptable):
+        return (
+            "This API answers in application/json only.",
+            "Cette API ne répond qu'en application/json.",
+        )
+    return MESSAGES[code]
+
+
+# Django's own error pages, for requests that fail before a REST view answers (an
+# unknown URL, a body over DATA_UPLOAD_MAX_MEMORY_SIZE): the same envelope under /api/,
+# Django's pages elsewhere (the admin). Installed in server/urls.py.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _json_error(code: ErrorCode, status_code: int) -> JsonResponse:
+    english, french = MESSAGES[code]
+    return JsonResponse(error_body(code, english, french), status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return _json_error(ErrorCode.BODY_TOO_LARGE, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return _json_error(ErrorCode.BAD_REQUEST, status.HTTP_400_BAD_REQUEST)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return _json_error(ErrorCode.NOT_FOUND, status.HTTP_404_NOT_FOUND)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if not _is_api(request):
+        return defaults.server_error(request)
+    return _json_error(ErrorCode.INTERNAL, status.HTTP_500_INTERNAL_SERVER_ERROR)

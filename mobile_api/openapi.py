@@ -29,7 +29,8 @@ _STATUS_REASONS = {
     403: "Not allowed (`not_admin`, ...).",
     404: "Not found, or not visible to you (`not_found`, `not_member`, ...).",
     409: "Conflicts with the current state (`conflict`, `stale_state`, ...).",
-    413: "Too large (`body_too_large`, `attachment_too_large`).",
+    413: "Too large (`body_too_large`: a JSON body over 256 KiB, an envelope over "
+    "RELAIS_MAX_BODY_BYTES; `attachment_too_large`).",
     415: "The body must be `application/json`.",
     416: "The requested range is outside the attachment.",
     422: "The content does not match its announced hash.",
@@ -97,7 +98,8 @@ def add_error_responses(
     """Postprocessing hook: the error responses every operation shares.
 
     400 and 429 everywhere (validation, rate limits); 401 where a device token is
-    required; 415 where a JSON body is read. An operation's own errors come from its
+    required; 413 and 415 where a JSON body is read (larger than the server reads, or
+    not JSON). An operation's own errors come from its
     ``extend_schema``.
     """
     for operations in result.get("paths", {}).values():
@@ -109,7 +111,7 @@ def add_error_responses(
                 shared.append(401)
             body = operation.get("requestBody", {}).get("content", {})
             if "application/json" in body:
-                shared.append(415)
+                shared += [413, 415]
             responses = operation["responses"]
             for status in shared:
                 if str(status) not in responses:

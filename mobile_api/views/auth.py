@@ -17,10 +17,11 @@ from directory.models import Practitioner
 from keylog.services import do_revoke_device_keys
 from mobile_api.openapi import errors
 from mobile_api.requests import identity_of
+from mobile_api.strict import BodySerializer
 from mobile_api.throttling import LOGIN
 
 
-class DevLoginIn(serializers.Serializer[None]):
+class DevLoginIn(BodySerializer):
     national_id = serializers.CharField(max_length=32)
     device_name = serializers.CharField(max_length=64, default="device")
 

@@ -34,15 +34,17 @@ from keylog.services import (
     tree_head_json,
 )
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.serializers import TreeHeadOut
+from mobile_api.strict import BodySerializer, QuerySerializer
 from mobile_api.throttling import SEND
+from mobile_api.views.messages import BASE64URL_PATTERN
 
 REVOCATION_REASONS = ["lost", "logout", "replaced", "administrative"]
-BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"
 
 
-class DeviceKeysIn(serializers.Serializer[None]):
+class DeviceKeysIn(BodySerializer):
     sign_key = serializers.CharField(max_length=43, help_text="Ed25519 public key, base64url.")
     kex_key = serializers.CharField(max_length=43, help_text="X25519 public key, base64url.")
     signature = serializers.CharField(
@@ -134,7 +136,7 @@ class DeviceListView(APIView):
         return Response({"devices": devices_out(identity_of(request))})
 
 
-class RevocationIn(serializers.Serializer[None]):
+class RevocationIn(BodySerializer):
     reason = serializers.ChoiceField(
         choices=REVOCATION_REASONS, default="lost", help_text="Recorded in the log."
     )
@@ -161,7 +163,7 @@ class DeviceRevokeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RevokeOthersIn(serializers.Serializer[None]):
+class RevokeOthersIn(BodySerializer):
     reason = serializers.ChoiceField(choices=REVOCATION_REASONS, default="logout")
 
 
@@ -188,14 +190,14 @@ class RevokeOthersView(APIView):
         return Response({"revoked": revoked})
 
 
-class ToDeviceMessageIn(serializers.Serializer[None]):
+class ToDeviceMessageIn(BodySerializer):
     device = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     body = serializers.RegexField(
         BASE64URL_PATTERN, max_length=8192, help_text="HPKE-sealed share, base64url."
     )
 
 
-class ToDeviceIn(serializers.Serializer[None]):
+class ToDeviceIn(BodySerializer):
     messages = serializers.ListField(child=ToDeviceMessageIn(), min_length=1, max_length=MAX_BATCH)
 
 
@@ -203,7 +205,7 @@ class ToDeviceIdsOut(serializers.Serializer[None]):
     ids = serializers.ListField(child=serializers.IntegerField())
 
 
-class ToDeviceQuery(serializers.Serializer[None]):
+class ToDeviceQuery(QuerySerializer):
     after = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1, default=0)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=200)
 
@@ -258,7 +260,7 @@ class ToDeviceView(APIView):
         responses={200: ToDeviceListOut},
     )
     def get(self, request: Request) -> Response:
-        query = ToDeviceQuery(data=request.query_params)
+        query = ToDeviceQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         messages = pending_messages(
             identity=identity_of(request),
@@ -268,7 +270,7 @@ class ToDeviceView(APIView):
         return Response({"messages": [to_device_frame(m) for m in messages]})
 
 
-class AcknowledgeIn(serializers.Serializer[None]):
+class AcknowledgeIn(BodySerializer):
     up_to = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
 
 

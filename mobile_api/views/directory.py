@@ -14,7 +14,9 @@ from chat.errors import ErrorCode, RelaisError
 from directory.models import Activity, Practitioner
 from directory.services.search import MAX_PAGE, SearchQuery, search_practitioners
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.serializers import PractitionerDetailOut, PractitionerOut
+from mobile_api.strict import QuerySerializer
 from mobile_api.throttling import SEARCH
 
 
@@ -60,7 +62,7 @@ def practitioner_detail_out(practitioner: Practitioner) -> dict[str, Any]:
     return body
 
 
-class SearchQueryIn(serializers.Serializer[None]):
+class SearchQueryIn(QuerySerializer):
     q = serializers.CharField(
         required=False, max_length=100, allow_blank=True, help_text="Name, or its start."
     )
@@ -103,7 +105,7 @@ class DirectorySearchView(APIView):
         responses={200: SearchOut},
     )
     def get(self, request: Request) -> Response:
-        query = SearchQueryIn(data=request.query_params)
+        query = SearchQueryIn(data=query_data(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         page = search_practitioners(

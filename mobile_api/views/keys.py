@@ -27,7 +27,9 @@ from keylog.services import (
 )
 from keylog.signing import log_public
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.serializers import TreeHeadOut
+from mobile_api.strict import QuerySerializer
 
 MAX_SIZE = 2**63 - 1
 
@@ -69,16 +71,16 @@ class PractitionerKeysOut(serializers.Serializer[None]):
     entries = ProvenEntryOut(many=True)
 
 
-class TreeHeadQuery(serializers.Serializer[None]):
+class TreeHeadQuery(QuerySerializer):
     size = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
 
 
-class ConsistencyQuery(serializers.Serializer[None]):
+class ConsistencyQuery(QuerySerializer):
     first = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
     second = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
 
 
-class EntriesQuery(serializers.Serializer[None]):
+class EntriesQuery(QuerySerializer):
     start = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
     end = serializers.IntegerField(min_value=0, max_value=MAX_SIZE)
 
@@ -114,7 +116,7 @@ class TreeHeadView(APIView):
         responses={200: TreeHeadAnswerOut, **errors(404)},
     )
     def get(self, request: Request) -> Response:
-        query = TreeHeadQuery(data=request.query_params)
+        query = TreeHeadQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         return Response({"tree_head": tree_head_json(tree_head(size=query.validated_data["size"]))})
 
@@ -128,7 +130,7 @@ class ConsistencyView(APIView):
         responses={200: ConsistencyOut, **errors(404)},
     )
     def get(self, request: Request) -> Response:
-        query = ConsistencyQuery(data=request.query_params)
+        query = ConsistencyQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         first, second = query.validated_data["first"], query.validated_data["second"]
         return Response(
@@ -146,7 +148,7 @@ class EntriesView(APIView):
         responses={200: EntriesOut},
     )
     def get(self, request: Request) -> Response:
-        query = EntriesQuery(data=request.query_params)
+        query = EntriesQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         entries = entries_page(start=query.validated_data["start"], end=query.validated_data["end"])
         return Response({"entries": [_entry_out(e) for e in entries]})

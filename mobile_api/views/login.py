@@ -43,8 +43,10 @@ from identity.services.sessions import (
 from keylog.services import do_revoke_device_keys
 from mobile_api.errors import error_body, http_status
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.serializers import PractitionerOut, PscActivityOut
+from mobile_api.strict import BodySerializer, QuerySerializer
 from mobile_api.throttling import LOGIN
 from mobile_api.views.directory import practitioner_out
 
@@ -83,7 +85,7 @@ _HTML = OpenApiResponse(OpenApiTypes.STR, description="An HTML page for the brow
 _REDIRECT = OpenApiResponse(description="A redirect (`Location`).")
 
 
-class PscStartQuery(serializers.Serializer[None]):
+class PscStartQuery(QuerySerializer):
     code_challenge = serializers.CharField(
         max_length=128, help_text="The client's PKCE challenge (S256)."
     )
@@ -114,7 +116,7 @@ class PscStartView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
-        query = PscStartQuery(data=request.query_params)
+        query = PscStartQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         finish = _finish_url(request)
@@ -223,7 +225,7 @@ class PscFinishView(APIView):
         return response
 
 
-class PscTokenIn(serializers.Serializer[None]):
+class PscTokenIn(BodySerializer):
     code = serializers.CharField(max_length=128, help_text="The one-time code.")
     code_verifier = serializers.CharField(max_length=128, help_text="The PKCE verifier.")
     device_name = serializers.CharField(max_length=64, required=False)
@@ -280,7 +282,7 @@ class PscSessionOut(serializers.Serializer[None]):
     checked_at = serializers.DateTimeField(help_text="When PSC last said it was alive.")
 
 
-class PscSessionQuery(serializers.Serializer[None]):
+class PscSessionQuery(QuerySerializer):
     check = serializers.ChoiceField(choices=["0", "1"], required=False, help_text="1: ask PSC now.")
 
 
@@ -296,8 +298,11 @@ class PscSessionView(APIView):
     )
     def get(self, request: Request) -> Response:
         config = _enabled_settings()
+        query = PscSessionQuery(data=query_data(request))
+        query.is_valid(raise_exception=True)
         session = access_psc_session(device_id=identity_of(request).device_id)
-        due = request.query_params.get("check") == "1" or session.checked_at <= _due(config)
+        asked = query.validated_data.get("check") == "1"
+        due = asked or session.checked_at <= _due(config)
         if due and not do_check_psc_session(session=session, settings=config):
             return _error_response(RelaisError(ErrorCode.PSC_SESSION_ENDED))
         return Response(
@@ -314,7 +319,7 @@ def _due(config: PscSettings) -> datetime:
     return now_datetime() - timedelta(seconds=config.session_check_seconds)
 
 
-class PscActivityIn(serializers.Serializer[None]):
+class PscActivityIn(BodySerializer):
     index = serializers.IntegerField(
         min_value=0, max_value=100, help_text="Index in the session's `activities`."
     )

@@ -7,8 +7,10 @@ beyond their size.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, cast
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -21,13 +23,18 @@ from chat.services.history import history_page
 from chat.services.receipts import do_record_receipt
 from chat.services.unread import UNREAD_COUNT_LIMIT, unread_counts
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.sending import send_envelope
+from mobile_api.strict import BodySerializer, QuerySerializer
 from mobile_api.throttling import SEND
 
 MAX_SEQ = 2**63 - 1
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-BASE64URL_PATTERN = r"^[A-Za-z0-9_-]*={0,2}$"
+# base64url, padding optional: every length but 4n + 1 decodes (chat.frames.decode_body).
+BASE64URL_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?={0,2}$"
+# The longest text of an envelope of RELAIS_MAX_BODY_BYTES (checked exactly when decoded).
+MAX_BODY_TEXT = 4 * math.ceil(cast(int, settings.RELAIS["MAX_BODY_BYTES"]) / 3)
 
 
 class SenderOut(serializers.Serializer[None]):
@@ -51,7 +58,7 @@ class HistoryOut(serializers.Serializer[None]):
     messages = MessageOut(many=True)
 
 
-class HistoryQuery(serializers.Serializer[None]):
+class HistoryQuery(QuerySerializer):
     after = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_SEQ, help_text="Page forward from here."
     )
@@ -63,7 +70,7 @@ class HistoryQuery(serializers.Serializer[None]):
     )
 
 
-class SendIn(serializers.Serializer[None]):
+class SendIn(BodySerializer):
     id = serializers.RegexField(
         CLIENT_ID_PATTERN,
         max_length=64,
@@ -71,6 +78,7 @@ class SendIn(serializers.Serializer[None]):
     )
     body = serializers.RegexField(
         BASE64URL_PATTERN,
+        max_length=MAX_BODY_TEXT,
         allow_blank=True,
         trim_whitespace=False,
         help_text="The encrypted envelope, base64url (at most RELAIS_MAX_BODY_BYTES decoded).",
@@ -104,7 +112,7 @@ class RoomMessagesView(APIView):
         responses={200: HistoryOut, **errors(404)},
     )
     def get(self, request: Request, room_id: int) -> Response:
-        query = HistoryQuery(data=request.query_params)
+        query = HistoryQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         limit = min(query.validated_data["limit"], relais_settings().history_page_max)
         envelopes = history_page(
@@ -170,7 +178,7 @@ class RoomMessagesView(APIView):
         )
 
 
-class ReadIn(serializers.Serializer[None]):
+class ReadIn(BodySerializer):
     seq = serializers.IntegerField(
         min_value=1, max_value=MAX_SEQ, help_text="The newest sequence number read."
     )

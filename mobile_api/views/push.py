@@ -22,6 +22,8 @@ from rest_framework.views import APIView
 from chat.errors import ErrorCode, RelaisError
 from chat.services.devices import DeviceIdentity
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
+from mobile_api.strict import BodySerializer
 from push.conf import PushSettings, push_settings
 from push.models import MAX_ENDPOINT_LENGTH, PushSubscription, RoomMute
 from push.services import (
@@ -69,7 +71,7 @@ _THROTTLES: list[type[BaseThrottle]] = [
 ]
 
 
-class StrictSerializer(serializers.Serializer[None]):
+class StrictSerializer(BodySerializer):
     """Refuses unknown fields, like the WebSocket protocol: a typo is never ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -276,7 +278,7 @@ class RoomMuteView(APIView):
         responses={204: None, **errors(404)},
     )
     def delete(self, request: Request, room_id: int) -> Response:
-        query = self.UnmuteQuery(data=request.query_params.dict())
+        query = self.UnmuteQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         do_unmute_room(
             identity=_identity(request), room_id=room_id, scope=query.validated_data["scope"]

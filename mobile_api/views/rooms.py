@@ -22,7 +22,9 @@ from chat.services.rooms import do_apply_state_event, do_create_room, rooms_of, 
 from e2ee.errors import CryptoError
 from e2ee.state import MAX_EVENT_BYTES, parse_event
 from mobile_api.openapi import errors
+from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
+from mobile_api.strict import BodySerializer, QuerySerializer
 
 
 class MemberOut(serializers.Serializer[None]):
@@ -56,7 +58,7 @@ class StateOut(serializers.Serializer[None]):
     events = EventOut(many=True)
 
 
-class SignedEventIn(serializers.Serializer[None]):
+class SignedEventIn(BodySerializer):
     event = serializers.CharField(
         max_length=MAX_EVENT_BYTES,
         trim_whitespace=False,
@@ -121,7 +123,7 @@ class RoomListCreateView(APIView):
         )
 
 
-class StateQuery(serializers.Serializer[None]):
+class StateQuery(QuerySerializer):
     after = serializers.IntegerField(
         required=False, min_value=-1, max_value=2**62, default=-1, help_text="An epoch."
     )
@@ -139,7 +141,7 @@ class RoomStateView(APIView):
         responses={200: StateOut, **errors(404)},
     )
     def get(self, request: Request, room_id: int) -> Response:
-        query = StateQuery(data=request.query_params)
+        query = StateQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         events = state_events(
             practitioner_id=identity_of(request).practitioner_id,
