@@ -8,7 +8,7 @@ conform to the schema (status, content type, headers, body), invalid input must 
 refused, and authenticated operations must refuse requests without the token.
 
 Bounded in time (docs/api.md, "Schema-driven tests"): a fixed number of examples per
-operation and a deadline for the whole run.
+operation, a fixed seed, and a deadline for the whole run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.signed_rooms import create_room as do_create_room
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 EXAMPLES_PER_OPERATION = 30
-RUN_DEADLINE_SECONDS = 120
+RUN_DEADLINE_SECONDS = 150  # the run takes about a minute on the CI machine
 GENEROUS = "1000000/minute"  # rate limits have their own tests; here they would only refuse
 
 # Operations that end the session they are called with: run, they would leave every
@@ -75,6 +75,7 @@ def world(practitioners):
     }
 
 
+@pytest.mark.timeout(RUN_DEADLINE_SECONDS + 60)
 def test_the_live_api_answers_as_its_schema_says(start_api_server, world, tmp_path: Path):
     vapid = generate_key()
     server = start_api_server(
@@ -109,9 +110,6 @@ def test_the_live_api_answers_as_its_schema_says(start_api_server, world, tmp_pa
         # 413 (a body over the size limit) is a refusal too.
         "[checks.negative_data_rejection]\n"
         "expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]\n"
-        # Valid-looking requests are refused for reasons a schema cannot carry (a
-        # signature, a membership, a quota): that is expected, not a failure.
-        "[checks.positive_data_acceptance]\nenabled = false\n"
         f"[parameters]\n{parameters}\n"
     )
     report = tmp_path / "report.json"
@@ -125,6 +123,10 @@ def test_the_live_api_answers_as_its_schema_says(start_api_server, world, tmp_pa
         *[arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")],
         "--checks",
         "all",
+        "--exclude-checks",
+        # Valid-looking requests are refused for reasons a schema cannot carry (a
+        # signature, a membership, a quota): that is expected, not a failure.
+        "positive_data_acceptance",
         "--phases",
         "examples,coverage,fuzzing",
         "--max-examples",
@@ -137,8 +139,6 @@ def test_the_live_api_answers_as_its_schema_says(start_api_server, world, tmp_pa
         "1",
         "--request-timeout",
         "10",
-        "--max-time",
-        str(RUN_DEADLINE_SECONDS),
         *[arg for path in ENDS_THE_SESSION for arg in ("--exclude-path", path)],
         "--report",
         "json",
@@ -152,14 +152,14 @@ def test_the_live_api_answers_as_its_schema_says(start_api_server, world, tmp_pa
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=RUN_DEADLINE_SECONDS + 60,
+        timeout=RUN_DEADLINE_SECONDS,
         check=False,
     )
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
-    print(output[-6000:])  # shown with -s, and on failure
+    print(output[-3000:])  # shown with -s, and on failure
+    print(f"schemathesis run: {elapsed:.0f} s")
     assert result.returncode == 0, output[-20000:]
-    assert elapsed < RUN_DEADLINE_SECONDS + 30
     summary = json.loads(report.read_text())
     assert summary["failures"] == []
     assert summary["errors"] == []
