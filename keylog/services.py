@@ -250,3 +250,19 @@ def entries_page(*, start: int, end: int) -> list[LogEntry]:
 
 def practitioner_entries(*, national_id: str, size: int) -> list[LogEntry]:
     return list(LogEntry.objects.filter(national_id=national_id, index__lt=size).order_by("index"))
+
+
+def do_revoke_other_devices(*, identity: DeviceIdentity, reason: str) -> list[int]:
+    """Revoke every other device of the caller's practitioner ("log out everywhere
+    else"): tokens and keys, all or nothing. Returns the revoked devices' ids."""
+    with transaction.atomic():
+        others = list(
+            Device.objects.select_for_update()
+            .filter(practitioner_id=identity.practitioner_id, revoked_at__isnull=True)
+            .exclude(pk=identity.device_id)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        for device_id in others:
+            do_revoke_device_keys(identity=identity, device_id=device_id, reason=reason)
+    return others

@@ -2,8 +2,12 @@
 
 from django.urls import path
 
+from mobile_api import openapi_attachments  # noqa: F401  (describes the attachment views)
+from mobile_api.docs import ApiDocsView, ApiSchemaView
+from mobile_api.throttling import UPLOAD
 from mobile_api.views import devices as device_views
 from mobile_api.views import keys as key_views
+from mobile_api.views.account import MeView
 from mobile_api.views.attachments import (
     DownloadView,
     UploadCompleteView,
@@ -23,9 +27,9 @@ from mobile_api.views.login import (
     PscStartView,
     PscTokenView,
 )
+from mobile_api.views.messages import ReadMarkerView, RoomMessagesView, UnreadView
 from mobile_api.views.push import MuteListView, RoomMuteView, SubscriptionView, VapidKeyView
 from mobile_api.views.rooms import (
-    HistoryView,
     MemberAddView,
     MemberRemoveView,
     RoomListCreateView,
@@ -65,7 +69,9 @@ rooms = [
         MemberRemoveView.as_view(),
         name="room-member",
     ),
-    path("rooms/<int:room_id>/messages", HistoryView.as_view(), name="room-messages"),
+    path("rooms/<int:room_id>/messages", RoomMessagesView.as_view(), name="room-messages"),
+    path("rooms/<int:room_id>/read", ReadMarkerView.as_view(), name="room-read"),
+    path("rooms/unread", UnreadView.as_view(), name="rooms-unread"),
 ]
 
 # Key transparency, devices and the to-device queue (docs/protocol.md §10).
@@ -86,20 +92,29 @@ keys_and_devices = [
         "devices/messages/ack", device_views.ToDeviceAckView.as_view(), name="device-messages-ack"
     ),
     path("devices/<int:device_id>", device_views.DeviceRevokeView.as_view(), name="device"),
+    path(
+        "devices/revoke-others",
+        device_views.RevokeOthersView.as_view(),
+        name="devices-revoke-others",
+    ),
 ]
 
-# Encrypted attachments (docs/protocol.md §11).
+# Encrypted attachments (docs/protocol.md §11); uploads have their own rate limits.
 attachments = [
-    path("attachments/uploads", UploadStartView.as_view(), name="attachment-uploads"),
+    path(
+        "attachments/uploads",
+        UploadStartView.as_view(throttle_classes=UPLOAD),
+        name="attachment-uploads",
+    ),
     path("attachments/uploads/<str:attachment_id>", UploadView.as_view(), name="attachment-upload"),
     path(
         "attachments/uploads/<str:attachment_id>/parts/<int:index>",
-        UploadPartView.as_view(),
+        UploadPartView.as_view(throttle_classes=UPLOAD),
         name="attachment-upload-part",
     ),
     path(
         "attachments/uploads/<str:attachment_id>/complete",
-        UploadCompleteView.as_view(),
+        UploadCompleteView.as_view(throttle_classes=UPLOAD),
         name="attachment-upload-complete",
     ),
     path("attachments/<str:attachment_id>", DownloadView.as_view(), name="attachment"),
@@ -113,4 +128,24 @@ push = [
     path("rooms/<int:room_id>/mute", RoomMuteView.as_view(), name="room-mute"),
 ]
 
-urlpatterns = [*login, *directory, *rooms, *keys_and_devices, *attachments, *push]
+# The caller's account (docs/api.md).
+account = [
+    path("me", MeView.as_view(), name="me"),
+]
+
+# The OpenAPI schema and its interactive page (docs/api.md).
+schema = [
+    path("schema", ApiSchemaView.as_view(), name="api-schema"),
+    path("docs", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    *login,
+    *directory,
+    *rooms,
+    *keys_and_devices,
+    *attachments,
+    *push,
+    *account,
+    *schema,
+]

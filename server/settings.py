@@ -54,11 +54,18 @@ INSTALLED_APPS = [
     "keylog",
     "push",
     "identity",
+    # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
+    # served from STATIC_URL, never a CDN.
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of validation messages follows Accept-Language (French by default);
+    # error envelopes always carry both English and French.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -130,15 +137,72 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # The client address is the one the ASGI server gives: uvicorn resolves the proxy
+    # headers of the trusted nginx (--proxy-headers, --forwarded-allow-ips). Reading
+    # X-Forwarded-For here as well would let any client pick its own address.
+    "NUM_PROXIES": 0,
+    # Counted in Django's cache: Redis when configured, so every server process shares
+    # the budgets (mobile_api/throttling.py, docs/api.md "Rate limits").
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "mobile_api.throttling.AnonymousIpThrottle",
+        "mobile_api.throttling.DeviceThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("RELAIS_RATE_ANON", "60/minute"),
         "user": env_str("RELAIS_RATE_USER", "600/minute"),
+        "login_ip": env_str("RELAIS_RATE_LOGIN_IP", "30/minute"),
+        "send_device": env_str("RELAIS_RATE_SEND_DEVICE", "300/minute"),
+        "send_ip": env_str("RELAIS_RATE_SEND_IP", "3000/minute"),
+        "upload_device": env_str("RELAIS_RATE_UPLOAD_DEVICE", "600/minute"),
+        "upload_ip": env_str("RELAIS_RATE_UPLOAD_IP", "3000/minute"),
+        "search_device": env_str("RELAIS_RATE_SEARCH_DEVICE", "120/minute"),
+        "search_ip": env_str("RELAIS_RATE_SEARCH_IP", "1200/minute"),
     },
+}
+
+# Django's cache holds the REST rate-limit counters. With Redis (several server
+# processes) they live there, so a budget is the same whichever process answers;
+# the embedded default keeps them in the process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("RELAIS_REDIS_PREFIX", "relais") + "-cache",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# The OpenAPI 3 schema of the REST API (GET /api/v1/schema) and its page
+# (GET /api/v1/docs); see docs/api.md.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Relais API",
+    "DESCRIPTION": (
+        "The REST API of Relais, for mobile apps, the web client and integrations. "
+        "Authenticate with `Authorization: Bearer <device token>`; every error has the "
+        'body `{"error": {"code", "message", "message_fr"}}` with a stable '
+        "code. Guide: docs/api.md."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ErrorCodeEnum": "mobile_api.openapi.ERROR_CODES"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mobile_api.openapi.add_error_responses",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "tryItOutEnabled": False},
 }
 
 # One namespace for Relais' own knobs, read lazily through chat.conf.relais_settings().

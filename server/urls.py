@@ -8,3 +8,8 @@ urlpatterns = [
     path("api/v1/", include("mobile_api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# Errors raised before a REST view answers get the API's error envelope under /api/.
+handler400 = "mobile_api.errors.bad_request"
+handler404 = "mobile_api.errors.page_not_found"
+handler500 = "mobile_api.errors.server_error"

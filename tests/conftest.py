@@ -28,11 +28,13 @@ def _isolated_redis_prefix(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rest_throttles() -> None:
-    """REST throttles count in the cache; each test starts with a clean budget."""
-    from django.core.cache import cache
-
-    cache.clear()
+def _fresh_rest_throttles(settings: Any) -> None:
+    """REST throttles count in the cache; each test starts with a clean budget under a
+    key prefix of its own. (Clearing the cache instead would flush the whole Redis
+    database, which other test runs share.)"""
+    caches = {name: dict(config) for name, config in settings.CACHES.items()}
+    caches["default"]["KEY_PREFIX"] = f"{os.environ['RELAIS_REDIS_PREFIX']}-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = caches
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -34,6 +34,7 @@ from attachments.storage import READ_BYTES, attachment_storage
 from chat.errors import ErrorCode, RelaisError
 from chat.services.devices import DeviceIdentity
 from mobile_api.errors import error_body
+from mobile_api.strict import BodySerializer
 
 _RANGE = re.compile(r"^bytes=(\d{1,15})-(\d{0,15})$")
 
@@ -59,7 +60,7 @@ def _upload_out(attachment: Attachment) -> dict[str, Any]:
 class UploadStartView(APIView):
     """``POST /attachments/uploads``: reserve quota for a blob of ``size`` bytes."""
 
-    class Input(serializers.Serializer[None]):
+    class Input(BodySerializer):
         room = serializers.IntegerField(min_value=1, max_value=2**62)
         message_id = serializers.CharField(max_length=64)
         size = serializers.IntegerField(min_value=1, max_value=2**62)
@@ -138,7 +139,7 @@ class UploadPartView(APIView):
 class UploadCompleteView(APIView):
     """``POST /attachments/uploads/{id}/complete`` with the blob's SHA-256."""
 
-    class Input(serializers.Serializer[None]):
+    class Input(BodySerializer):
         sha256 = serializers.CharField(min_length=64, max_length=64)
 
     def post(self, request: Request, attachment_id: str) -> Response:

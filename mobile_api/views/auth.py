@@ -1,8 +1,9 @@
-"""Login and logout of a device."""
+"""Login and logout of a device (Pro Santé Connect login: ``views/login.py``)."""
 
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -11,8 +12,31 @@ from rest_framework.views import APIView
 
 from chat.conf import relais_settings
 from chat.errors import ErrorCode, RelaisError
-from chat.services.devices import DeviceIdentity, do_issue_device_token, do_revoke_device
+from chat.services.devices import do_issue_device_token
 from directory.models import Practitioner
+from keylog.services import do_revoke_device_keys
+from mobile_api.openapi import errors
+from mobile_api.requests import identity_of
+from mobile_api.strict import BodySerializer
+from mobile_api.throttling import LOGIN
+
+
+class DevLoginIn(BodySerializer):
+    national_id = serializers.CharField(max_length=32)
+    device_name = serializers.CharField(max_length=64, default="device")
+
+
+class DevLoginPractitionerOut(serializers.Serializer[None]):
+    national_id = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    profession_code = serializers.CharField()
+
+
+class DevLoginOut(serializers.Serializer[None]):
+    token = serializers.CharField(help_text="The device token: shown once, keep it secret.")
+    device = serializers.IntegerField()
+    practitioner = DevLoginPractitionerOut()
 
 
 class DevLoginView(APIView):
@@ -23,15 +47,19 @@ class DevLoginView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = LOGIN
 
-    class Input(serializers.Serializer[None]):
-        national_id = serializers.CharField(max_length=32)
-        device_name = serializers.CharField(max_length=64, default="device")
-
+    @extend_schema(
+        summary="Development login (DEBUG only)",
+        description="A device token for an active practitioner, without a password. Only "
+        "with `RELAIS_DEBUG=1`; otherwise 404, as if the URL did not exist.",
+        request=DevLoginIn,
+        responses={201: DevLoginOut, **errors(404)},
+    )
     def post(self, request: Request) -> Response:
         if not relais_settings().dev_login:
             raise Http404
-        data = self.Input(data=request.data)
+        data = DevLoginIn(data=request.data)
         data.is_valid(raise_exception=True)
         practitioner = Practitioner.objects.filter(
             national_id=data.validated_data["national_id"], is_active=True
@@ -57,10 +85,18 @@ class DevLoginView(APIView):
 
 
 class LogoutView(APIView):
-    """Revoke the calling device's token and close its connections."""
+    """Log the calling device out: its token, its connections and its keys."""
 
+    @extend_schema(
+        summary="Log this device out",
+        description="The token stops working, the device's WebSocket connections close, "
+        "and a revocation of its keys (reason `logout`) enters the key-transparency log, "
+        "so that no one shares keys with a logged-out phone again. A device logged in "
+        "with Pro Santé Connect uses `auth/psc/logout` to end its PSC session too.",
+        request=None,
+        responses={204: None},
+    )
     def post(self, request: Request) -> Response:
-        identity = request.auth
-        assert isinstance(identity, DeviceIdentity)  # set by DeviceTokenAuthentication
-        do_revoke_device(device_id=identity.device_id)
+        identity = identity_of(request)
+        do_revoke_device_keys(identity=identity, device_id=identity.device_id, reason="logout")
         return Response(status=status.HTTP_204_NO_CONTENT)

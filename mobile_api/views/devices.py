@@ -1,8 +1,11 @@
-"""This practitioner's devices: certify keys, revoke (a lost phone), and the
-to-device queue (sender-key shares, notices)."""
+"""This practitioner's devices: certify keys, list, revoke (a lost phone, or every other
+device), and the to-device queue (sender-key shares, notices)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,38 +26,62 @@ from chat.services.to_device import (
 from e2ee.encoding import unb64u
 from e2ee.errors import CryptoError
 from e2ee.keys import PublicDeviceKeys
-from keylog.services import do_certify_device, do_revoke_device_keys, tree_head_json
+from keylog.services import (
+    do_certify_device,
+    do_revoke_device_keys,
+    do_revoke_other_devices,
+    inclusion_proofs,
+    tree_head_json,
+)
+from mobile_api.openapi import errors
+from mobile_api.queries import query_data
+from mobile_api.requests import identity_of
+from mobile_api.serializers import TreeHeadOut
+from mobile_api.strict import BodySerializer, QuerySerializer
+from mobile_api.throttling import SEND
+from mobile_api.views.messages import BASE64URL_PATTERN
+
+REVOCATION_REASONS = ["lost", "logout", "replaced", "administrative"]
 
 
-def _identity(request: Request) -> DeviceIdentity:
-    identity = request.auth
-    assert isinstance(identity, DeviceIdentity)  # guaranteed by DeviceTokenAuthentication
-    return identity
+class DeviceKeysIn(BodySerializer):
+    sign_key = serializers.CharField(max_length=43, help_text="Ed25519 public key, base64url.")
+    kex_key = serializers.CharField(max_length=43, help_text="X25519 public key, base64url.")
+    signature = serializers.CharField(
+        max_length=86, help_text="The device's signature of its registration, base64url."
+    )
+
+
+class CertifiedOut(serializers.Serializer[None]):
+    index = serializers.IntegerField(help_text="The certificate's index in the log.")
+    entry = serializers.CharField(help_text="The log entry, canonical JSON as a string.")
+    proof = serializers.ListField(
+        child=serializers.CharField(), help_text="Inclusion proof (RFC 9162), base64url."
+    )
+    tree_head = TreeHeadOut()
 
 
 class DeviceKeysView(APIView):
-    """``POST {"sign_key", "kex_key", "signature"}``: certify this device's keys (once).
+    """``POST {"sign_key", "kex_key", "signature"}``: certify this device's keys (once)."""
 
-    ``signature`` is the device's Ed25519 signature of its registration
-    (docs/protocol.md, "Key transparency"). Answers the log entry with its index, the new
-    signed tree head and the inclusion proof."""
-
-    class Input(serializers.Serializer[None]):
-        sign_key = serializers.CharField(max_length=43)
-        kex_key = serializers.CharField(max_length=43)
-        signature = serializers.CharField(max_length=86)
-
+    @extend_schema(
+        summary="Certify this device's keys in the key-transparency log",
+        description="Once per device. `signature` is the device's Ed25519 signature of "
+        "its registration (docs/protocol.md §10.4). Answers the log entry with its "
+        "index, the new signed tree head and the inclusion proof. Your other devices "
+        "are told (a `device_certified` notice).",
+        request=DeviceKeysIn,
+        responses={201: CertifiedOut, **errors(409)},
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = DeviceKeysIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             keys = PublicDeviceKeys.from_json(data.validated_data)
             signature = unb64u(data.validated_data["signature"], length=64, field="signature")
         except CryptoError:
             raise RelaisError(ErrorCode.BAD_KEYS) from None
-        appended = do_certify_device(identity=_identity(request), keys=keys, signature=signature)
-        from keylog.services import inclusion_proofs
-
+        appended = do_certify_device(identity=identity_of(request), keys=keys, signature=signature)
         proof = inclusion_proofs(indexes=[appended.index], size=appended.head.size)[appended.index]
         return Response(
             {
@@ -67,95 +94,202 @@ class DeviceKeysView(APIView):
         )
 
 
+class DeviceKeysOut(serializers.Serializer[None]):
+    sign_key = serializers.CharField()
+    kex_key = serializers.CharField()
+    log_index = serializers.IntegerField()
+
+
+class DeviceOut(serializers.Serializer[None]):
+    device = serializers.IntegerField()
+    name = serializers.CharField()
+    current = serializers.BooleanField(help_text="The device making this request.")
+    revoked = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    keys = DeviceKeysOut(allow_null=True, help_text="Certified keys; null before certifying.")
+
+
+class DeviceListOut(serializers.Serializer[None]):
+    devices = DeviceOut(many=True)
+
+
+def devices_out(identity: DeviceIdentity) -> list[dict[str, Any]]:
+    devices = Device.objects.filter(practitioner_id=identity.practitioner_id).order_by("pk")
+    return [
+        {
+            "device": d.pk,
+            "name": d.name,
+            "current": d.pk == identity.device_id,
+            "revoked": d.revoked_at is not None,
+            "created_at": d.created_at.isoformat(),
+            "keys": d.public_keys or None,
+        }
+        for d in devices
+    ]
+
+
 class DeviceListView(APIView):
     """``GET``: this practitioner's devices (to spot one they do not know)."""
 
+    @extend_schema(summary="My devices", responses={200: DeviceListOut})
     def get(self, request: Request) -> Response:
-        identity = _identity(request)
-        devices = Device.objects.filter(practitioner_id=identity.practitioner_id).order_by("pk")
-        return Response(
-            {
-                "devices": [
-                    {
-                        "device": d.pk,
-                        "name": d.name,
-                        "current": d.pk == identity.device_id,
-                        "revoked": d.revoked_at is not None,
-                        "keys": d.public_keys or None,
-                    }
-                    for d in devices
-                ]
-            }
-        )
+        return Response({"devices": devices_out(identity_of(request))})
+
+
+class RevocationIn(BodySerializer):
+    reason = serializers.ChoiceField(
+        choices=REVOCATION_REASONS, default="lost", help_text="Recorded in the log."
+    )
 
 
 class DeviceRevokeView(APIView):
     """``DELETE``: revoke one of my devices (lost phone): token and keys."""
 
-    class Input(serializers.Serializer[None]):
-        reason = serializers.ChoiceField(
-            choices=["lost", "logout", "replaced", "administrative"], default="lost"
-        )
-
+    @extend_schema(
+        summary="Revoke one of my devices",
+        description="Its token stops working, its connections close, and a revocation of "
+        "its keys enters the key-transparency log, so nobody shares keys with it again.",
+        request=RevocationIn,
+        responses={204: None, **errors(404)},
+    )
     def delete(self, request: Request, device_id: int) -> Response:
-        data = self.Input(data=request.data)
+        data = RevocationIn(data=request.data)
         data.is_valid(raise_exception=True)
         do_revoke_device_keys(
-            identity=_identity(request), device_id=device_id, reason=data.validated_data["reason"]
+            identity=identity_of(request),
+            device_id=device_id,
+            reason=data.validated_data["reason"],
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RevokeOthersIn(BodySerializer):
+    reason = serializers.ChoiceField(choices=REVOCATION_REASONS, default="logout")
+
+
+class RevokedOut(serializers.Serializer[None]):
+    revoked = serializers.ListField(child=serializers.IntegerField())
+
+
+class RevokeOthersView(APIView):
+    """``POST /devices/revoke-others``: log out every device of mine but this one."""
+
+    @extend_schema(
+        summary="Revoke every other device of mine",
+        description="Tokens and keys of all your devices but the calling one, at once "
+        "(all or nothing).",
+        request=RevokeOthersIn,
+        responses={200: RevokedOut},
+    )
+    def post(self, request: Request) -> Response:
+        data = RevokeOthersIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        revoked = do_revoke_other_devices(
+            identity=identity_of(request), reason=data.validated_data["reason"]
+        )
+        return Response({"revoked": revoked})
+
+
+class ToDeviceMessageIn(BodySerializer):
+    device = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    body = serializers.RegexField(
+        BASE64URL_PATTERN, max_length=8192, help_text="HPKE-sealed share, base64url."
+    )
+
+
+class ToDeviceIn(BodySerializer):
+    messages = serializers.ListField(child=ToDeviceMessageIn(), min_length=1, max_length=MAX_BATCH)
+
+
+class ToDeviceIdsOut(serializers.Serializer[None]):
+    ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class ToDeviceQuery(QuerySerializer):
+    after = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1, default=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=200)
+
+
+class ToDeviceSenderOut(serializers.Serializer[None]):
+    device = serializers.IntegerField()
+    practitioner = serializers.CharField()
+
+
+class ToDeviceMessageOut(serializers.Serializer[None]):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["key_share", "notice"])
+    sender = ToDeviceSenderOut(allow_null=True, help_text="null for server notices.")
+    body = serializers.CharField(help_text="base64url")
+    ts = serializers.IntegerField()
+
+
+class ToDeviceListOut(serializers.Serializer[None]):
+    messages = ToDeviceMessageOut(many=True)
 
 
 class ToDeviceView(APIView):
     """``POST {"messages": [{"device", "body"}]}``: queue sealed key shares.
     ``GET ?after=<id>``: my queued messages, oldest first."""
 
-    class Message(serializers.Serializer[None]):
-        device = serializers.IntegerField(min_value=1)
-        body = serializers.CharField(max_length=8192)
+    def get_throttles(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [throttle() for throttle in SEND]
+        return super().get_throttles()
 
-    class Input(serializers.Serializer[None]):
-        messages = serializers.ListField(child=serializers.DictField(), max_length=MAX_BATCH)
-
-    class Query(serializers.Serializer[None]):
-        after = serializers.IntegerField(required=False, min_value=0, default=0)
-        limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=200)
-
+    @extend_schema(
+        summary="Queue sealed key shares for devices",
+        description="All or nothing. Recipients: unrevoked devices of yours or of people "
+        "who share a room with you (`not_found` otherwise).",
+        request=ToDeviceIn,
+        responses={201: ToDeviceIdsOut, **errors(404, 413)},
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = ToDeviceIn(data=request.data)
         data.is_valid(raise_exception=True)
-        outgoing = []
-        for raw in data.validated_data["messages"]:
-            item = self.Message(data=raw)
-            item.is_valid(raise_exception=True)
-            outgoing.append(
-                Outgoing(
-                    device_id=item.validated_data["device"],
-                    body=decode_body(item.validated_data["body"]),
-                )
-            )
-        ids = do_send_to_devices(identity=_identity(request), messages=outgoing)
+        outgoing = [
+            Outgoing(device_id=item["device"], body=decode_body(item["body"]))
+            for item in data.validated_data["messages"]
+        ]
+        ids = do_send_to_devices(identity=identity_of(request), messages=outgoing)
         return Response({"ids": ids}, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        summary="My queued to-device messages",
+        description="Oldest first, after the id `after`; they stay until acknowledged.",
+        parameters=[ToDeviceQuery],
+        responses={200: ToDeviceListOut},
+    )
     def get(self, request: Request) -> Response:
-        query = self.Query(data=request.query_params)
+        query = ToDeviceQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         messages = pending_messages(
-            identity=_identity(request),
+            identity=identity_of(request),
             after_id=query.validated_data["after"],
             limit=query.validated_data["limit"],
         )
         return Response({"messages": [to_device_frame(m) for m in messages]})
 
 
+class AcknowledgeIn(BodySerializer):
+    up_to = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
+
+
+class DeletedOut(serializers.Serializer[None]):
+    deleted = serializers.IntegerField()
+
+
 class ToDeviceAckView(APIView):
     """``POST {"up_to": id}``: forget my messages up to this id (they are processed)."""
 
-    class Input(serializers.Serializer[None]):
-        up_to = serializers.IntegerField(min_value=0)
-
+    @extend_schema(
+        summary="Acknowledge my to-device messages up to an id",
+        request=AcknowledgeIn,
+        responses={200: DeletedOut},
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = AcknowledgeIn(data=request.data)
         data.is_valid(raise_exception=True)
-        deleted = do_acknowledge(identity=_identity(request), up_to_id=data.validated_data["up_to"])
+        deleted = do_acknowledge(
+            identity=identity_of(request), up_to_id=data.validated_data["up_to"]
+        )
         return Response({"deleted": deleted})

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.errors import ErrorCode, RelaisError
-from directory.models import Practitioner
+from directory.models import Activity, Practitioner
 from directory.services.search import MAX_PAGE, SearchQuery, search_practitioners
+from mobile_api.openapi import errors
+from mobile_api.queries import query_data
+from mobile_api.serializers import PractitionerDetailOut, PractitionerOut
+from mobile_api.strict import QuerySerializer
+from mobile_api.throttling import SEARCH
 
 
 def practitioner_out(practitioner: Practitioner) -> dict[str, Any]:
@@ -30,22 +36,76 @@ def practitioner_out(practitioner: Practitioner) -> dict[str, Any]:
     }
 
 
+def activity_out(activity: Activity) -> dict[str, Any]:
+    return {
+        "profession_code": activity.profession_code,
+        "specialty_code": activity.specialty_code,
+        "mode_code": activity.mode_code,
+        "mode_label": activity.mode_label,
+        "sector_code": activity.sector_code,
+        "sector_label": activity.sector_label,
+        "structure_name": activity.structure_name,
+        "street": activity.street,
+        "postcode": activity.postcode,
+        "town": activity.town,
+        "phone": activity.phone,
+    }
+
+
+def practitioner_detail_out(practitioner: Practitioner) -> dict[str, Any]:
+    """A practitioner with where they practise (prefetch ``activities``)."""
+    body = practitioner_out(practitioner)
+    body["activities"] = [
+        activity_out(activity)
+        for activity in sorted(practitioner.activities.all(), key=lambda a: a.pk)
+    ]
+    return body
+
+
+class SearchQueryIn(QuerySerializer):
+    q = serializers.CharField(
+        required=False, max_length=100, allow_blank=True, help_text="Name, or its start."
+    )
+    profession = serializers.RegexField(
+        r"^[0-9]{1,8}$", required=False, help_text="Profession code (10: médecin ...)."
+    )
+    specialty = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
+    postcode = serializers.RegexField(r"^[0-9]{1,5}$", required=False, help_text="Or its start.")
+    town = serializers.CharField(required=False, max_length=100, allow_blank=True)
+    mssante = serializers.CharField(
+        required=False, max_length=256, help_text="An exact MSSanté address."
+    )
+    cursor = serializers.CharField(
+        required=False, max_length=700, help_text="`next` of the previous page."
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE, help_text=f"At most {MAX_PAGE}."
+    )
+
+
+class SearchOut(serializers.Serializer[None]):
+    results = PractitionerOut(many=True)
+    next = serializers.CharField(
+        allow_null=True, help_text="Cursor of the next page; null on the last page."
+    )
+
+
 class DirectorySearchView(APIView):
     """``GET /directory/practitioners?q=&profession=&specialty=&postcode=&town=&mssante=``
     with ``limit`` (≤ 50) and the ``cursor`` of the previous page's ``next``."""
 
-    class Query(serializers.Serializer[None]):
-        q = serializers.CharField(required=False, max_length=100, allow_blank=True)
-        profession = serializers.RegexField(r"^[0-9]{1,8}$", required=False)
-        specialty = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
-        postcode = serializers.RegexField(r"^[0-9]{1,5}$", required=False)
-        town = serializers.CharField(required=False, max_length=100, allow_blank=True)
-        mssante = serializers.CharField(required=False, max_length=256)
-        cursor = serializers.CharField(required=False, max_length=700)
-        limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+    throttle_classes = SEARCH
 
+    @extend_schema(
+        operation_id="directory_search",
+        summary="Search the directory",
+        description="Active practitioners by name (or its start), profession, specialty, "
+        "place or MSSanté address; in name order, by pages of `limit`.",
+        parameters=[SearchQueryIn],
+        responses={200: SearchOut},
+    )
     def get(self, request: Request) -> Response:
-        query = self.Query(data=request.query_params)
+        query = SearchQueryIn(data=query_data(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         page = search_practitioners(
@@ -72,6 +132,10 @@ class PractitionerDetailView(APIView):
     """``GET /directory/practitioners/{national_id}``: one active practitioner and where
     they practise."""
 
+    @extend_schema(
+        summary="One practitioner and where they practise",
+        responses={200: PractitionerDetailOut, **errors(404)},
+    )
     def get(self, request: Request, national_id: str) -> Response:
         practitioner = (
             Practitioner.objects.filter(national_id=national_id, is_active=True)
@@ -80,21 +144,4 @@ class PractitionerDetailView(APIView):
         )
         if practitioner is None:
             raise RelaisError(ErrorCode.NOT_FOUND)
-        body = practitioner_out(practitioner)
-        body["activities"] = [
-            {
-                "profession_code": activity.profession_code,
-                "specialty_code": activity.specialty_code,
-                "mode_code": activity.mode_code,
-                "mode_label": activity.mode_label,
-                "sector_code": activity.sector_code,
-                "sector_label": activity.sector_label,
-                "structure_name": activity.structure_name,
-                "street": activity.street,
-                "postcode": activity.postcode,
-                "town": activity.town,
-                "phone": activity.phone,
-            }
-            for activity in sorted(practitioner.activities.all(), key=lambda a: a.pk)
-        ]
-        return Response(body)
+        return Response(practitioner_detail_out(practitioner))

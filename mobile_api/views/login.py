@@ -15,6 +15,8 @@ from urllib.parse import urlencode, urlsplit
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -22,7 +24,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.errors import ErrorCode, RelaisError
-from chat.services.devices import DeviceIdentity
 from identity.clock import now_datetime
 from identity.conf import PscSettings, psc_settings
 from identity.services.login import (
@@ -39,7 +40,14 @@ from identity.services.sessions import (
     do_choose_activity,
     do_logout,
 )
-from mobile_api.errors import error_body
+from keylog.services import do_revoke_device_keys
+from mobile_api.errors import error_body, http_status
+from mobile_api.openapi import errors
+from mobile_api.queries import query_data
+from mobile_api.requests import identity_of
+from mobile_api.serializers import PractitionerOut, PscActivityOut
+from mobile_api.strict import BodySerializer, QuerySerializer
+from mobile_api.throttling import LOGIN
 from mobile_api.views.directory import practitioner_out
 
 STATE_COOKIE = "relais_psc_state"
@@ -63,18 +71,33 @@ def _enabled_settings() -> PscSettings:
     return config
 
 
-def _identity(request: Request) -> DeviceIdentity:
-    identity = request.auth
-    assert isinstance(identity, DeviceIdentity)  # set by DeviceTokenAuthentication
-    return identity
-
-
 def _finish_url(request: Request) -> str:
     return request.build_absolute_uri(reverse("psc-finish"))
 
 
-def _error_response(error: RelaisError, status_code: int) -> Response:
-    return Response(error_body(error.code, error.message, error.message_fr), status=status_code)
+def _error_response(error: RelaisError) -> Response:
+    return Response(
+        error_body(error.code, error.message, error.message_fr), status=http_status(error.code)
+    )
+
+
+_HTML = OpenApiResponse(OpenApiTypes.STR, description="An HTML page for the browser.")
+_REDIRECT = OpenApiResponse(description="A redirect (`Location`).")
+
+
+class PscStartQuery(QuerySerializer):
+    code_challenge = serializers.CharField(
+        max_length=128, help_text="The client's PKCE challenge (S256)."
+    )
+    code_challenge_method = serializers.ChoiceField(choices=["S256"], default="S256")
+    redirect_uri = serializers.CharField(
+        max_length=512,
+        required=False,
+        help_text="Where the browser comes back with the one-time code: a registered app "
+        "or page URI (RELAIS_PSC_CLIENT_REDIRECT_URIS); Relais' own page by default.",
+    )
+    state = serializers.CharField(max_length=256, required=False, default="")
+    device_name = serializers.CharField(max_length=64, required=False, default="device")
 
 
 class PscStartView(APIView):
@@ -82,17 +105,18 @@ class PscStartView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = LOGIN
 
-    class Query(serializers.Serializer[None]):
-        code_challenge = serializers.CharField(max_length=128)
-        code_challenge_method = serializers.ChoiceField(choices=["S256"], default="S256")
-        redirect_uri = serializers.CharField(max_length=512, required=False)
-        state = serializers.CharField(max_length=256, required=False, default="")
-        device_name = serializers.CharField(max_length=64, required=False, default="device")
-
+    @extend_schema(
+        summary="Start a Pro Santé Connect login (open in a browser)",
+        description="Redirects the browser to Pro Santé Connect. The client keeps its PKCE "
+        "verifier; see docs/identity.md.",
+        parameters=[PscStartQuery],
+        responses={302: _REDIRECT, **errors(404, 502)},
+    )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
-        query = self.Query(data=request.query_params)
+        query = PscStartQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         finish = _finish_url(request)
@@ -125,7 +149,14 @@ class PscCallbackView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = LOGIN
 
+    @extend_schema(
+        summary="Pro Santé Connect's return (browser only)",
+        description="Redirects the browser to the client's URI with a one-time `code` (or "
+        "an `error`). Called by PSC, never by a client.",
+        responses={302: _REDIRECT, **errors(404)},
+    )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
         params = request.query_params
@@ -138,7 +169,7 @@ class PscCallbackView(APIView):
             )
         except RelaisError as error:
             # Nobody to send the answer to: say it here.
-            return _error_response(error, status.HTTP_400_BAD_REQUEST)
+            return _error_response(error)
         back: dict[str, str] = {}
         try:
             if params.get("error") or not params.get("code"):
@@ -162,6 +193,11 @@ class PscFinishView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Relais' login landing page (browser only)",
+        description="Shows the one-time code (or the error) to copy into the client.",
+        responses={(200, "text/html"): _HTML},
+    )
     def get(self, request: Request) -> HttpResponse:
         code = request.query_params.get("code", "")
         if code:
@@ -189,20 +225,37 @@ class PscFinishView(APIView):
         return response
 
 
+class PscTokenIn(BodySerializer):
+    code = serializers.CharField(max_length=128, help_text="The one-time code.")
+    code_verifier = serializers.CharField(max_length=128, help_text="The PKCE verifier.")
+    device_name = serializers.CharField(max_length=64, required=False)
+
+
+class PscTokenOut(serializers.Serializer[None]):
+    token = serializers.CharField(help_text="The device token: shown once, keep it secret.")
+    device = serializers.IntegerField()
+    practitioner = PractitionerOut()
+    activities = PscActivityOut(many=True)
+    activity = PscActivityOut(
+        allow_null=True, help_text="Chosen already when there is only one; else null."
+    )
+
+
 class PscTokenView(APIView):
     """Redeem the one-time code with the client's PKCE verifier: a device token."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = LOGIN
 
-    class Input(serializers.Serializer[None]):
-        code = serializers.CharField(max_length=128)
-        code_verifier = serializers.CharField(max_length=128)
-        device_name = serializers.CharField(max_length=64, required=False)
-
+    @extend_schema(
+        summary="Redeem the one-time code: a device token",
+        request=PscTokenIn,
+        responses={201: PscTokenOut, **errors(403, 404)},
+    )
     def post(self, request: Request) -> Response:
         config = _enabled_settings()
-        data = self.Input(data=request.data)
+        data = PscTokenIn(data=request.data)
         data.is_valid(raise_exception=True)
         redeemed = do_redeem_login_code(
             login_code=data.validated_data["code"],
@@ -222,17 +275,36 @@ class PscTokenView(APIView):
         )
 
 
+class PscSessionOut(serializers.Serializer[None]):
+    practitioner = serializers.CharField()
+    activities = PscActivityOut(many=True)
+    activity = PscActivityOut(allow_null=True)
+    checked_at = serializers.DateTimeField(help_text="When PSC last said it was alive.")
+
+
+class PscSessionQuery(QuerySerializer):
+    check = serializers.ChoiceField(choices=["0", "1"], required=False, help_text="1: ask PSC now.")
+
+
 class PscSessionView(APIView):
     """The device's PSC session; checks it with PSC when a check is due."""
 
+    @extend_schema(
+        summary="This device's Pro Santé Connect session",
+        description="Asks PSC whether the session is alive when a check is due (or with "
+        "`check=1`); `psc_session_ended` (401) when PSC says it ended.",
+        parameters=[PscSessionQuery],
+        responses={200: PscSessionOut, **errors(404, 502)},
+    )
     def get(self, request: Request) -> Response:
         config = _enabled_settings()
-        session = access_psc_session(device_id=_identity(request).device_id)
-        due = request.query_params.get("check") == "1" or session.checked_at <= _due(config)
+        query = PscSessionQuery(data=query_data(request))
+        query.is_valid(raise_exception=True)
+        session = access_psc_session(device_id=identity_of(request).device_id)
+        asked = query.validated_data.get("check") == "1"
+        due = asked or session.checked_at <= _due(config)
         if due and not do_check_psc_session(session=session, settings=config):
-            return _error_response(
-                RelaisError(ErrorCode.PSC_SESSION_ENDED), status.HTTP_401_UNAUTHORIZED
-            )
+            return _error_response(RelaisError(ErrorCode.PSC_SESSION_ENDED))
         return Response(
             {
                 "practitioner": session.practitioner_id,
@@ -247,28 +319,54 @@ def _due(config: PscSettings) -> datetime:
     return now_datetime() - timedelta(seconds=config.session_check_seconds)
 
 
+class PscActivityIn(BodySerializer):
+    index = serializers.IntegerField(
+        min_value=0, max_value=100, help_text="Index in the session's `activities`."
+    )
+
+
+class PscActivityChoiceOut(serializers.Serializer[None]):
+    activity = PscActivityOut()
+
+
 class PscActivityView(APIView):
     """Choose the activity (situation d'exercice) the user acts in on this device."""
 
-    class Input(serializers.Serializer[None]):
-        index = serializers.IntegerField(min_value=0, max_value=100)
-
+    @extend_schema(
+        summary="Choose the activity I act in on this device",
+        request=PscActivityIn,
+        responses={200: PscActivityChoiceOut, **errors(404)},
+    )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
+        data = PscActivityIn(data=request.data)
         data.is_valid(raise_exception=True)
         session = do_choose_activity(
-            device_id=_identity(request).device_id, index=data.validated_data["index"]
+            device_id=identity_of(request).device_id, index=data.validated_data["index"]
         )
         return Response({"activity": session.activity})
+
+
+class PscLogoutOut(serializers.Serializer[None]):
+    end_session_url = serializers.CharField(allow_blank=True)
 
 
 class PscLogoutView(APIView):
     """Log this device out; the answer's ``end_session_url`` logs the browser out of PSC."""
 
+    @extend_schema(
+        summary="Log this device out, and out of Pro Santé Connect",
+        description="As `auth/logout` (token, connections, keys revoked), and the PSC "
+        "session ends; open `end_session_url` in the browser to log out of PSC itself "
+        "(empty when the device has no PSC session).",
+        request=None,
+        responses={200: PscLogoutOut},
+    )
     def post(self, request: Request) -> Response:
         config = psc_settings()
+        identity = identity_of(request)
+        do_revoke_device_keys(identity=identity, device_id=identity.device_id, reason="logout")
         url = do_logout(
-            device_id=_identity(request).device_id,
+            device_id=identity.device_id,
             post_logout_redirect_uri=config.post_logout_redirect_uri
             or request.build_absolute_uri(reverse("psc-logged-out")),
             settings=config,
@@ -282,6 +380,10 @@ class PscLoggedOutView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Pro Santé Connect's return after logout (browser only)",
+        responses={(200, "text/html"): _HTML, **errors(404)},
+    )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
         try:
@@ -290,7 +392,7 @@ class PscLoggedOutView(APIView):
                 max_age_seconds=config.login_timeout_seconds,
             )
         except RelaisError as error:
-            return _error_response(error, status.HTTP_400_BAD_REQUEST)
+            return _error_response(error)
         return HttpResponse(
             '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Relais</title>'
             "</head><body><p>Vous êtes déconnecté de Relais et de Pro Santé Connect. "

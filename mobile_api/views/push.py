@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +21,9 @@ from rest_framework.views import APIView
 
 from chat.errors import ErrorCode, RelaisError
 from chat.services.devices import DeviceIdentity
+from mobile_api.openapi import errors
+from mobile_api.queries import query_data
+from mobile_api.strict import BodySerializer
 from push.conf import PushSettings, push_settings
 from push.models import MAX_ENDPOINT_LENGTH, PushSubscription, RoomMute
 from push.services import (
@@ -67,7 +71,7 @@ _THROTTLES: list[type[BaseThrottle]] = [
 ]
 
 
-class StrictSerializer(serializers.Serializer[None]):
+class StrictSerializer(BodySerializer):
     """Refuses unknown fields, like the WebSocket protocol: a typo is never ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -91,11 +95,41 @@ def _enabled_settings() -> PushSettings:
     return settings
 
 
+class VapidKeyOut(serializers.Serializer[None]):
+    public_key = serializers.CharField(help_text="The `applicationServerKey`, base64url.")
+
+
+class SubscriptionOut(serializers.Serializer[None]):
+    endpoint = serializers.CharField()
+    expirationTime = serializers.IntegerField(  # noqa: N815  # the browser's field name
+        allow_null=True, help_text="ms since the epoch, or null."
+    )
+    device = serializers.IntegerField()
+
+
+class MuteOut(serializers.Serializer[None]):
+    room = serializers.IntegerField()
+    scope = serializers.ChoiceField(choices=MUTE_SCOPES)
+    until = serializers.DateTimeField(allow_null=True, help_text="null: until unmuted.")
+
+
+class MuteListOut(serializers.Serializer[None]):
+    mutes = MuteOut(many=True)
+
+
+_DISABLED = errors(404)
+
+
 class VapidKeyView(APIView):
     """``GET /push/vapid-key``: the ``applicationServerKey`` to subscribe with."""
 
     throttle_classes = _THROTTLES
 
+    @extend_schema(
+        summary="The VAPID public key to subscribe with",
+        description="`push_disabled` (404) when Web Push is not configured.",
+        responses={200: VapidKeyOut, **_DISABLED},
+    )
     def get(self, request: Request) -> Response:
         settings = _enabled_settings()
         assert settings.vapid is not None  # enabled means a key is configured
@@ -136,6 +170,10 @@ class SubscriptionView(APIView):
 
     throttle_classes = _THROTTLES
 
+    @extend_schema(
+        summary="This device's push subscription",
+        responses={200: SubscriptionOut, **_DISABLED},
+    )
     def get(self, request: Request) -> Response:
         _enabled_settings()
         subscription = subscription_of(identity=_identity(request))
@@ -143,6 +181,16 @@ class SubscriptionView(APIView):
             raise RelaisError(ErrorCode.NOT_FOUND, "This device has no push subscription.")
         return Response(_subscription_out(subscription))
 
+    @extend_schema(
+        summary="Register or replace this device's push subscription",
+        description="The browser's `PushSubscription.toJSON()`, as is.",
+        request=SubscriptionInput,
+        responses={
+            201: SubscriptionOut,
+            200: OpenApiResponse(SubscriptionOut, description="Replaced."),
+            **_DISABLED,
+        },
+    )
     def put(self, request: Request) -> Response:
         settings = _enabled_settings()
         data = SubscriptionInput(data=request.data)
@@ -164,6 +212,9 @@ class SubscriptionView(APIView):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
+    @extend_schema(
+        summary="Remove this device's push subscription", request=None, responses={204: None}
+    )
     def delete(self, request: Request) -> Response:
         do_delete_subscription(identity=_identity(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -182,6 +233,7 @@ class MuteListView(APIView):
 
     throttle_classes = _THROTTLES
 
+    @extend_schema(summary="My muted rooms", responses={200: MuteListOut})
     def get(self, request: Request) -> Response:
         mutes = mutes_of(identity=_identity(request), now=timezone.now())
         return Response({"mutes": [_mute_out(mute) for mute in mutes]})
@@ -194,15 +246,21 @@ class RoomMuteView(APIView):
 
     throttle_classes = _THROTTLES
 
-    class Input(StrictSerializer):
+    class MuteIn(StrictSerializer):
         scope = serializers.ChoiceField(choices=MUTE_SCOPES, default="practitioner")
         until = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
-    class Query(StrictSerializer):
+    class UnmuteQuery(StrictSerializer):
         scope = serializers.ChoiceField(choices=MUTE_SCOPES, default="practitioner")
 
+    @extend_schema(
+        summary="Mute a room's pushes",
+        description="For every device of yours (`practitioner`, the default) or this one.",
+        request=MuteIn,
+        responses={200: MuteOut, **errors(404)},
+    )
     def put(self, request: Request, room_id: int) -> Response:
-        data = self.Input(data=request.data)
+        data = self.MuteIn(data=request.data)
         data.is_valid(raise_exception=True)
         mute = do_mute_room(
             identity=_identity(request),
@@ -213,8 +271,14 @@ class RoomMuteView(APIView):
         )
         return Response(_mute_out(mute))
 
+    @extend_schema(
+        summary="Unmute a room's pushes",
+        parameters=[UnmuteQuery],
+        request=None,
+        responses={204: None, **errors(404)},
+    )
     def delete(self, request: Request, room_id: int) -> Response:
-        query = self.Query(data=request.query_params.dict())
+        query = self.UnmuteQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         do_unmute_room(
             identity=_identity(request), room_id=room_id, scope=query.validated_data["scope"]

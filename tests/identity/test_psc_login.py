@@ -290,5 +290,5 @@ def test_a_cancelled_login_comes_back_as_an_error(psc, psc_provider, practitione
 def test_without_configuration_psc_login_is_unavailable(settings, practitioners):
     settings.RELAIS_PSC = {**settings.RELAIS_PSC, "CLIENT_ID": "", "CLIENT_SECRET": ""}
     response = APIClient().get("/api/v1/auth/psc/start", {"code_challenge": "x" * 43})
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert response.json()["error"]["code"] == "psc_not_configured"
