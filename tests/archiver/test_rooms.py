@@ -134,7 +134,7 @@ def test_set_archiver_needs_an_archiver_certificate(people):
     }
     for why, fake in cases.items():
         response = admin.post_event(room_id, "set_archiver", {"archiver": fake.to_json()})
-        assert (response.status_code, error_code(response)) == (400, "key_not_certified"), why
+        assert (response.status_code, error_code(response)) == (409, "key_not_certified"), why
         assert "as an archiver" in response.json()["error"]["message"]
     assert Room.objects.get(pk=room_id).archiver_device_id is None
 
@@ -163,7 +163,7 @@ def test_a_creation_naming_a_false_archiver_is_refused(people, archiver_case):
         else archiver(certify=False).room_device
     )
     response = create(admin, [member], archiver_device=fake)
-    assert (response.status_code, error_code(response)) == (400, "key_not_certified")
+    assert (response.status_code, error_code(response)) == (409, "key_not_certified")
     assert Room.objects.count() == 0
 
 
@@ -182,7 +182,7 @@ def test_an_archiver_is_never_a_member_nor_a_members_device(people):
     response = member.post_event(
         room_id, "add_device", {"national_id": DOCTOR, "device": disguised}
     )
-    assert (response.status_code, error_code(response)) == (400, "key_not_certified")
+    assert (response.status_code, error_code(response)) == (409, "key_not_certified")
     assert "as a member's device" in response.json()["error"]["message"]
     # Once the room names it archiver, the chain itself forbids making it a member.
     assert (
