@@ -416,7 +416,11 @@ class Connection:
         self._positions[event.room] = event.seq
 
     async def _send_range(self, room_id: int, after_seq: int, up_to_seq: int) -> int:
-        """Send stored envelopes as live frames; return the last seq sent."""
+        """Send stored envelopes as live frames; return the last seq passed.
+
+        As in the live stream, the device's own envelopes are skipped: it has their
+        acks (a ``sync`` backlog, by contrast, holds everything)."""
+        own_device = self.identity.device_id if self.identity else None
         position = after_seq
         while position < up_to_seq:
             envelopes = await self._runtime.store.fetch_range(
@@ -428,7 +432,8 @@ class Connection:
             if not envelopes:
                 break
             for envelope in envelopes:
-                await self._send_text(live_message_text(envelope))
+                if envelope.device_id != own_device:
+                    await self._send_text(live_message_text(envelope))
             position = envelopes[-1].seq
         self._positions[room_id] = max(position, self._positions.get(room_id, 0))
         return position

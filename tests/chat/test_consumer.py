@@ -336,6 +336,24 @@ async def test_sync_errors_for_foreign_room_and_future_seq(runtime, care_room, t
     await doctor.close()
 
 
+async def test_a_device_never_gets_its_own_envelope_back_live(runtime: Runtime, care_room, tokens):
+    """The sender has its ack, not a copy: even when a later envelope makes the
+    connection fill the gap its own envelope left in the live stream."""
+    nurse = Client(token=tokens["nurse"][1])
+    doctor = Client(token=tokens["doctor"][1])
+    for client in (nurse, doctor):
+        await client.start()
+    await nurse.send({"type": "send", "room": care_room.pk, "id": "own", "body": body("a")})
+    assert (await nurse.receive_type("ack"))["seq"] == 1
+    assert (await doctor.receive_type("message"))["id"] == "own"
+    await doctor.send({"type": "send", "room": care_room.pk, "id": "other", "body": body("b")})
+    assert (await doctor.receive_type("ack"))["seq"] == 2
+    frames = await nurse.frames_until_pong()
+    assert [(f["type"], f.get("seq"), f.get("id")) for f in frames] == [("message", 2, "other")]
+    for client in (nurse, doctor):
+        await client.close()
+
+
 async def test_live_gap_is_filled_from_the_database(runtime: Runtime, care_room, tokens):
     """An event lost on the way (the channel layer is lossy) is recovered, in order."""
     nurse_device, nurse_token = tokens["nurse"]
