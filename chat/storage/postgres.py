@@ -185,7 +185,8 @@ class PostgresMessageStore:
                 await task
         self._writers = []
         self._watchdog = None
-        for pending in self._pending:
+        # Queued or in a batch that will not finish: the senders retry with the same id.
+        for pending in self._unanswered:
             if not pending.future.done():
                 pending.future.set_exception(RelaisError(ErrorCode.SERVER_BUSY))
         self._pending.clear()
@@ -211,10 +212,12 @@ class PostgresMessageStore:
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         live = [pending for pending in batch if not pending.future.done()]
+        if not live:
+            return  # all answered already (by the watchdog)
         for _attempt in range(_MAX_REPLANS):
             try:
                 async with self._pool.connection() as connection:
-                    results = await self._transaction(connection, [p.request for p in live])
+                    results = await self._append_batch(connection, [p.request for p in live])
             except UniqueViolation:
                 # Another process stored one of the pairs first: plan again, finding it.
                 continue
@@ -233,7 +236,7 @@ class PostgresMessageStore:
         logger.error("a batch kept conflicting with concurrent writers; giving up")
         _fail(live, RelaisError(ErrorCode.SERVER_BUSY))
 
-    async def _transaction(
+    async def _append_batch(
         self, connection: AsyncConnection[Any], requests: list[AppendRequest]
     ) -> list[StoredEnvelope | RelaisError]:
         now_ms = self._clock.now_ms()
