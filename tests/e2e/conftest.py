@@ -1,32 +1,17 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, production_env
 
 
 @pytest.fixture
 def server_env(transactional_db: None) -> dict[str, str]:
     """Production-like settings on the test database and the test Redis."""
-    database = connection.settings_dict
-    return {
-        "RELAIS_DEBUG": "0",
-        "RELAIS_SECRET_KEY": "e2e-" + "s" * 60,
-        "RELAIS_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "RELAIS_DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}"
-            f"/{database['NAME']}"
-        ),
-        "RELAIS_REDIS_URL": os.environ["RELAIS_REDIS_URL"],
-        "RELAIS_REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"],
-        "RELAIS_DB_CONN_MAX_AGE": "0",
-        "RELAIS_LOG_LEVEL": "INFO",
-    }
+    return production_env()
 
 
 @pytest.fixture

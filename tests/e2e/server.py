@@ -25,6 +25,28 @@ def free_port() -> int:
         return port
 
 
+def production_env(**overrides: str) -> dict[str, str]:
+    """Production settings (DEBUG off) on the test database and the test Redis, for a
+    server process started by a test; call it inside a test using the database."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    return {
+        "RELAIS_DEBUG": "0",
+        "RELAIS_SECRET_KEY": "e2e-" + "s" * 60,
+        "RELAIS_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "RELAIS_DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}"
+            f"/{database['NAME']}"
+        ),
+        "RELAIS_REDIS_URL": os.environ["RELAIS_REDIS_URL"],
+        "RELAIS_REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"],
+        "RELAIS_DB_CONN_MAX_AGE": "0",
+        "RELAIS_LOG_LEVEL": "INFO",
+        **overrides,
+    }
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """Return once something accepts connections on ``port``; fail if ``process`` exits."""
     deadline = time.monotonic() + timeout

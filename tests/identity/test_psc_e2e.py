@@ -4,15 +4,13 @@ loopback PSC provider, a real HTTP "browser" and a real WebSocket client."""
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from tests.e2e.client import WsClient
-from tests.e2e.server import ServerProcess, free_port
+from tests.e2e.server import ServerProcess, free_port, production_env
 from tests.identity.browser import Browser
 from tests.identity.conftest import APP_URI, LoginRun
 from tests.identity.psc_provider import CLIENT_SECRET, start_provider
@@ -39,24 +37,13 @@ async def test_psc_login_on_a_real_server_gives_a_working_device_token(
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     provider = start_provider(log_path=tmp_path / "psc.log", relais_origins=[origin])
-    database = connection.settings_dict
-    env = {
-        "RELAIS_DEBUG": "0",
-        "RELAIS_SECRET_KEY": "e2e-" + "s" * 60,
-        "RELAIS_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "RELAIS_SECURE_SSL_REDIRECT": "0",
-        "RELAIS_DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}"
-            f"/{database['NAME']}"
-        ),
-        "RELAIS_REDIS_URL": os.environ["RELAIS_REDIS_URL"],
-        "RELAIS_REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"],
-        "RELAIS_DB_CONN_MAX_AGE": "0",
-        "RELAIS_PSC_ISSUER": provider.issuer,
-        "RELAIS_PSC_CLIENT_ID": "relais",
-        "RELAIS_PSC_CLIENT_SECRET": CLIENT_SECRET,
-        "RELAIS_PSC_CLIENT_REDIRECT_URIS": APP_URI,
-    }
+    env = production_env(
+        RELAIS_SECURE_SSL_REDIRECT="0",
+        RELAIS_PSC_ISSUER=provider.issuer,
+        RELAIS_PSC_CLIENT_ID="relais",
+        RELAIS_PSC_CLIENT_SECRET=CLIENT_SECRET,
+        RELAIS_PSC_CLIENT_REDIRECT_URIS=APP_URI,
+    )
     server = ServerProcess(env=env, log_path=tmp_path / "server.log", port=port)
     try:
         server.start()

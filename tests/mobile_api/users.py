@@ -19,6 +19,7 @@ class User:
     national_id: str
     device: int
     keys: DeviceKeyPair
+    token: str = ""
 
     @property
     def room_device(self) -> chain.RoomDevice:
@@ -45,23 +46,46 @@ class User:
             timestamp=1,
         ).decode()
 
+    def post_event(self, room_id: int, action: str, content: dict):
+        """Sign the next event on the room's current state and post it."""
+        event = self.sign(self.state(room_id), action, content)
+        return self.client.post(f"/api/v1/rooms/{room_id}/state", {"event": event}, format="json")
 
-def login(national_id: str, *, certify: bool = True) -> User:
-    client = APIClient()
-    response = client.post("/api/v1/auth/dev-login", {"national_id": national_id}, format="json")
-    assert response.status_code == 201, response.content
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
-    device = response.json()["device"]
-    keys = DeviceKeyPair.generate()
-    if certify:
-        signature = sign_registration(key_pair=keys, national_id=national_id, device=device)
-        certified = client.post(
+    def certify(self):
+        """Certify this device's keys over REST (the response, for its status)."""
+        signature = sign_registration(
+            key_pair=self.keys, national_id=self.national_id, device=self.device
+        )
+        return self.client.post(
             "/api/v1/devices/keys",
-            {**keys.public.to_json(), "signature": b64u(signature)},
+            {**self.keys.public.to_json(), "signature": b64u(signature)},
             format="json",
         )
+
+
+def authenticated(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def login(national_id: str, *, certify: bool = True) -> User:
+    response = APIClient().post(
+        "/api/v1/auth/dev-login", {"national_id": national_id}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    user = User(
+        client=authenticated(body["token"]),
+        national_id=national_id,
+        device=body["device"],
+        keys=DeviceKeyPair.generate(),
+        token=body["token"],
+    )
+    if certify:
+        certified = user.certify()
         assert certified.status_code == 201, certified.content
-    return User(client=client, national_id=national_id, device=device, keys=keys)
+    return user
 
 
 def creation(creator: User, kind: str, others: list[tuple[User, str]], **overrides) -> str:

@@ -15,11 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis
-from django.db import connection
 
 from push.jobs import stream_key
 from tests.e2e.client import WsClient
-from tests.e2e.server import ROOT, ServerProcess
+from tests.e2e.server import ROOT, ServerProcess, production_env
 from tests.push.conftest import SUBJECT
 from tests.push.receiver import PushReceiver
 from tests.signed_rooms import create_room as do_create_room
@@ -72,24 +71,12 @@ async def push_service(vapid_key, tmp_path):
 @pytest.fixture
 def stack(push_service, vapid_key, tmp_path):
     """One server process and one push worker, in production mode."""
-    database = connection.settings_dict
-    env = {
-        "RELAIS_DEBUG": "0",
-        "RELAIS_SECRET_KEY": "e2e-" + "s" * 60,
-        "RELAIS_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "RELAIS_DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}"
-            f"/{database['NAME']}"
-        ),
-        "RELAIS_REDIS_URL": os.environ["RELAIS_REDIS_URL"],
-        "RELAIS_REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"],
-        "RELAIS_DB_CONN_MAX_AGE": "0",
-        "RELAIS_LOG_LEVEL": "INFO",
-        "RELAIS_VAPID_PRIVATE_KEY": vapid_key.private_key_text,
-        "RELAIS_VAPID_SUBJECT": SUBJECT,
+    env = production_env(
+        RELAIS_VAPID_PRIVATE_KEY=vapid_key.private_key_text,
+        RELAIS_VAPID_SUBJECT=SUBJECT,
         # The local push service stands for fcm.googleapis.com and the others.
-        "RELAIS_PUSH_ENDPOINT_HOSTS": "127.0.0.1",
-    }
+        RELAIS_PUSH_ENDPOINT_HOSTS="127.0.0.1",
+    )
     server = ServerProcess(env=env, log_path=tmp_path / "server.log")
     server.start()
     worker = WorkerProcess(
