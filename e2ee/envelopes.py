@@ -3,18 +3,23 @@
 
 An envelope is canonical JSON::
 
-    {"v":1, "type":"envelope", "room", "epoch", "state", "sender":{"national_id","device"},
-     "key_id", "index", "ct", "sig"}
+    {"v":2, "type":"envelope", "room", "epoch", "state", "sender":{"national_id","device"},
+     "key_id", "index", "log", "ct", "sig"}
 
 * ``ct`` = AES-256-GCM(message key ``index`` of sender key ``key_id``, derived nonce,
-  plaintext, AAD) where AAD = ``"relais/v1/envelope-aad" || 0x00 || canonical(header)``
+  plaintext, AAD) where AAD = ``"relais/v2/envelope-aad" || 0x00 || canonical(header)``
   and the header is every field except ``ct`` and ``sig``. So a ciphertext moved to
   another room, epoch, state, sender or index does not decrypt.
-* ``sig`` = Ed25519 by the sender device over ``"relais/v1/envelope" || 0x00 ||
+* ``sig`` = Ed25519 by the sender device over ``"relais/v2/envelope" || 0x00 ||
   canonical(every field except sig)``. Members share the chain key, so without the
   signature any member could forge a message in another member's name.
-* The plaintext is canonical JSON with a ``type`` and a ``pad`` of ``"0"`` characters
-  that makes its length a multiple of 128 bytes (lengths leak less).
+* ``log`` is the newest key-transparency log head the sender accepted (``size`` and
+  ``root``), so receivers can compare views of the log (gossip), or null.
+* The plaintext is canonical JSON with a ``type``, the sender's own sequence number
+  ``seq`` in this room (1, 2, 3… across all its sender keys) and its clock ``ts``, so a
+  receiver sees when the server reordered or dropped a sender's messages; and a ``pad``
+  of ``"0"`` characters that makes its length a multiple of 128 bytes (lengths leak
+  less).
 
 Receiving checks, in order: encoding; room; the epoch is known and its state hash
 matches; the sender is not the room's archiver (an archiver never sends) and was a room
@@ -57,24 +62,33 @@ MAX_SKIP = 1000  # messages an envelope may jump ahead of the last one received
 MAX_SKIPPED_KEYS = 2000  # message keys kept for late (out-of-order) envelopes
 MAX_ENVELOPE_BYTES = 48 * 1024
 
-_HEADER_KEYS = {"v", "type", "room", "epoch", "state", "sender", "key_id", "index"}
+_HEADER_KEYS = {"v", "type", "room", "epoch", "state", "sender", "key_id", "index", "log"}
+VERSION = 2
 _ENVELOPE_KEYS = _HEADER_KEYS | {"ct", "sig"}
 
 
-def pad_content(content: JsonObject) -> bytes:
-    """Canonical JSON of ``content`` plus a ``pad`` making it a multiple of 128 bytes."""
-    if "pad" in content or not isinstance(content.get("type"), str):
-        raise ValueError("content needs a string 'type' and no 'pad'")
-    unpadded = len(canonical_json({**content, "pad": ""}))
-    return canonical_json({**content, "pad": "0" * (-unpadded % PAD_BLOCK)})
+_RESERVED = ("pad", "seq", "ts")
 
 
-def unpad_content(plaintext: bytes) -> JsonObject:
+def pad_content(content: JsonObject, *, seq: int, ts: int) -> bytes:
+    """Canonical JSON of ``content`` with the sender's ``seq`` and ``ts``, plus a ``pad``
+    making it a multiple of 128 bytes."""
+    if any(key in content for key in _RESERVED) or not isinstance(content.get("type"), str):
+        raise ValueError("content needs a string 'type' and no 'pad', 'seq' or 'ts'")
+    full = {**content, "seq": seq, "ts": ts}
+    unpadded = len(canonical_json({**full, "pad": ""}))
+    return canonical_json({**full, "pad": "0" * (-unpadded % PAD_BLOCK)})
+
+
+def unpad_content(plaintext: bytes) -> tuple[JsonObject, int, int]:
+    """The content without ``pad``, ``seq`` and ``ts``, then ``seq`` and ``ts``."""
     content = parse_canonical(plaintext, max_bytes=MAX_ENVELOPE_BYTES)
     pad = content.pop("pad", None)
+    seq = content.pop("seq", None)
+    ts = content.pop("ts", None)
     if not isinstance(pad, str) or pad.strip("0") or not isinstance(content.get("type"), str):
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "malformed message content")
-    return content
+    return content, expect_int(seq, field="seq", minimum=1), expect_int(ts, field="ts")
 
 
 def aad(header: JsonObject) -> bytes:
@@ -116,15 +130,26 @@ class OutboundSession:
             or now_ms - self.created_at_ms >= policy.rotate_after_seconds * 1000
         )
 
-    def encrypt(self, *, state: RoomState, key_pair: DeviceKeyPair, content: JsonObject) -> bytes:
-        """Encrypt and sign ``content`` at the state's current epoch; advance the chain.
+    def encrypt(
+        self,
+        *,
+        state: RoomState,
+        key_pair: DeviceKeyPair,
+        content: JsonObject,
+        seq: int,
+        ts: int,
+        log: JsonObject | None = None,
+    ) -> bytes:
+        """Encrypt and sign ``content`` (the sender's message ``seq`` in this room, sent
+        at ``ts``) at the state's current epoch; advance the chain and forget the used
+        chain key. ``log``: the sender's newest log head (``state.log_gossip``).
 
         Precondition: the key was shared with every device of ``state`` and
         ``needs_rotation`` is false (the SDK checks both)."""
         if state.room != self.room or state.epoch < self.epoch:
             raise ValueError("the session does not belong to this room state")
         header: JsonObject = {
-            "v": 1,
+            "v": VERSION,
             "type": "envelope",
             "room": self.room,
             "epoch": state.epoch,
@@ -132,9 +157,11 @@ class OutboundSession:
             "sender": {"national_id": self.sender[0], "device": self.sender[1]},
             "key_id": b64u(self.key_id),
             "index": self.index,
+            "log": log,
         }
         keys = message_key(self.chain_key)
-        ciphertext = AESGCM(keys.key).encrypt(keys.nonce, pad_content(content), aad(header))
+        plaintext = pad_content(content, seq=seq, ts=ts)
+        ciphertext = AESGCM(keys.key).encrypt(keys.nonce, plaintext, aad(header))
         signed = {**header, "ct": b64u(ciphertext)}
         signature = key_pair.sign(labels.ENVELOPE, signed)
         self.chain_key = next_chain_key(self.chain_key)
@@ -204,12 +231,17 @@ class ParsedEnvelope:
         index: int = self.header["index"]
         return index
 
+    @property
+    def log(self) -> JsonObject | None:
+        log: JsonObject | None = self.header["log"]
+        return log
+
 
 def parse_envelope(data: bytes) -> ParsedEnvelope:
     """Encoding checks only (no key needed): a malformed envelope is refused early."""
     body = expect_object(parse_canonical(data, max_bytes=MAX_ENVELOPE_BYTES), _ENVELOPE_KEYS)
-    if body["v"] != 1 or body["type"] != "envelope":
-        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a version 1 envelope")
+    if body["v"] != VERSION or body["type"] != "envelope":
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a version 2 envelope")
     unb64u(body["room"], length=ROOM_ID_BYTES, field="room")
     expect_int(body["epoch"], field="epoch")
     unb64u(body["state"], length=HASH_BYTES, field="state")
@@ -218,6 +250,10 @@ def parse_envelope(data: bytes) -> ParsedEnvelope:
     expect_int(sender["device"], field="sender.device", minimum=1)
     unb64u(body["key_id"], length=KEY_ID_BYTES, field="key_id")
     expect_int(body["index"], field="index")
+    if body["log"] is not None:
+        log = expect_object(body["log"], {"size", "root"}, field="log")
+        expect_int(log["size"], field="log.size")
+        unb64u(log["root"], length=HASH_BYTES, field="log.root")
     header = {key: body[key] for key in _HEADER_KEYS}
     return ParsedEnvelope(
         header=header,
@@ -232,6 +268,8 @@ class Decrypted:
     epoch: int
     index: int
     content: JsonObject
+    seq: int  # the sender's own sequence number in the room
+    ts: int  # the sender's clock, ms since the Unix epoch
 
 
 def decrypt_envelope(
@@ -253,11 +291,11 @@ def decrypt_envelope(
         raise CryptoError(CryptoErrorCode.BAD_CHAIN, "envelope names another room state")
     if envelope.sender in state.archivers:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver does not send")
-    sender_keys = state.device_at(*envelope.sender, envelope.epoch)
-    if sender_keys is None:
+    sender_key = state.device_at(*envelope.sender, envelope.epoch)
+    if sender_key is None:
         raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "sender not in the room at that epoch")
     verify(
-        sender_keys.sign_key,
+        sender_key,
         envelope.signature,
         labels.ENVELOPE,
         {**header, "ct": b64u(envelope.ciphertext)},
@@ -272,8 +310,13 @@ def decrypt_envelope(
         plaintext = AESGCM(keys.key).decrypt(keys.nonce, envelope.ciphertext, aad(header))
     except InvalidTag:
         raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "AEAD refused the envelope") from None
-    content = unpad_content(plaintext)
+    content, seq, ts = unpad_content(plaintext)
     session.chain_key, session.next_index, session.skipped = chain, next_index, skipped
     return Decrypted(
-        sender=envelope.sender, epoch=envelope.epoch, index=envelope.index, content=content
+        sender=envelope.sender,
+        epoch=envelope.epoch,
+        index=envelope.index,
+        content=content,
+        seq=seq,
+        ts=ts,
     )

@@ -20,6 +20,9 @@ class CryptoErrorCode(StrEnum):
     REVOKED = "revoked"  # the device key was revoked in the transparency log
     WRONG_RECIPIENT = "wrong_recipient"  # a key share meant for another device
     FUTURE_EPOCH = "future_epoch"  # refers to a room state not seen yet: fetch it first
+    EXPIRED_KEY = "expired_key"  # a key-agreement key past its expiry
+    STALE_STATE = "stale_state"  # sent from a room state older than a removal known here
+    ROLLBACK = "rollback"  # the server showed a shorter or different chain than before
 
 
 class CryptoError(Exception):

@@ -1,25 +1,44 @@
-"""Every domain-separation label of protocol v1 (docs/protocol.md, "Labels").
+"""Every domain-separation label of the protocol (docs/protocol.md §10.3).
 
 A signature, hash or key derivation made under one label can never be taken for one
-made under another. Changing any of these strings is a new protocol version.
+made under another. Changing any of these strings is a new protocol version: version 2
+renamed the labels of every structure whose content changed, and kept the v1 labels of
+what did not change (the ratchet, the local key store).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+# Version 1 labels still in use (their structures did not change).
+RATCHET_MESSAGE: Final = b"relais/v1/ratchet/message"  # HKDF info: message key + nonce
+RATCHET_CHAIN: Final = b"relais/v1/ratchet/chain"  # HKDF info: next chain key
+CLIENT_STORE: Final = b"relais/v1/client-store"  # SDK: AAD of the local key store
+
+# Version 1 labels of the log, kept until the log moves to version 2.
 DEVICE_KEYS: Final = "relais/v1/device-keys"  # device self-signature of its keys
 CERTIFICATE: Final = "relais/v1/certificate"  # log signature of a device certificate
 REVOCATION: Final = "relais/v1/revocation"  # log signature of a revocation
 TREE_HEAD: Final = "relais/v1/tree-head"  # log signature of a tree head
-ROOM_STATE: Final = "relais/v1/room-state"  # admin device signature of a state event
-ROOM_STATE_HASH: Final = "relais/v1/room-state-hash"  # hash chaining state events
-ENVELOPE: Final = "relais/v1/envelope"  # sender device signature of an envelope
-ENVELOPE_AAD: Final = "relais/v1/envelope-aad"  # AEAD associated data of an envelope
-SENDER_KEY_SHARE: Final = "relais/v1/sender-key-share"  # signature of a key share
-HPKE_INFO_SENDER_KEY: Final = b"relais/v1/hpke/sender-key-share"  # HPKE info
-RATCHET_MESSAGE: Final = b"relais/v1/ratchet/message"  # HKDF info: message key + nonce
-RATCHET_CHAIN: Final = b"relais/v1/ratchet/chain"  # HKDF info: next chain key
-SAFETY_NUMBER: Final = "relais/v1/safety-number"  # safety number fingerprints
 LOG_KEY_DERIVATION: Final = b"relais/v1/keylog/signing-key"  # server: log key from secret
-CLIENT_STORE: Final = b"relais/v1/client-store"  # SDK: AAD of the local key store
+
+# Version 2: identity keys and devices.
+IDENTITY_BINDING: Final = "relais/v2/identity-binding"  # identity key signs its owner
+DEVICE_CERTIFICATE: Final = "relais/v2/device-certificate"  # identity key signs a device
+KEX_KEY: Final = "relais/v2/kex-key"  # a device signs its current key-agreement key
+LINK_APPROVAL: Final = "relais/v2/link-approval"  # an existing device approves a new one
+HPKE_INFO_LINK: Final = b"relais/v2/hpke/link-bundle"  # HPKE info: identity to a new device
+HPKE_INFO_RECOVERY: Final = b"relais/v2/hpke/recovery"  # HPKE info: backups to the recovery key
+RECOVERY_KEY: Final = b"relais/v2/recovery-key"  # HKDF info: recovery code to X25519 key
+ACCOUNT_KEY: Final = b"relais/v2/account-key/"  # HKDF info prefix: account_key(purpose)
+RESUME: Final = "relais/v2/resume"  # a device proves it holds its key to log in again
+
+# Version 2: rooms and messages.
+ROOM_STATE: Final = "relais/v2/room-state"  # a device's signature of a state event
+ROOM_STATE_HASH: Final = "relais/v2/room-state-hash"  # hash chaining state events
+ENVELOPE: Final = "relais/v2/envelope"  # sender device signature of an envelope
+ENVELOPE_AAD: Final = "relais/v2/envelope-aad"  # AEAD associated data of an envelope
+SENDER_KEY_SHARE: Final = "relais/v2/sender-key-share"  # signature of a key share
+HPKE_INFO_SENDER_KEY: Final = b"relais/v2/hpke/sender-key-share"  # HPKE info
+PROFILE_AAD: Final = "relais/v2/room-profile"  # AEAD associated data of a room profile
+SAFETY_NUMBER: Final = "relais/v2/safety-number"  # safety number fingerprints

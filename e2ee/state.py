@@ -8,6 +8,12 @@ stores and orders the chain and checks it too (defence in depth), but a client b
 only what it has verified itself with ``apply_event``: a member or a device the server
 inserted has no valid signature from an admin device and is refused.
 
+Version 2 lists each member's identity key and, for every device, the identity key's
+signature over the device's certificate (``e2ee.identity``), so the chain itself proves
+that each device belongs to its member: an admin's device cannot be tricked into signing
+in a device the member's identity key never vouched for. A device vouched for by the
+member's identity key may add itself (how a linked or recovered device joins its rooms).
+
 The same function runs on the server (``chat.services.rooms``) and in the SDK, so the
 two can never disagree about what a chain means.
 """
@@ -30,25 +36,32 @@ from e2ee.encoding import (
     unb64u,
 )
 from e2ee.errors import CryptoError, CryptoErrorCode
-from e2ee.keys import SIGNATURE_BYTES, DeviceKeyPair, PublicDeviceKeys, verify
+from e2ee.identity import DeviceKind, verify_certificate
+from e2ee.keys import KEY_BYTES, SIGNATURE_BYTES, DeviceKeyPair, verify
+from e2ee.merkle import HASH_BYTES
 from e2ee.state_model import (
     ACTIONS,
     KINDS,
     MAX_DEVICES_PER_MEMBER,
     MAX_EVENT_BYTES,
     MAX_MEMBERS,
+    MAX_PROFILE_BYTES,
     ROLES,
     ROOM_ID_BYTES,
+    DeviceEntry,
     DeviceRef,
     Member,
     Policy,
+    Profile,
     RoomDevice,
     RoomState,
     StateEvent,
     default_policy,
 )
+from e2ee.profile import KEY_ID_BYTES as PROFILE_KEY_ID_BYTES
 
 _OPEN = 2**62  # end of the span of a device still in the room
+VERSION = 2
 
 
 def new_room_id() -> str:
@@ -58,8 +71,14 @@ def new_room_id() -> str:
 
 
 def event_hash(raw: bytes) -> bytes:
-    """SHA-256 of ``"relais/v1/room-state-hash" || 0x00 || signed event``."""
+    """SHA-256 of ``"relais/v2/room-state-hash" || 0x00 || signed event``."""
     return hashlib.sha256(labels.ROOM_STATE_HASH.encode() + b"\x00" + raw).digest()
+
+
+def log_gossip(size: int, root: bytes) -> JsonObject:
+    """The ``log`` field of events and envelopes: the newest log head the author
+    accepted, so that members can compare views of the key-transparency log."""
+    return {"size": size, "root": b64u(root)}
 
 
 def sign_event(
@@ -71,10 +90,11 @@ def sign_event(
     action: str,
     content: JsonObject,
     timestamp: int,
+    log: JsonObject | None = None,
 ) -> bytes:
     """The canonical bytes of a new signed event following ``state`` (None to create)."""
     body = {
-        "v": 1,
+        "v": VERSION,
         "type": "room_state",
         "room": room,
         "epoch": 0 if state is None else state.epoch + 1,
@@ -83,8 +103,18 @@ def sign_event(
         "action": action,
         "content": content,
         "ts": timestamp,
+        "log": log,
     }
     return canonical_json({"event": body, "sig": b64u(key_pair.sign(labels.ROOM_STATE, body))})
+
+
+def _parse_log(value: object) -> JsonObject | None:
+    if value is None:
+        return None
+    body = expect_object(value, {"size", "root"}, field="log")
+    expect_int(body["size"], field="log.size")
+    unb64u(body["root"], length=HASH_BYTES, field="log.root")
+    return body
 
 
 def parse_event(raw: bytes) -> tuple[JsonObject, bytes]:
@@ -94,11 +124,11 @@ def parse_event(raw: bytes) -> tuple[JsonObject, bytes]:
     outer = expect_object(parse_canonical(raw, max_bytes=MAX_EVENT_BYTES), {"event", "sig"})
     body = expect_object(
         outer["event"],
-        {"v", "type", "room", "epoch", "prev", "author", "action", "content", "ts"},
+        {"v", "type", "room", "epoch", "prev", "author", "action", "content", "ts", "log"},
         field="event",
     )
-    if body["v"] != 1 or body["type"] != "room_state":
-        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a version 1 room-state event")
+    if body["v"] != VERSION or body["type"] != "room_state":
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "not a version 2 room-state event")
     unb64u(body["room"], length=ROOM_ID_BYTES, field="room")
     expect_int(body["epoch"], field="epoch")
     expect_int(body["ts"], field="ts")
@@ -109,6 +139,7 @@ def parse_event(raw: bytes) -> tuple[JsonObject, bytes]:
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "unknown action")
     if not isinstance(body["content"], dict):
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "content must be an object")
+    _parse_log(body["log"])
     return body, unb64u(outer["sig"], length=SIGNATURE_BYTES, field="sig")
 
 
@@ -123,8 +154,8 @@ def apply_event(state: RoomState | None, raw: bytes) -> tuple[RoomState, StateEv
         if action != "create" or body["epoch"] != 0 or body["prev"] != "":
             raise CryptoError(CryptoErrorCode.BAD_CHAIN, "a chain starts with a create event")
         new_state = _create(body["room"], content, author)
-        author_keys = new_state.current_device(*author)
-        if author_keys is None or not new_state.is_admin_device(*author):
+        author_key = new_state.current_device(*author)
+        if author_key is None or not new_state.is_admin_device(*author):
             raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the creator must be an admin")
     else:
         if body["room"] != state.room:
@@ -133,16 +164,15 @@ def apply_event(state: RoomState | None, raw: bytes) -> tuple[RoomState, StateEv
             raise CryptoError(CryptoErrorCode.BAD_CHAIN, "event does not follow the head")
         if action == "create":
             raise CryptoError(CryptoErrorCode.BAD_CHAIN, "a room is created once")
-        author_keys = state.current_device(*author)
-        if author_keys is None or author[0] not in state.members:
-            raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "author is not a member device")
         new_state = copy.deepcopy(state)
         new_state.epoch = body["epoch"]
+        author_key = _author_key(state, action, content, author)
         _APPLY[action](new_state, content, author)
-    verify(author_keys.sign_key, signature, labels.ROOM_STATE, body)
+    verify(author_key, signature, labels.ROOM_STATE, body)
     digest = event_hash(raw)
     new_state.head = digest
     new_state.heads.append(digest)
+    new_state.timestamps.append(body["ts"])
     event = StateEvent(
         room=body["room"],
         epoch=body["epoch"],
@@ -152,8 +182,23 @@ def apply_event(state: RoomState | None, raw: bytes) -> tuple[RoomState, StateEv
         timestamp=body["ts"],
         hash=digest,
         raw=raw,
+        log=body["log"],
     )
     return new_state, event
+
+
+def _author_key(state: RoomState, action: str, content: JsonObject, author: DeviceRef) -> bytes:
+    """The signing key the event must verify with: the author's device in the state, or,
+    for a device adding itself, the key its certificate names (checked by the action)."""
+    key = state.current_device(*author)
+    if key is not None and author[0] in state.members:
+        return key
+    if action == "add_device":
+        body = expect_object(content, {"national_id", "device"}, field="add_device")
+        number, entry = _device_entry(body["device"])
+        if (body["national_id"], number) == author:
+            return entry.sign_key
+    raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "author is not a member device")
 
 
 def replay_chain(events: list[bytes]) -> RoomState:
@@ -179,50 +224,103 @@ def _national_id(value: object) -> str:
     return expect_str(value, field="national_id", max_length=32)
 
 
-def _device_keys(value: object, *, field: str = "device") -> tuple[int, PublicDeviceKeys]:
-    body = expect_object(value, {"device", "sign_key", "kex_key"}, field=field)
-    return expect_int(body["device"], field="device", minimum=1), PublicDeviceKeys.from_json(body)
+def _key(value: object, field: str) -> bytes:
+    return unb64u(value, length=KEY_BYTES, field=field)
+
+
+def _device_entry(value: object, *, field: str = "device") -> tuple[int, DeviceEntry]:
+    body = expect_object(value, {"device", "sign_key", "cross_sig"}, field=field)
+    return expect_int(body["device"], field="device", minimum=1), DeviceEntry(
+        sign_key=_key(body["sign_key"], "sign_key"),
+        cross_sig=unb64u(body["cross_sig"], length=SIGNATURE_BYTES, field="cross_sig"),
+    )
+
+
+def _check_vouched(
+    national_id: str, identity_key: bytes, number: int, entry: DeviceEntry, kind: DeviceKind
+) -> None:
+    """The member's identity key signed this device's certificate, for this kind."""
+    try:
+        verify_certificate(
+            national_id=national_id,
+            device=number,
+            kind=kind,
+            sign_key=entry.sign_key,
+            identity_key=identity_key,
+            signature=entry.cross_sig,
+        )
+    except CryptoError:
+        raise CryptoError(
+            CryptoErrorCode.BAD_SIGNATURE,
+            f"device {number} of {national_id} is not vouched for by their identity key",
+        ) from None
+
+
+def _devices(national_id: str, identity_key: bytes, value: object) -> dict[int, DeviceEntry]:
+    if not isinstance(value, list) or len(value) > MAX_DEVICES_PER_MEMBER:
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "devices must be a short list")
+    devices: dict[int, DeviceEntry] = {}
+    for item in value:
+        number, entry = _device_entry(item)
+        if number in devices:
+            raise CryptoError(CryptoErrorCode.BAD_ENCODING, "a device is listed twice")
+        _check_vouched(national_id, identity_key, number, entry, "device")
+        devices[number] = entry
+    return devices
 
 
 def _member(value: object) -> Member:
-    body = expect_object(value, {"national_id", "role", "devices"}, field="member")
-    if not isinstance(body["devices"], list) or len(body["devices"]) > MAX_DEVICES_PER_MEMBER:
-        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "devices must be a short list")
-    devices: dict[int, PublicDeviceKeys] = {}
-    for item in body["devices"]:
-        number, keys = _device_keys(item)
-        if number in devices:
-            raise CryptoError(CryptoErrorCode.BAD_ENCODING, "a device is listed twice")
-        devices[number] = keys
+    body = expect_object(value, {"national_id", "role", "identity_key", "devices"}, field="member")
+    national_id = _national_id(body["national_id"])
+    identity_key = _key(body["identity_key"], "identity_key")
     return Member(
-        national_id=_national_id(body["national_id"]), role=_role(body["role"]), devices=devices
+        national_id=national_id,
+        role=_role(body["role"]),
+        identity_key=identity_key,
+        devices=_devices(national_id, identity_key, body["devices"]),
     )
 
 
 def _archiver(value: object) -> RoomDevice | None:
     if value is None:
         return None
-    body = expect_object(value, {"national_id", "device", "sign_key", "kex_key"}, field="archiver")
+    body = expect_object(
+        value,
+        {"national_id", "identity_key", "device", "sign_key", "cross_sig"},
+        field="archiver",
+    )
+    national_id = _national_id(body["national_id"])
+    identity_key = _key(body["identity_key"], "identity_key")
+    number, entry = _device_entry(
+        {k: body[k] for k in ("device", "sign_key", "cross_sig")}, field="archiver"
+    )
+    _check_vouched(national_id, identity_key, number, entry, "archiver")
     return RoomDevice(
-        national_id=_national_id(body["national_id"]),
-        device=expect_int(body["device"], field="device", minimum=1),
-        keys=PublicDeviceKeys.from_json(body),
+        national_id=national_id,
+        device=number,
+        sign_key=entry.sign_key,
+        cross_sig=entry.cross_sig,
+        identity_key=identity_key,
     )
 
 
-def _start_span(state: RoomState, ref: DeviceRef, keys: PublicDeviceKeys) -> None:
+def _start_span(state: RoomState, ref: DeviceRef, sign_key: bytes) -> None:
     known = state.history.get(ref)
-    if known is not None and known[0] != keys:
+    if known is not None and known[0] != sign_key:
         raise CryptoError(CryptoErrorCode.BAD_CHAIN, "a device number cannot change its keys")
     spans = known[1] if known else []
     spans.append([state.epoch, _OPEN])
-    state.history[ref] = (keys, spans)
+    state.history[ref] = (sign_key, spans)
 
 
 def _end_span(state: RoomState, ref: DeviceRef) -> None:
     entry = state.history.get(ref)
     if entry is not None and entry[1] and entry[1][-1][1] == _OPEN:
         entry[1][-1][1] = state.epoch
+    _mark_removal(state)
+
+
+def _mark_removal(state: RoomState) -> None:
     if not state.removals or state.removals[-1] != state.epoch:
         state.removals.append(state.epoch)
 
@@ -251,8 +349,8 @@ def _create(room: str, content: JsonObject, author: DeviceRef) -> RoomState:
         archiver=_archiver(body["archiver"]),
     )
     for member in members.values():
-        for number, keys in member.devices.items():
-            _start_span(state, (member.national_id, number), keys)
+        for number, entry in member.devices.items():
+            _start_span(state, (member.national_id, number), entry.sign_key)
     if state.archiver is not None:
         _name_archiver(state, state.archiver)
     return state
@@ -262,7 +360,7 @@ def _name_archiver(state: RoomState, archiver: RoomDevice) -> None:
     """The archiver belongs to an organisation, never to a member."""
     if archiver.national_id in state.members:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the archiver cannot be a member")
-    _start_span(state, archiver.ref, archiver.keys)
+    _start_span(state, archiver.ref, archiver.sign_key)
     state.archivers.add(archiver.ref)
 
 
@@ -295,8 +393,8 @@ def _add_member(state: RoomState, content: JsonObject, author: DeviceRef) -> Non
     if len(state.members) >= MAX_MEMBERS:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the room is full")
     state.members[member.national_id] = member
-    for number, keys in member.devices.items():
-        _start_span(state, (member.national_id, number), keys)
+    for number, entry in member.devices.items():
+        _start_span(state, (member.national_id, number), entry.sign_key)
 
 
 def _remove_member(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
@@ -309,8 +407,7 @@ def _remove_member(state: RoomState, content: JsonObject, author: DeviceRef) -> 
     _check_admins_remain(state)
     for number in member.devices:
         _end_span(state, (national_id, number))
-    if not member.devices:
-        state.removals.append(state.epoch)
+    _mark_removal(state)
 
 
 def _set_role(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
@@ -321,18 +418,21 @@ def _set_role(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
 
 
 def _add_device(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
+    """An admin device, a device of that member, or the device itself (vouched for by
+    the member's identity key) adds one of the member's devices."""
     body = expect_object(content, {"national_id", "device"}, field="add_device")
     national_id = _national_id(body["national_id"])
     if author[0] != national_id:
         _require_admin(state, author)
     member = _target(state, national_id)
-    number, keys = _device_keys(body["device"])
+    number, entry = _device_entry(body["device"])
     if number in member.devices:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "device already in the room")
     if len(member.devices) >= MAX_DEVICES_PER_MEMBER:
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "too many devices")
-    member.devices[number] = keys
-    _start_span(state, (national_id, number), keys)
+    _check_vouched(national_id, member.identity_key, number, entry, "device")
+    member.devices[number] = entry
+    _start_span(state, (national_id, number), entry.sign_key)
 
 
 def _remove_device(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
@@ -346,6 +446,29 @@ def _remove_device(state: RoomState, content: JsonObject, author: DeviceRef) -> 
         raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "device not in the room")
     del member.devices[number]
     _end_span(state, (national_id, number))
+
+
+def _set_identity(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
+    """A member's identity key changed (they lost every device and started again): an
+    admin of another member, who was shown the change, signs the new key in. Every device
+    under the old key leaves the room."""
+    body = expect_object(content, {"national_id", "identity_key", "devices"}, field="set_identity")
+    national_id = _national_id(body["national_id"])
+    if author[0] == national_id:
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "another admin signs a new identity key")
+    _require_admin(state, author)
+    member = _target(state, national_id)
+    identity_key = _key(body["identity_key"], "identity_key")
+    if identity_key == member.identity_key:
+        raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "the identity key did not change")
+    devices = _devices(national_id, identity_key, body["devices"])
+    for number in member.devices:
+        _end_span(state, (national_id, number))
+    _mark_removal(state)
+    member.identity_key = identity_key
+    member.devices = devices
+    for number, entry in devices.items():
+        _start_span(state, (national_id, number), entry.sign_key)
 
 
 def _set_policy(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
@@ -363,25 +486,49 @@ def _set_archiver(state: RoomState, content: JsonObject, author: DeviceRef) -> N
     state.archiver = archiver
 
 
+def _set_profile(state: RoomState, content: JsonObject, author: DeviceRef) -> None:
+    """A new version of the encrypted room profile (``e2ee.profile``), by an admin."""
+    _require_admin(state, author)
+    body = expect_object(content, {"version", "key_id", "ct"}, field="set_profile")
+    version = expect_int(body["version"], field="version", minimum=1)
+    expected = 1 if state.profile is None else state.profile.version + 1
+    if version != expected:
+        raise CryptoError(CryptoErrorCode.BAD_CHAIN, f"profile version {expected} expected")
+    ciphertext = unb64u(body["ct"], field="ct")
+    if len(ciphertext) > MAX_PROFILE_BYTES:
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "profile too large")
+    state.profile = Profile(
+        version=version,
+        key_id=unb64u(body["key_id"], length=PROFILE_KEY_ID_BYTES, field="key_id"),
+        ciphertext=ciphertext,
+        epoch=state.epoch,
+    )
+
+
 _APPLY: dict[str, Any] = {
     "add_member": _add_member,
     "remove_member": _remove_member,
     "set_role": _set_role,
     "add_device": _add_device,
     "remove_device": _remove_device,
+    "set_identity": _set_identity,
     "set_policy": _set_policy,
     "set_archiver": _set_archiver,
+    "set_profile": _set_profile,
 }
 
 
 # Helpers to write content -----------------------------------------------------------
 
 
-def member_content(national_id: str, role: str, devices: list[RoomDevice]) -> JsonObject:
+def member_content(
+    national_id: str, role: str, identity_key: bytes, devices: list[RoomDevice]
+) -> JsonObject:
     return {
         "national_id": national_id,
         "role": role,
-        "devices": [{"device": d.device, **d.keys.to_json()} for d in devices],
+        "identity_key": b64u(identity_key),
+        "devices": [d.entry_json() for d in devices],
     }
 
 
@@ -392,7 +539,7 @@ def create_content(
         "kind": kind,
         "members": members,
         "policy": policy.to_json(),
-        "archiver": archiver.to_json() if archiver else None,
+        "archiver": archiver.archiver_json() if archiver else None,
     }
 
 
@@ -404,9 +551,11 @@ __all__ = [
     "MAX_MEMBERS",
     "ROLES",
     "ROOM_ID_BYTES",
+    "DeviceEntry",
     "DeviceRef",
     "Member",
     "Policy",
+    "Profile",
     "RoomDevice",
     "RoomState",
     "StateEvent",

@@ -1,13 +1,13 @@
-"""The data a room state is made of: roles, kinds, policy, devices, members, and the
-verified ``RoomState`` itself. The rules that change it are in ``e2ee.state``."""
+"""The data a room state is made of: roles, kinds, policy, devices, members, the
+encrypted profile, and the verified ``RoomState`` itself. The rules that change it are
+in ``e2ee.state``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from e2ee.encoding import JsonObject, expect_int, expect_object
+from e2ee.encoding import JsonObject, b64u, expect_int, expect_object
 from e2ee.errors import CryptoError, CryptoErrorCode
-from e2ee.keys import PublicDeviceKeys
 
 ROLES = ("admin", "member")
 KINDS = ("direct", "care_team", "teleexpertise")
@@ -18,13 +18,16 @@ ACTIONS = (
     "set_role",
     "add_device",
     "remove_device",
+    "set_identity",
     "set_policy",
     "set_archiver",
+    "set_profile",
 )
 ROOM_ID_BYTES = 16
 MAX_MEMBERS = 500
 MAX_DEVICES_PER_MEMBER = 20
 MAX_EVENT_BYTES = 128 * 1024
+MAX_PROFILE_BYTES = 16 * 1024  # ciphertext of a room profile
 
 DeviceRef = tuple[str, int]  # (national id, device number)
 
@@ -83,24 +86,62 @@ def default_policy(kind: str) -> Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """A device as the state lists it: its signing key, and the signature of its
+    owner's identity key over its certificate (``e2ee.identity``)."""
+
+    sign_key: bytes
+    cross_sig: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RoomDevice:
+    """A device of the room, with whose identity key vouches for it."""
+
     national_id: str
     device: int
-    keys: PublicDeviceKeys
+    sign_key: bytes
+    cross_sig: bytes
+    identity_key: bytes
 
     @property
     def ref(self) -> DeviceRef:
         return (self.national_id, self.device)
 
-    def to_json(self) -> JsonObject:
-        return {"national_id": self.national_id, "device": self.device, **self.keys.to_json()}
+    def entry_json(self) -> JsonObject:
+        """The device as a member's ``devices`` list carries it."""
+        return {
+            "device": self.device,
+            "sign_key": b64u(self.sign_key),
+            "cross_sig": b64u(self.cross_sig),
+        }
+
+    def archiver_json(self) -> JsonObject:
+        """The device as the ``archiver`` field carries it."""
+        return {
+            "national_id": self.national_id,
+            "identity_key": b64u(self.identity_key),
+            **self.entry_json(),
+        }
 
 
 @dataclass
 class Member:
     national_id: str
     role: str
-    devices: dict[int, PublicDeviceKeys]
+    identity_key: bytes
+    devices: dict[int, DeviceEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The room's encrypted profile (title, patient, notes): only ciphertext here. The
+    key ``key_id`` travels with sender-key shares (``e2ee.profile``)."""
+
+    version: int
+    key_id: bytes
+    ciphertext: bytes
+    epoch: int  # the epoch of the event that set it
 
 
 @dataclass
@@ -114,10 +155,12 @@ class RoomState:
     members: dict[str, Member]
     policy: Policy
     archiver: RoomDevice | None
+    profile: Profile | None = None
     heads: list[bytes] = field(default_factory=list)  # heads[e]: hash of event e
+    timestamps: list[int] = field(default_factory=list)  # timestamps[e]: "ts" of event e
     removals: list[int] = field(default_factory=list)  # epochs that removed a device
-    # For every device ever in the room: its keys and [first epoch, end epoch) spans.
-    history: dict[DeviceRef, tuple[PublicDeviceKeys, list[list[int]]]] = field(default_factory=dict)
+    # For every device ever in the room: its signing key and [first epoch, end epoch) spans.
+    history: dict[DeviceRef, tuple[bytes, list[list[int]]]] = field(default_factory=dict)
     # Every device ever named archiver: it receives keys but never sends, and the
     # identity holding it is never a member (docs/protocol.md §10.5).
     archivers: set[DeviceRef] = field(default_factory=set)
@@ -125,29 +168,37 @@ class RoomState:
     def devices(self) -> list[RoomDevice]:
         """Every device that must receive this room's sender keys now (archiver included)."""
         found = [
-            RoomDevice(national_id=member.national_id, device=number, keys=keys)
+            RoomDevice(
+                national_id=member.national_id,
+                device=number,
+                sign_key=entry.sign_key,
+                cross_sig=entry.cross_sig,
+                identity_key=member.identity_key,
+            )
             for member in sorted(self.members.values(), key=lambda m: m.national_id)
-            for number, keys in sorted(member.devices.items())
+            for number, entry in sorted(member.devices.items())
         ]
         if self.archiver is not None:
             found.append(self.archiver)
         return found
 
-    def current_device(self, national_id: str, device: int) -> PublicDeviceKeys | None:
+    def current_device(self, national_id: str, device: int) -> bytes | None:
+        """The signing key of a device in the room now, or None."""
         if self.archiver is not None and self.archiver.ref == (national_id, device):
-            return self.archiver.keys
+            return self.archiver.sign_key
         member = self.members.get(national_id)
-        return member.devices.get(device) if member else None
+        entry = member.devices.get(device) if member else None
+        return entry.sign_key if entry else None
 
-    def device_at(self, national_id: str, device: int, epoch: int) -> PublicDeviceKeys | None:
-        """The device's keys if it was a room device at ``epoch``."""
+    def device_at(self, national_id: str, device: int, epoch: int) -> bytes | None:
+        """The device's signing key if it was a room device at ``epoch``."""
         entry = self.history.get((national_id, device))
         if entry is None:
             return None
-        keys, spans = entry
+        sign_key, spans = entry
         for start, end in spans:
             if start <= epoch < end:
-                return keys
+                return sign_key
         return None
 
     def is_archiver_identity(self, national_id: str) -> bool:
@@ -158,6 +209,10 @@ class RoomState:
         """Whether a device left in ``(after_epoch, up_to_epoch]``: a sender key made at
         ``after_epoch`` must not be used at ``up_to_epoch``."""
         return any(after_epoch < epoch <= up_to_epoch for epoch in self.removals)
+
+    def first_removal_after(self, epoch: int) -> int | None:
+        """The first epoch after ``epoch`` that removed a device, if any."""
+        return next((e for e in self.removals if e > epoch), None)
 
     def head_at(self, epoch: int) -> bytes | None:
         return self.heads[epoch] if 0 <= epoch < len(self.heads) else None
@@ -183,3 +238,4 @@ class StateEvent:
     timestamp: int
     hash: bytes
     raw: bytes
+    log: JsonObject | None  # the author's newest log head, gossiped (size, root)

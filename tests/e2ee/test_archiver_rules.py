@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from client.rooms import own_copy
 from e2ee import shares, state
-from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
+from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
-from e2ee.keys import DeviceKeyPair
 from tests.e2ee.helpers import DOCTOR, NURSE, Room, make_room, session_pair
 
 ARCHIVER = ("org:1750000123", 99)
 
 
 def with_archiver(room: Room) -> state.RoomDevice:
-    room.keys[ARCHIVER] = DeviceKeyPair.generate()
-    archiver = room.device(ARCHIVER)
-    room.apply(NURSE, "set_archiver", {"archiver": archiver.to_json()})
+    archiver = room.people.device(ARCHIVER, kind="archiver")
+    room.apply(NURSE, "set_archiver", {"archiver": archiver.archiver_json()})
     return archiver
 
 
@@ -34,12 +31,22 @@ def test_the_archiver_receives_the_keys_of_the_room():
     assert room.state.devices()[-1] == archiver
     outbound, _ = session_pair(room)
     sealed = shares.seal_share(
-        session=outbound, epoch=room.state.epoch, key_pair=room.keys[NURSE], recipient=archiver
+        session=outbound,
+        epoch=room.state.epoch,
+        key_pair=room.keys[NURSE],
+        recipient=archiver.ref,
+        kex=room.people.kex_key(ARCHIVER),
     )
-    opened = shares.open_share(message=sealed, key_pair=room.keys[ARCHIVER], me=ARCHIVER)
+    opened = shares.open_share(
+        message=sealed, kex_private=room.people.kex_private(ARCHIVER), me=ARCHIVER
+    )
     inbound = shares.accept_share(opened, state=room.state)
     envelope = outbound.encrypt(
-        state=room.state, key_pair=room.keys[NURSE], content={"type": "text", "text": "pansement"}
+        state=room.state,
+        key_pair=room.keys[NURSE],
+        content={"type": "text", "text": "pansement"},
+        seq=1,
+        ts=1,
     )
     opened_envelope = decrypt_envelope(
         state=room.state,
@@ -52,13 +59,14 @@ def test_the_archiver_receives_the_keys_of_the_room():
 def test_the_archiver_is_never_a_member():
     room = make_room()
     # A member's own device cannot be named archiver.
-    error = refused(room, NURSE, "set_archiver", {"archiver": room.device(DOCTOR).to_json()})
+    doctor_as_archiver = room.people.device((DOCTOR[0], 98), kind="archiver")
+    error = refused(room, NURSE, "set_archiver", {"archiver": doctor_as_archiver.archiver_json()})
     assert (error.code, error.detail) == (
         CryptoErrorCode.NOT_AUTHORISED,
         "the archiver cannot be a member",
     )
     archiver = with_archiver(room)
-    member = state.member_content(ARCHIVER[0], "member", [archiver])
+    member = room.people.member(ARCHIVER, "member")
     assert refused(room, NURSE, "add_member", member).code == CryptoErrorCode.NOT_AUTHORISED
     # Not even once it no longer archives the room.
     room.apply(NURSE, "set_archiver", {"archiver": None})
@@ -67,12 +75,12 @@ def test_the_archiver_is_never_a_member():
 
 def test_a_creation_naming_a_member_as_archiver_is_refused():
     room = make_room()
-    nurse = room.device(NURSE)
+    nurse_as_archiver = room.people.device((NURSE[0], 97), kind="archiver")
     content = state.create_content(
         kind="care_team",
-        members=[state.member_content(NURSE[0], "admin", [nurse])],
+        members=[room.people.member(NURSE, "admin")],
         policy=state.default_policy("care_team"),
-        archiver=nurse,
+        archiver=nurse_as_archiver,
     )
     raw = state.sign_event(
         state=None,
@@ -99,18 +107,32 @@ def test_nothing_signed_by_the_archiver_is_accepted():
         session=outbound,
         epoch=room.state.epoch,
         key_pair=room.keys[ARCHIVER],
-        recipient=room.device(DOCTOR),
+        recipient=DOCTOR,
+        kex=room.people.kex_key(DOCTOR),
     )
-    opened = shares.open_share(message=sealed, key_pair=room.keys[DOCTOR], me=DOCTOR)
+    opened = shares.open_share(
+        message=sealed, kex_private=room.people.kex_private(DOCTOR), me=DOCTOR
+    )
     with pytest.raises(CryptoError) as error:
         shares.accept_share(opened, state=room.state)
     assert error.value.code == CryptoErrorCode.NOT_AUTHORISED
     # Even holding that sender key (the check does not depend on how it was had), the
     # doctor refuses the archiver's envelope.
-    twin = own_copy(outbound)
+    twin = InboundSession(
+        room=outbound.room,
+        sender=outbound.sender,
+        key_id=outbound.key_id,
+        chain_key=outbound.chain_key,
+        next_index=outbound.index,
+        epoch=outbound.epoch,
+    )
     doctor_sessions = {(*ARCHIVER, outbound.key_id): twin}
     envelope = outbound.encrypt(
-        state=room.state, key_pair=room.keys[ARCHIVER], content={"type": "text", "text": "x"}
+        state=room.state,
+        key_pair=room.keys[ARCHIVER],
+        content={"type": "text", "text": "x"},
+        seq=1,
+        ts=1,
     )
     with pytest.raises(CryptoError) as error:
         decrypt_envelope(
@@ -121,5 +143,5 @@ def test_nothing_signed_by_the_archiver_is_accepted():
         "the archiver does not send",
     )
     # Nor can it sign a room-state event: it is not a member device.
-    refusal = refused(room, ARCHIVER, "set_archiver", {"archiver": archiver.to_json()})
+    refusal = refused(room, ARCHIVER, "set_archiver", {"archiver": archiver.archiver_json()})
     assert refusal.code == CryptoErrorCode.NOT_AUTHORISED

@@ -27,7 +27,7 @@ from tests.e2ee.helpers import DOCTOR, NURSE, PHARMACIST, make_room, session_pai
 ROOM = make_room(members=(NURSE, DOCTOR, PHARMACIST))
 texts = st.text(max_size=2000)
 contents = st.dictionaries(
-    st.text(min_size=1, max_size=10).filter(lambda k: k not in ("pad", "type")),
+    st.text(min_size=1, max_size=10).filter(lambda k: k not in ("pad", "type", "seq", "ts")),
     st.one_of(st.text(max_size=50), st.integers(-(2**53) + 1, 2**53 - 1), st.booleans()),
     max_size=5,
 ).map(lambda extra: {"type": "text", **extra})
@@ -42,7 +42,11 @@ def receive(envelope: bytes, sessions: dict):
 def test_decrypt_of_encrypt_is_the_text(text):
     outbound, sessions = session_pair(ROOM)
     envelope = outbound.encrypt(
-        state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": text}
+        state=ROOM.state,
+        key_pair=ROOM.keys[NURSE],
+        content={"type": "text", "text": text},
+        seq=1,
+        ts=1,
     )
     assert receive(envelope, sessions).content == {"type": "text", "text": text}
     assert len(json.loads(envelope)["ct"]) > 0
@@ -52,7 +56,9 @@ def test_decrypt_of_encrypt_is_the_text(text):
 @given(content=contents)
 def test_any_content_round_trips(content):
     outbound, sessions = session_pair(ROOM)
-    envelope = outbound.encrypt(state=ROOM.state, key_pair=ROOM.keys[NURSE], content=content)
+    envelope = outbound.encrypt(
+        state=ROOM.state, key_pair=ROOM.keys[NURSE], content=content, seq=1, ts=1
+    )
     assert receive(envelope, sessions).content == content
 
 
@@ -61,7 +67,11 @@ def test_any_content_round_trips(content):
 def test_any_flipped_bit_is_refused_and_changes_nothing(data):
     outbound, sessions = session_pair(ROOM)
     envelope = outbound.encrypt(
-        state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": "plaie"}
+        state=ROOM.state,
+        key_pair=ROOM.keys[NURSE],
+        content={"type": "text", "text": "plaie"},
+        seq=1,
+        ts=1,
     )
     bit = data.draw(st.integers(0, len(envelope) * 8 - 1))
     tampered = bytearray(envelope)
@@ -79,6 +89,7 @@ HEADER_CHANGES = {
     "sender": lambda h: {**h, "sender": {"national_id": DOCTOR[0], "device": DOCTOR[1]}},
     "key_id": lambda h: {**h, "key_id": b64u(b"\x02" * 16)},
     "state": lambda h: {**h, "state": b64u(b"\x03" * 32)},
+    "log": lambda h: {**h, "log": {"size": 3, "root": b64u(b"\x04" * 32)}},
 }
 
 
@@ -90,7 +101,11 @@ def test_a_changed_header_is_refused_even_when_re_signed(field):
     chain_key = outbound.chain_key
     envelope = json.loads(
         outbound.encrypt(
-            state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": "x"}
+            state=ROOM.state,
+            key_pair=ROOM.keys[NURSE],
+            content={"type": "text", "text": "x"},
+            seq=1,
+            ts=1,
         )
     )
     header = {k: v for k, v in envelope.items() if k not in ("ct", "sig")}
@@ -112,7 +127,11 @@ def test_another_member_cannot_write_in_the_senders_name():
     outbound, sessions = session_pair(ROOM)
     genuine = json.loads(
         outbound.encrypt(
-            state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": "a"}
+            state=ROOM.state,
+            key_pair=ROOM.keys[NURSE],
+            content={"type": "text", "text": "a"},
+            seq=1,
+            ts=1,
         )
     )
     signed = {k: v for k, v in genuine.items() if k != "sig"}
@@ -130,7 +149,11 @@ def test_out_of_order_delivery_decrypts_each_once_and_replays_are_refused(order)
     outbound, sessions = session_pair(ROOM)
     envelopes = [
         outbound.encrypt(
-            state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": str(i)}
+            state=ROOM.state,
+            key_pair=ROOM.keys[NURSE],
+            content={"type": "text", "text": str(i)},
+            seq=i + 1,
+            ts=i,
         )
         for i in range(12)
     ]
@@ -148,7 +171,11 @@ def test_an_index_beyond_the_window_is_refused():
     outbound, sessions = session_pair(ROOM)
     outbound.index = MAX_SKIP + 1
     envelope = outbound.encrypt(
-        state=ROOM.state, key_pair=ROOM.keys[NURSE], content={"type": "text", "text": "far"}
+        state=ROOM.state,
+        key_pair=ROOM.keys[NURSE],
+        content={"type": "text", "text": "far"},
+        seq=1,
+        ts=1,
     )
     with pytest.raises(CryptoError) as refused:
         receive(envelope, sessions)
