@@ -12,11 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from e2ee import merkle, ratchet, safety, shares, state, transparency
+from e2ee import (
+    kex,
+    linking,
+    merkle,
+    profile,
+    ratchet,
+    recovery,
+    safety,
+    shares,
+    state,
+    transparency,
+)
 from e2ee.encoding import b64u, canonical_json, parse_canonical, unb64u
 from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError
+from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair, PublicDeviceKeys
+from e2ee.profile import ProfileKey
+from tests.vectors.generate import seed as generate_seed
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
@@ -137,12 +151,17 @@ def test_ratchet():
 
 def test_room_state_chain():
     v = load("room_state")
+    for person in v["identities"]:
+        owner = IdentityKeyPair.from_private_bytes(unb64u(person["identity_private"]))
+        assert b64u(owner.public) == person["identity_key"]
     current = None
     for raw, head in zip(v["events"], v["heads"], strict=True):
         current, event = state.apply_event(current, raw.encode())
         assert b64u(event.hash) == head
     assert current is not None
+    assert current.epoch == v["final_epoch"]
     assert sorted(current.members) == ["810001987659", "810003456786"]
+    assert sorted(current.members["810001987659"].devices) == [9, 12]
     for case in v["rejected"]:
         partial = state.replay_chain([e.encode() for e in v["events"][: case["after"]]])
         with pytest.raises(CryptoError) as refused:
@@ -165,9 +184,12 @@ def test_envelopes_reproduce_and_decrypt():
         epoch=room_state.epoch,
         created_at_ms=0,
     )
+    log = state.log_gossip(5, generate_seed("log root"))
     made = [
-        outbound.encrypt(state=room_state, key_pair=devices["nurse"], content=c).decode()
-        for c in v["contents"]
+        outbound.encrypt(
+            state=room_state, key_pair=devices["nurse"], content=c, seq=seq, ts=ts, log=log
+        ).decode()
+        for c, seq, ts in zip(v["contents"], v["seqs"], v["timestamps"], strict=True)
     ]
     assert made == v["envelopes"]
     inbound = InboundSession(
@@ -179,11 +201,25 @@ def test_envelopes_reproduce_and_decrypt():
         epoch=room_state.epoch,
     )
     sessions = {(*inbound.sender, inbound.key_id): inbound}
-    for envelope, content in zip(v["envelopes"], v["contents"], strict=True):
+    for envelope, content, seq in zip(v["envelopes"], v["contents"], v["seqs"], strict=True):
         opened = decrypt_envelope(
             state=room_state, envelope=parse_envelope(envelope.encode()), sessions=sessions
         )
-        assert opened.content == content
+        assert (opened.content, opened.seq) == (content, seq)
+
+
+def test_key_agreement_key():
+    v = load("kex_key")
+    pharmacist = keys_of(v["device"])
+    published = kex.verify_kex(
+        v["published"].encode(),
+        national_id="810002765435",
+        device=11,
+        sign_key=pharmacist.public.sign_key,
+        now_ms=v["now"],
+    )
+    assert published.kex_key == pharmacist.public.kex_key
+    assert published.serial == 1
 
 
 def test_hpke_share_opens():
@@ -191,29 +227,56 @@ def test_hpke_share_opens():
     chain = load("room_state")
     devices = {d["name"]: keys_of(d) for d in chain["devices"]}
     room_state = state.replay_chain([e.encode() for e in chain["events"][: v["chain_events"]]])
+    message = v["to_device_message"].encode()
+    assert shares.share_kex_serial(message) == 1
     opened = shares.open_share(
-        message=v["to_device_message"].encode(),
-        key_pair=devices["pharmacist"],
-        me=tuple(v["recipient"]),
+        message=message, kex_private=devices["pharmacist"].kex_private, me=tuple(v["recipient"])
     )
     assert opened.body == v["share"]
+    assert opened.profile_key is not None
     session = shares.accept_share(opened, state=room_state)
     assert b64u(session.chain_key) == v["share"]["chain_key"]
     with pytest.raises(CryptoError):  # only the recipient's key opens it
         shares.open_share(
-            message=v["to_device_message"].encode(),
-            key_pair=devices["doctor"],
-            me=tuple(v["recipient"]),
+            message=message, kex_private=devices["doctor"].kex_private, me=tuple(v["recipient"])
         )
+
+
+def test_room_profile_opens():
+    v = load("room_profile")
+    key = ProfileKey(key_id=unb64u(v["key_id"]), key=unb64u(v["key"]))
+    opened = profile.decrypt_profile(
+        room=v["room"], version=v["version"], key=key, ciphertext=unb64u(v["ct"])
+    )
+    assert opened == v["profile"]
+
+
+def test_link_codes():
+    v = load("linking")
+    code = linking.LinkCode(
+        link_id=unb64u(v["link_id"]), commitment=linking.commitment(v["request"])
+    )
+    assert b64u(code.commitment) == v["commitment"]
+    assert (code.qr_payload, code.short_code) == (v["qr_payload"], v["short_code"])
+    assert linking.LinkCode.parse(v["short_code"]).matches(v["request"])
+
+
+def test_recovery_code_and_account_keys():
+    v = load("recovery")
+    code = recovery.RecoveryCode.parse(v["code"])
+    assert b64u(code.public_key()) == v["recovery_public"]
+    secret = unb64u(v["account_secret"])
+    for purpose, key in v["account_keys"].items():
+        assert b64u(recovery.account_key(secret, purpose)) == key
 
 
 def test_safety_number():
     v = load("safety_number")
     number = safety.safety_number(
         v["first"]["national_id"],
-        [unb64u(k) for k in v["first"]["sign_keys"]],
+        unb64u(v["first"]["identity_key"]),
         v["second"]["national_id"],
-        [unb64u(k) for k in v["second"]["sign_keys"]],
+        unb64u(v["second"]["identity_key"]),
     )
     assert (number.digits, number.qr_payload) == (v["digits"], v["qr_payload"])
     assert len(number.digits.replace(" ", "")) == 60
@@ -224,7 +287,7 @@ def test_the_generator_reproduces_the_published_files():
     from tests.vectors import generate
 
     for name, make in generate.GENERATORS.items():
-        if name == "hpke_share":
+        if name in ("hpke_share", "room_profile"):
             continue
         published = json.loads((VECTORS / f"{name}.json").read_text())
         assert json.loads(json.dumps(make(), ensure_ascii=False)) == published, name

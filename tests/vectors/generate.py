@@ -16,10 +16,24 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from e2ee import labels, merkle, ratchet, safety, shares, state, transparency
+from e2ee import (
+    kex,
+    labels,
+    linking,
+    merkle,
+    profile,
+    ratchet,
+    recovery,
+    safety,
+    shares,
+    state,
+    transparency,
+)
 from e2ee.encoding import b64u, canonical_json
 from e2ee.envelopes import OutboundSession
+from e2ee.identity import DeviceKind, IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
+from e2ee.profile import ProfileKey
 
 HERE = Path(__file__).resolve().parent
 
@@ -173,16 +187,45 @@ PEOPLE = {
     "doctor": ("810001987659", 9),
     "pharmacist": ("810002765435", 11),
 }
+NOW = 1795392000000
 
 
-def _room_device(name: str) -> state.RoomDevice:
+def identity(name: str) -> IdentityKeyPair:
+    return IdentityKeyPair.from_private_bytes(seed(name + "/identity"))
+
+
+def _room_device(name: str, *, kind: DeviceKind = "device") -> state.RoomDevice:
     national_id, number = PEOPLE[name]
-    return state.RoomDevice(national_id=national_id, device=number, keys=device(name).public)
+    owner = identity(name)
+    sign_key = device(name).public.sign_key
+    return state.RoomDevice(
+        national_id=national_id,
+        device=number,
+        sign_key=sign_key,
+        cross_sig=owner.certify(
+            national_id=national_id, device=number, kind=kind, sign_key=sign_key
+        ),
+        identity_key=owner.public,
+    )
+
+
+def _member(name: str, role: str) -> dict[str, Any]:
+    return state.member_content(PEOPLE[name][0], role, identity(name).public, [_room_device(name)])
+
+
+def identity_json(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "national_id": PEOPLE[name][0],
+        "identity_private": b64u(identity(name).private_bytes()),
+        "identity_key": b64u(identity(name).public),
+    }
 
 
 def chain_events() -> list[bytes]:
     nurse = device("nurse")
     author = PEOPLE["nurse"]
+    log = state.log_gossip(5, seed("log root"))
     create = state.sign_event(
         state=None,
         room=ROOM,
@@ -191,13 +234,11 @@ def chain_events() -> list[bytes]:
         action="create",
         content=state.create_content(
             kind="care_team",
-            members=[
-                state.member_content(PEOPLE["nurse"][0], "admin", [_room_device("nurse")]),
-                state.member_content(PEOPLE["doctor"][0], "member", [_room_device("doctor")]),
-            ],
+            members=[_member("nurse", "admin"), _member("doctor", "member")],
             policy=state.default_policy("care_team"),
         ),
-        timestamp=1795392000000,
+        timestamp=NOW,
+        log=log,
     )
     s0, _ = state.apply_event(None, create)
     add = state.sign_event(
@@ -206,10 +247,9 @@ def chain_events() -> list[bytes]:
         author=author,
         key_pair=nurse,
         action="add_member",
-        content=state.member_content(
-            PEOPLE["pharmacist"][0], "member", [_room_device("pharmacist")]
-        ),
-        timestamp=1795392001000,
+        content=_member("pharmacist", "member"),
+        timestamp=NOW + 1000,
+        log=log,
     )
     s1, _ = state.apply_event(s0, add)
     remove = state.sign_event(
@@ -219,7 +259,8 @@ def chain_events() -> list[bytes]:
         key_pair=nurse,
         action="remove_member",
         content={"national_id": PEOPLE["pharmacist"][0]},
-        timestamp=1795392002000,
+        timestamp=NOW + 2000,
+        log=None,
     )
     return [create, add, remove]
 
@@ -239,20 +280,76 @@ def state_vectors() -> dict[str, Any]:
         author=PEOPLE["doctor"],
         key_pair=doctor,
         action="add_member",
-        content=state.member_content("810004123450", "member", []),
-        timestamp=1795392003000,
+        content=state.member_content("810004123450", "member", identity("physio").public, []),
+        timestamp=NOW + 3000,
     )
+    # The nurse (an admin) signs in a device for the doctor that the doctor's identity
+    # key never vouched for: the operator's device, certified by another identity key.
+    rogue = device("rogue")
+    rogue_entry = {
+        "device": 66,
+        "sign_key": b64u(rogue.public.sign_key),
+        "cross_sig": b64u(
+            identity("rogue").certify(
+                national_id=PEOPLE["doctor"][0],
+                device=66,
+                kind="device",
+                sign_key=rogue.public.sign_key,
+            )
+        ),
+    }
+    unvouched = state.sign_event(
+        state=current,
+        room=ROOM,
+        author=PEOPLE["nurse"],
+        key_pair=device("nurse"),
+        action="add_device",
+        content={"national_id": PEOPLE["doctor"][0], "device": rogue_entry},
+        timestamp=NOW + 3000,
+    )
+    # The doctor's new laptop, vouched for by his identity key, adds itself.
+    laptop = device("doctor-laptop")
+    laptop_entry = {
+        "device": 12,
+        "sign_key": b64u(laptop.public.sign_key),
+        "cross_sig": b64u(
+            identity("doctor").certify(
+                national_id=PEOPLE["doctor"][0],
+                device=12,
+                kind="device",
+                sign_key=laptop.public.sign_key,
+            )
+        ),
+    }
+    self_added = state.sign_event(
+        state=current,
+        room=ROOM,
+        author=(PEOPLE["doctor"][0], 12),
+        key_pair=laptop,
+        action="add_device",
+        content={"national_id": PEOPLE["doctor"][0], "device": laptop_entry},
+        timestamp=NOW + 3000,
+    )
+    after_laptop, event = state.apply_event(current, self_added)
     return {
         "room": ROOM,
-        "devices": [device_json(name, device(name)) for name in PEOPLE],
-        "events": [raw.decode() for raw in events],
-        "heads": heads,
+        "devices": [device_json(name, device(name)) for name in [*PEOPLE, "doctor-laptop"]],
+        "identities": [identity_json(name) for name in PEOPLE],
+        "events": [raw.decode() for raw in [*events, self_added]],
+        "heads": [*heads, b64u(event.hash)],
+        "final_epoch": after_laptop.epoch,
         "rejected": [
             {
                 "event": forged.decode(),
                 "after": len(events),
                 "code": "not_authorised",
                 "why": "a member who is not an admin adds someone",
+            },
+            {
+                "event": unvouched.decode(),
+                "after": len(events),
+                "code": "bad_signature",
+                "why": "an admin adds a device the member's identity key did not vouch for",
             },
         ],
     }
@@ -275,14 +372,35 @@ def envelope_vectors() -> dict[str, Any]:
         {"type": "text", "text": "Bonjour, la plaie du talon est propre."},
         {"type": "text", "text": "Photo à suivre. Pansement hydrocolloïde ?"},
     ]
-    envelopes = [session.encrypt(state=s, key_pair=nurse, content=c).decode() for c in contents]
+    log = state.log_gossip(5, seed("log root"))
+    envelopes = [
+        session.encrypt(
+            state=s, key_pair=nurse, content=c, seq=i + 1, ts=NOW + i * 1000, log=log
+        ).decode()
+        for i, c in enumerate(contents)
+    ]
     return {
         "chain_events": 2,
         "sender": list(PEOPLE["nurse"]),
         "session": start,
         "contents": contents,
+        "seqs": [1, 2],
+        "timestamps": [NOW, NOW + 1000],
         "envelopes": envelopes,
     }
+
+
+def kex_vectors() -> dict[str, Any]:
+    pharmacist = device("pharmacist")
+    raw = kex.publish(
+        key_pair=pharmacist,
+        national_id=PEOPLE["pharmacist"][0],
+        device=PEOPLE["pharmacist"][1],
+        kex_private=pharmacist.kex_private,
+        serial=1,
+        now_ms=NOW,
+    )
+    return {"device": device_json("pharmacist", pharmacist), "published": raw.decode(), "now": NOW}
 
 
 def hpke_vectors() -> dict[str, Any]:
@@ -296,11 +414,22 @@ def hpke_vectors() -> dict[str, Any]:
         epoch=s.epoch,
         created_at_ms=0,
     )
+    pharmacist = device("pharmacist")
+    published = kex.verify_kex(
+        kex_vectors()["published"].encode(),
+        national_id=PEOPLE["pharmacist"][0],
+        device=PEOPLE["pharmacist"][1],
+        sign_key=pharmacist.public.sign_key,
+        now_ms=NOW,
+    )
+    profile_key = ProfileKey(key_id=seed("profile key id")[:16], key=seed("profile key"))
     message = shares.seal_share(
         session=session,
         epoch=s.epoch,
         key_pair=device("nurse"),
-        recipient=_room_device("pharmacist"),
+        recipient=PEOPLE["pharmacist"],
+        kex=published,
+        profile_key=profile_key,
     )
     return {
         "suite": {"kem": "DHKEM(X25519, HKDF-SHA256)", "kdf": "HKDF-SHA256", "aead": "AES-256-GCM"},
@@ -308,17 +437,68 @@ def hpke_vectors() -> dict[str, Any]:
         "chain_events": 2,
         "recipient": list(PEOPLE["pharmacist"]),
         "to_device_message": message.decode(),
-        "share": shares.share_body(session, epoch=s.epoch, recipient=PEOPLE["pharmacist"]),
+        "share": shares.share_body(
+            session, epoch=s.epoch, recipient=PEOPLE["pharmacist"], profile_key=profile_key
+        ),
+    }
+
+
+def profile_vectors() -> dict[str, Any]:
+    key = ProfileKey(key_id=seed("profile key id")[:16], key=seed("profile key"))
+    content = {"title": "Mme D. — plaie du talon gauche", "notes": "Passage IDE 2×/jour"}
+    sealed = profile.encrypt_profile(room=ROOM, version=1, key=key, profile=content)
+    return {
+        "room": ROOM,
+        "version": 1,
+        "key_id": b64u(key.key_id),
+        "key": b64u(key.key),
+        "profile": content,
+        "ct": b64u(sealed),
+        "note": "the nonce is random: a decryption vector",
+    }
+
+
+def linking_vectors() -> dict[str, Any]:
+    new_device = device("nurse-laptop")
+    request = {
+        "v": 2,
+        "type": "link_request",
+        "national_id": PEOPLE["nurse"][0],
+        "device": 21,
+        "sign_key": b64u(new_device.public.sign_key),
+        "kex_key": b64u(new_device.public.kex_key),
+        "nonce": b64u(seed("link nonce")[:16]),
+    }
+    code = linking.LinkCode(link_id=seed("link id")[:5], commitment=linking.commitment(request))
+    return {
+        "request": request,
+        "commitment": b64u(code.commitment),
+        "link_id": b64u(code.link_id),
+        "qr_payload": code.qr_payload,
+        "short_code": code.short_code,
+    }
+
+
+def recovery_vectors() -> dict[str, Any]:
+    code = recovery.RecoveryCode(seed("recovery")[:20])
+    secret = seed("account secret")
+    return {
+        "code": str(code),
+        "recovery_public": b64u(code.public_key()),
+        "account_secret": b64u(secret),
+        "account_keys": {
+            purpose: b64u(recovery.account_key(secret, purpose))
+            for purpose in ("billing-pseudonym", "billing-ledger")
+        },
     }
 
 
 def safety_vectors() -> dict[str, Any]:
-    a_keys = [device("nurse").public.sign_key, device("nurse-phone").public.sign_key]
-    b_keys = [device("doctor").public.sign_key]
-    number = safety.safety_number(PEOPLE["nurse"][0], a_keys, PEOPLE["doctor"][0], b_keys)
+    nurse, doctor = identity("nurse").public, identity("doctor").public
+    number = safety.safety_number(PEOPLE["nurse"][0], nurse, PEOPLE["doctor"][0], doctor)
     return {
-        "first": {"national_id": PEOPLE["nurse"][0], "sign_keys": [b64u(k) for k in a_keys]},
-        "second": {"national_id": PEOPLE["doctor"][0], "sign_keys": [b64u(k) for k in b_keys]},
+        "first": {"national_id": PEOPLE["nurse"][0], "identity_key": b64u(nurse)},
+        "second": {"national_id": PEOPLE["doctor"][0], "identity_key": b64u(doctor)},
         "digits": number.digits,
         "qr_payload": number.qr_payload,
     }
@@ -333,6 +513,10 @@ GENERATORS = {
     "envelope": envelope_vectors,
     "hpke_share": hpke_vectors,
     "safety_number": safety_vectors,
+    "kex_key": kex_vectors,
+    "room_profile": profile_vectors,
+    "linking": linking_vectors,
+    "recovery": recovery_vectors,
 }
 
 
