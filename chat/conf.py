@@ -29,6 +29,7 @@ class RelaisSettings:
     write_batch_max: int
     write_concurrency: int
     db_pool_size: int
+    token_idle_seconds: int
 
 
 @cache

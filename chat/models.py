@@ -38,6 +38,9 @@ class Device(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The token stops working at this time unless used before (each use pushes it back,
+    # at most once a day). None: never (an organisation's archiver, a service process).
+    token_expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"device {self.pk} of {self.practitioner_id}"

@@ -31,7 +31,6 @@ HPKE_INFO_LINK: Final = b"relais/v2/hpke/link-bundle"  # HPKE info: identity to 
 HPKE_INFO_RECOVERY: Final = b"relais/v2/hpke/recovery"  # HPKE info: backups to the recovery key
 RECOVERY_KEY: Final = b"relais/v2/recovery-key"  # HKDF info: recovery code to X25519 key
 ACCOUNT_KEY: Final = b"relais/v2/account-key/"  # HKDF info prefix: account_key(purpose)
-RESUME: Final = "relais/v2/resume"  # a device proves it holds its key to log in again
 
 # Version 2: rooms and messages.
 ROOM_STATE: Final = "relais/v2/room-state"  # a device's signature of a state event

@@ -39,6 +39,7 @@ from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.identity import DeviceKind, verify_certificate
 from e2ee.keys import KEY_BYTES, SIGNATURE_BYTES, DeviceKeyPair, verify
 from e2ee.merkle import HASH_BYTES
+from e2ee.profile import KEY_ID_BYTES as PROFILE_KEY_ID_BYTES
 from e2ee.state_model import (
     ACTIONS,
     KINDS,
@@ -58,7 +59,6 @@ from e2ee.state_model import (
     StateEvent,
     default_policy,
 )
-from e2ee.profile import KEY_ID_BYTES as PROFILE_KEY_ID_BYTES
 
 _OPEN = 2**62  # end of the span of a device still in the room
 VERSION = 2

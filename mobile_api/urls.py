@@ -6,6 +6,7 @@ from mobile_api import openapi_attachments  # noqa: F401  (describes the attachm
 from mobile_api.docs import ApiDocsView, ApiSchemaView
 from mobile_api.throttling import UPLOAD
 from mobile_api.views import devices as device_views
+from mobile_api.views import keyring as keyring_views
 from mobile_api.views import keys as key_views
 from mobile_api.views.account import MeView
 from mobile_api.views.attachments import (
@@ -97,6 +98,24 @@ keys_and_devices = [
         device_views.RevokeOthersView.as_view(),
         name="devices-revoke-others",
     ),
+    path("devices/kex", keyring_views.KexView.as_view(), name="devices-kex"),
+    path(
+        "devices/link-requests",
+        keyring_views.LinkRequestsView.as_view(),
+        name="devices-link-requests",
+    ),
+    path(
+        "devices/link-requests/<str:link_id>",
+        keyring_views.LinkRequestView.as_view(),
+        name="devices-link-request",
+    ),
+    path(
+        "devices/link-requests/<str:link_id>/approve",
+        keyring_views.LinkApproveView.as_view(),
+        name="devices-link-approve",
+    ),
+    path("backup/identity", keyring_views.IdentityBackupView.as_view(), name="backup-identity"),
+    path("backup/keys", keyring_views.HistoryKeysView.as_view(), name="backup-keys"),
 ]
 
 # Encrypted attachments (docs/protocol.md §11); uploads have their own rate limits.

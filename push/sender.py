@@ -56,13 +56,16 @@ def payload_for(*, room_id: int, seq: int) -> bytes:
     return json.dumps({"room": room_id, "seq": seq}, separators=(",", ":")).encode("ascii")
 
 
-def topic_for(room_id: int) -> str:
+def topic_for(room_id: int, *, subscription_id: int) -> str:
     """RFC 8030 ``Topic``: a newer push for the same room replaces an undelivered one.
 
-    A keyed hash of the room id (32 base64url characters), so the push service cannot
-    read the room id from it.
+    A keyed hash of the subscription and the room (32 base64url characters): the push
+    service cannot read the room id from it, and two members of one room get different
+    topics, so it cannot tell that they share a room either.
     """
-    digest = salted_hmac("relais.push.topic", str(room_id), algorithm="sha256").digest()
+    digest = salted_hmac(
+        "relais.push.topic", f"{subscription_id}:{room_id}", algorithm="sha256"
+    ).digest()
     return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
 
 
@@ -139,7 +142,7 @@ class PushSender:
         headers = {
             "Authorization": self.authorization(target.endpoint),
             "Urgency": "high",
-            "Topic": topic_for(room_id),
+            "Topic": topic_for(room_id, subscription_id=target.subscription_id),
         }
         try:
             response = await pusher.send_async(

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "mobile_api",
     "attachments",
     "keylog",
+    "keyring",
     "push",
     "identity",
     # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
@@ -223,6 +224,9 @@ RELAIS = {
     "WRITE_BATCH_MAX": env_int("RELAIS_WRITE_BATCH_MAX", 256),
     "WRITE_CONCURRENCY": env_int("RELAIS_WRITE_CONCURRENCY", 2),
     "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
+    # A device token unused this long stops working; the device logs in again and
+    # proves it holds its keys to stay the same device (docs/protocol.md §10.4).
+    "TOKEN_IDLE_SECONDS": env_int("RELAIS_TOKEN_IDLE_DAYS", 30) * 24 * 3600,
 }
 
 # The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY

@@ -19,6 +19,7 @@ from chat.fanout import HubEvent, device_topic, publish_on_commit
 from chat.frames import encode, encode_body
 from chat.models import Device, Membership, Room, ToDeviceMessage
 from chat.services.devices import DeviceIdentity
+from e2ee.encoding import canonical_json
 
 MAX_BODY_BYTES = 4096
 MAX_BATCH = 600
@@ -62,31 +63,35 @@ def check_batch(*, messages: list[Outgoing]) -> None:
         raise RelaisError(ErrorCode.BODY_TOO_LARGE)
 
 
+def reachable_devices(*, identity: DeviceIdentity, device_ids: list[int]) -> set[int]:
+    """Which of ``device_ids`` the caller may write to or look up: unrevoked devices of
+    the caller's practitioner, of someone who shares a room with them, or the archiver
+    device of one of their rooms. Deny by default."""
+    people = set(
+        Membership.objects.filter(
+            room__memberships__practitioner_id=identity.practitioner_id
+        ).values_list("practitioner_id", flat=True)
+    ) | {identity.practitioner_id}
+    archivers = Room.objects.filter(
+        memberships__practitioner_id=identity.practitioner_id, archiver_device__isnull=False
+    ).values("archiver_device_id")
+    return set(
+        Device.objects.filter(pk__in=device_ids, revoked_at__isnull=True)
+        .filter(Q(practitioner_id__in=people) | Q(pk__in=archivers))
+        .values_list("pk", flat=True)
+    )
+
+
 def do_send_to_devices(*, identity: DeviceIdentity, messages: list[Outgoing]) -> list[int]:
     """Queue key shares for devices (all or nothing) and tell the connected ones.
 
-    Recipients must be unrevoked devices of the sender's practitioner, of someone who
-    shares a room with them, or the archiver device of one of their rooms (NOT_FOUND
-    otherwise); the queue of each is bounded."""
+    Recipients must be ``reachable_devices`` (NOT_FOUND otherwise); the queue of each is
+    bounded."""
     check_batch(messages=messages)
     now_ms = SYSTEM_CLOCK.now_ms()
     recipient_ids = sorted({m.device_id for m in messages})
     with transaction.atomic():
-        # Deny by default: only devices of people who share a room with the sender, and
-        # the sender's own devices, can be written to.
-        reachable = set(
-            Membership.objects.filter(
-                room__memberships__practitioner_id=identity.practitioner_id
-            ).values_list("practitioner_id", flat=True)
-        ) | {identity.practitioner_id}
-        archivers = Room.objects.filter(
-            memberships__practitioner_id=identity.practitioner_id, archiver_device__isnull=False
-        ).values("archiver_device_id")
-        live = set(
-            Device.objects.filter(pk__in=recipient_ids, revoked_at__isnull=True)
-            .filter(Q(practitioner_id__in=reachable) | Q(pk__in=archivers))
-            .values_list("pk", flat=True)
-        )
+        live = reachable_devices(identity=identity, device_ids=recipient_ids)
         missing = [d for d in recipient_ids if d not in live]
         if missing:
             raise RelaisError(ErrorCode.NOT_FOUND, f"Unknown or revoked device: {missing[0]}.")
@@ -138,3 +143,31 @@ def do_acknowledge(*, identity: DeviceIdentity, up_to_id: int) -> int:
         recipient_id=identity.device_id, pk__lte=up_to_id
     ).delete()
     return deleted
+
+
+def queue_revocation_notices(*, device_id: int) -> None:
+    """Tell the devices of the revoked device's practitioner and of everyone who shares a
+    room with them (``{"v":2,"type":"device_revoked","national_id","device"}``). A hint:
+    each device checks the revocation in the log before acting on it. Call inside the
+    revoking transaction."""
+    practitioner_id = (
+        Device.objects.filter(pk=device_id).values_list("practitioner_id", flat=True).get()
+    )
+    people = set(
+        Membership.objects.filter(room__memberships__practitioner_id=practitioner_id).values_list(
+            "practitioner_id", flat=True
+        )
+    ) | {practitioner_id}
+    recipients = list(
+        Device.objects.filter(practitioner_id__in=people, revoked_at__isnull=True)
+        .exclude(public_keys={})
+        .values_list("pk", flat=True)
+    )
+    if recipients:
+        notice = {
+            "v": 2,
+            "type": "device_revoked",
+            "national_id": practitioner_id,
+            "device": device_id,
+        }
+        do_queue_notice(device_ids=recipients, body=canonical_json(notice))

@@ -2,8 +2,10 @@
 
 PSC access tokens live about a minute; Relais keeps its own device token instead and
 uses the PSC refresh token only to ask "is the PSC session still alive?". When PSC says
-no (the user logged out at PSC, or the session expired), the device token is revoked
-and its WebSocket connections are closed (docs/identity.md).
+no (the user logged out at PSC, or the session expired), the device is revoked — its
+token, its connections, and its keys in the key-transparency log, so nobody shares a
+key with it again (docs/identity.md). Logging in again makes a new device, which the
+app certifies with the identity key it holds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.core import signing
 from django.db import transaction
 
 from chat.errors import ErrorCode, RelaisError
-from chat.services.devices import do_revoke_device
+from chat.services.devices import DeviceIdentity, do_revoke_device
 from identity.client import PscClient
 from identity.clock import now_datetime, now_seconds
 from identity.conf import PscSettings
@@ -44,13 +46,22 @@ def do_choose_activity(*, device_id: int, index: int) -> PscSession:
 
 
 def do_end_psc_session(*, session: PscSession, reason: str) -> None:
-    """End the Relais side: the device token stops working, its connections close."""
+    """End the Relais side: the device token stops working, its connections close, and
+    its keys are revoked in the log."""
+    from keylog.services import do_revoke_device_keys
+
     with transaction.atomic():
         updated = PscSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
             ended_at=now_datetime(), end_reason=reason[:32], sealed_tokens=b""
         )
         if updated:
-            do_revoke_device(device_id=session.device_id)
+            do_revoke_device_keys(
+                identity=DeviceIdentity(
+                    device_id=session.device_id, practitioner_id=session.practitioner_id
+                ),
+                device_id=session.device_id,
+                reason="logout",
+            )
 
 
 def do_check_psc_session(*, session: PscSession, settings: PscSettings) -> bool:

@@ -10,7 +10,7 @@ from e2ee import kex, linking, recovery, safety
 from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.identity import IdentityKeyPair, verify_binding, verify_certificate
 from e2ee.keys import DeviceKeyPair, raw_public
-from tests.e2ee.helpers import DOCTOR, NURSE, NOW_MS
+from tests.e2ee.helpers import DOCTOR, NOW_MS, NURSE
 
 DAY = 24 * 3600 * 1000
 

@@ -56,11 +56,15 @@ async def test_the_browser_decrypts_room_and_seq_and_nothing_else(receiver, vapi
     assert push.headers["TTL"] == "3600"
     assert push.headers["Urgency"] == "high"
     # The topic lets the push service replace an undelivered push of the same room,
-    # without telling it which room.
-    assert push.headers["Topic"] == topic_for(812)
+    # without telling it which room, nor that two subscriptions share a room.
+    target_id = 1  # target_for's subscription
+    assert push.headers["Topic"] == topic_for(812, subscription_id=target_id)
     assert len(push.headers["Topic"]) == 32
     assert "812" not in push.headers["Topic"]
-    assert topic_for(812) != topic_for(813)
+    assert topic_for(812, subscription_id=target_id) != topic_for(813, subscription_id=target_id)
+    assert topic_for(812, subscription_id=target_id) != topic_for(
+        812, subscription_id=target_id + 1
+    )
     assert receiver.rejections == []
 
 
