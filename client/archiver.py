@@ -1,8 +1,9 @@
 """The SDK for an organisation's archiver device, and how members' apps show it.
 
 ``ArchiverClient`` is a ``RelaisClient`` that only reads. It registers with the token
-file ``manage.py create_archiver`` wrote, has its keys certified with kind
-``archiver``, and reads the rooms whose verified state names it: it receives their
+file ``manage.py create_archiver`` wrote: its first registration makes the
+organisation's identity key (kind ``organisation`` in the log) and certifies the device
+with kind ``archiver``; it reads the rooms whose verified state names it: it receives their
 sender keys like a member device, and fetches their envelopes over REST (it has no
 membership, so the WebSocket ``sync`` does not serve it). It never sends, creates or
 changes a room: the server would refuse, and members' clients refuse anything signed
@@ -23,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from client import registration
 from client.api import ApiError
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
@@ -34,6 +36,10 @@ HISTORY_PAGE = 200
 
 
 class ArchiverClient(RelaisClient):
+    @property
+    def device_kind(self) -> Any:
+        return "archiver"
+
     async def register_from_file(self, path: Path) -> None:
         """Certify fresh keys with the token file of ``manage.py create_archiver``
         (``{"v": 1, "national_id", "device", "token"}``)."""
@@ -56,11 +62,14 @@ class ArchiverClient(RelaisClient):
             token=data["token"], device=data["device"], national_id=data["national_id"]
         )
 
-    async def register_with_token(self, *, token: str, device: int, national_id: str) -> None:
-        """Certify fresh keys for the archiver device; the log must say ``archiver``."""
-        self.api.token = token
-        await self.trust.register(
-            token=token, device=device, national_id=national_id, kind="archiver"
+    async def register_with_token(  # type: ignore[override]
+        self, *, token: str, device: int, national_id: str
+    ) -> None:
+        """Make the organisation's identity and certify the archiver device with it; the
+        log must say ``archiver``. The recovery code of an organisation is not shown:
+        an archiver is replaced by a new one (``create_archiver``), not recovered."""
+        await registration.register_first_device(
+            self, token=token, device=device, national_id=national_id, kind="archiver"
         )
         self.save()
 
@@ -76,7 +85,7 @@ class ArchiverClient(RelaisClient):
     async def _catch_up(self, room_id: int) -> None:
         while True:
             room = self.rooms.get(room_id)
-            if room is None:
+            if room is None or room.left:
                 return
             try:
                 page: dict[str, Any] = await self.api.call(
@@ -87,7 +96,8 @@ class ArchiverClient(RelaisClient):
             except ApiError as error:
                 if error.code != "not_member":
                     raise
-                del self.rooms[room_id]  # an admin removed the archiver
+                room.left = True  # an admin removed the archiver: keep only the chain
+                room.forget_keys()
                 return
             items = page["messages"]
             if not items:

@@ -14,7 +14,13 @@ DeviceRef = tuple[str, int]
 class Message:
     """A decrypted message. ``attachment`` is the validated descriptor of a photo or
     file message (content type ``attachment``), None otherwise; ``text`` is the text,
-    or a file's caption."""
+    or a file's caption.
+
+    ``seq`` is the server's number in the room; ``sender_seq`` and ``sent_at`` the
+    sender's own number and clock, from inside the encryption: show a sender's messages
+    in ``sender_seq`` order. ``late``: it arrived after a later message of the same
+    sender (the server reordered them). ``stale_state``: its sender's device had not
+    been shown a removal made well before it was sent (a removed person may read it)."""
 
     room: int
     seq: int
@@ -22,6 +28,10 @@ class Message:
     content: JsonObject
     own: bool
     attachment: AttachmentDescriptor | None = None
+    sender_seq: int = 0
+    sent_at: int = 0
+    late: bool = False
+    stale_state: bool = False
 
     @property
     def text(self) -> str:
@@ -31,7 +41,11 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class SecurityAlert:
     """Something the client refused or must tell its user. ``kind`` is a CryptoErrorCode
-    value, ``unknown_device``, ``key_changed`` or ``key_transparency``."""
+    value, or one of the SDK's own: ``unknown_device``, ``unknown_identity``,
+    ``identity_changed``, ``key_changed`` (a verified contact), ``key_transparency``,
+    ``log_fork``, ``withheld_state``, ``stale_state``, ``reordered``,
+    ``missing_message``, ``device_revoked``, ``device_unreachable``, ``removed``
+    (docs/protocol.md §10.10)."""
 
     kind: str
     room: int | None

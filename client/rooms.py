@@ -1,13 +1,21 @@
 """What a device remembers about a room: the verified chain, its own sender key, the
-sender keys it received, and envelopes waiting for a key."""
+sender keys it received, the room's profile keys, its senders' order, and envelopes
+waiting for a key.
+
+A room is never forgotten on the server's word: the verified chain stays as a
+*tombstone* even after this practitioner was removed (``left``), so the server cannot
+later show an older or different chain — one where a removed member is back — without
+it being refused."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from client.ordering import SenderOrder
 from e2ee.encoding import b64u, unb64u
 from e2ee.envelopes import InboundSession, OutboundSession
+from e2ee.profile import ProfileKey
 from e2ee.ratchet import MessageKey
 from e2ee.state import RoomDevice, RoomState, StateEvent, apply_event, replay_chain
 
@@ -24,6 +32,11 @@ class LocalRoom:
     last_seq: int = 0
     pending: list[dict[str, Any]] = field(default_factory=list)
     compromised: str = ""  # why the room is refused (a forged chain), if it is
+    left: bool = False  # this practitioner was removed (verified): the chain is a tombstone
+    behind: int = -1  # an epoch other members used that the server has not shown us
+    sent_seq: int = 0  # this device's last sequence number in the room
+    order: dict[str, Any] = field(default_factory=dict)  # SenderOrder data
+    profile_keys: dict[str, str] = field(default_factory=dict)  # key id -> key, base64url
 
     @property
     def archiver(self) -> RoomDevice | None:
@@ -52,6 +65,28 @@ class LocalRoom:
         self.inbound[key] = session
         return True
 
+    @property
+    def senders(self) -> SenderOrder:
+        return SenderOrder(self.order)
+
+    def profile_key(self) -> ProfileKey | None:
+        """The key of the current profile version, if this device received it."""
+        profile = self.state.profile
+        if profile is None:
+            return None
+        key = self.profile_keys.get(b64u(profile.key_id))
+        return ProfileKey(key_id=profile.key_id, key=unb64u(key)) if key else None
+
+    def add_profile_key(self, key: ProfileKey) -> None:
+        self.profile_keys[b64u(key.key_id)] = b64u(key.key)
+
+    def forget_keys(self) -> None:
+        """Drop every secret of the room (this practitioner left); keep the chain."""
+        self.outbound = None
+        self.inbound.clear()
+        self.profile_keys.clear()
+        self.pending.clear()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "room_id": self.room_id,
@@ -61,6 +96,11 @@ class LocalRoom:
             "last_seq": self.last_seq,
             "pending": self.pending,
             "compromised": self.compromised,
+            "left": self.left,
+            "behind": self.behind,
+            "sent_seq": self.sent_seq,
+            "order": self.order,
+            "profile_keys": self.profile_keys,
         }
 
     @classmethod
@@ -75,6 +115,11 @@ class LocalRoom:
         room.last_seq = value["last_seq"]
         room.pending = value["pending"]
         room.compromised = value["compromised"]
+        room.left = value["left"]
+        room.behind = value["behind"]
+        room.sent_seq = value["sent_seq"]
+        room.order = value["order"]
+        room.profile_keys = value["profile_keys"]
         return room
 
 
@@ -126,16 +171,4 @@ def _inbound_from(value: dict[str, Any], room: str) -> InboundSession:
             int(i): MessageKey(key=unb64u(key), nonce=unb64u(nonce))
             for i, (key, nonce) in value["skipped"].items()
         },
-    )
-
-
-def own_copy(session: OutboundSession) -> InboundSession:
-    """An inbound twin of our own sender key, to read our own messages after a sync."""
-    return InboundSession(
-        room=session.room,
-        sender=session.sender,
-        key_id=session.key_id,
-        chain_key=session.chain_key,
-        next_index=session.index,
-        epoch=session.epoch,
     )

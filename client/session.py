@@ -1,27 +1,27 @@
 """``RelaisClient``: one device of one practitioner, end to end encrypted.
 
 What the client believes comes from its own verification, never from the server's
-word: room membership from the signed chain (``e2ee.state``), device keys from the
-key-transparency log (``client.directory``). Before a sender key goes to a device, the
-device must be in the verified room state and certified in the log; envelopes that fail
-any check are dropped and reported on ``alerts``. Decrypted messages arrive on
-``messages``. All secrets live in the encrypted ``KeyStore``.
+word: room membership from the signed chain (``e2ee.state``), identity and device keys
+from the key-transparency log (``client.directory``), a contact's identity from what it
+saw before (``client.trust``). A frame from the server is a *hint* to go and fetch
+something verifiable, never a fact. Envelopes that fail a check are dropped and
+reported on ``alerts``; decrypted messages arrive on ``messages``. All secrets live in
+the encrypted, locked ``KeyStore``.
 
 Usage::
 
     store = KeyStore.open(path, passphrase)
     client = RelaisClient(server="http://127.0.0.1:8000", store=store)
-    await client.register_dev("810003456786")   # once per device
+    code = await client.register_dev("810003456786")   # first device: keep the code
     await client.connect()
     room = await client.create_room(kind="direct", members=["810002765435"])
     await client.send_text(room, "Bonjour")
-    await client.send_photo(room, Path("plaie.jpg"), text="Plaie J+3")  # client/files.py
     message = await client.messages.get()
-    if message.attachment:                       # a photo or a file
-        saved = await client.save_attachment(message.attachment, Path("received"))
 
-Room creation and membership changes are in ``client/membership.py``, photos and files
-in ``client/files.py``, sender-key sharing in ``client/sharing.py``.
+Other devices of the same practitioner are linked from this one (``client.linking``
+via ``client.registration``); a lost set of devices is recovered with the code. Room
+creation and membership changes are in ``client/membership.py``, photos and files in
+``client/files.py``, sender-key sharing in ``client/sharing.py``.
 """
 
 from __future__ import annotations
@@ -32,42 +32,67 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from client import files
+from client import files, registration
+from client.account import Account
 from client.api import ApiError, RestApi
 from client.attachments.errors import AttachmentError
-from client.directory import KeyDirectory, KeyTransparencyError
+from client.devicekeys import DeviceKeys, publish_kex
+from client.directory import KeyDirectory, KeyTransparencyError, RoomArchiver
 from client.events import Message, SecurityAlert, SecurityError
+from client.history import History, HistoryKey, is_transfer, open_transfer
+from client.logview import LogConfig
 from client.membership import MembershipMethods
-from client.rooms import LocalRoom, own_copy
+from client.rooms import LocalRoom
 from client.sharing import share_sender_key
 from client.store import KeyStore
 from client.trust import Trust
-from e2ee import safety, shares, state
-from e2ee.encoding import JsonObject, b64u, unb64u
+from e2ee import recovery, safety, shares, state
+from e2ee.encoding import JsonObject, b64u, parse_canonical, unb64u
 from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
+from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
+from e2ee.profile import decrypt_profile
 
 DeviceRef = tuple[str, int]
 MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 LOST = "the connection to the server was lost; connect again and send with the same id"
+# A message sent this long after a removal it did not account for is flagged: its
+# sender's device was shown an older room state (the removed person may read it).
+STALE_GRACE_MS = 120_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class RelaisClient(MembershipMethods, files.FileMethods):
-    def __init__(self, *, server: str, store: KeyStore) -> None:
+    def __init__(
+        self,
+        *,
+        server: str,
+        store: KeyStore,
+        log_config: LogConfig | None = None,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
         self.server = server.rstrip("/")
         self.store = store
         self.api = RestApi(self.server)
+        self.now_ms = clock
         data = store.data
         self.api.token = data.get("token")
-        self.directory = KeyDirectory(self.api, data.setdefault("directory", {}))
-        self.trust = Trust(api=self.api, directory=self.directory, data=data, alert=self._alert)
+        self.directory = KeyDirectory(self.api, data.setdefault("directory", {}), log_config)
+        self.trust = Trust(
+            directory=self.directory, data=data.setdefault("trust", {}), alert=self._alert
+        )
+        self.history = History(data.setdefault("history", {}))
         self.rooms: dict[int, LocalRoom] = {
             int(k): LocalRoom.from_json(v) for k, v in data.get("rooms", {}).items()
         }
@@ -96,28 +121,82 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         return (self.national_id, self.device_id)
 
     @property
+    def device_keys(self) -> DeviceKeys:
+        return DeviceKeys(self.store.data["keys"])
+
+    @property
     def key_pair(self) -> DeviceKeyPair:
-        keys = self.store.data["keys"]
-        return DeviceKeyPair.from_private_bytes(sign=unb64u(keys["sign"]), kex=unb64u(keys["kex"]))
+        return self.device_keys.pair
+
+    @property
+    def account(self) -> Account:
+        return Account(self.store.data["account"])
+
+    @property
+    def identity(self) -> IdentityKeyPair:
+        return self.account.identity
+
+    def account_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` that every device of this practitioner derives
+        alike and the server never sees (e.g. ``billing-pseudonym``)."""
+        return self.account.account_key(purpose)
 
     @property
     def registered(self) -> bool:
-        return "keys" in self.store.data
+        return "account" in self.store.data and "keys" in self.store.data
 
-    async def register_dev(self, national_id: str, *, device_name: str = "sdk") -> None:
-        """Development login (DEBUG servers only), then certify this device's keys."""
-        if self.registered:
-            return
+    def own_room_device(self) -> state.RoomDevice:
+        sign_key = self.key_pair.public.sign_key
+        return state.RoomDevice(
+            national_id=self.national_id,
+            device=self.device_id,
+            sign_key=sign_key,
+            cross_sig=self.identity.certify(
+                national_id=self.national_id,
+                device=self.device_id,
+                kind=self.device_kind,
+                sign_key=sign_key,
+            ),
+            identity_key=self.identity.public,
+        )
+
+    @property
+    def device_kind(self) -> Any:
+        return "device"
+
+    def log_gossip(self) -> JsonObject | None:
+        head = self.directory.log.gossip()
+        return state.log_gossip(*head) if head is not None else None
+
+    async def register_dev(
+        self, national_id: str, *, device_name: str = "sdk"
+    ) -> recovery.RecoveryCode | None:
+        """Development login (DEBUG servers only) and this practitioner's first device:
+        the recovery code to keep. With a store that already holds the identity (its
+        device was revoked or its token expired), log in again as a new device instead
+        (None). IdentityExistsError when the practitioner uses Relais on another device:
+        link this one."""
         login = await self.api.dev_login(national_id, device_name)
-        await self.register_with_token(
+        if self.registered:
+            if national_id != self.national_id:
+                raise SecurityError(f"this key store belongs to {self.national_id}")
+            await registration.continue_as_new_device(
+                self, token=login["token"], device=login["device"]
+            )
+            return None
+        return await self.register_with_token(
             token=login["token"], device=login["device"], national_id=national_id
         )
 
-    async def register_with_token(self, *, token: str, device: int, national_id: str) -> None:
-        """Certify fresh keys for a device token obtained by any login."""
-        self.api.token = token
-        await self.trust.register(token=token, device=device, national_id=national_id)
+    async def register_with_token(
+        self, *, token: str, device: int, national_id: str
+    ) -> recovery.RecoveryCode:
+        """A practitioner's first device, with a token from any login."""
+        code = await registration.register_first_device(
+            self, token=token, device=device, national_id=national_id
+        )
         self.save()
+        return code
 
     def save(self) -> None:
         self.store.data["rooms"] = {str(k): room.to_json() for k, room in self.rooms.items()}
@@ -126,7 +205,10 @@ class RelaisClient(MembershipMethods, files.FileMethods):
     # Connection -------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the WebSocket, catch up on keys, room states and missed messages."""
+        """Open the WebSocket, then catch up: log, own devices, keys, room states and
+        missed messages."""
+        await self.directory.pin_log_key()
+        await self.rotate_keys_if_due()
         parts = urlsplit(self.server)
         scheme = "wss" if parts.scheme == "https" else "ws"
         self._ws = await connect(
@@ -143,10 +225,23 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         await self.process_to_device()
         await self.sync()
         await self.check_my_devices()
+        await self.history.upload(self.api, self.account.recovery_key)
+        self.save()
+
+    @property
+    def connected(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    async def wait_disconnected(self) -> None:
+        """Return when the connection to the server is lost (or at once if there is none)."""
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(self._reader)
 
     async def close(self) -> None:
         await self.disconnect()
         await self.api.close()
+        self.store.close()
 
     async def disconnect(self) -> None:
         """Close the socket only (the client can ``connect`` again)."""
@@ -164,9 +259,41 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         """Ask for everything missed since the last message held, and wait for it."""
         assert self._ws is not None, "connect first"
         self._synced.clear()
-        rooms = {str(room_id): room.last_seq for room_id, room in self.rooms.items()}
+        rooms = {str(i): room.last_seq for i, room in self.rooms.items() if not room.left}
         await self._ws.send(json.dumps({"type": "sync", "rooms": rooms}))
         await asyncio.wait_for(self._synced.wait(), timeout=30)
+
+    async def rotate_keys_if_due(self) -> bool:
+        """Make and publish a new key-agreement key when the current one is old enough
+        (``e2ee.kex.ROTATE_AFTER_MS``), and start new sender keys, so that a copy of this
+        key store taken before opens nothing sent after. True if it rotated."""
+        keys = self.device_keys
+        now = self.now_ms()
+        keys.forget_old(now)
+        if not keys.due(now):
+            self.save()
+            return False
+        keys.rotate(now)
+        await publish_kex(self.api, keys, national_id=self.national_id, device=self.device_id)
+        for room in self.rooms.values():
+            room.outbound = None
+        self.save()
+        return True
+
+    async def settle_devices(self) -> None:
+        """After this store got a new device: join its practitioner's rooms, and remove
+        from them the device it replaces (and any device of ours revoked in the log)."""
+        await self.join_my_rooms()
+        replaced = set(self.store.data.get("replaced_devices", []))
+        for room_id, room in sorted(self.rooms.items()):
+            member = room.state.members.get(self.national_id)
+            if room.left or member is None or self.device_id not in member.devices:
+                continue
+            for number in sorted(replaced & set(member.devices)):
+                await self.remove_device(room_id, self.national_id, number)
+        self.store.data["replaced_devices"] = []
+        await self.history.upload(self.api, self.account.recovery_key)
+        self.save()
 
     # Rooms ------------------------------------------------------------------------
 
@@ -174,7 +301,9 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         """Learn rooms the server says we are in, verifying each chain from creation."""
         listing = await self.api.call("GET", "rooms")
         for item in listing["rooms"]:
-            if item["id"] not in self.rooms:
+            if item["id"] in self.rooms:
+                await self.refresh_state(item["id"])
+            else:
                 await self._load_room(item["id"])
 
     async def _load_room(self, room_id: int) -> LocalRoom | None:
@@ -186,10 +315,17 @@ class RelaisClient(MembershipMethods, files.FileMethods):
             await self._alert(error.code.value, room_id, f"room chain refused: {error}")
             return None
         room = LocalRoom(room_id=room_id, events=events, state=verified)
+        if self.national_id not in verified.members and not self._is_archiver_of(verified):
+            room.left = True
         self.rooms[room_id] = room
+        for raw in events:
+            await self._observe_event_gossip(raw)
         async with self._room_events:
             self._room_events.notify_all()
         return room
+
+    def _is_archiver_of(self, verified: state.RoomState) -> bool:
+        return verified.archiver is not None and verified.archiver.ref == self.me
 
     async def wait_for_room(self, predicate: Any) -> int:
         """Wait until a room satisfying ``predicate(LocalRoom)`` is known; its id. Wrap
@@ -199,9 +335,13 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         return next(r.room_id for r in self.rooms.values() if predicate(r))
 
     async def refresh_state(self, room_id: int) -> LocalRoom:
-        """Fetch and verify the room's new state events. A forged or broken event, or a
-        different event for an epoch already verified (a fork), marks the room
-        compromised: nothing is sent to it and an alert is raised."""
+        """Fetch and verify the room's new state events.
+
+        The chain held is never given up: a forged or broken event, a different event
+        for an epoch already verified (a fork), or a server that shows fewer events than
+        another member proved exist (a withheld event) marks the room and raises an
+        alert. A verified removal of this practitioner makes the room a tombstone (keys
+        dropped, chain kept)."""
         async with self._state_lock:
             room = self.rooms.get(room_id) or await self._load_room(room_id)
             if room is None:
@@ -223,10 +363,68 @@ class RelaisClient(MembershipMethods, files.FileMethods):
                     room.compromised = f"{error.code.value}: {error.detail}"
                     await self._alert(error.code.value, room_id, f"state event refused: {error}")
                     break
-                if event.action in ("remove_member", "remove_device", "set_archiver"):
-                    room.outbound = None  # rotate: a new sender key for the remaining devices
+                await self._on_state_event(room, event)
+            if 0 <= room.behind <= room.state.epoch:
+                room.behind = -1
             self.save()
             return room
+
+    async def _on_state_event(self, room: LocalRoom, event: state.StateEvent) -> None:
+        if event.action in ("remove_member", "remove_device", "set_archiver", "set_identity"):
+            room.outbound = None  # rotate: a new sender key for the remaining devices
+        if event.action == "remove_member" and event.content.get("national_id") == self.national_id:
+            room.left = True
+            room.forget_keys()
+            await self._alert("removed", room.room_id, "you were removed from this room")
+        archiver = self.device_kind == "archiver"
+        if event.action == "set_archiver" and archiver and not self._is_archiver_of(room.state):
+            room.left = True
+            room.forget_keys()
+        if event.log is not None:
+            await self._observe_gossip(event.log, room.room_id)
+
+    async def _observe_event_gossip(self, raw: bytes) -> None:
+        body, _ = state.parse_event(raw)
+        if body["log"] is not None:
+            await self._observe_gossip(body["log"], None)
+
+    async def _observe_gossip(self, log: JsonObject, room_id: int | None) -> None:
+        """Compare a log head another member or device saw with ours (a fork alerts)."""
+        try:
+            await self.directory.observe_gossip(int(log["size"]), unb64u(log["root"]))
+        except KeyTransparencyError as error:
+            await self._alert("log_fork", room_id, f"the key-transparency log forked: {error}")
+
+    def room_profile(self, room_id: int) -> JsonObject | None:
+        """The room's decrypted profile (title, patient, notes), or None when it has
+        none or this device has not received its key yet."""
+        room = self.rooms.get(room_id)
+        if room is None or room.state.profile is None:
+            return None
+        key = room.profile_key()
+        if key is None:
+            return None
+        profile = room.state.profile
+        try:
+            return decrypt_profile(
+                room=room.state.room,
+                version=profile.version,
+                key=key,
+                ciphertext=profile.ciphertext,
+            )
+        except CryptoError:
+            return None
+
+    def profile_version(self, room_id: int) -> int:
+        room = self.rooms.get(room_id)
+        return room.state.profile.version if room and room.state.profile else 0
+
+    async def archiver_device(self, organisation: str) -> state.RoomDevice:
+        return await self.directory.archiver_device(organisation)
+
+    async def archiver_of(self, room_id: int) -> RoomArchiver | None:
+        archiver = self.rooms[room_id].archiver
+        return await self.directory.archiver_of(archiver) if archiver else None
 
     # Sending ----------------------------------------------------------------------
 
@@ -235,10 +433,18 @@ class RelaisClient(MembershipMethods, files.FileMethods):
 
     async def room_for_sending(self, room_id: int) -> LocalRoom:
         """The room's freshly verified state; SecurityError if this device may not send
-        to it (a refused chain, or this device is not in the verified state)."""
+        to it (a refused chain, removed, a state withheld from us, or this device is
+        not in the verified state)."""
         room = await self.refresh_state(room_id)
         if room.compromised:
             raise SecurityError(f"room {room_id} refused: {room.compromised}")
+        if room.left:
+            raise SecurityError(f"you are no longer a member of room {room_id}")
+        if room.behind > room.state.epoch:
+            raise SecurityError(
+                f"room {room_id}: the server withholds a change of the room that other "
+                "members made; nothing is sent until it shows it"
+            )
         if room.state.current_device(*self.me) is None:
             raise SecurityError("this device is not in the room's verified state")
         return room
@@ -273,24 +479,68 @@ class RelaisClient(MembershipMethods, files.FileMethods):
                 del self._acks[message_id]
         return int(ack["seq"])
 
-    async def _encrypt(self, room: LocalRoom, content: JsonObject) -> bytes:
-        now_ms = int(time.time() * 1000)
+    async def share_now(self, room_id: int) -> None:
+        """Make sure this device's sender key (and the room's profile key) reached every
+        device of the room — e.g. right after adding someone, so they can read the
+        profile before anyone writes."""
+        room = await self.room_for_sending(room_id)
+        await self._ensure_sender_key(room)
+        self.save()
+
+    async def _ensure_sender_key(self, room: LocalRoom) -> None:
+        now_ms = self.now_ms()
         if room.outbound is None or room.outbound.needs_rotation(state=room.state, now_ms=now_ms):
             room.outbound = OutboundSession.create(
                 room=room.state.room, sender=self.me, epoch=room.state.epoch, now_ms=now_ms
             )
-            room.add_inbound(own_copy(room.outbound))
-        await share_sender_key(
+            self.history.record(
+                HistoryKey(
+                    room=room.state.room,
+                    sender=self.me,
+                    key_id=room.outbound.key_id,
+                    index=0,
+                    chain_key=room.outbound.chain_key,
+                    epoch=room.outbound.epoch,
+                )
+            )
+        result = await share_sender_key(
             room=room,
             me=self.me,
             key_pair=self.key_pair,
             api=self.api,
             directory=self.directory,
             alert=self._alert,
+            kex_seen=self.store.data.setdefault("kex_seen", {}),
+            now_ms=now_ms,
         )
-        envelope = room.outbound.encrypt(state=room.state, key_pair=self.key_pair, content=content)
+        for device in result.revoked:
+            await self._remove_revoked(room, device.national_id, device.device)
+
+    async def _encrypt(self, room: LocalRoom, content: JsonObject) -> bytes:
+        await self._ensure_sender_key(room)
+        assert room.outbound is not None
+        room.sent_seq += 1
+        envelope = room.outbound.encrypt(
+            state=room.state,
+            key_pair=self.key_pair,
+            content=content,
+            seq=room.sent_seq,
+            ts=self.now_ms(),
+            log=self.log_gossip(),
+        )
         self.save()  # the ratchet moved: never reuse a message key, even after a crash
         return envelope
+
+    async def _remove_revoked(self, room: LocalRoom, national_id: str, device: int) -> None:
+        """A device revoked in the log counts as removed: this device signs it out of the
+        room if it may (a device of the same practitioner, or an admin)."""
+        if room.left or room.state.current_device(national_id, device) is None:
+            return
+        allowed = national_id == self.national_id or room.state.is_admin_device(*self.me)
+        if not allowed:
+            return
+        with contextlib.suppress(ApiError, SecurityError):
+            await self.remove_device(room.room_id, national_id, device)
 
     # Receiving --------------------------------------------------------------------
 
@@ -338,11 +588,8 @@ class RelaisClient(MembershipMethods, files.FileMethods):
             await self.process_to_device()
 
     async def _on_room_change(self, frame: dict[str, Any]) -> None:
+        """A hint that a room changed: fetch and verify; never believe the frame."""
         room_id = frame["room"]
-        if frame.get("action") == "removed" and frame.get("practitioner") == self.national_id:
-            self.rooms.pop(room_id, None)  # we left: forget its keys
-            self.save()
-            return
         if room_id in self.rooms:
             await self.refresh_state(room_id)
         else:
@@ -353,15 +600,18 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         """Decrypt one stored envelope; False if it must wait for a key."""
         room_id, seq = item["room"], item["seq"]
         room = self.rooms.get(room_id) or await self._load_room(room_id)
-        if room is None:
+        if room is None or room.left:
             return True
         room.last_seq = max(room.last_seq, seq)
         try:
             parsed = parse_envelope(unb64u(item["body"].rstrip("="), field="body"))
             if parsed.epoch > room.state.epoch:
                 room = await self.refresh_state(room_id)
+                if parsed.epoch > room.state.epoch:
+                    await self._withheld(room, parsed.epoch)
             if (*parsed.sender, parsed.key_id) not in room.inbound and not retrying:
                 await self.process_to_device()
+            self._restore_from_history(room, parsed.sender, parsed.key_id)
             opened = decrypt_envelope(state=room.state, envelope=parsed, sessions=room.inbound)
         except CryptoError as error:
             if error.code in (CryptoErrorCode.UNKNOWN_KEY, CryptoErrorCode.FUTURE_EPOCH):
@@ -372,6 +622,22 @@ class RelaisClient(MembershipMethods, files.FileMethods):
             return True
         if item["sender"] != {"device": opened.sender[1], "practitioner": opened.sender[0]}:
             await self._alert("bad_sender", room_id, f"message {seq}: server and envelope disagree")
+            return True
+        if parsed.log is not None:
+            await self._observe_gossip(parsed.log, room_id)
+        stale = await self._check_fresh(room, opened.epoch, opened.ts, seq)
+        placement = room.senders.place(opened.sender, opened.seq, self.now_ms())
+        if placement.late:
+            await self._alert(
+                "reordered",
+                room_id,
+                f"message {seq}: sent by {opened.sender[0]} before a message of theirs "
+                "already shown (the server delivered them out of order)",
+            )
+        if placement.duplicate:
+            await self._alert(
+                "replay", room_id, f"message {seq}: its sender's number {opened.seq} came twice"
+            )
             return True
         try:
             attachment = files.attachment_in(opened.content)
@@ -386,7 +652,48 @@ class RelaisClient(MembershipMethods, files.FileMethods):
                 content=opened.content,
                 own=opened.sender == self.me,
                 attachment=attachment,
+                sender_seq=opened.seq,
+                sent_at=opened.ts,
+                late=placement.late,
+                stale_state=stale,
             )
+        )
+        return True
+
+    def _restore_from_history(self, room: LocalRoom, sender: DeviceRef, key_id: bytes) -> None:
+        """A sender key this device holds only as a history key (linked or recovered
+        device): start an inbound session from it."""
+        if (*sender, key_id) in room.inbound:
+            return
+        found = self.history.find(room.state.room, sender, key_id)
+        if found is not None:
+            room.add_inbound(found.session())
+
+    async def _withheld(self, room: LocalRoom, epoch: int) -> None:
+        """Another member signed with a room state the server does not show us."""
+        if room.behind < epoch:
+            room.behind = epoch
+            await self._alert(
+                "withheld_state",
+                room.room_id,
+                f"another member used room state {epoch}, but the server shows only "
+                f"{room.state.epoch}: it withholds a change (a removal?); sending is stopped",
+            )
+
+    async def _check_fresh(self, room: LocalRoom, epoch: int, sent_at: int, seq: int) -> bool:
+        """True (and an alert) when the message was sent from a room state older than a
+        removal this device knows, well after that removal: its sender was shown an old
+        state, so a removed person may have its key."""
+        removal = room.state.first_removal_after(epoch)
+        if removal is None:
+            return False
+        if sent_at <= room.state.timestamps[removal] + STALE_GRACE_MS:
+            return False
+        await self._alert(
+            "stale_state",
+            room.room_id,
+            f"message {seq} was sent from an old room state, after someone was removed: "
+            "its sender's device was not shown the removal (the removed person may read it)",
         )
         return True
 
@@ -399,6 +706,24 @@ class RelaisClient(MembershipMethods, files.FileMethods):
             if not await self._on_envelope(item, retrying=True):
                 room.pending.append(item)
         self.save()
+
+    async def check_gaps(self) -> list[tuple[int, DeviceRef, int]]:
+        """Report messages of a sender still missing after the delay (the server dropped
+        them): (room, sender, sender's number) each once, as ``missing_message`` alerts."""
+        found: list[tuple[int, DeviceRef, int]] = []
+        now = self.now_ms()
+        for room_id, room in sorted(self.rooms.items()):
+            for sender, number in room.senders.overdue(now):
+                found.append((room_id, sender, number))
+                await self._alert(
+                    "missing_message",
+                    room_id,
+                    f"message number {number} of {sender[0]} never arrived "
+                    "(the server dropped it, or it is still on its way)",
+                )
+        if found:
+            self.save()
+        return found
 
     async def process_to_device(self) -> None:
         """Fetch and process every queued to-device message, then acknowledge them."""
@@ -419,48 +744,133 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         self._done_to_device.add(item["id"])
         body = unb64u(item["body"].rstrip("="), field="body")
         if item["kind"] == "notice":
-            await self.check_my_devices()
+            await self._on_notice(body)
             return
+        if is_transfer(body):
+            await self._on_history_transfer(body)
+            return
+        room: LocalRoom | None = None
         try:
-            opened = shares.open_share(message=body, key_pair=self.key_pair, me=self.me)
-            room = next((r for r in self.rooms.values() if r.state.room == opened.room), None)
+            serial = shares.share_kex_serial(body)
+            private = self.device_keys.kex_private(serial)
+            if private is None:
+                raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "a key-agreement key we deleted")
+            opened = shares.open_share(message=body, kex_private=private, me=self.me)
+            room = self._room_of(opened.room)
             if room is None:
                 await self.refresh_rooms()
-                room = next((r for r in self.rooms.values() if r.state.room == opened.room), None)
-            if room is None:
+                room = self._room_of(opened.room)
+            if room is None or room.left:
                 raise CryptoError(CryptoErrorCode.BAD_CHAIN, "share for a room we are not in")
             if opened.epoch > room.state.epoch:
                 room = await self.refresh_state(room.room_id)
-            room.add_inbound(shares.accept_share(opened, state=room.state))
+            session = shares.accept_share(opened, state=room.state)
+            if room.add_inbound(session):
+                self.history.record(HistoryKey.of(session))
+            if opened.profile_key is not None:
+                room.add_profile_key(opened.profile_key)
         except CryptoError as error:
             await self._alert(error.code.value, None, f"key share refused: {error}")
             return
         self.save()
         await self._retry_pending(room.room_id)
 
+    def _room_of(self, uid: str) -> LocalRoom | None:
+        return next((r for r in self.rooms.values() if r.state.room == uid), None)
+
+    async def _on_history_transfer(self, body: bytes) -> None:
+        """History keys from another device of ours (linking): the sender must be a
+        device of our own practitioner certified in the log."""
+        try:
+            transfer = None
+            for serial in sorted((int(s) for s in self.device_keys.data["kex"]), reverse=True):
+                private = self.device_keys.kex_private(serial)
+                if private is None:
+                    continue
+                with contextlib.suppress(CryptoError):
+                    transfer = open_transfer(body, kex_private=private, me=self.me)
+                    break
+            if transfer is None:
+                raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "history keys")
+            if transfer.sender[0] != self.national_id:
+                raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "history from someone else")
+            mine = await self.directory.identity_of(self.national_id)
+            sender = mine.devices.get(transfer.sender[1])
+            if mine.identity_key != self.identity.public or sender is None:
+                raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "history from an unknown device")
+            transfer.verify(sender.keys.sign_key)
+        except CryptoError as error:
+            await self._alert(error.code.value, None, f"history keys refused: {error}")
+            return
+        for key in transfer.keys:
+            self.history.record(key)
+        self.save()
+        for room_id in list(self.rooms):
+            await self._retry_pending(room_id)
+
+    async def _on_notice(self, body: bytes) -> None:
+        """Server notices are hints: each only triggers a check of what can be verified."""
+        try:
+            notice = parse_canonical(body, max_bytes=4096)
+        except CryptoError:
+            return
+        kind = notice.get("type")
+        if kind == "device_revoked" and isinstance(notice.get("national_id"), str):
+            await self._on_revocation(notice["national_id"])
+        else:
+            await self.check_my_devices()
+
+    async def _on_revocation(self, national_id: str) -> None:
+        """A device of ``national_id`` may have been revoked: check the log, stop using
+        every sender key that device holds, and remove it where this device may."""
+        identity = await self.directory.identity_of(national_id)
+        for room in self.rooms.values():
+            member = room.state.members.get(national_id)
+            if room.left or member is None:
+                continue
+            gone = [d for d in member.devices if d not in identity.devices]
+            if not gone:
+                continue
+            room.outbound = None  # never again shared with, nor encrypting for, that device
+            for device in gone:
+                if await self.directory.was_revoked(
+                    national_id, device, member.devices[device].sign_key
+                ):
+                    await self._alert(
+                        "device_revoked",
+                        room.room_id,
+                        f"device {device} of {national_id} was revoked: it gets nothing new",
+                    )
+                    await self._remove_revoked(room, national_id, device)
+        self.save()
+
     # Verification -----------------------------------------------------------------
 
     async def check_my_devices(self) -> list[int]:
         """Audit the log; devices certified for my national id that I do not know."""
-        unknown = await self.trust.check_my_devices(self.national_id)
+        _, unknown = await self.trust.check_my_devices(
+            national_id=self.national_id, identity_key=self.identity.public
+        )
         self.save()
         return unknown
 
-    def approve_device(self, device: int) -> None:
+    def approve_device(self, device: int, sign_key: bytes) -> None:
         """The user confirmed a new device of theirs."""
-        self.trust.approve_device(device)
+        self.trust.know_device(device, sign_key)
         self.save()
 
     async def safety_number(self, national_id: str) -> safety.SafetyNumber:
-        return await self.trust.safety_number(self.national_id, national_id)
+        return await self.trust.safety_number(
+            me=self.national_id, my_identity_key=self.identity.public, peer=national_id
+        )
 
     async def mark_verified(self, national_id: str) -> None:
-        """Remember the contact's keys as checked in person (safety number compared)."""
+        """Remember the contact's identity key as checked in person (safety number)."""
         await self.trust.mark_verified(national_id)
         self.save()
 
     async def check_verified_contact(self, national_id: str) -> bool:
-        """True if a verified contact still has the keys checked; a clear alert if not."""
+        """True if a verified contact still has the identity key checked; an alert if not."""
         return await self.trust.check_verified_contact(national_id)
 
     async def _alert(self, kind: str, room: int | None, detail: str) -> None:

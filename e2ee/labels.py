@@ -29,6 +29,8 @@ KEX_KEY: Final = "relais/v2/kex-key"  # a device signs its current key-agreement
 LINK_APPROVAL: Final = "relais/v2/link-approval"  # an existing device approves a new one
 HPKE_INFO_LINK: Final = b"relais/v2/hpke/link-bundle"  # HPKE info: identity to a new device
 HPKE_INFO_RECOVERY: Final = b"relais/v2/hpke/recovery"  # HPKE info: backups to the recovery key
+HISTORY: Final = "relais/v2/history-keys"  # a device signs history keys for a linked device
+HPKE_INFO_HISTORY: Final = b"relais/v2/hpke/history-keys"  # HPKE info: history keys
 RECOVERY_KEY: Final = b"relais/v2/recovery-key"  # HKDF info: recovery code to X25519 key
 ACCOUNT_KEY: Final = b"relais/v2/account-key/"  # HKDF info prefix: account_key(purpose)
 

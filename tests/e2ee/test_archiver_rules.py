@@ -65,7 +65,7 @@ def test_the_archiver_is_never_a_member():
         CryptoErrorCode.NOT_AUTHORISED,
         "the archiver cannot be a member",
     )
-    archiver = with_archiver(room)
+    with_archiver(room)
     member = room.people.member(ARCHIVER, "member")
     assert refused(room, NURSE, "add_member", member).code == CryptoErrorCode.NOT_AUTHORISED
     # Not even once it no longer archives the room.

@@ -124,12 +124,14 @@ def test_a_link_code_binds_the_exact_request():
     scanned = linking.LinkCode.parse(code.qr_payload)
     typed = linking.LinkCode.parse(code.short_code.lower().replace("-", " "))
     assert len(code.short_code.replace("-", "")) == 24
-    assert scanned.matches(request) and typed.matches(request)
+    assert scanned.matches(request)
+    assert typed.matches(request)
     assert typed.link_id == code.link_id
     # The server swaps in its own device: neither code matches.
     rogue = DeviceKeyPair.generate()
     swapped = {**request, "sign_key": linking.b64u(rogue.public.sign_key)}
-    assert not scanned.matches(swapped) and not typed.matches(swapped)
+    assert not scanned.matches(swapped)
+    assert not typed.matches(swapped)
     with pytest.raises(CryptoError):
         linking.LinkCode.parse("relais-link:2:nope")
 
@@ -183,7 +185,7 @@ def test_account_keys_are_the_same_on_every_device_and_differ_by_purpose():
     assert billing == recovery.account_key(bytes(secret), "billing-pseudonym")
     assert billing != recovery.account_key(secret, "billing-ledger")
     assert billing != recovery.account_key(b"\x0a" * 32, "billing-pseudonym")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="purpose"):
         recovery.account_key(secret, "")
 
 

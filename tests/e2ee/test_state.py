@@ -153,7 +153,8 @@ def test_the_profile_is_versioned_and_set_by_admins():
     )
     room.apply(NURSE, "set_profile", content)
     stored = room.state.profile
-    assert stored is not None and stored.version == 1
+    assert stored is not None
+    assert stored.version == 1
     assert profile.decrypt_profile(
         room=room.state.room, version=1, key=key, ciphertext=stored.ciphertext
     ) == {"title": "M. D., plaie talon"}

@@ -445,7 +445,7 @@ def hpke_vectors() -> dict[str, Any]:
 
 def profile_vectors() -> dict[str, Any]:
     key = ProfileKey(key_id=seed("profile key id")[:16], key=seed("profile key"))
-    content = {"title": "Mme D. — plaie du talon gauche", "notes": "Passage IDE 2×/jour"}
+    content = {"title": "Mme D. — plaie du talon gauche", "notes": "Passage IDE deux fois par jour"}
     sealed = profile.encrypt_profile(room=ROOM, version=1, key=key, profile=content)
     return {
         "room": ROOM,
