@@ -25,7 +25,7 @@ from directory.models import Practitioner, Source
 from e2ee import state as chain
 from e2ee.encoding import b64u
 from e2ee.errors import CryptoError, CryptoErrorCode
-from e2ee.transparency import DeviceKind
+from e2ee.transparency import DeviceKind, LabelChain
 
 MAX_ROOM_MEMBERS = chain.MAX_MEMBERS
 # Actions only an admin may take; the others a member may also take for themselves.
@@ -61,23 +61,28 @@ def _check_author(body: dict[str, object], identity: DeviceIdentity) -> None:
         raise RelaisError(ErrorCode.BAD_STATE_EVENT, "The event must be signed by this device.")
 
 
-def _check_certified(
-    *, member_devices: list[chain.RoomDevice], archiver: chain.RoomDevice | None
-) -> None:
-    """Every device key the state names is the one the transparency log certifies, with
-    the kind its place requires: ``device`` for a member's device, ``archiver`` for the
-    archiver. So a practitioner's device cannot be passed off as an organisation's
-    archiver, nor an archiver slipped in as a member's device."""
-    from keylog.services import certified_keys
+def _check_certified(*, devices: list[chain.RoomDevice], archiver: chain.RoomDevice | None) -> None:
+    """Every device key the state introduces is certified in the transparency log under
+    the identity key the state gives its owner — which must be that person's current
+    identity key in the log —, unrevoked, with the kind its place requires: ``device``
+    for a member's device, ``archiver`` for the archiver. So a practitioner's device
+    cannot be passed off as an organisation's archiver, nor an archiver slipped in as a
+    member's device, nor an old identity key kept after a reset."""
+    from keylog.services import chain_of
 
-    named: list[tuple[chain.RoomDevice, DeviceKind]] = [(d, "device") for d in member_devices]
-    if archiver is not None:
-        named.append((archiver, "archiver"))
-    for device, kind in named:
-        certified = certified_keys(
-            national_id=device.national_id, device_id=device.device, kind=kind
-        )
-        if certified != device.keys:
+    chains: dict[str, LabelChain] = {}
+    for device in devices:
+        kind: DeviceKind = "archiver" if device == archiver else "device"
+        if device.national_id not in chains:
+            chains[device.national_id] = chain_of(device.national_id)
+        log = chains[device.national_id]
+        certified = log.devices.get(device.device)
+        if (
+            log.identity_key != device.identity_key
+            or certified is None
+            or certified.kind != kind
+            or certified.sign_key != device.sign_key
+        ):
             role = "an archiver" if kind == "archiver" else "a member's device"
             raise RelaisError(
                 ErrorCode.KEY_NOT_CERTIFIED,
@@ -104,17 +109,13 @@ def _check_practitioners(national_ids: list[str]) -> None:
         )
 
 
-def _member_devices(state: chain.RoomState) -> list[chain.RoomDevice]:
-    return [d for d in state.devices() if d != state.archiver]
-
-
 def _mirror_archiver(*, room: Room, before: chain.RoomState | None, after: chain.RoomState) -> None:
     """Keep ``room.archiver*`` equal to the verified state. A newly named archiver reads
     from now on (``archiver_after_seq``) and is told, so a running archiver picks the
     room up. Caller holds the room row lock (or creates the room)."""
     old = before.archiver.ref if before is not None and before.archiver else None
     new = after.archiver.ref if after.archiver else None
-    room.archiver = after.archiver.to_json() if after.archiver else None
+    room.archiver = after.archiver.archiver_json() if after.archiver else None
     if new == old:
         return
     room.archiver_device_id = new[1] if new else None
@@ -154,7 +155,7 @@ def do_create_room(*, identity: DeviceIdentity, event: bytes) -> Room:
     except CryptoError as error:
         raise _refuse(error) from None
     _check_practitioners(sorted(created.members))
-    _check_certified(member_devices=_member_devices(created), archiver=created.archiver)
+    _check_certified(devices=created.devices(), archiver=created.archiver)
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -220,11 +221,9 @@ def do_apply_state_event(*, identity: DeviceIdentity, room_id: int, event: bytes
         except CryptoError as error:
             raise _refuse(error) from None
         _check_practitioners(sorted(set(after.members) - set(before.members)))
-        old_refs = {d.ref for d in before.devices()}
-        new_archiver = after.archiver if after.archiver != before.archiver else None
+        known = set(before.devices())
         _check_certified(
-            member_devices=[d for d in _member_devices(after) if d.ref not in old_refs],
-            archiver=new_archiver,
+            devices=[d for d in after.devices() if d not in known], archiver=after.archiver
         )
         stored = RoomStateEvent.objects.create(
             room=room,
