@@ -21,8 +21,8 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from client.cli_account import approve, devices, link, recover
 from client.cli_chat import chat

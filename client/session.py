@@ -42,21 +42,22 @@ from websockets.exceptions import ConnectionClosed
 from client import files, registration
 from client.account import Account
 from client.api import ApiError, RestApi
-from client.attachments.errors import AttachmentError
 from client.devicekeys import DeviceKeys, publish_kex
 from client.directory import KeyDirectory, KeyTransparencyError, RoomArchiver
 from client.events import Message, SecurityAlert, SecurityError
-from client.history import History, HistoryKey, is_transfer, open_transfer
+from client.history import History, HistoryKey
 from client.logview import LogConfig
 from client.membership import MembershipMethods
+from client.receiving import ReceivingMethods
 from client.rooms import LocalRoom
 from client.sharing import share_sender_key
 from client.store import KeyStore
+from client.to_device import ToDeviceMethods
 from client.trust import Trust
-from e2ee import recovery, safety, shares, state
-from e2ee.encoding import JsonObject, b64u, parse_canonical, unb64u
-from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
-from e2ee.errors import CryptoError, CryptoErrorCode
+from e2ee import recovery, safety, state
+from e2ee.encoding import JsonObject, b64u, unb64u
+from e2ee.envelopes import OutboundSession
+from e2ee.errors import CryptoError
 from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
 from e2ee.profile import decrypt_profile
@@ -64,16 +65,13 @@ from e2ee.profile import decrypt_profile
 DeviceRef = tuple[str, int]
 MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 LOST = "the connection to the server was lost; connect again and send with the same id"
-# A message sent this long after a removal it did not account for is flagged: its
-# sender's device was shown an older room state (the removed person may read it).
-STALE_GRACE_MS = 120_000
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class RelaisClient(MembershipMethods, files.FileMethods):
+class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.FileMethods):
     def __init__(
         self,
         *,
@@ -595,254 +593,6 @@ class RelaisClient(MembershipMethods, files.FileMethods):
         else:
             await self._load_room(room_id)
         await self._retry_pending(room_id)
-
-    async def _on_envelope(self, item: dict[str, Any], *, retrying: bool = False) -> bool:
-        """Decrypt one stored envelope; False if it must wait for a key."""
-        room_id, seq = item["room"], item["seq"]
-        room = self.rooms.get(room_id) or await self._load_room(room_id)
-        if room is None or room.left:
-            return True
-        room.last_seq = max(room.last_seq, seq)
-        try:
-            parsed = parse_envelope(unb64u(item["body"].rstrip("="), field="body"))
-            if parsed.epoch > room.state.epoch:
-                room = await self.refresh_state(room_id)
-                if parsed.epoch > room.state.epoch:
-                    await self._withheld(room, parsed.epoch)
-            if (*parsed.sender, parsed.key_id) not in room.inbound and not retrying:
-                await self.process_to_device()
-            self._restore_from_history(room, parsed.sender, parsed.key_id)
-            opened = decrypt_envelope(state=room.state, envelope=parsed, sessions=room.inbound)
-        except CryptoError as error:
-            if error.code in (CryptoErrorCode.UNKNOWN_KEY, CryptoErrorCode.FUTURE_EPOCH):
-                if not retrying:
-                    room.pending.append(item)
-                return False
-            await self._alert(error.code.value, room_id, f"message {seq} refused: {error.detail}")
-            return True
-        if item["sender"] != {"device": opened.sender[1], "practitioner": opened.sender[0]}:
-            await self._alert("bad_sender", room_id, f"message {seq}: server and envelope disagree")
-            return True
-        if parsed.log is not None:
-            await self._observe_gossip(parsed.log, room_id)
-        stale = await self._check_fresh(room, opened.epoch, opened.ts, seq)
-        placement = room.senders.place(opened.sender, opened.seq, self.now_ms())
-        if placement.late:
-            await self._alert(
-                "reordered",
-                room_id,
-                f"message {seq}: sent by {opened.sender[0]} before a message of theirs "
-                "already shown (the server delivered them out of order)",
-            )
-        if placement.duplicate:
-            await self._alert(
-                "replay", room_id, f"message {seq}: its sender's number {opened.seq} came twice"
-            )
-            return True
-        try:
-            attachment = files.attachment_in(opened.content)
-        except AttachmentError as error:
-            attachment = None
-            await self._alert(error.code, room_id, f"message {seq}: {error.message}")
-        await self.messages.put(
-            Message(
-                room=room_id,
-                seq=seq,
-                sender=opened.sender,
-                content=opened.content,
-                own=opened.sender == self.me,
-                attachment=attachment,
-                sender_seq=opened.seq,
-                sent_at=opened.ts,
-                late=placement.late,
-                stale_state=stale,
-            )
-        )
-        return True
-
-    def _restore_from_history(self, room: LocalRoom, sender: DeviceRef, key_id: bytes) -> None:
-        """A sender key this device holds only as a history key (linked or recovered
-        device): start an inbound session from it."""
-        if (*sender, key_id) in room.inbound:
-            return
-        found = self.history.find(room.state.room, sender, key_id)
-        if found is not None:
-            room.add_inbound(found.session())
-
-    async def _withheld(self, room: LocalRoom, epoch: int) -> None:
-        """Another member signed with a room state the server does not show us."""
-        if room.behind < epoch:
-            room.behind = epoch
-            await self._alert(
-                "withheld_state",
-                room.room_id,
-                f"another member used room state {epoch}, but the server shows only "
-                f"{room.state.epoch}: it withholds a change (a removal?); sending is stopped",
-            )
-
-    async def _check_fresh(self, room: LocalRoom, epoch: int, sent_at: int, seq: int) -> bool:
-        """True (and an alert) when the message was sent from a room state older than a
-        removal this device knows, well after that removal: its sender was shown an old
-        state, so a removed person may have its key."""
-        removal = room.state.first_removal_after(epoch)
-        if removal is None:
-            return False
-        if sent_at <= room.state.timestamps[removal] + STALE_GRACE_MS:
-            return False
-        await self._alert(
-            "stale_state",
-            room.room_id,
-            f"message {seq} was sent from an old room state, after someone was removed: "
-            "its sender's device was not shown the removal (the removed person may read it)",
-        )
-        return True
-
-    async def _retry_pending(self, room_id: int) -> None:
-        room = self.rooms.get(room_id)
-        if room is None or not room.pending:
-            return
-        waiting, room.pending = room.pending, []
-        for item in sorted(waiting, key=lambda m: m["seq"]):
-            if not await self._on_envelope(item, retrying=True):
-                room.pending.append(item)
-        self.save()
-
-    async def check_gaps(self) -> list[tuple[int, DeviceRef, int]]:
-        """Report messages of a sender still missing after the delay (the server dropped
-        them): (room, sender, sender's number) each once, as ``missing_message`` alerts."""
-        found: list[tuple[int, DeviceRef, int]] = []
-        now = self.now_ms()
-        for room_id, room in sorted(self.rooms.items()):
-            for sender, number in room.senders.overdue(now):
-                found.append((room_id, sender, number))
-                await self._alert(
-                    "missing_message",
-                    room_id,
-                    f"message number {number} of {sender[0]} never arrived "
-                    "(the server dropped it, or it is still on its way)",
-                )
-        if found:
-            self.save()
-        return found
-
-    async def process_to_device(self) -> None:
-        """Fetch and process every queued to-device message, then acknowledge them."""
-        after = 0
-        while True:
-            answer = await self.api.call("GET", "devices/messages", params={"after": after})
-            items = answer["messages"]
-            if not items:
-                return
-            for item in items:
-                await self._on_to_device(item)
-            after = items[-1]["id"]
-            await self.api.call("POST", "devices/messages/ack", json={"up_to": after})
-
-    async def _on_to_device(self, item: dict[str, Any]) -> None:
-        if item["id"] in self._done_to_device:
-            return
-        self._done_to_device.add(item["id"])
-        body = unb64u(item["body"].rstrip("="), field="body")
-        if item["kind"] == "notice":
-            await self._on_notice(body)
-            return
-        if is_transfer(body):
-            await self._on_history_transfer(body)
-            return
-        room: LocalRoom | None = None
-        try:
-            serial = shares.share_kex_serial(body)
-            private = self.device_keys.kex_private(serial)
-            if private is None:
-                raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "a key-agreement key we deleted")
-            opened = shares.open_share(message=body, kex_private=private, me=self.me)
-            room = self._room_of(opened.room)
-            if room is None:
-                await self.refresh_rooms()
-                room = self._room_of(opened.room)
-            if room is None or room.left:
-                raise CryptoError(CryptoErrorCode.BAD_CHAIN, "share for a room we are not in")
-            if opened.epoch > room.state.epoch:
-                room = await self.refresh_state(room.room_id)
-            session = shares.accept_share(opened, state=room.state)
-            if room.add_inbound(session):
-                self.history.record(HistoryKey.of(session))
-            if opened.profile_key is not None:
-                room.add_profile_key(opened.profile_key)
-        except CryptoError as error:
-            await self._alert(error.code.value, None, f"key share refused: {error}")
-            return
-        self.save()
-        await self._retry_pending(room.room_id)
-
-    def _room_of(self, uid: str) -> LocalRoom | None:
-        return next((r for r in self.rooms.values() if r.state.room == uid), None)
-
-    async def _on_history_transfer(self, body: bytes) -> None:
-        """History keys from another device of ours (linking): the sender must be a
-        device of our own practitioner certified in the log."""
-        try:
-            transfer = None
-            for serial in sorted((int(s) for s in self.device_keys.data["kex"]), reverse=True):
-                private = self.device_keys.kex_private(serial)
-                if private is None:
-                    continue
-                with contextlib.suppress(CryptoError):
-                    transfer = open_transfer(body, kex_private=private, me=self.me)
-                    break
-            if transfer is None:
-                raise CryptoError(CryptoErrorCode.DECRYPT_FAILED, "history keys")
-            if transfer.sender[0] != self.national_id:
-                raise CryptoError(CryptoErrorCode.NOT_AUTHORISED, "history from someone else")
-            mine = await self.directory.identity_of(self.national_id)
-            sender = mine.devices.get(transfer.sender[1])
-            if mine.identity_key != self.identity.public or sender is None:
-                raise CryptoError(CryptoErrorCode.UNKNOWN_DEVICE, "history from an unknown device")
-            transfer.verify(sender.keys.sign_key)
-        except CryptoError as error:
-            await self._alert(error.code.value, None, f"history keys refused: {error}")
-            return
-        for key in transfer.keys:
-            self.history.record(key)
-        self.save()
-        for room_id in list(self.rooms):
-            await self._retry_pending(room_id)
-
-    async def _on_notice(self, body: bytes) -> None:
-        """Server notices are hints: each only triggers a check of what can be verified."""
-        try:
-            notice = parse_canonical(body, max_bytes=4096)
-        except CryptoError:
-            return
-        kind = notice.get("type")
-        if kind == "device_revoked" and isinstance(notice.get("national_id"), str):
-            await self._on_revocation(notice["national_id"])
-        else:
-            await self.check_my_devices()
-
-    async def _on_revocation(self, national_id: str) -> None:
-        """A device of ``national_id`` may have been revoked: check the log, stop using
-        every sender key that device holds, and remove it where this device may."""
-        identity = await self.directory.identity_of(national_id)
-        for room in self.rooms.values():
-            member = room.state.members.get(national_id)
-            if room.left or member is None:
-                continue
-            gone = [d for d in member.devices if d not in identity.devices]
-            if not gone:
-                continue
-            room.outbound = None  # never again shared with, nor encrypting for, that device
-            for device in gone:
-                if await self.directory.was_revoked(
-                    national_id, device, member.devices[device].sign_key
-                ):
-                    await self._alert(
-                        "device_revoked",
-                        room.room_id,
-                        f"device {device} of {national_id} was revoked: it gets nothing new",
-                    )
-                    await self._remove_revoked(room, national_id, device)
-        self.save()
 
     # Verification -----------------------------------------------------------------
 
