@@ -128,9 +128,7 @@ class Operator:
         rules = self.target(token) if token else ClientRules()
         rules.sockets.append(client)
         headers = {
-            k: v
-            for k, v in request.headers.items()
-            if k.lower() in ("authorization", "origin")
+            k: v for k, v in request.headers.items() if k.lower() in ("authorization", "origin")
         }
         url = self.upstream.replace("http", "ws", 1) + request.path_qs
         try:
