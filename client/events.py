@@ -54,3 +54,11 @@ class SecurityAlert:
 
 class SecurityError(Exception):
     """An operation was refused because verification failed (see ``alerts``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomProfile:
+    """A room's decrypted profile (``e2ee.profile``): its version and its content."""
+
+    version: int
+    content: JsonObject

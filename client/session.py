@@ -44,7 +44,7 @@ from client.account import Account
 from client.api import ApiError, RestApi
 from client.devicekeys import DeviceKeys, publish_kex
 from client.directory import KeyDirectory, KeyTransparencyError, RoomArchiver
-from client.events import Message, SecurityAlert, SecurityError
+from client.events import Message, RoomProfile, SecurityAlert, SecurityError
 from client.history import History, HistoryKey
 from client.logview import LogConfig
 from client.membership import MembershipMethods
@@ -393,9 +393,9 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         except KeyTransparencyError as error:
             await self._alert("log_fork", room_id, f"the key-transparency log forked: {error}")
 
-    def room_profile(self, room_id: int) -> JsonObject | None:
-        """The room's decrypted profile (title, patient, notes), or None when it has
-        none or this device has not received its key yet."""
+    def room_profile(self, room_id: int) -> RoomProfile | None:
+        """The room's decrypted profile (title, patient, notes) with its version, or None
+        when it has none or this device has not received its key (yet)."""
         room = self.rooms.get(room_id)
         if room is None or room.state.profile is None:
             return None
@@ -404,7 +404,7 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             return None
         profile = room.state.profile
         try:
-            return decrypt_profile(
+            content = decrypt_profile(
                 room=room.state.room,
                 version=profile.version,
                 key=key,
@@ -412,10 +412,7 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             )
         except CryptoError:
             return None
-
-    def profile_version(self, room_id: int) -> int:
-        room = self.rooms.get(room_id)
-        return room.state.profile.version if room and room.state.profile else 0
+        return RoomProfile(version=profile.version, content=content)
 
     async def archiver_device(self, organisation: str) -> state.RoomDevice:
         return await self.directory.archiver_device(organisation)
