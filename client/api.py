@@ -27,7 +27,13 @@ class RestApi:
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        try:
+            response = await self._http.request(
+                method, path, json=json, params=params, headers=headers
+            )
+        except httpx.TransportError as error:
+            # One kind of error for "the server cannot be reached", as for the WebSocket.
+            raise ConnectionError(f"the server cannot be reached: {error!r}") from error
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]

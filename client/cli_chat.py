@@ -260,7 +260,7 @@ async def chat(options: Options, args: argparse.Namespace) -> int:
                         f"!! non envoyé / not sent: {explain(error, server=options.server)}"
                     )
                     continue
-                options.out(f"  (envoyé / sent, #{seq})")
+                options.out(f"  (sent / envoyé, #{seq})")
         finally:
             for task in tasks:
                 task.cancel()
