@@ -27,6 +27,7 @@ from pathlib import Path
 from client.archiver import archiver_notice
 from client.cli_files import FILE_COMMANDS, describe, printable, save_received, send_command
 from client.events import SecurityError
+from client.logview import LogConfig
 from client.rooms import LocalRoom
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
@@ -100,7 +101,10 @@ async def chat(
     except StoreError as error:
         _out(f"cannot open the key store: {error}")
         return 2
-    client = RelaisClient(server=server, store=store)
+    log_config = LogConfig.from_environment()
+    if log_config.log_key is None:
+        _out("!! no RELAIS_LOG_PUBLIC_KEY: the log key is trusted on first use (development)")
+    client = RelaisClient(server=server, store=store, log_config=log_config)
     if not client.registered:
         await client.register_dev(me, device_name="terminal")
         _out(f"device {client.device_id} of {me}: keys certified in the key-transparency log")

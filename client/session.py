@@ -43,6 +43,7 @@ from client.api import ApiError, RestApi
 from client.attachments.errors import AttachmentError
 from client.directory import KeyDirectory, KeyTransparencyError
 from client.events import Message, SecurityAlert, SecurityError
+from client.logview import LogConfig
 from client.membership import MembershipMethods
 from client.rooms import LocalRoom, own_copy
 from client.sharing import share_sender_key
@@ -60,13 +61,17 @@ LOST = "the connection to the server was lost; connect again and send with the s
 
 
 class RelaisClient(MembershipMethods, files.FileMethods):
-    def __init__(self, *, server: str, store: KeyStore) -> None:
+    def __init__(
+        self, *, server: str, store: KeyStore, log_config: LogConfig | None = None
+    ) -> None:
+        """``log_config``: the log key and witness keys the app ships with (without
+        them the log key is trusted on first use: development only)."""
         self.server = server.rstrip("/")
         self.store = store
         self.api = RestApi(self.server)
         data = store.data
         self.api.token = data.get("token")
-        self.directory = KeyDirectory(self.api, data.setdefault("directory", {}))
+        self.directory = KeyDirectory(self.api, data.setdefault("directory", {}), log_config)
         self.trust = Trust(api=self.api, directory=self.directory, data=data, alert=self._alert)
         self.rooms: dict[int, LocalRoom] = {
             int(k): LocalRoom.from_json(v) for k, v in data.get("rooms", {}).items()

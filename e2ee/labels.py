@@ -1,4 +1,4 @@
-"""Every domain-separation label of protocol v1 (docs/protocol.md, "Labels").
+"""Every domain-separation label of the protocol (docs/protocol.md §10.3).
 
 A signature, hash or key derivation made under one label can never be taken for one
 made under another. Changing any of these strings is a new protocol version.
@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from typing import Final
 
-DEVICE_KEYS: Final = "relais/v1/device-keys"  # device self-signature of its keys
-CERTIFICATE: Final = "relais/v1/certificate"  # log signature of a device certificate
-REVOCATION: Final = "relais/v1/revocation"  # log signature of a revocation
-TREE_HEAD: Final = "relais/v1/tree-head"  # log signature of a tree head
+# The key-transparency log, version 2 (docs/protocol.md §10.4).
+IDENTITY_BINDING: Final = "relais/v2/identity-binding"  # identity key over its national id
+DEVICE_CERTIFICATE: Final = "relais/v2/device-certificate"  # identity key over a device
+DEVICE_REGISTRATION: Final = "relais/v2/device-registration"  # device key over itself
+KEX_KEY: Final = "relais/v2/kex-key"  # device key over its key-agreement key
+LOG_IDENTITY: Final = "relais/v2/identity"  # log signature of an identity entry
+LOG_DEVICE: Final = "relais/v2/device"  # log signature of a device entry
+LOG_REVOCATION: Final = "relais/v2/revocation"  # log signature of a revocation entry
+TREE_HEAD: Final = "relais/v2/tree-head"  # log signature of a tree head
+COSIGNATURE: Final = "relais/v2/cosignature"  # a witness's signature of a tree head
+LOG_KEYS: Final = "relais/v2/log-keys"  # log signature binding its VRF key to it
+LOG_LABEL: Final = b"relais/v2/log-label"  # VRF input prefix: alpha = LOG_LABEL 0x00 id
+LOG_SIGNING_KEY: Final = b"relais/v2/keylog/signing-key"  # HKDF info: log key from seed
+LOG_VRF_KEY: Final = b"relais/v2/keylog/vrf-key"  # HKDF info: VRF key from seed
 ROOM_STATE: Final = "relais/v1/room-state"  # admin device signature of a state event
 ROOM_STATE_HASH: Final = "relais/v1/room-state-hash"  # hash chaining state events
 ENVELOPE: Final = "relais/v1/envelope"  # sender device signature of an envelope
@@ -21,5 +31,4 @@ HPKE_INFO_SENDER_KEY: Final = b"relais/v1/hpke/sender-key-share"  # HPKE info
 RATCHET_MESSAGE: Final = b"relais/v1/ratchet/message"  # HKDF info: message key + nonce
 RATCHET_CHAIN: Final = b"relais/v1/ratchet/chain"  # HKDF info: next chain key
 SAFETY_NUMBER: Final = "relais/v1/safety-number"  # safety number fingerprints
-LOG_KEY_DERIVATION: Final = b"relais/v1/keylog/signing-key"  # server: log key from secret
 CLIENT_STORE: Final = b"relais/v1/client-store"  # SDK: AAD of the local key store

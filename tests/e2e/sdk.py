@@ -8,14 +8,26 @@ from pathlib import Path
 from client.events import Message, SecurityAlert
 from client.session import RelaisClient
 from client.store import KeyStore
+from tests.identities import identity_store_entry
 
 TIMEOUT = 20
 
 
-async def new_client(server_url: str, directory: Path, national_id: str, name: str) -> RelaisClient:
+def linked_store(path: Path, national_id: str) -> KeyStore:
+    """A new device's store holding its practitioner's identity key, as linking from
+    another device of theirs gives it (the same key for every test device of one
+    practitioner: tests/identities.py)."""
+    store = KeyStore.open(path, "correct horse battery staple", n=2**10)
+    store.data.setdefault("identity", identity_store_entry(national_id))
+    return store
+
+
+async def new_client(
+    server_url: str, directory: Path, national_id: str, name: str, **options: object
+) -> RelaisClient:
     """A registered, connected client with its own encrypted store (cheap scrypt)."""
-    store = KeyStore.open(directory / f"{name}.store", "correct horse battery staple", n=2**10)
-    client = RelaisClient(server=server_url, store=store)
+    store = linked_store(directory / f"{name}.store", national_id)
+    client = RelaisClient(server=server_url, store=store, **options)  # type: ignore[arg-type]
     await client.register_dev(national_id, device_name=name)
     await client.connect()
     return client
@@ -26,7 +38,7 @@ async def token_client(
 ) -> RelaisClient:
     """A connected client whose device token was issued by any login (the tests issue it
     in the database), for servers without the development login."""
-    store = KeyStore.open(directory / f"{name}.store", "correct horse battery staple", n=2**10)
+    store = linked_store(directory / f"{name}.store", national_id)
     client = RelaisClient(server=server_url, store=store)
     await client.register_with_token(token=token, device=device, national_id=national_id)
     await client.connect()
