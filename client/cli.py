@@ -103,7 +103,7 @@ async def chat(
         return 2
     log_config = LogConfig.from_environment()
     if log_config.log_key is None:
-        _out("!! no RELAIS_LOG_PUBLIC_KEY: the log key is trusted on first use (development)")
+        _out("note: no RELAIS_LOG_PUBLIC_KEY, the log key is trusted on first use (development)")
     client = RelaisClient(server=server, store=store, log_config=log_config)
     if not client.registered:
         await client.register_dev(me, device_name="terminal")

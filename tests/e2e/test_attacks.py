@@ -20,7 +20,7 @@ from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee import transparency
 from e2ee.encoding import b64u
-from e2ee.keys import DeviceKeyPair
+from e2ee.keys import DeviceKeyPair, raw_public
 from keylog.keys import log_public, log_signing_key
 from keylog.models import LogEntry
 from keylog.services import _append as operator_append
@@ -54,9 +54,23 @@ def rogue_device(national_id: str) -> tuple[int, DeviceKeyPair]:
     )
     operator_identity = Ed25519PrivateKey.generate()
     current = chain_of(national_id).identity_key
-    assert current is not None
     common = {"national_id": national_id, "device": device.pk, "kind": "device"}
     with transaction.atomic():
+        if current is None:  # nobody published one yet: the operator publishes its own
+            current = raw_public(operator_identity)
+            operator_append(
+                national_id=national_id,
+                device_id=None,
+                sign_key=None,
+                record=lambda label, prev: transparency.IdentityEntry(
+                    label=label,
+                    prev=prev,
+                    identity_key=current,
+                    kind="practitioner",
+                    binding=transparency.sign_identity_binding(operator_identity, national_id),
+                    issued_at=1,
+                ),
+            )
         appended = operator_append(
             national_id=national_id,
             device_id=device.pk,
