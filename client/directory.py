@@ -78,6 +78,7 @@ class MonitorReport:
     unknown_identity_keys: list[bytes]
     unknown_devices: list[tuple[int, bytes]]
     rejected: list[int] = field(default_factory=list)
+    head_refused: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,4 +380,5 @@ class KeyDirectory:
             unknown_identity_keys=[k for k in identity_keys if k not in known_identity_keys],
             unknown_devices=[(d, k) for d, k in devices if known_devices.get(d) != k],
             rejected=chain.rejected,
+            head_refused=audited.refused,
         )

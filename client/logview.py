@@ -87,6 +87,7 @@ class AuditedEntries:
 
     size: int
     own: list[tuple[int, bytes]]
+    refused: str = ""  # why the log's current head was refused (audited up to ours)
 
 
 class LogView:
@@ -151,6 +152,8 @@ class LogView:
             head = tree_heads.parse_tree_head(value, log_public=self.log_public)
         except CryptoError as error:
             raise KeyTransparencyError(f"tree head refused: {error}") from None
+        if head.size == 0:
+            return head  # the empty tree commits to nothing: no cosignature needed
         signed_by = tree_heads.cosigners(
             cosignatures, log_public=self.log_public, witnesses=self.config.witnesses, head=head
         )
@@ -264,10 +267,16 @@ class LogView:
         """Refresh the head, then download every entry up to the largest accepted head,
         recompute the root, and collect the entries under ``own_labels``."""
         info = await self.api.call("GET", "keys/log")
-        await self.accept(info["tree_head"], info.get("cosignatures", []))
+        refused = ""
+        try:
+            await self.accept(info["tree_head"], info.get("cosignatures", []))
+        except ForkDetectedError:
+            raise
+        except KeyTransparencyError as error:
+            refused = str(error)  # not acceptable: audit up to the largest we have
         target = self.largest
         if target is None:
-            return AuditedEntries(size=0, own=[])
+            return AuditedEntries(size=0, own=[], refused=refused)
         labels_seen = sorted(b64u(label) for label in own_labels)
         if self.data.get("own_labels") != labels_seen:  # new labels: audit from the start
             self.data.update(own_labels=labels_seen, monitor={"size": 0, "edge": []})
@@ -296,4 +305,4 @@ class LogView:
             raise ForkDetectedError("the log's entries do not match its signed head")
         self.data["monitor"] = tree.to_json()
         self.data["own_entries"] = [[i, leaf.decode("utf-8")] for i, leaf in own]
-        return AuditedEntries(size=target.size, own=own)
+        return AuditedEntries(size=target.size, own=own, refused=refused)

@@ -108,6 +108,8 @@ class Trust:
         """Audit the log; alert about every identity key and device key under our label
         that we do not know. The device numbers not yet approved."""
         report = await self.audit(national_id)
+        if report.head_refused:
+            await self.alert("log_head_refused", None, report.head_refused)
         alerted = set(self.data.get("alerted_identity_keys", []))
         for key in report.unknown_identity_keys:
             if b64u(key) in alerted:
