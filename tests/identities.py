@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from chat.services.devices import DeviceIdentity
 from e2ee import transparency
-from e2ee.encoding import b64u
+from e2ee.encoding import b64u, unb64u
 from e2ee.keys import DeviceKeyPair, raw_private, raw_public
 
 
@@ -93,14 +93,14 @@ def certify_with_services(identity: DeviceIdentity, keys: DeviceKeyPair) -> int:
         do_create_identity(
             identity=identity,
             identity_key=raw_public(identity_key(national_id)),
-            binding=transparency.unb64u(body["binding"]),
+            binding=unb64u(body["binding"]),
         )
     body = registration(national_id, identity.device_id, keys)
     appended = do_certify_device(
         identity=identity,
         keys=keys.public,
-        signature=transparency.unb64u(body["signature"]),
-        cross_signature=transparency.unb64u(body["cross_signature"]),
-        kex_signature=transparency.unb64u(body["kex_signature"]),
+        signature=unb64u(body["signature"]),
+        cross_signature=unb64u(body["cross_signature"]),
+        kex_signature=unb64u(body["kex_signature"]),
     )
     return appended.index

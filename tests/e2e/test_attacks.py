@@ -6,6 +6,7 @@ its user; no key goes to the intruder."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
@@ -54,7 +55,7 @@ def rogue_device(national_id: str) -> tuple[int, DeviceKeyPair]:
     )
     operator_identity = Ed25519PrivateKey.generate()
     current = chain_of(national_id).identity_key
-    common = {"national_id": national_id, "device": device.pk, "kind": "device"}
+    common: dict[str, Any] = {"national_id": national_id, "device": device.pk, "kind": "device"}
     with transaction.atomic():
         if current is None:  # nobody published one yet: the operator publishes its own
             current = raw_public(operator_identity)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -63,7 +64,11 @@ def test_log_vectors_v2():
     identity = Ed25519PrivateKey.from_private_bytes(unb64u(v["identity_private"]))
     phone = Ed25519PrivateKey.from_private_bytes(unb64u(v["device_private"]))
     assert b64u(transparency.sign_identity_binding(identity, v["national_id"])) == v["binding"]
-    common = {"national_id": v["national_id"], "device": v["device_number"], "kind": "device"}
+    common: dict[str, Any] = {
+        "national_id": v["national_id"],
+        "device": v["device_number"],
+        "kind": "device",
+    }
     assert (
         b64u(transparency.sign_device_certificate(identity, **common, sign_key=raw_public(phone)))
         == v["cross_sig"]

@@ -31,18 +31,18 @@ def keylog_vectors() -> dict[str, Any]:
     witness = Ed25519PrivateKey.from_private_bytes(_seed("witness"))
     label, proof = transparency.label_for(keys.vrf_secret, NURSE)
     binding = transparency.sign_identity_binding(identity, NURSE)
-    common = {"national_id": NURSE, "device": 7, "kind": "device"}
+    common: dict[str, Any] = {"national_id": NURSE, "device": 7, "kind": "device"}
     cross = transparency.sign_device_certificate(
         identity,
         **common,
-        sign_key=raw_public(phone),  # type: ignore[arg-type]
+        sign_key=raw_public(phone),
     )
     self_sig = transparency.sign_device_registration(
         phone,
         **common,
-        identity_key=raw_public(identity),  # type: ignore[arg-type]
+        identity_key=raw_public(identity),
     )
-    entries = [
+    entries: list[transparency.LogRecord] = [
         transparency.IdentityEntry(label, -1, raw_public(identity), "practitioner", binding, T0),
         transparency.DeviceEntry(
             label, 0, 7, "device", raw_public(identity), raw_public(phone), cross, self_sig, T0

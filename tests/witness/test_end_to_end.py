@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 
 from client.logview import ForkDetectedError, KeyTransparencyError, LogConfig
+from client.session import RelaisClient
 from e2ee import merkle, transparency, tree_heads
 from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair, raw_public
@@ -35,6 +36,18 @@ from tests.e2e.server import ROOT, ServerProcess
 pytestmark = pytest.mark.e2e
 NURSE, DOCTOR = "810003456786", "810001987659"
 TIMEOUT = 20
+
+
+def largest(client: RelaisClient) -> tree_heads.TreeHead:
+    head = client.directory.log.largest
+    assert head is not None
+    return head
+
+
+def gossip(client: RelaisClient) -> tuple[int, bytes]:
+    seen = client.directory.log.gossip()
+    assert seen is not None
+    return seen
 
 
 async def until(predicate: Any, what: str) -> None:
@@ -111,13 +124,14 @@ async def test_clients_need_the_witness_and_it_never_cosigns_a_fork(server, tmp_
         size = await sync_to_async(LogEntry.objects.count)()
 
         async def cosigned() -> bool:
-            return await sync_to_async(Cosignature.objects.filter(head__size=size).exists)()
+            found: bool = await sync_to_async(Cosignature.objects.filter(head__size=size).exists)()
+            return found
 
         await until(cosigned, "the witness cosigns the current head")
         # Now the same client accepts the log and finds its own keys.
         identity = await nurse.directory.identity_of(NURSE)
         assert list(identity.devices) == [nurse.device_id]
-        assert nurse.directory.log.largest.size == size
+        assert largest(nurse).size == size
 
         # The operator signs another tree of the same size, newer: the witness
         # refuses it, clients keep being served the cosigned head, and refuse the fork.
@@ -125,7 +139,7 @@ async def test_clients_need_the_witness_and_it_never_cosigns_a_fork(server, tmp_
             log_key=log_signing_key(),
             size=size,
             root=bytes(32),
-            timestamp=nurse.directory.log.largest.timestamp + 1,
+            timestamp=largest(nurse).timestamp + 1,
         )
         await sync_to_async(SignedTreeHead.objects.create)(
             size=size, root=forged.root, timestamp_ms=forged.timestamp, signature=forged.signature
@@ -160,7 +174,7 @@ def rogue_identity_and_device(national_id: str) -> tuple[bytes, int]:
     rogue = Ed25519PrivateKey.generate()
     keys = DeviceKeyPair.generate()
     device = 999_000 + int(national_id[-3:])
-    common = {"national_id": national_id, "device": device, "kind": "device"}
+    common: dict[str, Any] = {"national_id": national_id, "device": device, "kind": "device"}
     with transaction.atomic():
         operator_append(
             national_id=national_id,
@@ -218,7 +232,7 @@ async def test_the_blinded_monitor_still_alerts_on_a_rogue_identity_key(dev_serv
     nurse = await new_client(dev_server.http_url, tmp_path, NURSE, "nurse")
     older = await doctor.api.call("GET", "keys/log")  # the head the doctor is kept on
     await doctor.directory.accept_tree_head(older["tree_head"], older["cosignatures"])
-    before = doctor.directory.log.largest
+    before = largest(doctor)
     rogue_key, rogue_device = await sync_to_async(rogue_identity_and_device)(DOCTOR)
     # Everyone else now sees the new identity key under the doctor's name.
     assert (await nurse.directory.identity_of(DOCTOR)).identity_key == rogue_key
@@ -229,12 +243,12 @@ async def test_the_blinded_monitor_still_alerts_on_a_rogue_identity_key(dev_serv
     ChosenAnswers(doctor, {"keys/log": old_head})
     # Blinded: auditing only up to what the server answers finds nothing.
     assert await doctor.check_my_devices() == []
-    assert doctor.directory.log.largest.size == before.size
+    assert largest(doctor).size == before.size
     # The nurse's head reaches the doctor's device (inside an envelope or a state
     # event): it is checked against the log and becomes the doctor's view.
-    size, root = nurse.directory.log.gossip()
+    size, root = gossip(nurse)
     await doctor.directory.observe_gossip(size, root)
-    assert doctor.directory.log.largest.size == size > before.size
+    assert largest(doctor).size == size > before.size
     # The monitor audits up to the largest head ever accepted, whatever it is told now.
     assert await doctor.check_my_devices() == [rogue_device]
     alerts = {(await next_alert(doctor)).kind for _ in range(2)}
@@ -256,7 +270,7 @@ async def test_a_forked_tree_shown_to_one_device_is_found_by_gossip(dev_server, 
         log_key=log_signing_key(),
         size=size + 1,
         root=merkle.root(forked_leaves),
-        timestamp=nurse.directory.log.largest.timestamp + 1,
+        timestamp=largest(nurse).timestamp + 1,
     )
     real_info = await nurse.api.call("GET", "keys/log")
 
@@ -273,13 +287,13 @@ async def test_a_forked_tree_shown_to_one_device_is_found_by_gossip(dev_server, 
 
     ChosenAnswers(nurse, {"keys/log": forked_head, "keys/log/consistency": forked_proof})
     await nurse.directory.pin_log_key()
-    assert nurse.directory.log.largest == forked  # the nurse alone cannot tell
+    assert largest(nurse) == forked  # the nurse alone cannot tell
     # The real log grows by one entry, which the doctor's device sees.
     await sync_to_async(rogue_identity_and_device)(NURSE)  # two entries: size + 2
     await doctor.directory.pin_log_key()
     # Gossip of the doctor's head to the nurse, and of the nurse's to the doctor.
     with pytest.raises(ForkDetectedError):
-        await nurse.directory.observe_gossip(*doctor.directory.log.gossip())
+        await nurse.directory.observe_gossip(*gossip(doctor))
     with pytest.raises(ForkDetectedError):
         await doctor.directory.observe_gossip(size + 1, forked.root)
     await nurse.close()

@@ -16,7 +16,7 @@ from witness.core import RefusedError, Witness, WitnessState
 class WitnessedLog(MemoryLog):
     def __init__(self) -> None:
         super().__init__([])
-        self.latest = None
+        self.latest: tree_heads.TreeHead | None = None
         self.posted: list[dict] = []
 
     def latest_head(self):
@@ -68,7 +68,7 @@ def test_the_witness_cosigns_extensions_only_and_remembers_across_restarts(tmp_p
     with pytest.raises(RefusedError):
         witness().step(NOW + 3)
     assert len(log.posted) == 2
-    assert WitnessState.load(state).size == 5
+    assert WitnessState.load(state) == WitnessState(5, log.head(5).root, NOW + 1)
 
 
 def test_a_head_not_signed_by_the_log_is_refused(tmp_path):
