@@ -15,18 +15,24 @@ RATCHET_MESSAGE: Final = b"relais/v1/ratchet/message"  # HKDF info: message key 
 RATCHET_CHAIN: Final = b"relais/v1/ratchet/chain"  # HKDF info: next chain key
 CLIENT_STORE: Final = b"relais/v1/client-store"  # SDK: AAD of the local key store
 
-# Version 1 labels of the log, kept until the log moves to version 2.
-DEVICE_KEYS: Final = "relais/v1/device-keys"  # device self-signature of its keys
-CERTIFICATE: Final = "relais/v1/certificate"  # log signature of a device certificate
-REVOCATION: Final = "relais/v1/revocation"  # log signature of a revocation
-TREE_HEAD: Final = "relais/v1/tree-head"  # log signature of a tree head
-LOG_KEY_DERIVATION: Final = b"relais/v1/keylog/signing-key"  # server: log key from secret
+# The key-transparency log, version 2 (docs/protocol.md §10.4).
+IDENTITY_BINDING: Final = "relais/v2/identity-binding"  # identity key over its national id
+DEVICE_CERTIFICATE: Final = "relais/v2/device-certificate"  # identity key over a device
+DEVICE_REGISTRATION: Final = "relais/v2/device-registration"  # device key over itself
+KEX_REGISTRATION: Final = "relais/v2/kex-registration"  # device key over its first kex key
+LOG_IDENTITY: Final = "relais/v2/identity"  # log signature of an identity entry
+LOG_DEVICE: Final = "relais/v2/device"  # log signature of a device entry
+LOG_REVOCATION: Final = "relais/v2/revocation"  # log signature of a revocation entry
+TREE_HEAD: Final = "relais/v2/tree-head"  # log signature of a tree head
+COSIGNATURE: Final = "relais/v2/cosignature"  # a witness's signature of a tree head
+LOG_KEYS: Final = "relais/v2/log-keys"  # log signature binding its VRF key to it
+LOG_LABEL: Final = b"relais/v2/log-label"  # VRF input prefix: alpha = LOG_LABEL 0x00 id
+LOG_SIGNING_KEY: Final = b"relais/v2/keylog/signing-key"  # HKDF info: log key from seed
+LOG_VRF_KEY: Final = b"relais/v2/keylog/vrf-key"  # HKDF info: VRF key from seed
 
-# Version 2: identity keys and devices.
-IDENTITY_BINDING: Final = "relais/v2/identity-binding"  # identity key signs its owner
-DEVICE_CERTIFICATE: Final = "relais/v2/device-certificate"  # identity key signs a device
+# Version 2: devices of one practitioner, recovery.
 KEX_KEY: Final = "relais/v2/kex-key"  # a device signs its current key-agreement key
-LINK_APPROVAL: Final = "relais/v2/link-approval"  # an existing device approves a new one
+LINK_APPROVAL: Final = "relais/v2/link-approval"  # commitment of a link request
 HPKE_INFO_LINK: Final = b"relais/v2/hpke/link-bundle"  # HPKE info: identity to a new device
 HPKE_INFO_RECOVERY: Final = b"relais/v2/hpke/recovery"  # HPKE info: backups to the recovery key
 HISTORY: Final = "relais/v2/history-keys"  # a device signs history keys for a linked device

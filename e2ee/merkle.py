@@ -51,54 +51,95 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
-    """PATH(index, D[n]) — the audit path of leaf ``index`` in the tree of all leaves."""
-    if not 0 <= index < len(leaf_hashes):
+Range = tuple[int, int]  # leaves start <= i < end
+Node = tuple[int, int]  # (level, position): the perfect subtree of leaves
+# position * 2**level <= i < (position + 1) * 2**level
+
+
+def inclusion_ranges(index: int, size: int) -> list[Range]:
+    """The subtrees whose roots make PATH(index, D[size]), in proof order."""
+    if not 0 <= index < size:
         raise ValueError("leaf index out of range")
-    proof: list[bytes] = []
-    _path(leaf_hashes, 0, len(leaf_hashes), index, proof)
-    return proof
+    ranges: list[Range] = []
+    _path(0, size, index, ranges)
+    return ranges
 
 
-def _path(hashes: Sequence[bytes], start: int, end: int, index: int, proof: list[bytes]) -> None:
+def _path(start: int, end: int, index: int, ranges: list[Range]) -> None:
     n = end - start
     if n == 1:
         return
     k = _split(n)
     if index < k:
-        _path(hashes, start, start + k, index, proof)
-        proof.append(root(hashes[start + k : end]))
+        _path(start, start + k, index, ranges)
+        ranges.append((start + k, end))
     else:
-        _path(hashes, start + k, end, index - k, proof)
-        proof.append(root(hashes[start : start + k]))
+        _path(start + k, end, index - k, ranges)
+        ranges.append((start, start + k))
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[Range]:
+    """The subtrees whose roots make PROOF(old_size, D[new_size]), in proof order."""
+    if not 0 <= old_size <= new_size:
+        raise ValueError("old size out of range")
+    if old_size in (0, new_size):
+        return []
+    ranges: list[Range] = []
+    _subproof(0, new_size, old_size, True, ranges)
+    return ranges
+
+
+def _subproof(start: int, end: int, m: int, complete: bool, ranges: list[Range]) -> None:
+    n = end - start
+    if m == n:
+        if not complete:
+            ranges.append((start, end))
+        return
+    k = _split(n)
+    if m <= k:
+        _subproof(start, start + k, m, complete, ranges)
+        ranges.append((start + k, end))
+    else:
+        _subproof(start + k, end, m - k, False, ranges)
+        ranges.append((start, start + k))
+
+
+def perfect_nodes(start: int, end: int) -> list[Node]:
+    """The perfect subtrees that MTH of leaves ``start..end`` combines, left to right.
+    Every range a proof of an RFC 9162 tree names starts at a multiple of the largest
+    power of two below its size, so these are nodes of the tree a log stores."""
+    n = end - start
+    if n <= 0:
+        raise ValueError("empty range")
+    if n & (n - 1) == 0 and start % n == 0:
+        level = n.bit_length() - 1
+        return [(level, start >> level)]
+    k = _split(n)
+    return perfect_nodes(start, start + k) + perfect_nodes(start + k, end)
+
+
+def range_root(start: int, end: int, nodes: dict[Node, bytes]) -> bytes:
+    """MTH of leaves ``start..end`` from the stored perfect subtrees ``nodes``."""
+    n = end - start
+    if n & (n - 1) == 0 and start % n == 0:
+        return nodes[(n.bit_length() - 1, start // n)]
+    k = _split(n)
+    return node_hash(range_root(start, start + k, nodes), range_root(start + k, end, nodes))
+
+
+def nodes_for(ranges: Sequence[Range]) -> set[Node]:
+    """Every stored node a proof made of ``ranges`` reads: O(log n) of them."""
+    return {node for start, end in ranges for node in perfect_nodes(start, end)}
+
+
+def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """PATH(index, D[n]) — the audit path of leaf ``index`` in the tree of all leaves."""
+    return [root(leaf_hashes[a:b]) for a, b in inclusion_ranges(index, len(leaf_hashes))]
 
 
 def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes]:
     """PROOF(old_size, D[n]): proves the first ``old_size`` leaves are a prefix."""
-    if not 0 <= old_size <= len(leaf_hashes):
-        raise ValueError("old size out of range")
-    if old_size in (0, len(leaf_hashes)):
-        return []
-    proof: list[bytes] = []
-    _subproof(leaf_hashes, 0, len(leaf_hashes), old_size, True, proof)
-    return proof
-
-
-def _subproof(
-    hashes: Sequence[bytes], start: int, end: int, m: int, complete: bool, proof: list[bytes]
-) -> None:
-    n = end - start
-    if m == n:
-        if not complete:
-            proof.append(root(hashes[start:end]))
-        return
-    k = _split(n)
-    if m <= k:
-        _subproof(hashes, start, start + k, m, complete, proof)
-        proof.append(root(hashes[start + k : end]))
-    else:
-        _subproof(hashes, start + k, end, m - k, False, proof)
-        proof.append(root(hashes[start : start + k]))
+    return [root(leaf_hashes[a:b]) for a, b in consistency_ranges(old_size, len(leaf_hashes))]
 
 
 def verify_inclusion(
@@ -174,14 +215,18 @@ class CompactTree:
         self.size = 0
         self._edge: list[tuple[int, bytes]] = []  # (height, hash) of perfect subtrees
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[tuple[Node, bytes]]:
+        """Add a leaf hash; return the perfect subtrees it completes (the leaf first)."""
+        self.size += 1
         height, node = 0, leaf
+        completed = [((0, self.size - 1), leaf)]
         while self._edge and self._edge[-1][0] == height:
             _, left = self._edge.pop()
             node = node_hash(left, node)
             height += 1
+            completed.append(((height, (self.size >> height) - 1), node))
         self._edge.append((height, node))
-        self.size += 1
+        return completed
 
     def root(self) -> bytes:
         if not self._edge:

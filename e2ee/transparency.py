@@ -1,27 +1,33 @@
-"""Key-transparency records: device key registrations, certificates, revocations and
-signed tree heads (docs/protocol.md, "Key transparency").
+"""Key-transparency log entries, protocol version 2 (docs/protocol.md §10.4).
 
-* A device proves it holds its keys with a *registration* it signs itself.
-* The server's log key signs a *certificate* binding those keys to the practitioner's
-  national id and device number, and appends it to the Merkle log. The certificate
-  repeats the device's self-signature, so anyone can check both halves.
-* A *revocation* (lost phone, logout) is signed by the log and appended the same way.
-* A *tree head* is the log's signed statement "the log has ``size`` entries with this
-  root at this time". Clients check every key they use against a tree head (inclusion
-  proof) and every tree head against the previous one they saw (consistency proof).
+Each practitioner (and each organisation, for its archivers) has one Ed25519
+*identity key*. The log holds, under a hidden *label* per person (a VRF output of the
+national id, ``label_for``), a chain of entries:
 
-A log entry (a Merkle leaf) is the canonical JSON ``{"entry": body, "sig": b64u}``.
+* ``identity``: the identity key, with the key's own signature binding it to the
+  national id (``binding``). A later identity entry replaces it (an identity reset).
+* ``device``: a device signing key, cross-signed by the identity key (``cross_sig``) and
+  self-signed by the device (``self_sig``). The server alone cannot make one that
+  verifies: it does not hold the identity key.
+* ``revocation``: a device key that must no longer be used.
+
+Every entry is signed by the log and names the previous entry of its label (``prev``),
+so a lookup returns an unbroken chain. A leaf of the Merkle tree is the canonical JSON
+``{"entry": body, "sig": b64u}``. National ids never appear in an entry: the binding
+and device signatures cover them, so only someone who knows the national id can check
+them (``verify_chain``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from e2ee import labels
+from e2ee import labels, vrf
 from e2ee.encoding import (
     JsonObject,
     b64u,
@@ -33,20 +39,15 @@ from e2ee.encoding import (
     unb64u,
 )
 from e2ee.errors import CryptoError, CryptoErrorCode
-from e2ee.keys import (
-    KEY_BYTES,
-    SIGNATURE_BYTES,
-    DeviceKeyPair,
-    PublicDeviceKeys,
-    raw_public,
-    sign,
-    verify,
-)
-from e2ee.merkle import HASH_BYTES, leaf_hash, verify_consistency, verify_inclusion
+from e2ee.keys import KEY_BYTES, SIGNATURE_BYTES, raw_public, sign, verify
 
 DeviceKind = Literal["device", "archiver"]
+IdentityKind = Literal["practitioner", "organisation"]
 DEVICE_KINDS = ("device", "archiver")
-REVOCATION_REASONS = ("lost", "logout", "replaced", "administrative")
+IDENTITY_KINDS = ("practitioner", "organisation")
+REVOCATION_REASONS = ("lost", "logout", "replaced", "administrative", "identity_reset")
+LABEL_BYTES = 32
+VERSION = 2
 
 
 def log_key_id(log_public_key: bytes) -> str:
@@ -58,253 +59,421 @@ def log_public_key(log_key: Ed25519PrivateKey) -> bytes:
     return raw_public(log_key)
 
 
-# Registration (signed by the device) ---------------------------------------------
+def device_kind_for(identity_kind: IdentityKind) -> DeviceKind:
+    """An organisation's devices are archivers; a practitioner's are devices."""
+    return "archiver" if identity_kind == "organisation" else "device"
 
 
-def registration_body(*, national_id: str, device: int, keys: PublicDeviceKeys) -> JsonObject:
+# Labels (VRF) ---------------------------------------------------------------------
+
+
+def label_input(national_id: str) -> bytes:
+    """alpha = ``relais/v2/log-label`` || 0x00 || UTF-8(national id)."""
+    return labels.LOG_LABEL + b"\x00" + national_id.encode("utf-8")
+
+
+def label_for(vrf_secret: bytes, national_id: str) -> tuple[bytes, bytes]:
+    """(label, VRF proof): the label is the first 32 bytes of the VRF output."""
+    proof = vrf.prove(vrf_secret, label_input(national_id))
+    return vrf.proof_to_hash(proof)[:LABEL_BYTES], proof
+
+
+def verify_label(*, vrf_public: bytes, national_id: str, label: bytes, proof: bytes) -> None:
+    """Raise BAD_PROOF unless ``label`` is the log's one label for ``national_id``."""
+    if vrf.verify(vrf_public, label_input(national_id), proof)[:LABEL_BYTES] != label:
+        raise CryptoError(CryptoErrorCode.BAD_PROOF, "label is not the VRF output")
+
+
+# What the practitioner's keys sign ------------------------------------------------
+
+
+def identity_binding_body(*, national_id: str, identity_key: bytes) -> JsonObject:
     return {
-        "v": 1,
-        "type": "device_keys",
+        "v": VERSION,
+        "type": "identity_binding",
         "national_id": national_id,
-        "device": device,
-        **keys.to_json(),
+        "identity_key": b64u(identity_key),
     }
 
 
-def sign_registration(*, key_pair: DeviceKeyPair, national_id: str, device: int) -> bytes:
-    body = registration_body(national_id=national_id, device=device, keys=key_pair.public)
-    return key_pair.sign(labels.DEVICE_KEYS, body)
+def sign_identity_binding(identity: Ed25519PrivateKey, national_id: str) -> bytes:
+    body = identity_binding_body(national_id=national_id, identity_key=raw_public(identity))
+    return sign(identity, labels.IDENTITY_BINDING, body)
 
 
-def verify_registration(
-    *, national_id: str, device: int, keys: PublicDeviceKeys, signature: bytes
+def device_body(
+    kind_of_signature: Literal["device_certificate", "device_registration"],
+    *,
+    national_id: str,
+    device: int,
+    kind: DeviceKind,
+    sign_key: bytes,
+    identity_key: bytes,
+) -> JsonObject:
+    return {
+        "v": VERSION,
+        "type": kind_of_signature,
+        "national_id": national_id,
+        "device": device,
+        "kind": kind,
+        "sign_key": b64u(sign_key),
+        "identity_key": b64u(identity_key),
+    }
+
+
+def sign_device_certificate(
+    identity: Ed25519PrivateKey, *, national_id: str, device: int, kind: DeviceKind, sign_key: bytes
+) -> bytes:
+    """The identity key's cross-signature of a device (``cross_sig``)."""
+    body = device_body(
+        "device_certificate",
+        national_id=national_id,
+        device=device,
+        kind=kind,
+        sign_key=sign_key,
+        identity_key=raw_public(identity),
+    )
+    return sign(identity, labels.DEVICE_CERTIFICATE, body)
+
+
+def sign_device_registration(
+    device_key: Ed25519PrivateKey,
+    *,
+    national_id: str,
+    device: int,
+    kind: DeviceKind,
+    identity_key: bytes,
+) -> bytes:
+    """The device's own signature of the same body (``self_sig``): it holds the key."""
+    body = device_body(
+        "device_registration",
+        national_id=national_id,
+        device=device,
+        kind=kind,
+        sign_key=raw_public(device_key),
+        identity_key=identity_key,
+    )
+    return sign(device_key, labels.DEVICE_REGISTRATION, body)
+
+
+def kex_key_body(*, national_id: str, device: int, sign_key: bytes, kex_key: bytes) -> JsonObject:
+    return {
+        "v": VERSION,
+        "type": "kex_registration",
+        "national_id": national_id,
+        "device": device,
+        "sign_key": b64u(sign_key),
+        "kex_key": b64u(kex_key),
+    }
+
+
+def sign_kex_key(
+    device_key: Ed25519PrivateKey, *, national_id: str, device: int, kex_key: bytes
+) -> bytes:
+    """The device's signature of its first X25519 key-agreement key, given when it is
+    certified (not in the log; later keys are published with ``e2ee.kex``)."""
+    body = kex_key_body(
+        national_id=national_id, device=device, sign_key=raw_public(device_key), kex_key=kex_key
+    )
+    return sign(device_key, labels.KEX_REGISTRATION, body)
+
+
+def verify_kex_key(
+    *, national_id: str, device: int, sign_key: bytes, kex_key: bytes, signature: bytes
 ) -> None:
-    """The device holds the private half of ``keys.sign_key`` and chose ``keys.kex_key``."""
-    body = registration_body(national_id=national_id, device=device, keys=keys)
-    verify(keys.sign_key, signature, labels.DEVICE_KEYS, body)
+    body = kex_key_body(national_id=national_id, device=device, sign_key=sign_key, kex_key=kex_key)
+    verify(sign_key, signature, labels.KEX_REGISTRATION, body)
 
 
 # Log entries ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Certificate:
-    national_id: str
-    device: int
-    kind: DeviceKind
-    keys: PublicDeviceKeys
+class IdentityEntry:
+    label: bytes
+    prev: int
+    identity_key: bytes
+    kind: IdentityKind
+    binding: bytes
     issued_at: int
 
 
 @dataclass(frozen=True, slots=True)
-class Revocation:
-    national_id: str
+class DeviceEntry:
+    label: bytes
+    prev: int
+    device: int
+    kind: DeviceKind
+    identity_key: bytes
+    sign_key: bytes
+    cross_sig: bytes
+    self_sig: bytes
+    issued_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEntry:
+    label: bytes
+    prev: int
     device: int
     sign_key: bytes
     reason: str
     revoked_at: int
 
 
-LogRecord = Certificate | Revocation
-
-
-def issue_certificate(
-    *,
-    log_key: Ed25519PrivateKey,
-    national_id: str,
-    device: int,
-    kind: DeviceKind,
-    keys: PublicDeviceKeys,
-    self_signature: bytes,
-    issued_at: int,
-) -> bytes:
-    """The log entry (leaf bytes) certifying a device. Verifies the self-signature."""
-    verify_registration(national_id=national_id, device=device, keys=keys, signature=self_signature)
-    body: JsonObject = {
-        "v": 1,
-        "type": "certificate",
-        "log": log_key_id(log_public_key(log_key)),
-        "national_id": national_id,
-        "device": device,
-        "kind": kind,
-        **keys.to_json(),
-        "self_sig": b64u(self_signature),
-        "issued_at": issued_at,
-    }
-    return canonical_json({"entry": body, "sig": b64u(sign(log_key, labels.CERTIFICATE, body))})
-
-
-def issue_revocation(
-    *,
-    log_key: Ed25519PrivateKey,
-    national_id: str,
-    device: int,
-    sign_key: bytes,
-    reason: str,
-    revoked_at: int,
-) -> bytes:
-    if reason not in REVOCATION_REASONS:
-        raise ValueError(f"unknown revocation reason {reason!r}")
-    body: JsonObject = {
-        "v": 1,
-        "type": "revocation",
-        "log": log_key_id(log_public_key(log_key)),
-        "national_id": national_id,
-        "device": device,
-        "sign_key": b64u(sign_key),
-        "reason": reason,
-        "revoked_at": revoked_at,
-    }
-    return canonical_json({"entry": body, "sig": b64u(sign(log_key, labels.REVOCATION, body))})
-
-
-_CERTIFICATE_KEYS = {
-    "v",
-    "type",
-    "log",
-    "national_id",
-    "device",
-    "kind",
-    "sign_key",
-    "kex_key",
-    "self_sig",
-    "issued_at",
+LogRecord = IdentityEntry | DeviceEntry | RevocationEntry
+_LOG_LABELS = {
+    "identity": labels.LOG_IDENTITY,
+    "device": labels.LOG_DEVICE,
+    "revocation": labels.LOG_REVOCATION,
 }
-_REVOCATION_KEYS = {
-    "v",
-    "type",
-    "log",
-    "national_id",
-    "device",
-    "sign_key",
-    "reason",
-    "revoked_at",
+_FIELDS = {
+    "identity": {"identity_key", "kind", "binding", "issued_at"},
+    "device": {
+        "device",
+        "kind",
+        "identity_key",
+        "sign_key",
+        "cross_sig",
+        "self_sig",
+        "issued_at",
+    },
+    "revocation": {"device", "sign_key", "reason", "revoked_at"},
 }
+_COMMON = {"v", "type", "log", "label", "prev"}
+
+
+def _leaf(log_key: Ed25519PrivateKey, entry_type: str, body: JsonObject) -> bytes:
+    full: JsonObject = {
+        "v": VERSION,
+        "type": entry_type,
+        "log": log_key_id(log_public_key(log_key)),
+        **body,
+    }
+    signature = sign(log_key, _LOG_LABELS[entry_type], full)
+    return canonical_json({"entry": full, "sig": b64u(signature)})
+
+
+def issue_entry(log_key: Ed25519PrivateKey, record: LogRecord) -> bytes:
+    """The leaf (canonical bytes) of ``record``, signed by the log."""
+    common: JsonObject = {"label": b64u(record.label), "prev": record.prev}
+    if isinstance(record, IdentityEntry):
+        return _leaf(
+            log_key,
+            "identity",
+            {
+                **common,
+                "identity_key": b64u(record.identity_key),
+                "kind": record.kind,
+                "binding": b64u(record.binding),
+                "issued_at": record.issued_at,
+            },
+        )
+    if isinstance(record, DeviceEntry):
+        return _leaf(
+            log_key,
+            "device",
+            {
+                **common,
+                "device": record.device,
+                "kind": record.kind,
+                "identity_key": b64u(record.identity_key),
+                "sign_key": b64u(record.sign_key),
+                "cross_sig": b64u(record.cross_sig),
+                "self_sig": b64u(record.self_sig),
+                "issued_at": record.issued_at,
+            },
+        )
+    if record.reason not in REVOCATION_REASONS:
+        raise ValueError(f"unknown revocation reason {record.reason!r}")
+    return _leaf(
+        log_key,
+        "revocation",
+        {
+            **common,
+            "device": record.device,
+            "sign_key": b64u(record.sign_key),
+            "reason": record.reason,
+            "revoked_at": record.revoked_at,
+        },
+    )
+
+
+def entry_label(leaf: bytes) -> bytes:
+    """The label of a leaf, without checking anything else (a monitor's quick look at
+    entries that are not its own). Raises CryptoError if there is none."""
+    try:
+        value = json.loads(leaf)
+        return unb64u(value["entry"]["label"], length=LABEL_BYTES, field="label")
+    except (ValueError, KeyError, TypeError):
+        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "log entry without a label") from None
 
 
 def parse_log_entry(leaf: bytes, *, log_public: bytes) -> LogRecord:
-    """Check a log entry completely (encoding, log signature, and for a certificate the
-    device's own signature) and return what it says. Raises CryptoError."""
+    """Check a leaf's encoding and log signature; return what it says. The binding and
+    device signatures need the national id: ``verify_chain`` checks them."""
     outer = expect_object(parse_canonical(leaf), {"entry", "sig"}, field="log entry")
     body = outer["entry"]
     signature = unb64u(outer["sig"], length=SIGNATURE_BYTES, field="sig")
-    if not isinstance(body, dict):
-        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "log entry body")
-    kind = body.get("type")
-    if kind == "certificate":
-        expect_object(body, _CERTIFICATE_KEYS, field="certificate")
-        label = labels.CERTIFICATE
-    elif kind == "revocation":
-        expect_object(body, _REVOCATION_KEYS, field="revocation")
-        label = labels.REVOCATION
-    else:
+    if not isinstance(body, dict) or body.get("type") not in _FIELDS:
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "unknown log entry type")
-    if body["v"] != 1 or body["log"] != log_key_id(log_public):
+    entry_type = str(body["type"])
+    expect_object(body, _COMMON | _FIELDS[entry_type], field=entry_type)
+    if body["v"] != VERSION or body["log"] != log_key_id(log_public):
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "log entry from another log or version")
-    verify(log_public, signature, label, body)
-    national_id = expect_str(body["national_id"], field="national_id", max_length=32)
+    verify(log_public, signature, _LOG_LABELS[entry_type], body)
+    label = unb64u(body["label"], length=LABEL_BYTES, field="label")
+    prev = expect_int(body["prev"], field="prev", minimum=-1)
+    if entry_type == "identity":
+        if body["kind"] not in IDENTITY_KINDS:
+            raise CryptoError(CryptoErrorCode.BAD_ENCODING, "unknown identity kind")
+        return IdentityEntry(
+            label=label,
+            prev=prev,
+            identity_key=unb64u(body["identity_key"], length=KEY_BYTES, field="identity_key"),
+            kind=body["kind"],
+            binding=unb64u(body["binding"], length=SIGNATURE_BYTES, field="binding"),
+            issued_at=expect_int(body["issued_at"], field="issued_at"),
+        )
     device = expect_int(body["device"], field="device", minimum=1)
-    if kind == "revocation":
+    sign_key = unb64u(body["sign_key"], length=KEY_BYTES, field="sign_key")
+    if entry_type == "revocation":
         reason = expect_str(body["reason"], field="reason", max_length=32)
         if reason not in REVOCATION_REASONS:
             raise CryptoError(CryptoErrorCode.BAD_ENCODING, "unknown revocation reason")
-        return Revocation(
-            national_id=national_id,
+        return RevocationEntry(
+            label=label,
+            prev=prev,
             device=device,
-            sign_key=unb64u(body["sign_key"], length=KEY_BYTES, field="sign_key"),
+            sign_key=sign_key,
             reason=reason,
             revoked_at=expect_int(body["revoked_at"], field="revoked_at"),
         )
     if body["kind"] not in DEVICE_KINDS:
         raise CryptoError(CryptoErrorCode.BAD_ENCODING, "unknown device kind")
-    keys = PublicDeviceKeys.from_json(body)
-    verify_registration(
-        national_id=national_id,
-        device=device,
-        keys=keys,
-        signature=unb64u(body["self_sig"], length=SIGNATURE_BYTES, field="self_sig"),
-    )
-    return Certificate(
-        national_id=national_id,
+    return DeviceEntry(
+        label=label,
+        prev=prev,
         device=device,
         kind=body["kind"],
-        keys=keys,
+        identity_key=unb64u(body["identity_key"], length=KEY_BYTES, field="identity_key"),
+        sign_key=sign_key,
+        cross_sig=unb64u(body["cross_sig"], length=SIGNATURE_BYTES, field="cross_sig"),
+        self_sig=unb64u(body["self_sig"], length=SIGNATURE_BYTES, field="self_sig"),
         issued_at=expect_int(body["issued_at"], field="issued_at"),
     )
 
 
-# Tree heads -----------------------------------------------------------------------
+def check_identity_binding(entry: IdentityEntry, national_id: str) -> None:
+    body = identity_binding_body(national_id=national_id, identity_key=entry.identity_key)
+    verify(entry.identity_key, entry.binding, labels.IDENTITY_BINDING, body)
+
+
+def check_device_signatures(entry: DeviceEntry, national_id: str) -> None:
+    """Both halves: the identity key named in the entry cross-signed this device, and
+    the device holds its signing key."""
+    common = {
+        "national_id": national_id,
+        "device": entry.device,
+        "kind": entry.kind,
+        "sign_key": entry.sign_key,
+        "identity_key": entry.identity_key,
+    }
+    verify(
+        entry.identity_key,
+        entry.cross_sig,
+        labels.DEVICE_CERTIFICATE,
+        device_body("device_certificate", **common),  # type: ignore[arg-type]
+    )
+    verify(
+        entry.sign_key,
+        entry.self_sig,
+        labels.DEVICE_REGISTRATION,
+        device_body("device_registration", **common),  # type: ignore[arg-type]
+    )
+
+
+# A label's chain ------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class TreeHead:
-    size: int
-    root: bytes
-    timestamp: int
-    signature: bytes
-
-    def to_json(self, *, log_public: bytes) -> JsonObject:
-        return {
-            "head": _head_body(log_public, self.size, self.root, self.timestamp),
-            "sig": b64u(self.signature),
-        }
+class CertifiedDevice:
+    device: int
+    kind: DeviceKind
+    sign_key: bytes
+    index: int
+    cross_sig: bytes  # the identity key's signature, as a room state carries it
 
 
-def _head_body(log_public: bytes, size: int, root: bytes, timestamp: int) -> JsonObject:
-    return {
-        "v": 1,
-        "type": "tree_head",
-        "log": log_key_id(log_public),
-        "size": size,
-        "root": b64u(root),
-        "timestamp": timestamp,
-    }
+@dataclass(slots=True)
+class LabelChain:
+    """What one label's chain says, every signature checked for ``national_id``.
+
+    ``identity_key`` is the newest identity key (None before any); ``devices`` are the
+    devices cross-signed by that key and not revoked; ``history`` every entry, for a
+    monitor that compares full keys; ``rejected`` the indexes of entries whose binding
+    or device signatures do not verify (ignored: only the log could have made them)."""
+
+    national_id: str
+    label: bytes
+    identity_key: bytes | None = None
+    identity_kind: IdentityKind | None = None
+    identity_index: int = -1
+    devices: dict[int, CertifiedDevice] = field(default_factory=dict)
+    identity_keys: list[bytes] = field(default_factory=list)
+    history: list[tuple[int, LogRecord]] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
+    revoked: set[tuple[int, bytes]] = field(default_factory=set)  # (device, signing key)
 
 
-def sign_tree_head(
-    *, log_key: Ed25519PrivateKey, size: int, root: bytes, timestamp: int
-) -> TreeHead:
-    body = _head_body(log_public_key(log_key), size, root, timestamp)
-    return TreeHead(
-        size=size, root=root, timestamp=timestamp, signature=sign(log_key, labels.TREE_HEAD, body)
-    )
-
-
-def parse_tree_head(value: object, *, log_public: bytes) -> TreeHead:
-    """Check a signed tree head (``{"head": ..., "sig": ...}``) from the given log."""
-    outer = expect_object(value, {"head", "sig"}, field="tree head")
-    body = expect_object(
-        outer["head"], {"v", "type", "log", "size", "root", "timestamp"}, field="tree head"
-    )
-    if body["v"] != 1 or body["type"] != "tree_head" or body["log"] != log_key_id(log_public):
-        raise CryptoError(CryptoErrorCode.BAD_ENCODING, "tree head from another log or version")
-    signature = unb64u(outer["sig"], length=SIGNATURE_BYTES, field="sig")
-    verify(log_public, signature, labels.TREE_HEAD, body)
-    return TreeHead(
-        size=expect_int(body["size"], field="size"),
-        root=unb64u(body["root"], length=HASH_BYTES, field="root"),
-        timestamp=expect_int(body["timestamp"], field="timestamp"),
-        signature=signature,
-    )
-
-
-def check_inclusion(*, leaf: bytes, index: int, proof: list[str], head: TreeHead) -> None:
-    """The log entry ``leaf`` is entry ``index`` of the tree ``head`` signs."""
-    verify_inclusion(
-        leaf=leaf_hash(leaf),
-        index=index,
-        size=head.size,
-        proof=[unb64u(node, length=HASH_BYTES, field="proof") for node in proof],
-        expected_root=head.root,
-    )
-
-
-def check_consistency(*, old: TreeHead, new: TreeHead, proof: list[str]) -> None:
-    """The tree ``new`` signs extends the tree ``old`` signs (nothing rewritten)."""
-    verify_consistency(
-        old_size=old.size,
-        new_size=new.size,
-        old_root=old.root,
-        new_root=new.root,
-        proof=[unb64u(node, length=HASH_BYTES, field="proof") for node in proof],
-    )
+def verify_chain(
+    *, national_id: str, label: bytes, entries: list[tuple[int, LogRecord]]
+) -> LabelChain:
+    """Check that ``entries`` (index, record), in index order, are one unbroken chain of
+    ``label`` from its first entry (``prev`` = -1) — raise BAD_CHAIN otherwise — verify
+    every binding and device signature for ``national_id``, and say which identity key
+    and devices are valid."""
+    chain = LabelChain(national_id=national_id, label=label)
+    previous = -1
+    device_entries: list[tuple[int, DeviceEntry]] = []
+    revoked: set[tuple[int, bytes]] = set()
+    for index, record in entries:
+        if record.label != label:
+            raise CryptoError(CryptoErrorCode.BAD_CHAIN, f"entry {index} has another label")
+        if record.prev != previous or index <= previous:
+            raise CryptoError(CryptoErrorCode.BAD_CHAIN, f"entry {index} breaks the chain")
+        previous = index
+        chain.history.append((index, record))
+        try:
+            if isinstance(record, IdentityEntry):
+                check_identity_binding(record, national_id)
+            elif isinstance(record, DeviceEntry):
+                check_device_signatures(record, national_id)
+        except CryptoError:
+            chain.rejected.append(index)
+            continue
+        if isinstance(record, IdentityEntry):
+            chain.identity_key, chain.identity_kind = record.identity_key, record.kind
+            chain.identity_index = index
+            chain.identity_keys.append(record.identity_key)
+        elif isinstance(record, DeviceEntry):
+            device_entries.append((index, record))
+        else:
+            revoked.add((record.device, record.sign_key))
+    for index, entry in device_entries:
+        if (
+            entry.identity_key != chain.identity_key
+            or (entry.device, entry.sign_key) in revoked
+            or chain.identity_kind is None
+            or entry.kind != device_kind_for(chain.identity_kind)
+        ):
+            continue
+        chain.devices[entry.device] = CertifiedDevice(
+            device=entry.device,
+            kind=entry.kind,
+            sign_key=entry.sign_key,
+            index=index,
+            cross_sig=entry.cross_sig,
+        )
+    chain.revoked = revoked
+    return chain

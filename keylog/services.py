@@ -1,27 +1,44 @@
-"""Certify and revoke device keys; serve tree heads, entries and proofs.
+"""Identity keys, device certificates and revocations in the key-transparency log, and
+the lookups clients verify (docs/protocol.md §10.4).
 
-Every certificate and revocation is appended to the log in the transaction that
-records it, with a new signed tree head. Proofs are computed from the stored leaf
-hashes (RFC 9162 algorithms in ``e2ee.merkle``).
+Every entry is appended in the transaction that records it, under the lock of the
+log head (dense indexes, and ``prev`` always names the label's newest entry). The
+server checks what a client can check — the identity key's binding, the device's
+cross-signature under the current identity key, its self-signature — so it never
+appends an entry that no client would accept (defence in depth: clients check again).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
-from chat.clock import SYSTEM_CLOCK
 from chat.errors import ErrorCode, RelaisError
 from chat.models import Device, DeviceKind
 from chat.services.devices import DeviceIdentity, do_revoke_device
 from chat.services.to_device import do_queue_notice
-from e2ee import merkle, transparency
-from e2ee.encoding import b64u, canonical_json, unb64u
-from e2ee.errors import CryptoError
+from directory.models import Practitioner, Source
+from e2ee import transparency
+from e2ee.encoding import JsonObject, b64u, canonical_json, unb64u
+from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.keys import PublicDeviceKeys
-from keylog.models import LogEntry, LogHead, SignedTreeHead
-from keylog.signing import log_public, log_signing_key
+from e2ee.transparency import (
+    DeviceEntry,
+    IdentityEntry,
+    IdentityKind,
+    LabelChain,
+    LogRecord,
+    RevocationEntry,
+)
+from e2ee.tree_heads import TreeHead
+from keylog import tree
+from keylog.keys import log_keys, log_public, log_signing_key
+from keylog.models import LogEntry
 
 MAX_ENTRIES_PAGE = 1000
 
@@ -30,117 +47,207 @@ MAX_ENTRIES_PAGE = 1000
 class AppendedEntry:
     index: int
     leaf: bytes
-    head: transparency.TreeHead
+    head: TreeHead
 
 
-def _locked_head() -> LogHead:
-    """The log head row, locked. Created on first use (a flushed test database has none)."""
-    head = LogHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        try:
-            with transaction.atomic():
-                LogHead.objects.create(pk=1, size=0, edge={"size": 0, "edge": []})
-        except IntegrityError:
-            pass  # created concurrently
-        head = LogHead.objects.select_for_update().get(pk=1)
-    return head
+def label_of(national_id: str) -> tuple[bytes, bytes]:
+    """The VRF label of ``national_id`` and its proof."""
+    return transparency.label_for(log_keys().vrf_secret, national_id)
 
 
-def _current_size() -> int:
-    size = LogHead.objects.filter(pk=1).values_list("size", flat=True).first()
-    return size or 0
+def identity_kind_of(national_id: str) -> IdentityKind:
+    source = Practitioner.objects.filter(pk=national_id).values_list("source", flat=True).first()
+    return "organisation" if source == Source.ORGANISATION else "practitioner"
 
 
 def _append(
-    *, kind: str, national_id: str, device_id: int, sign_key: bytes, leaf: bytes
+    *, national_id: str, device_id: int | None, sign_key: bytes | None, record: Any
 ) -> AppendedEntry:
-    """Append one leaf and sign the new head. Caller holds a transaction."""
-    head = _locked_head()
-    tree = merkle.CompactTree.from_json(head.edge)
-    index = head.size
-    hashed = merkle.leaf_hash(leaf)
-    now_ms = SYSTEM_CLOCK.now_ms()
+    """Append the entry ``record(label, prev)`` makes. Caller holds a transaction."""
+    head = tree.locked_head()
+    label, _ = label_of(national_id)
+    prev = (
+        LogEntry.objects.filter(label=label).order_by("-index").values_list("index", flat=True)
+    ).first()
+    entry: LogRecord = record(label, -1 if prev is None else prev)
+    leaf = transparency.issue_entry(log_signing_key(), entry)
+    kind = {IdentityEntry: "identity", DeviceEntry: "device", RevocationEntry: "revocation"}
     LogEntry.objects.create(
-        index=index,
-        kind=kind,
+        index=head.size,
+        kind=kind[type(entry)],
+        label=label,
+        prev=entry.prev,
         national_id=national_id,
         device_id=device_id,
-        sign_key=b64u(sign_key),
+        sign_key=b64u(sign_key) if sign_key else "",
         leaf=leaf,
-        leaf_hash=hashed,
-        created_at_ms=now_ms,
+        created_at_ms=tree.CLOCK.now_ms(),
     )
-    tree.append(hashed)
-    signed = transparency.sign_tree_head(
-        log_key=log_signing_key(), size=tree.size, root=tree.root(), timestamp=now_ms
-    )
-    SignedTreeHead.objects.create(
-        size=signed.size, root=signed.root, timestamp_ms=now_ms, signature=signed.signature
-    )
-    head.size = tree.size
-    head.edge = tree.to_json()
-    head.save(update_fields=["size", "edge"])
+    index, signed = tree.append_leaf(head, leaf)
     return AppendedEntry(index=index, leaf=leaf, head=signed)
 
 
-def do_certify_device(
-    *, identity: DeviceIdentity, keys: PublicDeviceKeys, signature: bytes
-) -> AppendedEntry:
-    """Certify the calling device's keys for its practitioner (once per device).
+def chain_of(national_id: str) -> LabelChain:
+    """The verified chain of ``national_id``'s label, from the stored entries."""
+    label, _ = label_of(national_id)
+    rows = LogEntry.objects.filter(label=label).order_by("index").values_list("index", "leaf")
+    public = log_public()
+    records = [
+        (i, transparency.parse_log_entry(bytes(leaf), log_public=public)) for i, leaf in rows
+    ]
+    return transparency.verify_chain(national_id=national_id, label=label, entries=records)
 
-    The device proves it holds the signing key with a registration signature. The
-    certificate's kind is the device's: ``archiver`` for an organisation's archiver
-    (made by ``manage.py create_archiver``), ``device`` for every other device. The
-    practitioner's other devices are told (a ``device_certified`` notice), so a device
-    they do not know does not go unnoticed."""
+
+def _locked_device(identity: DeviceIdentity) -> Device:
+    device = Device.objects.select_for_update().get(pk=identity.device_id)
+    if device.revoked_at is not None:
+        raise RelaisError(ErrorCode.AUTH_FAILED)
+    return device
+
+
+def do_create_identity(
+    *, identity: DeviceIdentity, identity_key: bytes, binding: bytes, reset: bool = False
+) -> AppendedEntry:
+    """Publish the practitioner's (or organisation's) identity key.
+
+    Once per person: with one already in the log, only an explicit ``reset`` from a
+    device that logged in less than ``KEYLOG_RESET_WINDOW`` seconds ago replaces it
+    (every device lost). A reset revokes the person's other devices (reason
+    ``identity_reset``): their certificates named the old key."""
+    national_id = identity.practitioner_id
     try:
-        transparency.verify_registration(
-            national_id=identity.practitioner_id,
-            device=identity.device_id,
-            keys=keys,
-            signature=signature,
+        transparency.check_identity_binding(
+            IdentityEntry(b"", -1, identity_key, "practitioner", binding, 0), national_id
         )
     except CryptoError:
         raise RelaisError(ErrorCode.BAD_KEYS) from None
+    kind = identity_kind_of(national_id)
     with transaction.atomic():
-        device = Device.objects.select_for_update().get(pk=identity.device_id)
-        if device.revoked_at is not None:
-            raise RelaisError(ErrorCode.AUTH_FAILED)
-        if device.public_keys:
-            raise RelaisError(ErrorCode.CONFLICT, "This device's keys are already certified.")
-        leaf = transparency.issue_certificate(
-            log_key=log_signing_key(),
-            national_id=identity.practitioner_id,
-            device=identity.device_id,
-            kind="archiver" if device.kind == DeviceKind.ARCHIVER else "device",
-            keys=keys,
-            self_signature=signature,
-            issued_at=SYSTEM_CLOCK.now_ms(),
-        )
+        device = _locked_device(identity)
+        tree.locked_head()
+        existing = chain_of(national_id).identity_key
+        if existing is not None and not reset:
+            raise RelaisError(
+                ErrorCode.CONFLICT,
+                "An identity key exists: link this device from another of yours, or reset.",
+            )
+        if existing is not None:
+            window = timedelta(seconds=int(settings.KEYLOG_RESET_WINDOW))
+            if timezone.now() - device.created_at > window or existing == identity_key:
+                raise RelaisError(
+                    ErrorCode.CONFLICT, "An identity reset needs a new key and a fresh login."
+                )
         appended = _append(
-            kind="certificate",
-            national_id=identity.practitioner_id,
+            national_id=national_id,
+            device_id=None,
+            sign_key=None,
+            record=lambda label, prev: IdentityEntry(
+                label=label,
+                prev=prev,
+                identity_key=identity_key,
+                kind=kind,
+                binding=binding,
+                issued_at=tree.CLOCK.now_ms(),
+            ),
+        )
+        if existing is not None:
+            others = (
+                Device.objects.filter(practitioner_id=national_id, revoked_at__isnull=True)
+                .exclude(pk=identity.device_id)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            for other in list(others):
+                do_revoke_device_keys(identity=identity, device_id=other, reason="identity_reset")
+            device.public_keys = {}  # certified under the old key: certify again
+            device.save(update_fields=["public_keys"])
+    return appended
+
+
+def do_certify_device(
+    *,
+    identity: DeviceIdentity,
+    keys: PublicDeviceKeys,
+    signature: bytes,
+    cross_signature: bytes,
+    kex_signature: bytes,
+) -> AppendedEntry:
+    """Certify the calling device's signing key under its owner's current identity key.
+
+    ``signature`` is the device's self-signature, ``cross_signature`` the identity key's
+    (made on a device that holds it), ``kex_signature`` the device's signature of its
+    key-agreement key (kept on the device row, not in the log). The certificate's kind
+    is the device's: ``archiver`` for an organisation's archiver, ``device`` otherwise.
+    The owner's other devices are told (a ``device_certified`` notice)."""
+    national_id = identity.practitioner_id
+    with transaction.atomic():
+        device = _locked_device(identity)
+        tree.locked_head()
+        current = chain_of(national_id).identity_key
+        if current is None:
+            raise RelaisError(ErrorCode.CONFLICT, "Publish your identity key first.")
+        if device.public_keys.get("identity_key") == b64u(current):
+            raise RelaisError(ErrorCode.CONFLICT, "This device's keys are already certified.")
+        kind: transparency.DeviceKind = (
+            "archiver" if device.kind == DeviceKind.ARCHIVER else "device"
+        )
+        entry = DeviceEntry(
+            label=b"",
+            prev=-1,
+            device=identity.device_id,
+            kind=kind,
+            identity_key=current,
+            sign_key=keys.sign_key,
+            cross_sig=cross_signature,
+            self_sig=signature,
+            issued_at=tree.CLOCK.now_ms(),
+        )
+        try:
+            if kind != transparency.device_kind_for(identity_kind_of(national_id)):
+                raise CryptoError(CryptoErrorCode.BAD_ENCODING, "kind")
+            transparency.check_device_signatures(entry, national_id)
+            transparency.verify_kex_key(
+                national_id=national_id,
+                device=identity.device_id,
+                sign_key=keys.sign_key,
+                kex_key=keys.kex_key,
+                signature=kex_signature,
+            )
+        except CryptoError:
+            raise RelaisError(ErrorCode.BAD_KEYS) from None
+        appended = _append(
+            national_id=national_id,
             device_id=identity.device_id,
             sign_key=keys.sign_key,
-            leaf=leaf,
+            record=lambda label, prev: DeviceEntry(
+                **{**_fields(entry), "label": label, "prev": prev}
+            ),
         )
-        device.public_keys = {**keys.to_json(), "log_index": appended.index}
+        device.public_keys = {
+            **keys.to_json(),
+            "kex_signature": b64u(kex_signature),
+            "identity_key": b64u(current),
+            "log_index": appended.index,
+        }
         device.save(update_fields=["public_keys"])
         others = list(
-            Device.objects.filter(practitioner_id=identity.practitioner_id, revoked_at__isnull=True)
+            Device.objects.filter(practitioner_id=national_id, revoked_at__isnull=True)
             .exclude(pk=identity.device_id)
             .values_list("pk", flat=True)
         )
         if others:
             notice = {
-                "v": 1,
+                "v": 2,
                 "type": "device_certified",
-                "national_id": identity.practitioner_id,
                 "device": identity.device_id,
                 "index": appended.index,
             }
             do_queue_notice(device_ids=others, body=canonical_json(notice))
     return appended
+
+
+def _fields(entry: DeviceEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in DeviceEntry.__slots__}
 
 
 def do_revoke_device_keys(*, identity: DeviceIdentity, device_id: int, reason: str) -> None:
@@ -154,102 +261,31 @@ def do_revoke_device_keys(*, identity: DeviceIdentity, device_id: int, reason: s
         )
         if device is None:
             raise RelaisError(ErrorCode.NOT_FOUND, "No such device of yours.")
-        keys = device.public_keys
-        already = LogEntry.objects.filter(device_id=device_id, kind="revocation").exists()
-        if keys and not already:
-            sign_key = unb64u(keys["sign_key"], length=32)
-            leaf = transparency.issue_revocation(
-                log_key=log_signing_key(),
-                national_id=identity.practitioner_id,
-                device=device_id,
-                sign_key=sign_key,
-                reason=reason,
-                revoked_at=SYSTEM_CLOCK.now_ms(),
-            )
+        certified = [
+            key
+            for key in LogEntry.objects.filter(device_id=device_id, kind="device")
+            .values_list("sign_key", flat=True)
+            .distinct()
+            if not LogEntry.objects.filter(
+                device_id=device_id, kind="revocation", sign_key=key
+            ).exists()
+        ]
+        for key in certified:
+            sign_key = unb64u(key, length=32)
             _append(
-                kind="revocation",
                 national_id=identity.practitioner_id,
                 device_id=device_id,
                 sign_key=sign_key,
-                leaf=leaf,
+                record=lambda label, prev, sign_key=sign_key: RevocationEntry(
+                    label=label,
+                    prev=prev,
+                    device=device_id,
+                    sign_key=sign_key,
+                    reason=reason,
+                    revoked_at=tree.CLOCK.now_ms(),
+                ),
             )
         do_revoke_device(device_id=device_id)
-
-
-def certified_keys(
-    *, national_id: str, device_id: int, kind: transparency.DeviceKind = "device"
-) -> PublicDeviceKeys | None:
-    """The device's keys if the log certifies them for ``national_id``, with this
-    ``kind``, and no revocation followed."""
-    entries = list(
-        LogEntry.objects.filter(device_id=device_id, national_id=national_id)
-        .order_by("index")
-        .values_list("kind", "leaf")
-    )
-    if not entries or any(kind == "revocation" for kind, _ in entries):
-        return None
-    record = transparency.parse_log_entry(bytes(entries[0][1]), log_public=log_public())
-    if not isinstance(record, transparency.Certificate) or record.kind != kind:
-        return None
-    return record.keys
-
-
-# Reading the log -------------------------------------------------------------------
-
-
-def tree_head(*, size: int | None = None) -> transparency.TreeHead:
-    """The signed head of the current log, or of an earlier ``size`` it had."""
-    if size is None:
-        size = _current_size()
-    if size == 0:
-        return transparency.sign_tree_head(
-            log_key=log_signing_key(), size=0, root=merkle.EMPTY_ROOT, timestamp=0
-        )
-    row = SignedTreeHead.objects.filter(size=size).first()
-    if row is None:
-        raise RelaisError(ErrorCode.NOT_FOUND, "The log never had this size.")
-    return transparency.TreeHead(
-        size=row.size,
-        root=bytes(row.root),
-        timestamp=row.timestamp_ms,
-        signature=bytes(row.signature),
-    )
-
-
-def tree_head_json(head: transparency.TreeHead) -> dict[str, object]:
-    return head.to_json(log_public=log_public())
-
-
-def _leaf_hashes(size: int) -> list[bytes]:
-    return [
-        bytes(h)
-        for h in LogEntry.objects.filter(index__lt=size)
-        .order_by("index")
-        .values_list("leaf_hash", flat=True)
-    ]
-
-
-def inclusion_proofs(*, indexes: list[int], size: int) -> dict[int, list[str]]:
-    hashes = _leaf_hashes(size)
-    return {i: [b64u(node) for node in merkle.inclusion_proof(hashes, i)] for i in indexes}
-
-
-def consistency(*, first: int, second: int) -> list[str]:
-    if not 0 <= first <= second:
-        raise RelaisError(ErrorCode.BAD_REQUEST, "Need 0 <= first <= second.")
-    if second > _current_size():
-        raise RelaisError(ErrorCode.NOT_FOUND, "The log is not that large yet.")
-    return [b64u(node) for node in merkle.consistency_proof(_leaf_hashes(second), first)]
-
-
-def entries_page(*, start: int, end: int) -> list[LogEntry]:
-    if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
-        raise RelaisError(ErrorCode.BAD_REQUEST, f"At most {MAX_ENTRIES_PAGE} entries per page.")
-    return list(LogEntry.objects.filter(index__gte=start, index__lt=end).order_by("index"))
-
-
-def practitioner_entries(*, national_id: str, size: int) -> list[LogEntry]:
-    return list(LogEntry.objects.filter(national_id=national_id, index__lt=size).order_by("index"))
 
 
 def do_revoke_other_devices(*, identity: DeviceIdentity, reason: str) -> list[int]:
@@ -266,3 +302,70 @@ def do_revoke_other_devices(*, identity: DeviceIdentity, reason: str) -> list[in
         for device_id in others:
             do_revoke_device_keys(identity=identity, device_id=device_id, reason=reason)
     return others
+
+
+def certified_keys(
+    *, national_id: str, device_id: int, kind: transparency.DeviceKind = "device"
+) -> PublicDeviceKeys | None:
+    """The device's keys if the log certifies its signing key for ``national_id`` under
+    the current identity key, with this ``kind``, unrevoked; the key-agreement key is
+    the one the device signed (kept on its row)."""
+    certified = chain_of(national_id).devices.get(device_id)
+    if certified is None or certified.kind != kind:
+        return None
+    row = Device.objects.filter(pk=device_id, practitioner_id=national_id).first()
+    if row is None or row.public_keys.get("sign_key") != b64u(certified.sign_key):
+        return None
+    return PublicDeviceKeys.from_json(row.public_keys)
+
+
+# Reading the log -------------------------------------------------------------------
+
+
+def entries_page(*, start: int, end: int) -> list[LogEntry]:
+    if not 0 <= start <= end or end - start > MAX_ENTRIES_PAGE:
+        raise RelaisError(ErrorCode.BAD_REQUEST, f"At most {MAX_ENTRIES_PAGE} entries per page.")
+    return list(
+        LogEntry.objects.filter(index__gte=start, index__lt=end)
+        .order_by("index")
+        .only("index", "leaf")
+    )
+
+
+def lookup(national_id: str) -> JsonObject:
+    """Everything a client needs to verify ``national_id``'s keys: the label and its VRF
+    proof, the served head with its cosignatures, every entry of the label in that head
+    with its inclusion proof, and the devices' signed key-agreement keys."""
+    label, proof = label_of(national_id)
+    served = tree.served_head()
+    rows = list(
+        LogEntry.objects.filter(label=label, index__lt=served.head.size)
+        .order_by("index")
+        .only("index", "leaf")
+    )
+    proofs = tree.inclusion_proofs(indexes=[r.index for r in rows], size=served.head.size)
+    kex_keys = [
+        {
+            "device": device,
+            "kex_key": keys["kex_key"],
+            "signature": keys["kex_signature"],
+        }
+        for device, keys in Device.objects.filter(
+            practitioner_id=national_id, revoked_at__isnull=True
+        )
+        .exclude(public_keys={})
+        .order_by("pk")
+        .values_list("pk", "public_keys")
+        if "kex_signature" in keys
+    ]
+    return {
+        "national_id": national_id,
+        "label": b64u(label),
+        "vrf_proof": b64u(proof),
+        **served.to_json(),
+        "entries": [
+            {"index": r.index, "entry": bytes(r.leaf).decode("utf-8"), "proof": proofs[r.index]}
+            for r in rows
+        ],
+        "kex_keys": kex_keys,
+    }

@@ -81,6 +81,8 @@ keys_and_devices = [
     path("keys/log/tree-head", key_views.TreeHeadView.as_view(), name="keys-tree-head"),
     path("keys/log/consistency", key_views.ConsistencyView.as_view(), name="keys-consistency"),
     path("keys/log/entries", key_views.EntriesView.as_view(), name="keys-entries"),
+    path("keys/log/cosignatures", key_views.CosignatureView.as_view(), name="keys-cosignatures"),
+    path("identity", device_views.IdentityView.as_view(), name="identity"),
     path(
         "keys/practitioners/<str:national_id>",
         key_views.PractitionerKeysView.as_view(),

@@ -160,6 +160,9 @@ REST_FRAMEWORK = {
         "upload_ip": env_str("RELAIS_RATE_UPLOAD_IP", "3000/minute"),
         "search_device": env_str("RELAIS_RATE_SEARCH_DEVICE", "120/minute"),
         "search_ip": env_str("RELAIS_RATE_SEARCH_IP", "1200/minute"),
+        # The public read of the key-transparency log, and lookups by national id.
+        "keylog_ip": env_str("RELAIS_RATE_KEYLOG_IP", "600/minute"),
+        "keylog_lookup_device": env_str("RELAIS_RATE_KEYLOG_LOOKUP_DEVICE", "300/minute"),
     },
 }
 
@@ -229,9 +232,22 @@ RELAIS = {
     "TOKEN_IDLE_SECONDS": env_int("RELAIS_TOKEN_IDLE_DAYS", 30) * 24 * 3600,
 }
 
-# The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY
-# when empty (keylog/signing.py).
-KEYLOG_SIGNING_KEY = env_str("RELAIS_KEYLOG_SIGNING_KEY", "")
+# The key-transparency log (docs/configuration.md, "Key-transparency log"). Its signing
+# and VRF keys come from a 32-byte seed file, required in production (manage.py
+# keylog_generate_key); with DEBUG on a seed is generated under var/ on first use.
+KEYLOG_KEY_FILE = env_str("RELAIS_KEYLOG_KEY_FILE", "")
+if not DEBUG and not KEYLOG_KEY_FILE:
+    raise ConfigurationError(
+        "RELAIS_KEYLOG_KEY_FILE must be set when RELAIS_DEBUG is off "
+        "(create it with: manage.py keylog_generate_key PATH)"
+    )
+KEYLOG_DEVELOPMENT_KEY_FILE = str(BASE_DIR / "var" / "keylog.key") if DEBUG else ""
+# Witnesses whose cosignatures the log accepts: Ed25519 public keys, base64url.
+KEYLOG_WITNESSES = env_list("RELAIS_KEYLOG_WITNESSES", [])
+# A fresh head is signed when the newest is older than this (seconds).
+KEYLOG_HEAD_INTERVAL = env_int("RELAIS_KEYLOG_HEAD_INTERVAL", 600)
+# An identity reset is allowed only from a device that logged in this recently (seconds).
+KEYLOG_RESET_WINDOW = env_int("RELAIS_KEYLOG_RESET_WINDOW", 600)
 
 LOGGING = {
     "version": 1,

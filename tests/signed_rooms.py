@@ -15,8 +15,7 @@ from chat.services.rooms import do_apply_state_event, do_create_room, verified_s
 from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee.keys import DeviceKeyPair
-from e2ee.transparency import sign_registration
-from keylog.services import do_certify_device
+from tests.identities import certify_with_services
 
 _KEYS: dict[int, DeviceKeyPair] = {}
 NOW_MS = 1_795_392_000_000
@@ -34,11 +33,7 @@ def certified_device(practitioner: Practitioner | str) -> tuple[DeviceIdentity, 
     device, _token = do_issue_device_token(practitioner=owner, device_name="keys")
     keys = DeviceKeyPair.generate()
     identity = DeviceIdentity(device_id=device.pk, practitioner_id=national_id)
-    do_certify_device(
-        identity=identity,
-        keys=keys.public,
-        signature=sign_registration(key_pair=keys, national_id=national_id, device=device.pk),
-    )
+    certify_with_services(identity, keys)
     _KEYS[device.pk] = keys
     return identity, keys
 

@@ -26,77 +26,151 @@ from chat.services.to_device import (
 from e2ee.encoding import unb64u
 from e2ee.errors import CryptoError
 from e2ee.keys import PublicDeviceKeys
+from keylog.keys import log_public
 from keylog.services import (
+    AppendedEntry,
     do_certify_device,
+    do_create_identity,
     do_revoke_device_keys,
     do_revoke_other_devices,
-    inclusion_proofs,
-    tree_head_json,
 )
+from keylog.tree import inclusion_proof
 from mobile_api.openapi import errors
 from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.serializers import TreeHeadOut
 from mobile_api.strict import BodySerializer, QuerySerializer
 from mobile_api.throttling import SEND
+from mobile_api.views.keys import CosignatureOut
 from mobile_api.views.messages import BASE64URL_PATTERN
 
-REVOCATION_REASONS = ["lost", "logout", "replaced", "administrative"]
+REVOCATION_REASONS = ["lost", "logout", "replaced", "administrative"]  # identity_reset: server
+
+
+def _key_field(help_text: str) -> serializers.RegexField:
+    return serializers.RegexField(
+        BASE64URL_PATTERN, max_length=43, min_length=43, help_text=help_text
+    )
+
+
+def _signature_field(help_text: str) -> serializers.RegexField:
+    return serializers.RegexField(
+        BASE64URL_PATTERN, max_length=86, min_length=86, help_text=help_text
+    )
+
+
+class IdentityIn(BodySerializer):
+    identity_key = _key_field("Ed25519 identity key, base64url.")
+    binding = _signature_field("The identity key's signature binding it to your national id.")
+    reset = serializers.BooleanField(
+        default=False,
+        help_text="Replace the identity key in the log (every device lost); only from a "
+        "device that logged in a few minutes ago. Your other devices are revoked.",
+    )
 
 
 class DeviceKeysIn(BodySerializer):
-    sign_key = serializers.CharField(max_length=43, help_text="Ed25519 public key, base64url.")
-    kex_key = serializers.CharField(max_length=43, help_text="X25519 public key, base64url.")
-    signature = serializers.CharField(
-        max_length=86, help_text="The device's signature of its registration, base64url."
+    sign_key = _key_field("Ed25519 public key, base64url.")
+    kex_key = _key_field("X25519 public key, base64url.")
+    signature = _signature_field(
+        "The device's signature of its registration (`self_sig`), base64url."
+    )
+    cross_signature = _signature_field(
+        "The identity key's signature of the device certificate (`cross_sig`)."
+    )
+    kex_signature = _signature_field(
+        "The device's signature of its key-agreement key (not in the log)."
     )
 
 
 class CertifiedOut(serializers.Serializer[None]):
-    index = serializers.IntegerField(help_text="The certificate's index in the log.")
+    index = serializers.IntegerField(help_text="The entry's index in the log.")
     entry = serializers.CharField(help_text="The log entry, canonical JSON as a string.")
     proof = serializers.ListField(
         child=serializers.CharField(), help_text="Inclusion proof (RFC 9162), base64url."
     )
     tree_head = TreeHeadOut()
+    cosignatures = CosignatureOut(many=True, help_text="None yet: witnesses cosign later.")
+
+
+def appended_out(appended: AppendedEntry) -> dict[str, Any]:
+    return {
+        "index": appended.index,
+        "entry": appended.leaf.decode("utf-8"),
+        "proof": inclusion_proof(index=appended.index, size=appended.head.size),
+        "tree_head": appended.head.to_json(log_public=log_public()),
+        "cosignatures": [],
+    }
+
+
+class IdentityView(APIView):
+    """``POST {"identity_key", "binding", "reset"?}``: publish my identity key."""
+
+    @extend_schema(
+        summary="Publish my identity key in the key-transparency log",
+        description="On a practitioner's first device (docs/protocol.md §10.4). "
+        "`conflict` if one exists (link the new device from an existing one), unless "
+        "`reset` from a freshly logged-in device.",
+        request=IdentityIn,
+        responses={201: CertifiedOut, **errors(409)},
+    )
+    def post(self, request: Request) -> Response:
+        data = IdentityIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            key = unb64u(data.validated_data["identity_key"], length=32, field="identity_key")
+            binding = unb64u(data.validated_data["binding"], length=64, field="binding")
+        except CryptoError:
+            raise RelaisError(ErrorCode.BAD_KEYS) from None
+        appended = do_create_identity(
+            identity=identity_of(request),
+            identity_key=key,
+            binding=binding,
+            reset=data.validated_data["reset"],
+        )
+        return Response(appended_out(appended), status=status.HTTP_201_CREATED)
 
 
 class DeviceKeysView(APIView):
-    """``POST {"sign_key", "kex_key", "signature"}``: certify this device's keys (once)."""
+    """``POST {"sign_key", "kex_key", "signature", "cross_signature", "kex_signature"}``:
+    certify this device's keys under my identity key."""
 
     @extend_schema(
         summary="Certify this device's keys in the key-transparency log",
-        description="Once per device. `signature` is the device's Ed25519 signature of "
-        "its registration (docs/protocol.md §10.4). Answers the log entry with its "
-        "index, the new signed tree head and the inclusion proof. Your other devices "
-        "are told (a `device_certified` notice).",
+        description="Once per device and identity key. `cross_signature` is the identity "
+        "key's signature of the device certificate (docs/protocol.md §10.4), made on a "
+        "device that holds the identity key. Answers the log entry with its index, the "
+        "new signed tree head and the inclusion proof. Your other devices are told (a "
+        "`device_certified` notice).",
         request=DeviceKeysIn,
         responses={201: CertifiedOut, **errors(409)},
     )
     def post(self, request: Request) -> Response:
         data = DeviceKeysIn(data=request.data)
         data.is_valid(raise_exception=True)
+        values = data.validated_data
         try:
-            keys = PublicDeviceKeys.from_json(data.validated_data)
-            signature = unb64u(data.validated_data["signature"], length=64, field="signature")
+            keys = PublicDeviceKeys.from_json(values)
+            signature = unb64u(values["signature"], length=64, field="signature")
+            cross = unb64u(values["cross_signature"], length=64, field="cross_signature")
+            kex_signature = unb64u(values["kex_signature"], length=64, field="kex_signature")
         except CryptoError:
             raise RelaisError(ErrorCode.BAD_KEYS) from None
-        appended = do_certify_device(identity=identity_of(request), keys=keys, signature=signature)
-        proof = inclusion_proofs(indexes=[appended.index], size=appended.head.size)[appended.index]
-        return Response(
-            {
-                "index": appended.index,
-                "entry": appended.leaf.decode("utf-8"),
-                "proof": proof,
-                "tree_head": tree_head_json(appended.head),
-            },
-            status=status.HTTP_201_CREATED,
+        appended = do_certify_device(
+            identity=identity_of(request),
+            keys=keys,
+            signature=signature,
+            cross_signature=cross,
+            kex_signature=kex_signature,
         )
+        return Response(appended_out(appended), status=status.HTTP_201_CREATED)
 
 
 class DeviceKeysOut(serializers.Serializer[None]):
     sign_key = serializers.CharField()
     kex_key = serializers.CharField()
+    kex_signature = serializers.CharField()
+    identity_key = serializers.CharField(help_text="The identity key that certified it.")
     log_index = serializers.IntegerField()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from chat.models import Membership, Room
-from e2ee import transparency
+from e2ee import transparency, tree_heads
 from e2ee.encoding import b64u, unb64u
 from e2ee.keys import DeviceKeyPair
 from tests.archiver.helpers import (
@@ -41,27 +41,40 @@ def test_the_log_certifies_an_archiver_as_archiver_and_a_practitioner_as_device(
     device = archiver()
     public = unb64u(device.client.get("/api/v1/keys/log").json()["log_key"])
     answer = people["admin"].client.get(f"/api/v1/keys/practitioners/{ORGANISATION}").json()
-    [entry] = answer["entries"]
-    record = transparency.parse_log_entry(entry["entry"].encode(), log_public=public)
-    assert isinstance(record, transparency.Certificate)
-    assert (record.national_id, record.device, record.kind, record.keys) == (
-        ORGANISATION,
+    head = tree_heads.parse_tree_head(answer["tree_head"], log_public=public)
+    records = []
+    for entry in answer["entries"]:
+        tree_heads.check_inclusion(
+            leaf=entry["entry"].encode(), index=entry["index"], proof=entry["proof"], head=head
+        )
+        records.append(
+            (
+                entry["index"],
+                transparency.parse_log_entry(entry["entry"].encode(), log_public=public),
+            )
+        )
+    identity, certificate = (record for _, record in records)
+    assert isinstance(identity, transparency.IdentityEntry)
+    assert identity.kind == "organisation"
+    assert isinstance(certificate, transparency.DeviceEntry)
+    assert (certificate.device, certificate.kind, certificate.sign_key) == (
         device.device,
         "archiver",
-        device.keys.public,
+        device.keys.public.sign_key,
     )
-    head = transparency.parse_tree_head(answer["tree_head"], log_public=public)
-    transparency.check_inclusion(
-        leaf=entry["entry"].encode(), index=entry["index"], proof=entry["proof"], head=head
+    chain = transparency.verify_chain(
+        national_id=ORGANISATION, label=unb64u(answer["label"]), entries=records
     )
+    assert list(chain.devices) == [device.device]
     nurse = people["admin"].client.get(f"/api/v1/keys/practitioners/{NURSE}").json()
-    records = [
-        transparency.parse_log_entry(e["entry"].encode(), log_public=public)
-        for e in nurse["entries"]
+    kinds = [
+        (r.kind if isinstance(r, transparency.IdentityEntry | transparency.DeviceEntry) else None)
+        for r in (
+            transparency.parse_log_entry(e["entry"].encode(), log_public=public)
+            for e in nurse["entries"]
+        )
     ]
-    assert [(type(r), getattr(r, "kind", None)) for r in records] == [
-        (transparency.Certificate, "device")
-    ]
+    assert kinds == ["practitioner", "device"]
 
 
 def test_a_room_names_a_certified_archiver_which_reads_it_and_writes_nothing(people):

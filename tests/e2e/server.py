@@ -30,6 +30,8 @@ def production_env(**overrides: str) -> dict[str, str]:
     server process started by a test; call it inside a test using the database."""
     from django.db import connection
 
+    from keylog.keys import key_file
+
     database = connection.settings_dict
     return {
         "RELAIS_DEBUG": "0",
@@ -43,6 +45,9 @@ def production_env(**overrides: str) -> dict[str, str]:
         "RELAIS_REDIS_PREFIX": os.environ["RELAIS_REDIS_PREFIX"],
         "RELAIS_DB_CONN_MAX_AGE": "0",
         "RELAIS_LOG_LEVEL": "INFO",
+        # The log key this test process uses too (the development seed file), so tests
+        # can play the operator holding it.
+        "RELAIS_KEYLOG_KEY_FILE": str(key_file()),
         **overrides,
     }
 

@@ -5,59 +5,103 @@ its user; no key goes to the intruder."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 
 from chat.models import Device, Envelope, Membership, Room, RoomStateEvent, ToDeviceMessage
-from chat.services.devices import DeviceIdentity, do_issue_device_token
+from chat.services.devices import do_issue_device_token
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
 from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee import transparency
 from e2ee.encoding import b64u
-from e2ee.keys import DeviceKeyPair
+from e2ee.keys import DeviceKeyPair, raw_public
+from keylog.keys import log_public, log_signing_key
 from keylog.models import LogEntry
-from keylog.services import do_certify_device
-from keylog.signing import log_signing_key
+from keylog.services import _append as operator_append
+from keylog.services import chain_of
 from tests.e2e.sdk import new_client, next_alert, next_message
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 NURSE, DOCTOR, PHYSIO = "810003456786", "810001987659", "810004123450"
-LOG_KEY = b64u(bytes(range(32)))
 
 
 @pytest.fixture
-def server(server_env, tmp_path, practitioners, settings):
-    """The server, and this test acting as its dishonest operator with its log key."""
-    settings.KEYLOG_SIGNING_KEY = LOG_KEY
-    log_signing_key.cache_clear()
+def server(server_env, tmp_path, practitioners):
+    """The server, and this test acting as its dishonest operator with its log key (the
+    development key file both processes read)."""
     process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1", "RELAIS_KEYLOG_SIGNING_KEY": LOG_KEY},
-        log_path=tmp_path / "server.log",
+        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
     )
     process.start()
     yield process
     process.stop()
-    log_signing_key.cache_clear()
 
 
 def rogue_device(national_id: str) -> tuple[int, DeviceKeyPair]:
-    """A device the server makes for someone and certifies in its own log."""
+    """A device the server makes for someone and appends to its own log, signed with
+    the log key. It cannot make the identity key's cross-signature: it signs with a key
+    of its own instead."""
     keys = DeviceKeyPair.generate()
     device, _ = do_issue_device_token(
         practitioner=Practitioner.objects.get(pk=national_id), device_name="rogue"
     )
-    do_certify_device(
-        identity=DeviceIdentity(device.pk, national_id),
-        keys=keys.public,
-        signature=transparency.sign_registration(
-            key_pair=keys, national_id=national_id, device=device.pk
-        ),
+    operator_identity = Ed25519PrivateKey.generate()
+    current = chain_of(national_id).identity_key
+    common: dict[str, Any] = {"national_id": national_id, "device": device.pk, "kind": "device"}
+    with transaction.atomic():
+        if current is None:  # nobody published one yet: the operator publishes its own
+            current = raw_public(operator_identity)
+            operator_append(
+                national_id=national_id,
+                device_id=None,
+                sign_key=None,
+                record=lambda label, prev: transparency.IdentityEntry(
+                    label=label,
+                    prev=prev,
+                    identity_key=current,
+                    kind="practitioner",
+                    binding=transparency.sign_identity_binding(operator_identity, national_id),
+                    issued_at=1,
+                ),
+            )
+        appended = operator_append(
+            national_id=national_id,
+            device_id=device.pk,
+            sign_key=keys.public.sign_key,
+            record=lambda label, prev: transparency.DeviceEntry(
+                label=label,
+                prev=prev,
+                device=device.pk,
+                kind="device",
+                identity_key=current,
+                sign_key=keys.public.sign_key,
+                cross_sig=transparency.sign_device_certificate(
+                    operator_identity, **common, sign_key=keys.public.sign_key
+                ),
+                self_sig=transparency.sign_device_registration(
+                    keys.sign_private, **common, identity_key=current
+                ),
+                issued_at=1,
+            ),
+        )
+    kex_signature = transparency.sign_kex_key(
+        keys.sign_private, national_id=national_id, device=device.pk, kex_key=keys.public.kex_key
+    )
+    Device.objects.filter(pk=device.pk).update(
+        public_keys={
+            **keys.public.to_json(),
+            "kex_signature": b64u(kex_signature),
+            "identity_key": b64u(current),
+            "log_index": appended.index,
+        }
     )
     return device.pk, keys
 
@@ -132,24 +176,16 @@ async def test_a_member_inserted_by_the_server_is_detected(server, tmp_path, how
 
 
 def swap_certificate(national_id: str) -> None:
-    """Rewrite a practitioner's certificate with keys the server holds, properly signed
-    by the log key (and self-signed by the new key), without touching the tree."""
-    entry = LogEntry.objects.get(national_id=national_id, kind="certificate")
-    original = json.loads(bytes(entry.leaf))["entry"]
+    """Rewrite a practitioner's device entry with keys the server holds, signed by the
+    log key, without touching the tree."""
+    entry = LogEntry.objects.get(national_id=national_id, kind="device")
+    record = transparency.parse_log_entry(bytes(entry.leaf), log_public=log_public())
+    assert isinstance(record, transparency.DeviceEntry)
     keys = DeviceKeyPair.generate()
-    leaf = transparency.issue_certificate(
-        log_key=log_signing_key(),
-        national_id=national_id,
-        device=original["device"],
-        kind="device",
-        keys=keys.public,
-        self_signature=transparency.sign_registration(
-            key_pair=keys, national_id=national_id, device=original["device"]
-        ),
-        issued_at=original["issued_at"],
-    )
+    forged = dataclasses.replace(record, sign_key=keys.public.sign_key)
+    leaf = transparency.issue_entry(log_signing_key(), forged)
     LogEntry.objects.filter(pk=entry.pk).update(leaf=leaf, sign_key=b64u(keys.public.sign_key))
-    Device.objects.filter(pk=original["device"]).update(
+    Device.objects.filter(pk=record.device).update(
         public_keys={**keys.public.to_json(), "log_index": entry.index}
     )
 
@@ -172,12 +208,14 @@ async def test_a_device_the_server_adds_for_someone_alerts_its_owner(server, tmp
     await nurse.mark_verified(DOCTOR)  # safety numbers compared in person
     assert await nurse.check_verified_contact(DOCTOR)
     rogue, _ = await sync_to_async(rogue_device)(DOCTOR)  # in the log, as the server must
-    alert = await next_alert(doctor)  # the live notice makes the doctor audit the log
-    assert (alert.kind, str(rogue) in alert.detail) == ("unknown_device", True)
+    # The doctor's device audits the log and finds a device key it does not know.
     assert await doctor.check_my_devices() == [rogue]
-    # The nurse had verified the doctor: his device list changed, she is warned.
-    assert not await nurse.check_verified_contact(DOCTOR)
-    assert (await next_alert(nurse)).kind == "key_changed"
+    alert = await next_alert(doctor)
+    assert (alert.kind, str(rogue) in alert.detail) == ("unknown_device", True)
+    # Without the doctor's identity key the server could not cross-sign it: nobody
+    # counts it as the doctor's, so the nurse's verified contact is unchanged.
+    assert await nurse.check_verified_contact(DOCTOR)
+    assert rogue not in await nurse.directory.devices_of(DOCTOR)
     # The room's signed state does not list it, so no key goes to it.
     await nurse.send_text(room, "pour le Dr Durand seulement")
     assert (await next_message(doctor)).text == "pour le Dr Durand seulement"

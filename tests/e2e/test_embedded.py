@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from client.store import KeyStore
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.terminal import Terminal
 
@@ -87,4 +88,10 @@ async def test_a_new_device_gets_a_room_it_belongs_to(embedded_server, tmp_path)
         assert await pharmacist.quit() == 0
 
     await chat_once(tmp_path / "first-phone", "Premier message")
+    # Linking the new phone from the first brings it the identity key (the CLI has no
+    # linking yet: the test copies the key from store to store, as linking would).
+    first = KeyStore.open(tmp_path / "first-phone" / f"{NURSE}.store", "demo passphrase")
+    new = KeyStore.open(tmp_path / "new-phone" / f"{NURSE}.store", "demo passphrase")
+    new.data["identity"] = first.data["identity"]
+    new.save()
     await chat_once(tmp_path / "new-phone", "Depuis mon nouveau téléphone")

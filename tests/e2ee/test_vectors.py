@@ -12,18 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from e2ee import (
-    kex,
-    linking,
-    merkle,
-    profile,
-    ratchet,
-    recovery,
-    safety,
-    shares,
-    state,
-    transparency,
-)
+from e2ee import kex, linking, merkle, profile, ratchet, recovery, safety, shares, state
 from e2ee.encoding import b64u, canonical_json, parse_canonical, unb64u
 from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError
@@ -99,44 +88,6 @@ def test_merkle_roots_and_proofs():
             new_root=bytes.fromhex(vectors["roots"][str(case["new_size"])]),
             proof=proof,
         )
-
-
-def test_certificates_revocations_and_tree_heads():
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    v = load("transparency")
-    log_key = Ed25519PrivateKey.from_private_bytes(unb64u(v["log_private"]))
-    log_public = transparency.log_public_key(log_key)
-    assert b64u(log_public) == v["log_public"]
-    assert transparency.log_key_id(log_public) == v["log_id"]
-    phone = keys_of(v["device"])
-    signature = transparency.sign_registration(
-        key_pair=phone, national_id=v["national_id"], device=v["device_number"]
-    )
-    assert b64u(signature) == v["registration_signature"]
-    certificate = transparency.issue_certificate(
-        log_key=log_key,
-        national_id=v["national_id"],
-        device=v["device_number"],
-        kind="device",
-        keys=phone.public,
-        self_signature=signature,
-        issued_at=1795392000000,
-    )
-    assert certificate.decode() == v["certificate_entry"]
-    record = transparency.parse_log_entry(certificate, log_public=log_public)
-    assert isinstance(record, transparency.Certificate)
-    assert (record.national_id, record.device, record.keys) == ("810003456786", 7, phone.public)
-    revocation = transparency.parse_log_entry(v["revocation_entry"].encode(), log_public=log_public)
-    assert isinstance(revocation, transparency.Revocation)
-    assert revocation.reason == "lost"
-    leaves = [certificate, v["revocation_entry"].encode()]
-    assert [b64u(merkle.leaf_hash(leaf)) for leaf in leaves] == v["leaf_hashes"]
-    old, new = (transparency.parse_tree_head(h, log_public=log_public) for h in v["tree_heads"])
-    transparency.check_inclusion(
-        leaf=certificate, index=0, proof=v["inclusion_of_certificate_in_2"], head=new
-    )
-    transparency.check_consistency(old=old, new=new, proof=v["consistency_1_to_2"])
 
 
 def test_ratchet():

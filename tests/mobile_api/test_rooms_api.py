@@ -69,7 +69,8 @@ def test_anonymous_requests_are_refused(room):
         ("get", f"/api/v1/rooms/{room.pk}/state"),
         ("post", "/api/v1/devices/keys"),
         ("get", "/api/v1/devices/messages"),
-        ("get", "/api/v1/keys/log"),
+        ("post", "/api/v1/identity"),
+        ("get", "/api/v1/keys/practitioners/810003456786"),
     ]:
         response = getattr(client, method)(path)
         assert response.status_code == 401

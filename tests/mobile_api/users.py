@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from rest_framework.test import APIClient
 
 from e2ee import state as chain
-from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair
-from e2ee.transparency import sign_registration
+from tests.identities import certify_over_rest
 
 
 @dataclass
@@ -52,15 +51,9 @@ class User:
         return self.client.post(f"/api/v1/rooms/{room_id}/state", {"event": event}, format="json")
 
     def certify(self):
-        """Certify this device's keys over REST (the response, for its status)."""
-        signature = sign_registration(
-            key_pair=self.keys, national_id=self.national_id, device=self.device
-        )
-        return self.client.post(
-            "/api/v1/devices/keys",
-            {**self.keys.public.to_json(), "signature": b64u(signature)},
-            format="json",
-        )
+        """Certify this device's keys over REST, cross-signed by the practitioner's
+        identity key (published first if the log has none): the response."""
+        return certify_over_rest(self.client, self.national_id, self.device, self.keys)
 
 
 def authenticated(token: str) -> APIClient:

@@ -18,6 +18,7 @@ PRODUCTION = {
     "RELAIS_SECRET_KEY": "x" * 60 + "production-like-secret-for-the-deploy-check",
     "RELAIS_ALLOWED_HOSTS": "relais.example",
     "RELAIS_DATABASE_URL": "postgres://relais@127.0.0.1:5432/relais",
+    "RELAIS_KEYLOG_KEY_FILE": "/etc/relais/keylog.key",  # read on first use, not at start
 }
 
 
@@ -56,6 +57,27 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert "RELAIS_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_log_key_file():
+    env = {k: v for k, v in PRODUCTION.items() if k != "RELAIS_KEYLOG_KEY_FILE"}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "RELAIS_KEYLOG_KEY_FILE must be set" in result.stderr
+    assert "Traceback" not in result.stderr.splitlines()[-1]
+
+
+def test_the_log_key_command_writes_a_private_seed_once(tmp_path):
+    path = tmp_path / "keys" / "keylog.key"
+    result = run_manage("keylog_generate_key", str(path), env=PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert len(path.read_bytes()) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "RELAIS_LOG_PUBLIC_KEY" in result.stdout
+    seed = path.read_bytes()
+    again = run_manage("keylog_generate_key", str(path), env=PRODUCTION)
+    assert again.returncode != 0
+    assert path.read_bytes() == seed  # never overwritten
 
 
 @pytest.mark.parametrize(

@@ -16,24 +16,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from e2ee import (
-    kex,
-    labels,
-    linking,
-    merkle,
-    profile,
-    ratchet,
-    recovery,
-    safety,
-    shares,
-    state,
-    transparency,
-)
+from e2ee import kex, labels, linking, merkle, profile, ratchet, recovery, safety, shares, state
 from e2ee.encoding import b64u, canonical_json
 from e2ee.envelopes import OutboundSession
 from e2ee.identity import DeviceKind, IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
 from e2ee.profile import ProfileKey
+from tests.vectors.keylog import keylog_vectors
 
 HERE = Path(__file__).resolve().parent
 
@@ -116,51 +105,6 @@ def merkle_vectors() -> dict[str, Any]:
             for new in range(1, 9)
             for old in range(1, new + 1)
         ],
-    }
-
-
-def transparency_vectors() -> dict[str, Any]:
-    key = log_key()
-    phone = device("nurse-phone")
-    signature = transparency.sign_registration(key_pair=phone, national_id="810003456786", device=7)
-    certificate = transparency.issue_certificate(
-        log_key=key,
-        national_id="810003456786",
-        device=7,
-        kind="device",
-        keys=phone.public,
-        self_signature=signature,
-        issued_at=1795392000000,
-    )
-    revocation = transparency.issue_revocation(
-        log_key=key,
-        national_id="810003456786",
-        device=7,
-        sign_key=phone.public.sign_key,
-        reason="lost",
-        revoked_at=1795392600000,
-    )
-    hashes = [merkle.leaf_hash(certificate), merkle.leaf_hash(revocation)]
-    heads = [
-        transparency.sign_tree_head(
-            log_key=key, size=size, root=merkle.root(hashes[:size]), timestamp=1795392000000 + size
-        ).to_json(log_public=transparency.log_public_key(key))
-        for size in (1, 2)
-    ]
-    return {
-        "log_private": b64u(seed("log")),
-        "log_public": b64u(transparency.log_public_key(key)),
-        "log_id": transparency.log_key_id(transparency.log_public_key(key)),
-        "device": device_json("nurse-phone", phone),
-        "national_id": "810003456786",
-        "device_number": 7,
-        "registration_signature": b64u(signature),
-        "certificate_entry": certificate.decode(),
-        "revocation_entry": revocation.decode(),
-        "leaf_hashes": [b64u(h) for h in hashes],
-        "tree_heads": heads,
-        "inclusion_of_certificate_in_2": [b64u(p) for p in merkle.inclusion_proof(hashes, 0)],
-        "consistency_1_to_2": [b64u(p) for p in merkle.consistency_proof(hashes, 1)],
     }
 
 
@@ -507,7 +451,7 @@ def safety_vectors() -> dict[str, Any]:
 GENERATORS = {
     "canonical_json": canonical_vectors,
     "merkle": merkle_vectors,
-    "transparency": transparency_vectors,
+    "keylog": keylog_vectors,
     "ratchet": ratchet_vectors,
     "room_state": state_vectors,
     "envelope": envelope_vectors,

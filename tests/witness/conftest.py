@@ -1,0 +1,1 @@
+from tests.e2e.conftest import server_env  # noqa: F401  (real server processes)

@@ -1,0 +1,1 @@
+"""An independent witness of the Relais key-transparency log (docs/witness.md)."""
