@@ -24,7 +24,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from client import registration
 from client.api import ApiError
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
@@ -61,17 +60,6 @@ class ArchiverClient(RelaisClient):
         await self.register_with_token(
             token=data["token"], device=data["device"], national_id=data["national_id"]
         )
-
-    async def register_with_token(  # type: ignore[override]
-        self, *, token: str, device: int, national_id: str
-    ) -> None:
-        """Make the organisation's identity and certify the archiver device with it; the
-        log must say ``archiver``. The recovery code of an organisation is not shown:
-        an archiver is replaced by a new one (``create_archiver``), not recovered."""
-        await registration.register_first_device(
-            self, token=token, device=device, national_id=national_id, kind="archiver"
-        )
-        self.save()
 
     async def sync(self) -> None:
         """Fetch every envelope since the last one held, for each archived room (new

@@ -107,22 +107,42 @@ async def store_identity_backup(client: RelaisClient) -> None:
 
 async def _check_identity_is_logged(client: RelaisClient, kind: DeviceKind) -> None:
     identity = await client.directory.identity_of(client.national_id, kind=kind)
+    if identity.identity_key is None:
+        raise KeyTransparencyError(
+            "the log has no identity key for this practitioner: was the server's "
+            "database reset?"
+        )
     if identity.identity_key != client.identity.public:
         raise KeyTransparencyError(
-            "the identity key received is not the one the log holds for this practitioner"
+            "the identity key held is not the one the log holds for this practitioner"
         )
 
 
 async def continue_as_new_device(
-    client: RelaisClient, *, token: str, device: int, kind: DeviceKind = "device"
+    client: RelaisClient,
+    *,
+    token: str,
+    device: int,
+    national_id: str,
+    kind: DeviceKind = "device",
 ) -> None:
-    """This store's practitioner logged in again (new device number): certify the new
-    device with the identity key held, join the rooms and remove the old device."""
+    """A store that holds the identity got a new device number (its practitioner logged
+    in again, or the store was given the identity before its first device): certify the
+    device with the identity key held, join the rooms and remove the device it
+    replaces. An identity the log does not know is published only for a store that never
+    had a device (KeyTransparencyError otherwise: the server forgot this practitioner)."""
     if "account" not in client.store.data:
         raise SecurityError("this key store holds no identity")
-    _begin(client, token=token, device=device, national_id=client.national_id)
+    first = "device" not in client.store.data
+    _begin(client, token=token, device=device, national_id=national_id)
     await client.directory.pin_log_key()
-    await _check_identity_is_logged(client, kind)
+    logged = await client.directory.identity_of(national_id, kind=kind)
+    if logged.identity_key is None and first:
+        await client.directory.register_identity(
+            identity=client.identity.private, national_id=national_id
+        )
+    else:
+        await _check_identity_is_logged(client, kind)
     await _certify(client, kind=kind)
     await client.settle_devices()
 

@@ -169,29 +169,30 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
     async def register_dev(
         self, national_id: str, *, device_name: str = "sdk"
     ) -> recovery.RecoveryCode | None:
-        """Development login (DEBUG servers only) and this practitioner's first device:
-        the recovery code to keep. With a store that already holds the identity (its
-        device was revoked or its token expired), log in again as a new device instead
-        (None). IdentityExistsError when the practitioner uses Relais on another device:
-        link this one."""
+        """Development login (DEBUG servers only), then ``register_with_token``."""
         login = await self.api.dev_login(national_id, device_name)
-        if self.registered:
-            if national_id != self.national_id:
-                raise SecurityError(f"this key store belongs to {self.national_id}")
-            await registration.continue_as_new_device(
-                self, token=login["token"], device=login["device"]
-            )
-            return None
         return await self.register_with_token(
             token=login["token"], device=login["device"], national_id=national_id
         )
 
     async def register_with_token(
         self, *, token: str, device: int, national_id: str
-    ) -> recovery.RecoveryCode:
-        """A practitioner's first device, with a token from any login."""
+    ) -> recovery.RecoveryCode | None:
+        """Certify this device with a token from any login. On the practitioner's first
+        device, make their identity: the recovery code to show once. With a store that
+        already holds the identity (its device was revoked, its token expired), certify
+        the new device number with it instead (None). IdentityExistsError when the
+        practitioner uses Relais on another device: link this one, or recover."""
+        if "account" in self.store.data:
+            if self.store.data.get("national_id", national_id) != national_id:
+                raise SecurityError(f"this key store belongs to {self.national_id}")
+            await registration.continue_as_new_device(
+                self, token=token, device=device, national_id=national_id, kind=self.device_kind
+            )
+            self.save()
+            return None
         code = await registration.register_first_device(
-            self, token=token, device=device, national_id=national_id
+            self, token=token, device=device, national_id=national_id, kind=self.device_kind
         )
         self.save()
         return code

@@ -11,19 +11,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rest_framework.test import APIClient
 
 from chat.services.devices import DeviceIdentity
+from client.account import Account
 from e2ee import transparency
 from e2ee.encoding import b64u, unb64u
 from e2ee.keys import DeviceKeyPair, raw_private, raw_public
+from e2ee.recovery import RecoveryCode
+from e2ee.state import RoomDevice, member_content
 
 
 def identity_key(national_id: str) -> Ed25519PrivateKey:
     seed = hashlib.sha256(b"relais test identity key\x00" + national_id.encode()).digest()
     return Ed25519PrivateKey.from_private_bytes(seed)
-
-
-def identity_store_entry(national_id: str) -> dict[str, str]:
-    """What the SDK keeps in ``store.data["identity"]`` on a device holding the key."""
-    return {"sign": b64u(raw_private(identity_key(national_id)))}
 
 
 def kind_of(national_id: str) -> transparency.DeviceKind:
@@ -104,3 +102,45 @@ def certify_with_services(identity: DeviceIdentity, keys: DeviceKeyPair) -> int:
         kex_signature=unb64u(body["kex_signature"]),
     )
     return appended.index
+
+
+def recovery_code(national_id: str) -> RecoveryCode:
+    """The recovery code of a test practitioner's identity (derived, like the key)."""
+    seed = hashlib.sha256(b"relais test recovery code\x00" + national_id.encode()).digest()
+    return RecoveryCode(seed[:20])
+
+
+def account_store_entry(national_id: str) -> dict[str, str | None]:
+    """What the SDK keeps in ``store.data["account"]`` on a device holding the identity
+    of a test practitioner (the identity key above, a derived account secret, and the
+    public half of ``recovery_code``)."""
+    secret = hashlib.sha256(b"relais test account secret\x00" + national_id.encode()).digest()
+    return Account.from_parts(
+        identity_private=raw_private(identity_key(national_id)),
+        account_secret=secret,
+        recovery_key=recovery_code(national_id).public_key(),
+    ).data
+
+
+def room_device(national_id: str, device: int, keys: DeviceKeyPair) -> RoomDevice:
+    """A device of a test practitioner as a room state lists it: vouched for by their
+    test identity key."""
+    identity = identity_key(national_id)
+    return RoomDevice(
+        national_id=national_id,
+        device=device,
+        sign_key=keys.public.sign_key,
+        cross_sig=transparency.sign_device_certificate(
+            identity,
+            national_id=national_id,
+            device=device,
+            kind=kind_of(national_id),
+            sign_key=keys.public.sign_key,
+        ),
+        identity_key=raw_public(identity),
+    )
+
+
+def member(national_id: str, role: str, devices: list[RoomDevice]) -> dict[str, object]:
+    """A member as a room state lists them, with their test identity key."""
+    return member_content(national_id, role, raw_public(identity_key(national_id)), devices)

@@ -15,6 +15,7 @@ from chat.services.rooms import do_apply_state_event, do_create_room, verified_s
 from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee.keys import DeviceKeyPair
+from tests import identities
 from tests.identities import certify_with_services
 
 _KEYS: dict[int, DeviceKeyPair] = {}
@@ -40,16 +41,14 @@ def certified_device(practitioner: Practitioner | str) -> tuple[DeviceIdentity, 
 
 def room_device(national_id: str) -> chain.RoomDevice:
     identity, keys = certified_device(national_id)
-    return chain.RoomDevice(national_id=national_id, device=identity.device_id, keys=keys.public)
+    return identities.room_device(national_id, identity.device_id, keys)
 
 
 def creation_event(*, creator: Practitioner, kind: str, member_ids: list[str]) -> bytes:
     identity, keys = certified_device(creator)
     others = sorted(set(member_ids) - {creator.national_id})
-    members = [
-        chain.member_content(creator.national_id, "admin", [room_device(creator.national_id)])
-    ]
-    members += [chain.member_content(nid, "member", [room_device(nid)]) for nid in others]
+    members = [identities.member(creator.national_id, "admin", [room_device(creator.national_id)])]
+    members += [identities.member(nid, "member", [room_device(nid)]) for nid in others]
     return chain.sign_event(
         state=None,
         room=chain.new_room_id(),
@@ -86,7 +85,7 @@ def add_member(
     *, actor: Practitioner, room_id: int, practitioner_id: str, role: str = "member"
 ) -> None:
     identity, _ = certified_device(actor)
-    content = chain.member_content(practitioner_id, role, [room_device(practitioner_id)])
+    content = identities.member(practitioner_id, role, [room_device(practitioner_id)])
     event = next_event(actor=actor, room_id=room_id, action="add_member", content=content)
     do_apply_state_event(identity=identity, room_id=room_id, event=event)
 

@@ -10,8 +10,10 @@ from typing import Any
 from client import registration
 from client.events import Message, SecurityAlert
 from client.session import RelaisClient
+from client.logview import LogConfig
 from client.store import KeyStore
 from e2ee.recovery import RecoveryCode
+from tests.identities import account_store_entry
 
 TIMEOUT = 20
 PASSPHRASE = "correct horse battery staple"
@@ -21,6 +23,14 @@ def _store(directory: Path, name: str) -> KeyStore:
     return KeyStore.open(directory / f"{name}.store", PASSPHRASE, n=2**10)
 
 
+def identity_store(directory: Path, name: str, national_id: str) -> KeyStore:
+    """A store that already holds its practitioner's identity, as a linked device's
+    does (every test device of one practitioner holds the same: tests/identities.py)."""
+    store = _store(directory, name)
+    store.data.setdefault("account", account_store_entry(national_id))
+    return store
+
+
 async def open_client(
     server_url: str,
     directory: Path,
@@ -28,16 +38,24 @@ async def open_client(
     name: str,
     *,
     clock: Callable[[], int] | None = None,
+    log_config: LogConfig | None = None,
     linked_from: RelaisClient | None = None,
     recovery_code: str | None = None,
     with_code: bool = False,
+    holds_identity: bool = False,
 ) -> Any:
     """A registered, connected client with its own encrypted store (cheap scrypt): the
-    practitioner's first device, a device linked from ``linked_from`` (approved by it),
-    or a device recovered with ``recovery_code``. With ``with_code``, also the recovery
-    code the first device showed."""
-    extra = {"clock": clock} if clock is not None else {}
-    client = RelaisClient(server=server_url, store=_store(directory, name), **extra)
+    practitioner's first device (it makes the identity; with ``with_code``, the recovery
+    code it showed is returned too), a device linked from ``linked_from`` by the link
+    code, a device recovered with ``recovery_code``, or (``holds_identity``) a device
+    whose store already holds the practitioner's test identity."""
+    extra: dict[str, Any] = {"log_config": log_config}
+    if clock is not None:
+        extra["clock"] = clock
+    store = (
+        identity_store(directory, name, national_id) if holds_identity else _store(directory, name)
+    )
+    client = RelaisClient(server=server_url, store=store, **extra)
     code: RecoveryCode | None = None
     if linked_from is not None:
         login = await client.api.dev_login(national_id, name)
@@ -65,9 +83,15 @@ async def open_client(
     return (client, code) if with_code else client
 
 
-async def new_client(server_url: str, directory: Path, national_id: str, name: str) -> RelaisClient:
-    """A practitioner's first device, registered and connected."""
-    client: RelaisClient = await open_client(server_url, directory, national_id, name)
+async def new_client(
+    server_url: str, directory: Path, national_id: str, name: str, **options: Any
+) -> RelaisClient:
+    """A registered, connected device of a practitioner whose store holds their test
+    identity: several calls for one practitioner give devices of one identity, as
+    linking would (``open_client`` links for real)."""
+    client: RelaisClient = await open_client(
+        server_url, directory, national_id, name, holds_identity=True, **options
+    )
     return client
 
 
@@ -76,7 +100,7 @@ async def token_client(
 ) -> RelaisClient:
     """A connected client whose device token was issued by any login (the tests issue it
     in the database), for servers without the development login."""
-    client = RelaisClient(server=server_url, store=_store(directory, name))
+    client = RelaisClient(server=server_url, store=identity_store(directory, name, national_id))
     await client.register_with_token(token=token, device=device, national_id=national_id)
     await client.connect()
     return client

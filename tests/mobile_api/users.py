@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from e2ee import state as chain
 from e2ee.keys import DeviceKeyPair
+from tests import identities
 from tests.identities import certify_over_rest
 
 
@@ -22,12 +23,10 @@ class User:
 
     @property
     def room_device(self) -> chain.RoomDevice:
-        return chain.RoomDevice(
-            national_id=self.national_id, device=self.device, keys=self.keys.public
-        )
+        return identities.room_device(self.national_id, self.device, self.keys)
 
     def member(self, role: str) -> dict:
-        return chain.member_content(self.national_id, role, [self.room_device])
+        return identities.member(self.national_id, role, [self.room_device])
 
     def state(self, room_id: int) -> chain.RoomState:
         response = self.client.get(f"/api/v1/rooms/{room_id}/state")
