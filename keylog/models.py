@@ -30,7 +30,7 @@ class LogEntry(models.Model):
 
     index = models.BigIntegerField(primary_key=True)
     kind = models.CharField(max_length=16)  # "identity", "device" or "revocation"
-    label = models.BinaryField(max_length=32)
+    label = models.BinaryField(max_length=32, db_index=True)
     prev = models.BigIntegerField()
     national_id = models.CharField(max_length=32, db_index=True)
     device_id = models.BigIntegerField(null=True, db_index=True)

@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="logentry",
             name="label",
-            field=models.BinaryField(default=b"", max_length=32),
+            field=models.BinaryField(db_index=True, default=b"", max_length=32),
             preserve_default=False,
         ),
         migrations.AddField(
