@@ -15,8 +15,7 @@ import argparse
 import statistics
 import time
 
-from bench.e2ee_traffic import TEXT, synthetic_room
-from client.rooms import own_copy
+from bench.e2ee_traffic import TEXT, published_kex, receiver_copy, synthetic_room
 from e2ee import shares
 from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 
@@ -33,30 +32,39 @@ def run(*, messages: int, rounds: int) -> dict[str, float]:
         outbound = OutboundSession.create(
             room=room_state.room, sender=sender.ref, epoch=room_state.epoch, now_ms=0
         )
-        inbound = own_copy(outbound)
+        inbound = receiver_copy(outbound)
         sessions = {(*inbound.sender, inbound.key_id): inbound}
         content = {"type": "text", "text": TEXT}
         start = time.perf_counter()
         envelopes = [
-            outbound.encrypt(state=room_state, key_pair=keys[0], content=content)
-            for _ in range(messages)
+            outbound.encrypt(
+                state=room_state, key_pair=keys[0], content=content, seq=n + 1, ts=n, log=None
+            )
+            for n in range(messages)
         ]
         results["encrypt"].append((time.perf_counter() - start) / messages * 1e6)
         start = time.perf_counter()
         for envelope in envelopes:
             decrypt_envelope(state=room_state, envelope=parse_envelope(envelope), sessions=sessions)
         results["decrypt"].append((time.perf_counter() - start) / messages * 1e6)
+        recipients = [(ref, published_kex(keys[index], ref)) for index, ref in enumerate(refs)]
         start = time.perf_counter()
         sealed = [
             shares.seal_share(
-                session=outbound, epoch=room_state.epoch, key_pair=keys[0], recipient=recipient
+                session=outbound,
+                epoch=room_state.epoch,
+                key_pair=keys[0],
+                recipient=recipient.ref,
+                kex=kex_key,
             )
-            for recipient in refs[1:]
+            for recipient, kex_key in recipients[1:]
         ]
         results["share50"].append((time.perf_counter() - start) * 1e3)
         start = time.perf_counter()
         for index, message in enumerate(sealed[:10], start=1):
-            opened = shares.open_share(message=message, key_pair=keys[index], me=refs[index].ref)
+            opened = shares.open_share(
+                message=message, kex_private=keys[index].kex_private, me=refs[index].ref
+            )
             shares.accept_share(opened, state=room_state)
         results["open"].append((time.perf_counter() - start) / 10 * 1e6)
     return {name: _median(values) for name, values in results.items()}

@@ -10,11 +10,12 @@ plain run is what encryption costs end to end: bigger envelopes and the clients'
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 
-from client.rooms import own_copy
-from e2ee import state
+from e2ee import kex, state
 from e2ee.envelopes import InboundSession, OutboundSession, decrypt_envelope, parse_envelope
+from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
 
 # About two lines of a nurse's note, like the plain run's 200-byte bodies.
@@ -24,14 +25,29 @@ TEXT = "Plaie du talon : 3 cm, fond propre, pansement hydrocolloïde refait ce m
 def synthetic_room(
     devices: int,
 ) -> tuple[state.RoomState, list[DeviceKeyPair], list[state.RoomDevice]]:
-    """A verified room state of ``devices`` devices, each of its own practitioner."""
+    """A verified room state of ``devices`` devices, each of its own practitioner (with
+    an identity key vouching for it)."""
     keys = [DeviceKeyPair.generate() for _ in range(devices)]
-    refs = [
-        state.RoomDevice(national_id=f"8{index:011d}", device=index + 1, keys=keys[index].public)
-        for index in range(devices)
-    ]
+    identities = [IdentityKeyPair.generate() for _ in range(devices)]
+    refs = []
+    for index in range(devices):
+        national_id = f"8{index:011d}"
+        sign_key = keys[index].public.sign_key
+        refs.append(
+            state.RoomDevice(
+                national_id=national_id,
+                device=index + 1,
+                sign_key=sign_key,
+                cross_sig=identities[index].certify(
+                    national_id=national_id, device=index + 1, kind="device", sign_key=sign_key
+                ),
+                identity_key=identities[index].public,
+            )
+        )
     members = [
-        state.member_content(ref.national_id, "admin" if index == 0 else "member", [ref])
+        state.member_content(
+            ref.national_id, "admin" if index == 0 else "member", ref.identity_key, [ref]
+        )
         for index, ref in enumerate(refs)
     ]
     raw = state.sign_event(
@@ -57,6 +73,7 @@ class EncryptedPair:
     sender_keys: DeviceKeyPair
     outbound: OutboundSession
     sessions: dict[tuple[str, int, bytes], InboundSession]
+    seq: int = 0
 
     @classmethod
     def create(cls) -> EncryptedPair:
@@ -64,15 +81,18 @@ class EncryptedPair:
         outbound = OutboundSession.create(
             room=room_state.room, sender=refs[0].ref, epoch=room_state.epoch, now_ms=0
         )
-        inbound = own_copy(outbound)  # what the receiver holds once the key is shared
+        inbound = receiver_copy(outbound)  # what the receiver holds once the key is shared
         return cls(room_state, keys[0], outbound, {(*inbound.sender, inbound.key_id): inbound})
 
     def seal(self) -> str:
         """Encrypt and sign the next envelope; its base64url body."""
+        self.seq += 1
         envelope = self.outbound.encrypt(
             state=self.room_state,
             key_pair=self.sender_keys,
             content={"type": "text", "text": TEXT},
+            seq=self.seq,
+            ts=int(time.time() * 1000),
         )
         return base64.urlsafe_b64encode(envelope).rstrip(b"=").decode()
 
@@ -80,3 +100,35 @@ class EncryptedPair:
         """Verify and decrypt a received body; raises if anything does not check."""
         envelope = parse_envelope(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         decrypt_envelope(state=self.room_state, envelope=envelope, sessions=self.sessions)
+
+
+def receiver_copy(outbound: OutboundSession) -> InboundSession:
+    """What a receiver holds once the sender key was shared with it."""
+    return InboundSession(
+        room=outbound.room,
+        sender=outbound.sender,
+        key_id=outbound.key_id,
+        chain_key=outbound.chain_key,
+        next_index=outbound.index,
+        epoch=outbound.epoch,
+    )
+
+
+def published_kex(keys: DeviceKeyPair, device: state.RoomDevice) -> kex.KexKey:
+    """A device's key-agreement key as a sender verifies it before sealing to it."""
+    now = int(time.time() * 1000)
+    raw = kex.publish(
+        key_pair=keys,
+        national_id=device.national_id,
+        device=device.device,
+        kex_private=keys.kex_private,
+        serial=1,
+        now_ms=now,
+    )
+    return kex.verify_kex(
+        raw,
+        national_id=device.national_id,
+        device=device.device,
+        sign_key=device.sign_key,
+        now_ms=now,
+    )

@@ -31,9 +31,9 @@ class RestApi:
             response = await self._http.request(
                 method, path, json=json, params=params, headers=headers
             )
-        except httpx.TransportError as error:
+        except httpx.TransportError as failure:
             # One kind of error for "the server cannot be reached", as for the WebSocket.
-            raise ConnectionError(f"the server cannot be reached: {error!r}") from error
+            raise ConnectionError(f"the server cannot be reached: {failure!r}") from failure
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]

@@ -109,8 +109,7 @@ async def _check_identity_is_logged(client: RelaisClient, kind: DeviceKind) -> N
     identity = await client.directory.identity_of(client.national_id, kind=kind)
     if identity.identity_key is None:
         raise KeyTransparencyError(
-            "the log has no identity key for this practitioner: was the server's "
-            "database reset?"
+            "the log has no identity key for this practitioner: was the server's database reset?"
         )
     if identity.identity_key != client.identity.public:
         raise KeyTransparencyError(

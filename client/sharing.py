@@ -31,6 +31,7 @@ from client.trust import Alert
 from e2ee import kex, shares
 from e2ee.encoding import b64u
 from e2ee.errors import CryptoError
+from e2ee.identity import DeviceKind
 from e2ee.keys import DeviceKeyPair
 from e2ee.state import RoomDevice
 
@@ -53,7 +54,7 @@ async def _identities(
     found: dict[tuple[str, str], VerifiedIdentity] = {}
     out: dict[DeviceRef, VerifiedIdentity] = {}
     for device in devices:
-        kind = "archiver" if device == archiver else "device"
+        kind: DeviceKind = "archiver" if device == archiver else "device"
         if (device.national_id, kind) not in found:
             found[device.national_id, kind] = await directory.identity_of(
                 device.national_id, kind=kind
@@ -121,7 +122,14 @@ async def share_sender_key(
     ready: list[RoomDevice] = []
     for device in missing:
         identity = identities[device.ref]
+        role = "an archiver" if device == room.state.archiver else "a member's device"
         if identity.identity_key != device.identity_key:
+            if identity.identity_key is None or device == room.state.archiver:
+                detail = (
+                    f"device {device.device} of {device.national_id} is not certified as {role}"
+                )
+                await alert("key_transparency", room.room_id, detail)
+                raise SecurityError(detail)
             detail = (
                 f"{device.national_id}'s identity key in the room is not the one the log "
                 "holds: an admin must accept their new identity key"
@@ -139,11 +147,14 @@ async def share_sender_key(
                 )
                 result.revoked.append(device)
                 continue
-            detail = f"device {device.device} of {device.national_id} is not certified in the log"
+            detail = f"device {device.device} of {device.national_id} is not certified as {role}"
             await alert("key_transparency", room.room_id, detail)
             raise SecurityError(detail)
         if certified.keys.sign_key != device.sign_key:
-            detail = f"device {device.device} of {device.national_id}: the log holds another key"
+            detail = (
+                f"device {device.device} of {device.national_id} is not certified as {role} "
+                "with these keys"
+            )
             await alert("key_transparency", room.room_id, detail)
             raise SecurityError(detail)
         ready.append(device)

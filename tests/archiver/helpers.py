@@ -39,7 +39,7 @@ def creation(creator: User, others: list[User], *, archiver: chain.RoomDevice | 
         creator,
         "care_team",
         [(user, "member") for user in others],
-        archiver=archiver.to_json() if archiver else None,
+        archiver=archiver.archiver_json() if archiver else None,
     )
 
 

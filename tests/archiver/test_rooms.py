@@ -10,6 +10,7 @@ from chat.models import Membership, Room
 from e2ee import transparency, tree_heads
 from e2ee.encoding import b64u, unb64u
 from e2ee.keys import DeviceKeyPair
+from tests import identities
 from tests.archiver.helpers import (
     ORGANISATION,
     archiver,
@@ -83,7 +84,7 @@ def test_a_room_names_a_certified_archiver_which_reads_it_and_writes_nothing(peo
     response = create(admin, [member], archiver_device=device.room_device)
     assert response.status_code == 201, response.content
     room_id = response.json()["id"]
-    assert response.json()["archiver"] == device.room_device.to_json()
+    assert response.json()["archiver"] == device.room_device.archiver_json()
     room = Room.objects.get(pk=room_id)
     assert (room.archiver_device_id, room.archiver_after_seq) == (device.device, 0)
     assert not Membership.objects.filter(practitioner_id=ORGANISATION).exists()
@@ -138,27 +139,34 @@ def test_set_archiver_needs_an_archiver_certificate(people):
     room_id = response.json()["id"]
     uncertified = archiver(certify=False)  # an archiver device whose keys the log lacks
     certified = archiver()
+    # A practitioner's device is vouched for as a device, not as an archiver: the signed
+    # state itself refuses it, for the server as for every member.
+    response = admin.post_event(
+        room_id, "set_archiver", {"archiver": people["outsider"].room_device.archiver_json()}
+    )
+    assert (response.status_code, error_code(response)) == (400, "bad_state_event")
+    assert "not vouched for" in response.json()["error"]["message"]
+    # Keys the organisation's identity key signed, but not certified in the log.
     cases = {
-        "a practitioner's device": people["outsider"].room_device,
         "an uncertified key": uncertified.room_device,
-        "other keys than certified": certified.room_device.__class__(
-            national_id=ORGANISATION, device=certified.device, keys=DeviceKeyPair.generate().public
+        "other keys than certified": identities.room_device(
+            ORGANISATION, certified.device, DeviceKeyPair.generate()
         ),
     }
     for why, fake in cases.items():
-        response = admin.post_event(room_id, "set_archiver", {"archiver": fake.to_json()})
+        response = admin.post_event(room_id, "set_archiver", {"archiver": fake.archiver_json()})
         assert (response.status_code, error_code(response)) == (409, "key_not_certified"), why
         assert "as an archiver" in response.json()["error"]["message"]
     assert Room.objects.get(pk=room_id).archiver_device_id is None
 
     store_envelopes(room_id, member, range(1, 3))  # before the archiver is named
     response = admin.post_event(
-        room_id, "set_archiver", {"archiver": certified.room_device.to_json()}
+        room_id, "set_archiver", {"archiver": certified.room_device.archiver_json()}
     )
     assert response.status_code == 201, response.content
     room = Room.objects.get(pk=room_id)
     assert (room.archiver_device_id, room.archiver_after_seq) == (certified.device, 2)
-    assert room.archiver == certified.room_device.to_json()
+    assert room.archiver == certified.room_device.archiver_json()
     store_envelopes(room_id, member, range(3, 5))
     history = certified.client.get(f"/api/v1/rooms/{room_id}/messages", {"after": 0}).json()
     assert [m["seq"] for m in history["messages"]] == [3, 4]  # only since it was named
@@ -176,7 +184,12 @@ def test_a_creation_naming_a_false_archiver_is_refused(people, archiver_case):
         else archiver(certify=False).room_device
     )
     response = create(admin, [member], archiver_device=fake)
-    assert (response.status_code, error_code(response)) == (409, "key_not_certified")
+    expected = (
+        (400, "bad_state_event")  # vouched for as a device, not as an archiver
+        if archiver_case == "practitioner"
+        else (409, "key_not_certified")
+    )
+    assert (response.status_code, error_code(response)) == expected
     assert Room.objects.count() == 0
 
 
@@ -190,8 +203,9 @@ def test_an_archiver_is_never_a_member_nor_a_members_device(people):
     response = admin.post_event(room_id, "add_member", device.member("member"))
     assert (response.status_code, error_code(response)) == (400, "bad_state_event")
     assert "organisation cannot be a member" in response.json()["error"]["message"]
-    # A member presenting the archiver's keys as one of their own devices: refused.
-    disguised = {"device": device.device, **device.keys.public.to_json()}
+    # A member presenting the archiver's keys as one of their own devices (vouched for
+    # by their own identity key): the log certifies no such device of theirs.
+    disguised = identities.room_device(DOCTOR, device.device, device.keys).entry_json()
     response = member.post_event(
         room_id, "add_device", {"national_id": DOCTOR, "device": disguised}
     )
@@ -200,7 +214,7 @@ def test_an_archiver_is_never_a_member_nor_a_members_device(people):
     # Once the room names it archiver, the chain itself forbids making it a member.
     assert (
         admin.post_event(
-            room_id, "set_archiver", {"archiver": device.room_device.to_json()}
+            room_id, "set_archiver", {"archiver": device.room_device.archiver_json()}
         ).status_code
         == 201
     )

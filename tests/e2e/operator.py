@@ -53,9 +53,7 @@ class Operator:
         await operator._runner.setup()
         site = web.TCPSite(operator._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        operator.port = server.sockets[0].getsockname()[1]
+        operator.port = int(operator._runner.addresses[0][1])
         return operator
 
     @property

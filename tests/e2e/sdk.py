@@ -9,8 +9,8 @@ from typing import Any
 
 from client import registration
 from client.events import Message, SecurityAlert
-from client.session import RelaisClient
 from client.logview import LogConfig
+from client.session import RelaisClient
 from client.store import KeyStore
 from e2ee.recovery import RecoveryCode
 from tests.identities import account_store_entry

@@ -27,6 +27,7 @@ from client.store import KeyStore
 from e2ee import state as chain
 from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair
+from tests import identities
 from tests.e2e.sdk import TIMEOUT, new_client, next_alert, next_message
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.terminal import Terminal
@@ -95,8 +96,11 @@ async def test_a_care_team_room_is_archived_by_its_organisation(server, server_e
     doctor = await new_client(server.http_url, tmp_path, DOCTOR, "doctor")
     room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
     assert nurse.rooms[room].state.policy.archiver_required
-    assert nurse.rooms[room].archiver == chain.RoomDevice(
-        national_id=ORGANISATION, device=archiver.device_id, keys=archiver.key_pair.public
+    named = nurse.rooms[room].archiver
+    assert named is not None
+    assert (named.ref, named.sign_key) == (
+        (ORGANISATION, archiver.device_id),
+        archiver.key_pair.public.sign_key,
     )
     # Every member sees who archives the room, proven in the log.
     async with asyncio.timeout(TIMEOUT):
@@ -149,7 +153,8 @@ async def test_a_care_team_room_is_archived_by_its_organisation(server, server_e
     await nurse.send_text(room, "Sans archivage désormais.")
     assert (await next_message(doctor)).text == "Sans archivage désormais."
     await archiver.sync()
-    assert room not in archiver.rooms
+    assert archiver.rooms[room].left  # only the verified chain is kept
+    assert not archiver.rooms[room].inbound
     assert archiver.messages.empty()
     shares_after = ToDeviceMessage.objects.filter(recipient_id=archiver.device_id)
     assert await sync_to_async(shares_after.count)() == 0  # the earlier ones were read
@@ -178,7 +183,7 @@ def present_a_false_archiver(room_id: int, signer: RelaisClient, fake: chain.Roo
         author=signer.me,
         key_pair=signer.key_pair,
         action="set_archiver",
-        content={"archiver": fake.to_json()},
+        content={"archiver": fake.archiver_json()},
         timestamp=1,
     )
     with transaction.atomic():
@@ -193,7 +198,7 @@ def present_a_false_archiver(room_id: int, signer: RelaisClient, fake: chain.Roo
         Room.objects.filter(pk=room_id).update(
             state_epoch=current.epoch + 1,
             state_head=b64u(chain.event_hash(raw)),
-            archiver=fake.to_json(),
+            archiver=fake.archiver_json(),
             archiver_device_id=fake.device,
         )
 
@@ -201,9 +206,7 @@ def present_a_false_archiver(room_id: int, signer: RelaisClient, fake: chain.Roo
 def uncertified_archiver() -> chain.RoomDevice:
     """A real archiver device of the organisation, but with keys the log never saw."""
     created = do_create_archiver(structure_id="1750000123", name=NAME, device_name="archiver")
-    return chain.RoomDevice(
-        national_id=ORGANISATION, device=created.device.pk, keys=DeviceKeyPair.generate().public
-    )
+    return identities.room_device(ORGANISATION, created.device.pk, DeviceKeyPair.generate())
 
 
 @pytest.mark.parametrize("fake", ["a practitioner's device", "an uncertified key"])
@@ -215,9 +218,7 @@ async def test_a_false_archiver_gets_no_key(server, tmp_path, fake):
     assert (await next_message(doctor)).text == "avant"
     if fake == "a practitioner's device":
         physio = await new_client(server.http_url, tmp_path, PHYSIO, "physio")
-        false_archiver = chain.RoomDevice(
-            national_id=PHYSIO, device=physio.device_id, keys=physio.key_pair.public
-        )
+        false_archiver = physio.own_room_device()  # vouched for as a device, not an archiver
         await physio.close()
     else:
         false_archiver = await sync_to_async(uncertified_archiver)()
@@ -225,14 +226,20 @@ async def test_a_false_archiver_gets_no_key(server, tmp_path, fake):
 
     # Each member's client refuses to share its key, tells its user, and sends nothing.
     for member in (doctor, nurse):
-        with pytest.raises(SecurityError, match="not certified as an archiver"):
+        with pytest.raises(SecurityError):
             await member.send_text(room, "le secret que l'archiveur usurpé voudrait lire")
         alert = await next_alert(member)
-        assert (alert.kind, alert.room) == ("key_transparency", room)
-        assert "not certified as an archiver" in alert.detail
-        notice = await archiver_notice(member, room)
-        assert notice is not None
-        assert notice.startswith("!! security")
+        if fake == "a practitioner's device":
+            # The signed state itself refuses it: its identity key vouched for a device.
+            assert (alert.kind, alert.room) == ("bad_signature", room)
+            assert "not vouched for" in alert.detail
+            assert member.rooms[room].compromised
+        else:
+            assert (alert.kind, alert.room) == ("key_transparency", room)
+            assert "not certified as an archiver" in alert.detail
+            notice = await archiver_notice(member, room)
+            assert notice is not None
+            assert notice.startswith("!! security")
     received = await sync_to_async(
         ToDeviceMessage.objects.filter(recipient_id=false_archiver.device).count
     )()

@@ -26,6 +26,7 @@ from keylog.keys import log_public, log_signing_key
 from keylog.models import LogEntry
 from keylog.services import _append as operator_append
 from keylog.services import chain_of
+from tests import identities
 from tests.e2e.sdk import new_client, next_alert, next_message
 from tests.e2e.server import ServerProcess
 
@@ -116,9 +117,7 @@ def forge_member(room_id: int, how: str) -> int:
     ]
     current = chain.replay_chain(events)
     device, keys = rogue_device(PHYSIO)
-    member = chain.member_content(
-        PHYSIO, "member", [chain.RoomDevice(national_id=PHYSIO, device=device, keys=keys.public)]
-    )
+    member = identities.member(PHYSIO, "member", [identities.room_device(PHYSIO, device, keys)])
     nurse_device = next(iter(current.members[NURSE].devices))
     author, signer = (
         ((PHYSIO, device), keys)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
@@ -55,8 +54,7 @@ async def operator(server):
 
 
 async def care_team(nurse: RelaisClient, *members: str) -> int:
-    room = await nurse.create_room(kind="care_team", members=list(members))
-    return room
+    return await nurse.create_room(kind="care_team", members=list(members))
 
 
 async def test_a_forged_removal_frame_and_a_rewritten_chain_are_refused(operator, tmp_path):
@@ -331,7 +329,7 @@ async def test_a_device_linked_by_code_reads_the_history_and_a_swapped_request_i
     assert (await next_message(phone)).text == "historique 1"
 
     laptop = await open_client(operator.url, tmp_path, DOCTOR, "doctor-laptop", linked_from=phone)
-    texts = set()
+    texts: set[str] = set()
     async with asyncio.timeout(20):
         while len(texts) < 2:
             texts.add((await next_message(laptop)).text)
@@ -352,7 +350,7 @@ async def test_recovery_with_the_code_keeps_the_identity_and_the_history(operato
     assert (await next_message(phone)).text == "avant la perte"
     await phone.history.upload(phone.api, phone.account.recovery_key)
     await phone.close()
-    Path(tmp_path / "doctor-phone.store").unlink()  # every device lost
+    await asyncio.to_thread((tmp_path / "doctor-phone.store").unlink)  # every device lost
 
     restored = await open_client(
         operator.url, tmp_path, DOCTOR, "doctor-new", recovery_code=str(code)

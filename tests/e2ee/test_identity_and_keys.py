@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from e2ee import kex, linking, recovery, safety
+from e2ee.encoding import b64u
 from e2ee.errors import CryptoError, CryptoErrorCode
 from e2ee.identity import IdentityKeyPair, verify_binding, verify_certificate
 from e2ee.keys import DeviceKeyPair, raw_public
@@ -33,7 +34,7 @@ def test_an_identity_key_vouches_for_its_own_devices_only():
         {"kind": "archiver"},
         {"identity_key": IdentityKeyPair.generate().public},
     ):
-        arguments = {
+        arguments: dict = {
             "national_id": NURSE[0],
             "device": 7,
             "kind": "device",
@@ -129,7 +130,7 @@ def test_a_link_code_binds_the_exact_request():
     assert typed.link_id == code.link_id
     # The server swaps in its own device: neither code matches.
     rogue = DeviceKeyPair.generate()
-    swapped = {**request, "sign_key": linking.b64u(rogue.public.sign_key)}
+    swapped = {**request, "sign_key": b64u(rogue.public.sign_key)}
     assert not scanned.matches(swapped)
     assert not typed.matches(swapped)
     with pytest.raises(CryptoError):
