@@ -9,7 +9,7 @@ import pytest
 from chat.models import Membership, Room
 from e2ee import transparency, tree_heads
 from e2ee.encoding import b64u, unb64u
-from e2ee.keys import DeviceKeyPair
+from e2ee.keys import DeviceKeyPair, raw_public
 from tests import identities
 from tests.archiver.helpers import (
     ORGANISATION,
@@ -202,7 +202,8 @@ def test_an_archiver_is_never_a_member_nor_a_members_device(people):
     room_id = create(admin, [member], archiver_device=None).json()["id"]
     response = admin.post_event(room_id, "add_member", device.member("member"))
     assert (response.status_code, error_code(response)) == (400, "bad_state_event")
-    assert "organisation cannot be a member" in response.json()["error"]["message"]
+    # Its device is vouched for as an archiver, never as a member's device.
+    assert "not vouched for" in response.json()["error"]["message"]
     # A member presenting the archiver's keys as one of their own devices (vouched for
     # by their own identity key): the log certifies no such device of theirs.
     disguised = identities.room_device(DOCTOR, device.device, device.keys).entry_json()
@@ -218,6 +219,27 @@ def test_an_archiver_is_never_a_member_nor_a_members_device(people):
         ).status_code
         == 201
     )
-    response = admin.post_event(room_id, "add_member", device.member("member"))
+    # (even with a device its identity key vouched for as a member's device)
+    sign_key = device.keys.public.sign_key
+    member_device = {
+        "device": device.device,
+        "sign_key": b64u(sign_key),
+        "cross_sig": b64u(
+            transparency.sign_device_certificate(
+                identities.identity_key(ORGANISATION),
+                national_id=ORGANISATION,
+                device=device.device,
+                kind="device",
+                sign_key=sign_key,
+            )
+        ),
+    }
+    content = {
+        "national_id": ORGANISATION,
+        "role": "member",
+        "identity_key": b64u(raw_public(identities.identity_key(ORGANISATION))),
+        "devices": [member_device],
+    }
+    response = admin.post_event(room_id, "add_member", content)
     assert (response.status_code, error_code(response)) == (409, "conflict")
     assert sorted(admin.state(room_id).members) == sorted([NURSE, DOCTOR])
