@@ -15,7 +15,7 @@ from chat.models import Device
 from chat.services.devices import DeviceIdentity
 from chat.services.to_device import reachable_devices
 from e2ee import kex
-from e2ee.encoding import b64u, unb64u
+from e2ee.encoding import unb64u
 from e2ee.errors import CryptoError
 from keyring.models import PublishedKexKey
 
@@ -51,8 +51,6 @@ def do_publish_kex(*, identity: DeviceIdentity, document: bytes) -> PublishedKex
                 "expires_at_ms": verified.expires_at,
             },
         )
-        device.public_keys = {**device.public_keys, "kex_key": b64u(verified.kex_key)}
-        device.save(update_fields=["public_keys"])
     return published
 
 

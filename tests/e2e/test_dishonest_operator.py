@@ -18,6 +18,7 @@ from client.events import SecurityError
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
 from e2ee import kex, shares
+from e2ee.encoding import unb64u
 from e2ee.errors import CryptoError, CryptoErrorCode
 from tests.e2e.operator import Operator
 from tests.e2e.sdk import barrier, next_message, open_client, wait_alert
@@ -183,7 +184,9 @@ async def test_a_reordered_or_dropped_message_is_flagged(operator, tmp_path):
             return []  # held back
         if len(held) == 2:
             return [held[1], held[0]]  # the second first
-        return []  # the third is dropped
+        if len(held) == 3:
+            return []  # the third is dropped
+        return [frame]
 
     operator.target(doctor.api.token).frames = swap_then_drop
     await nurse.send_text(room, "Administrer 10 UI d'insuline")
@@ -196,7 +199,6 @@ async def test_a_reordered_or_dropped_message_is_flagged(operator, tmp_path):
     assert (await wait_alert(doctor, "reordered")).room == room
 
     await nurse.send_text(room, "dropped by the operator")
-    operator.target(doctor.api.token).frames = None
     await nurse.send_text(room, "suivant")
     assert (await next_message(doctor)).text == "suivant"
     assert await doctor.check_gaps() == []  # not yet: it may still be on its way
@@ -216,9 +218,24 @@ async def test_a_key_store_copied_before_a_rotation_opens_nothing_after_it(opera
     await nurse.send_text(room, "avant la copie")
     assert (await next_message(doctor)).text == "avant la copie"
 
-    # A thief copies the doctor's key store file (and knows its passphrase).
+    # A thief copies the doctor's key store file (and knows its passphrase); the operator
+    # keeps every to-device message that reaches the doctor from now on.
     copy = tmp_path / "stolen.store"
     shutil.copy(tmp_path / "doctor.store", copy)
+    captured: list[bytes] = []
+
+    def keep_rest(method: str, path: str, answer: object) -> object:
+        if path.endswith("/devices/messages") and isinstance(answer, dict):
+            captured.extend(unb64u(m["body"]) for m in answer.get("messages", []))
+        return answer
+
+    async def keep_frames(frame: dict) -> list[dict]:
+        if frame.get("type") == "to_device":
+            captured.append(unb64u(frame["body"]))
+        return [frame]
+
+    rules = operator.target(doctor.api.token)
+    rules.rewrite, rules.frames = keep_rest, keep_frames
 
     # A week later: the doctor's device makes a new key-agreement key, the nurse's
     # sender key is due for rotation; two more days and the old private key is gone.
@@ -231,17 +248,12 @@ async def test_a_key_store_copied_before_a_rotation_opens_nothing_after_it(opera
     await nurse.send_text(room, "après la rotation")
     assert (await next_message(doctor)).text == "après la rotation"
 
-    # The thief, with the copy and the server's database, tries the new share.
-    shares_to_doctor = await sync_to_async(list)(
-        ToDeviceMessage.objects.filter(recipient_id=doctor.device_id, kind="key_share").values_list(
-            "body", flat=True
-        )
-    )
+    # The thief, with the copy and everything the operator kept, tries the new share.
     stolen = KeyStore.open(copy, "correct horse battery staple")
     old_keys = RelaisClient(server=operator.url, store=stolen).device_keys
     old_private = old_keys.kex_private(1)
     assert old_private is not None
-    newest = [bytes(b) for b in shares_to_doctor if shares.share_kex_serial(bytes(b)) >= 2]
+    newest = [b for b in captured if shares.share_kex_serial(b) >= 2]
     assert newest, "the nurse's new sender key went to the new key-agreement key"
     for body in newest:
         with pytest.raises(CryptoError) as refused:
