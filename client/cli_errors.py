@@ -81,8 +81,8 @@ def explain(error: BaseException, *, server: str, store: str = "") -> CliError:
 
 def stale_store(store: str) -> CliError:
     return CliError(
-        f"ce coffre de clés ne correspond plus au serveur (base réinitialisée ?) : supprimez "
-        f"{store} ou choisissez-en un autre avec --store",
-        f"this key store no longer matches the server (was its database reset?): delete "
-        f"{store} or choose another with --store",
+        f"ce coffre de clés ne correspond plus au serveur (base réinitialisée, ou journal de "
+        f"clés réécrit) : supprimez {store} ou choisissez-en un autre avec --store",
+        f"this key store no longer matches the server (its database was reset, or its key "
+        f"log rewritten): delete {store} or choose another with --store",
     )

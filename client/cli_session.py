@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 from client.api import ApiError
 from client.cli_errors import CliError, stale_store
 from client.directory import KeyTransparencyError
+from client.logview import ForkDetectedError
 from client.logview import LogConfig
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
@@ -97,6 +98,8 @@ async def connected(client: RelaisClient, options: Options) -> RelaisClient:
             print_recovery_code(code, options.out)
     try:
         await client.connect()
+    except ForkDetectedError:
+        raise stale_store(str(options.store_path)) from None
     except (ApiError, InvalidStatus) as error:
         status = error.status if isinstance(error, ApiError) else error.response.status_code
         if status not in (401, 403):

@@ -41,7 +41,7 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class SecurityAlert:
     """Something the client refused or must tell its user. ``kind`` is a CryptoErrorCode
-    value, or one of the SDK's own: ``unknown_device``, ``unknown_identity``,
+    value, or one of the SDK's own: ``unknown_device``, ``unknown_identity_key``,
     ``identity_changed``, ``key_changed`` (a verified contact), ``key_transparency``,
     ``log_fork``, ``withheld_state``, ``stale_state``, ``reordered``,
     ``missing_message``, ``device_revoked``, ``device_unreachable``, ``removed``

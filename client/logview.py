@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.api import RestApi
+from client.api import ApiError, RestApi
 from e2ee import merkle, transparency, tree_heads
 from e2ee.encoding import b64u, unb64u
 from e2ee.errors import CryptoError
@@ -224,9 +224,18 @@ class LogView:
             ) from None
 
     async def consistency(self, first: int, second: int) -> list[str]:
-        answer = await self.api.call(
-            "GET", "keys/log/consistency", params={"first": first, "second": second}
-        )
+        try:
+            answer = await self.api.call(
+                "GET", "keys/log/consistency", params={"first": first, "second": second}
+            )
+        except ApiError as error:
+            if error.code != "not_found":
+                raise
+            # The log no longer has a head this device accepted: it was rewritten or
+            # emptied (a fork, or a server whose database was reset).
+            raise ForkDetectedError(
+                f"the log no longer has {second} entries, which this device saw"
+            ) from None
         proof: list[str] = answer["proof"]
         return proof
 

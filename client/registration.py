@@ -83,17 +83,19 @@ async def register_first_device(
     to show once. IdentityExistsError if they already have one."""
     _begin(client, token=token, device=device, national_id=national_id)
     await client.directory.pin_log_key()
-    existing = await client.directory.identity_of(national_id, kind=kind)
-    if existing.identity_key is not None:
+    account, code = Account.create()
+    try:
+        await client.directory.register_identity(
+            identity=account.identity.private, national_id=national_id
+        )
+    except ApiError as error:
+        if error.code != "conflict":
+            raise
         raise IdentityExistsError(
             f"{national_id} already uses Relais on another device: link this one from it "
             "(a QR or short code) or recover with the recovery code"
-        )
-    account, code = Account.create()
+        ) from None
     client.store.data["account"] = account.data
-    await client.directory.register_identity(
-        identity=account.identity.private, national_id=national_id
-    )
     await _certify(client, kind=kind)
     await store_identity_backup(client)
     return code

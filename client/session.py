@@ -313,6 +313,10 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         except CryptoError as error:
             await self._alert(error.code.value, room_id, f"room chain refused: {error}")
             return None
+        if room_id in self.rooms:
+            # Learnt meanwhile (this device created it while the server's frame about it
+            # was on its way): never replace a room and the keys it already holds.
+            return self.rooms[room_id]
         room = LocalRoom(room_id=room_id, events=events, state=verified)
         if self.national_id not in verified.members and not self._is_archiver_of(verified):
             room.left = True
@@ -456,7 +460,8 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         the message once and answers with its sequence number. A retry is encrypted
         anew, which costs one ratchet index and nothing else.
         """
-        assert self._ws is not None, "connect first"
+        if self._ws is None:
+            raise ConnectionError(LOST)
         message_id = message_id or str(uuid.uuid4())
         if not MESSAGE_ID.fullmatch(message_id):
             raise ValueError("a message id is 1-64 characters of A-Z a-z 0-9 . _ : -")

@@ -61,7 +61,7 @@ class Trust:
         for key in report.unknown_identity_keys:
             if f"identity:{b64u(key)}" not in reported:
                 await self.alert(
-                    "unknown_identity",
+                    "unknown_identity_key",
                     None,
                     f"an identity key you do not hold was published for {national_id}: "
                     "someone may be impersonating you",

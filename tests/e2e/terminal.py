@@ -22,19 +22,20 @@ class Terminal:
     async def start(
         cls, server: ServerProcess, home: Path, me: str, peer: str, *options: str
     ) -> Terminal:
+        """``python -m client chat --as me --with peer``."""
+        return await cls.command(server, home, "chat", "--as", me, "--with", peer, *options)
+
+    @classmethod
+    async def command(cls, server: ServerProcess, home: Path, *arguments: str) -> Terminal:
+        """``python -m client <arguments> --server <the server>``."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "client",
-            "chat",
-            "--as",
-            me,
-            "--with",
-            peer,
+            *arguments,
             "--server",
             server.http_url,
-            *options,
             cwd=ROOT,
             env={**clean, "RELAIS_HOME": str(home), "RELAIS_PASSPHRASE": "demo passphrase"},
             stdin=asyncio.subprocess.PIPE,
@@ -61,5 +62,8 @@ class Terminal:
 
     async def quit(self) -> int:
         await self.type("/quit")
+        return await self.exit_code()
+
+    async def exit_code(self) -> int:
         async with asyncio.timeout(30):
             return await self.process.wait()

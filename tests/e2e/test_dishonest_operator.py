@@ -7,6 +7,7 @@ the user, with nothing decrypted by the attacker."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 
@@ -373,3 +374,137 @@ async def test_recovery_with_the_code_keeps_the_identity_and_the_history(operato
     assert (await next_message(restored)).text == "après"
     await nurse.close()
     await restored.close()
+
+
+def rogue_identity(national_id: str) -> int:
+    """The operator, with the log key, publishes an identity key of its own for someone
+    (as an identity reset would look) and a real device of its making under it, with a
+    published key-agreement key: the device a careless client would seal keys to."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from django.db import transaction
+
+    from chat.services.devices import do_issue_device_token
+    from directory.models import Practitioner
+    from e2ee import transparency
+    from e2ee.keys import DeviceKeyPair, raw_public
+    from keylog.services import _append as operator_append
+    from keyring.models import PublishedKexKey
+
+    rogue = Ed25519PrivateKey.generate()
+    keys = DeviceKeyPair.generate()
+    device, _ = do_issue_device_token(
+        practitioner=Practitioner.objects.get(pk=national_id), device_name="rogue"
+    )
+    common = {"national_id": national_id, "device": device.pk, "kind": "device"}
+    with transaction.atomic():
+        operator_append(
+            national_id=national_id,
+            device_id=None,
+            sign_key=None,
+            record=lambda label, prev: transparency.IdentityEntry(
+                label,
+                prev,
+                raw_public(rogue),
+                "practitioner",
+                transparency.sign_identity_binding(rogue, national_id),
+                1,
+            ),
+        )
+        operator_append(
+            national_id=national_id,
+            device_id=device.pk,
+            sign_key=keys.public.sign_key,
+            record=lambda label, prev: transparency.DeviceEntry(
+                label,
+                prev,
+                device.pk,
+                "device",
+                raw_public(rogue),
+                keys.public.sign_key,
+                transparency.sign_device_certificate(
+                    rogue, **common, sign_key=keys.public.sign_key
+                ),
+                transparency.sign_device_registration(
+                    keys.sign_private, **common, identity_key=raw_public(rogue)
+                ),
+                1,
+            ),
+        )
+        now = int(time.time() * 1000)
+        PublishedKexKey.objects.create(
+            device=device,
+            serial=1,
+            document=kex.publish(
+                key_pair=keys,
+                national_id=national_id,
+                device=device.pk,
+                kex_private=keys.kex_private,
+                serial=1,
+                now_ms=now,
+            ),
+            expires_at_ms=now + kex.LIFETIME_MS,
+        )
+    return int(device.pk)
+
+
+async def test_a_rogue_identity_for_a_verified_contact_is_blocked_and_gets_no_key(
+    operator, tmp_path
+):
+    nurse = await open_client(operator.url, tmp_path, NURSE, "nurse")
+    doctor = await open_client(operator.url, tmp_path, DOCTOR, "doctor")
+    room = await care_team(nurse, DOCTOR)
+    await nurse.mark_verified(DOCTOR)  # safety numbers compared in person
+    rogue = await sync_to_async(rogue_identity)(DOCTOR)
+
+    # A new room with the doctor: the nurse's app sees another identity key for a
+    # contact she verified, says so, and refuses.
+    with pytest.raises(SecurityError):
+        await nurse.create_room(kind="direct", members=[DOCTOR])
+    assert (await wait_alert(nurse, "key_changed")).kind == "key_changed"
+    assert not await nurse.check_verified_contact(DOCTOR)
+    # In the existing room, the state names the doctor's real identity key: the rogue
+    # device is not in it and gets nothing.
+    await nurse.send_text(room, "toujours pour le vrai Dr Durand")
+    queued = ToDeviceMessage.objects.filter(recipient_id=rogue)
+    assert await sync_to_async(queued.count)() == 0
+    # The doctor's own device sees an identity key it does not hold under its label.
+    await doctor.check_my_devices()
+    assert (await wait_alert(doctor, "unknown_identity_key")).kind == "unknown_identity_key"
+    await nurse.close()
+    await doctor.close()
+
+
+async def test_a_link_request_swapped_by_the_operator_is_refused(operator, tmp_path):
+    from client import registration
+    from e2ee.encoding import b64u
+    from e2ee.keys import DeviceKeyPair
+
+    phone = await open_client(operator.url, tmp_path, DOCTOR, "doctor-phone")
+    laptop = RelaisClient(
+        server=operator.url,
+        store=KeyStore.open(tmp_path / "laptop.store", "correct horse battery staple", n=2**10),
+    )
+    login = await laptop.api.dev_login(DOCTOR, "laptop")
+    pending = await registration.start_link(
+        laptop, token=login["token"], device=login["device"], national_id=DOCTOR
+    )
+    # The operator shows the phone a request with its own keys in place of the laptop's.
+    rogue = DeviceKeyPair.generate()
+
+    def swap(method: str, path: str, answer: object) -> object:
+        if "/devices/link-requests/" in path and isinstance(answer, dict):
+            request = json.loads(answer["request"])
+            request["sign_key"] = b64u(rogue.public.sign_key)
+            request["kex_key"] = b64u(rogue.public.kex_key)
+            answer["request"] = json.dumps(request, sort_keys=True, separators=(",", ":"))
+        return answer
+
+    operator.target(phone.api.token).rewrite = swap
+
+    async def yes(device: int, name: str) -> bool:
+        return True
+
+    with pytest.raises(SecurityError, match="does not match"):
+        await registration.approve_link(phone, pending.code.short_code, confirm=yes)
+    await phone.close()
+    await laptop.close()

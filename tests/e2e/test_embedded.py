@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from client.store import KeyStore
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.terminal import Terminal
 
@@ -57,7 +56,10 @@ async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_ser
     await pharmacist.wait_for("type a message")
     await nurse.type("Bonjour, une question sur l'ordonnance de Mme B.")
     line = await pharmacist.wait_for("ordonnance")
-    assert line.strip().endswith(f"{NURSE}: Bonjour, une question sur l'ordonnance de Mme B.")
+    # People appear by name and profession, as the directory gives them.
+    assert line.strip().endswith(
+        "Claire Martin (Infirmier): Bonjour, une question sur l'ordonnance de Mme B."
+    )
     await pharmacist.type("Je regarde tout de suite.")
     assert "Je regarde tout de suite." in await nurse.wait_for("Je regarde")
     assert await nurse.quit() == 0
@@ -68,16 +70,13 @@ async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_ser
         assert b"sign" not in store.read_bytes().split(b'"ct"')[1]
 
 
-async def test_a_new_device_gets_a_room_it_belongs_to(embedded_server, tmp_path):
-    """The nurse comes back on a new device (a fresh key store): the old room does not
-    list that device, so the CLI must not write there (it could not be read); the
-    pharmacist's side opens a room with the new device and the chat goes on."""
+async def test_a_new_device_linked_by_code_joins_the_conversation(embedded_server, tmp_path):
+    """The nurse gets a new phone: she links it from the first with the code it shows.
+    It joins the direct room she already has with the pharmacist (no new room), reads
+    its history, and the chat goes on."""
 
-    async def chat_once(nurse_home: Path, text: str) -> None:
-        # The nurse opens the app first (on a new phone: it certifies its keys), then the
-        # pharmacist, who sees the nurse's devices as they are now.
+    async def chat_once(nurse_home: Path, text: str) -> list[str]:
         nurse = await Terminal.start(embedded_server, nurse_home, NURSE, PHARMACIST)
-        await nurse.wait_for("waiting for")
         pharmacist = await Terminal.start(embedded_server, tmp_path / "b", PHARMACIST, NURSE)
         await nurse.wait_for("type a message")
         await pharmacist.wait_for("type a message")
@@ -86,12 +85,20 @@ async def test_a_new_device_gets_a_room_it_belongs_to(embedded_server, tmp_path)
         assert text in await pharmacist.wait_for(text)
         assert await nurse.quit() == 0
         assert await pharmacist.quit() == 0
+        return nurse.lines
 
-    await chat_once(tmp_path / "first-phone", "Premier message")
-    # Linking the new phone from the first brings it the identity key (the CLI has no
-    # linking yet: the test copies the key from store to store, as linking would).
-    first = KeyStore.open(tmp_path / "first-phone" / f"{NURSE}.store", "demo passphrase")
-    new = KeyStore.open(tmp_path / "new-phone" / f"{NURSE}.store", "demo passphrase")
-    new.data["identity"] = first.data["identity"]
-    new.save()
-    await chat_once(tmp_path / "new-phone", "Depuis mon nouveau téléphone")
+    first_lines = await chat_once(tmp_path / "first-phone", "Premier message")
+    first_room = next(line for line in first_lines if line.startswith("salon "))
+    # The new phone shows a code; the first phone approves it.
+    linking = await Terminal.command(embedded_server, tmp_path / "new-phone", "link", "--as", NURSE)
+    shown = await linking.wait_for("python -m client approve")
+    code = shown.split("approve ")[1].split(" ")[0]
+    approving = await Terminal.command(
+        embedded_server, tmp_path / "first-phone", "approve", code, "--as", NURSE, "--yes"
+    )
+    await approving.wait_for("linked")
+    assert await approving.exit_code() == 0
+    await linking.wait_for("linked")
+    assert await linking.exit_code() == 0
+    new_lines = await chat_once(tmp_path / "new-phone", "Depuis mon nouveau téléphone")
+    assert next(line for line in new_lines if line.startswith("salon ")) == first_room

@@ -50,7 +50,8 @@ def test_the_witness_cosigns_extensions_only_and_remembers_across_restarts(tmp_p
     )
     log.append(2)
     log.latest = log.head(timestamp=NOW + 1)
-    assert witness().step(NOW + 1).size == 5
+    cosigned = witness().step(NOW + 1)
+    assert cosigned.size == 5
     refusals = {
         "fork": log.head(5, timestamp=NOW + 2, root=bytes(32)),
         "shrunk": log.head(4, timestamp=NOW + 2),
@@ -68,7 +69,7 @@ def test_the_witness_cosigns_extensions_only_and_remembers_across_restarts(tmp_p
     with pytest.raises(RefusedError):
         witness().step(NOW + 3)
     assert len(log.posted) == 2
-    assert WitnessState.load(state) == WitnessState(5, log.head(5).root, NOW + 1)
+    assert WitnessState.load(state) == WitnessState(5, cosigned.root, NOW + 1)
 
 
 def test_a_head_not_signed_by_the_log_is_refused(tmp_path):
