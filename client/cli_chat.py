@@ -212,10 +212,11 @@ async def chat(options: Options, args: argparse.Namespace) -> int:
     client = new_client(options)
     try:
         try:
-            await check_practitioner(client, peer)
+            await client.api.call("GET", "keys/log")  # the server answers at all
         except OSError as error:
             raise explain(error, server=options.server) from None
         await connected(client, options)
+        await check_practitioner(client, peer)
         names = Names(client)
         room_id = await open_direct_room(client, peer, options)
         number = await client.safety_number(peer)
@@ -226,10 +227,9 @@ async def chat(options: Options, args: argparse.Namespace) -> int:
         if (notice := await archiver_notice(client, room_id)) is not None:
             options.out(notice)
         options.out(f"numéro de sécurité / safety number (compare in person): {number.digits}")
-        options.out(
-            "écrivez un message et Entrée ; /help pour les commandes / type a message; /help"
-        )
-        options.out(f"photos et fichiers reçus / received files: {save_to}")
+        options.out("écrivez un message et Entrée ; /help liste les commandes")
+        options.out("type a message and press Enter; /help lists the commands")
+        options.out(f"received photos and files are saved in / fichiers reçus dans : {save_to}")
         connection = Connection(client, options)
         tasks = [
             asyncio.create_task(_print_incoming(client, room_id, save_to, names, options)),

@@ -14,8 +14,7 @@ from websockets.exceptions import InvalidStatus
 from client.api import ApiError
 from client.cli_errors import CliError, stale_store
 from client.directory import KeyTransparencyError
-from client.logview import ForkDetectedError
-from client.logview import LogConfig
+from client.logview import ForkDetectedError, LogConfig
 from client.session import RelaisClient
 from client.store import KeyStore, StoreError
 
@@ -62,15 +61,14 @@ async def check_practitioner(client: RelaisClient, national_id: str) -> None:
                 f"{national_id} n'est pas un professionnel connu de l'annuaire",
                 f"{national_id} is not a practitioner of the directory",
             ) from None
-        if error.status != 401:
-            raise
+        raise
 
 
 def print_recovery_code(code: object, out: Output) -> None:
-    out("!! code de récupération — notez-le sur papier et gardez-le à l'abri ; il ne sera")
-    out("!! plus jamais affiché / recovery code — write it down and keep it safe; it will")
-    out("!! never be shown again:")
-    out(f"!!     {code}")
+    out("** code de récupération — notez-le sur papier et gardez-le à l'abri ; il ne sera")
+    out("** plus jamais affiché / recovery code — write it down and keep it safe; it will")
+    out("** never be shown again:")
+    out(f"**     {code}")
 
 
 async def connected(client: RelaisClient, options: Options) -> RelaisClient:

@@ -44,8 +44,8 @@ class SecurityAlert:
     value, or one of the SDK's own: ``unknown_device``, ``unknown_identity_key``,
     ``identity_changed``, ``key_changed`` (a verified contact), ``key_transparency``,
     ``log_fork``, ``withheld_state``, ``stale_state``, ``reordered``,
-    ``missing_message``, ``device_revoked``, ``device_unreachable``, ``removed``
-    (docs/protocol.md §10.10)."""
+    ``missing_message``, ``device_revoked``, ``device_unreachable``, ``removed``,
+    ``log_head_refused`` (docs/protocol.md §10.10)."""
 
     kind: str
     room: int | None

@@ -53,9 +53,11 @@ class MembershipMethods:
         """A member as the state lists them, from the log, after the trust checks."""
         client = cast("RelaisClient", self)
         identity = await client.directory.identity_of(national_id)
-        if identity.identity_key is None or not identity.devices:
+        if identity.identity_key is None:
             raise SecurityError(f"{national_id} has no certified device yet")
         await client.trust.check_identity(national_id, identity.identity_key)
+        if not identity.devices:
+            raise SecurityError(f"{national_id} has no certified device yet")
         return state.member_content(
             national_id, role, identity.identity_key, room_devices(identity)
         )

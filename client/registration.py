@@ -82,7 +82,7 @@ async def register_first_device(
     """Make the practitioner's identity on this, their first device; the recovery code
     to show once. IdentityExistsError if they already have one."""
     _begin(client, token=token, device=device, national_id=national_id)
-    await client.directory.pin_log_key()
+    await client.start_log()
     account, code = Account.create()
     try:
         await client.directory.register_identity(
@@ -136,12 +136,16 @@ async def continue_as_new_device(
         raise SecurityError("this key store holds no identity")
     first = "device" not in client.store.data
     _begin(client, token=token, device=device, national_id=national_id)
-    await client.directory.pin_log_key()
-    logged = await client.directory.identity_of(national_id, kind=kind)
-    if logged.identity_key is None and first:
-        await client.directory.register_identity(
-            identity=client.identity.private, national_id=national_id
-        )
+    await client.start_log()
+    if first:
+        try:
+            await client.directory.register_identity(
+                identity=client.identity.private, national_id=national_id
+            )
+        except ApiError as error:
+            if error.code != "conflict":
+                raise
+            await _check_identity_is_logged(client, kind)  # published already: ours?
     else:
         await _check_identity_is_logged(client, kind)
     await _certify(client, kind=kind)
@@ -164,7 +168,7 @@ async def start_link(
 ) -> PendingLink:
     """A new device asks to be linked; show the returned code on its screen."""
     _begin(client, token=token, device=device, national_id=national_id)
-    await client.directory.pin_log_key()
+    await client.start_log()
     public = client.device_keys.pair.public
     request = linking.link_request(
         national_id=national_id, device=device, sign_key=public.sign_key, kex_key=public.kex_key
@@ -289,7 +293,7 @@ async def recover(
     except CryptoError:
         raise SecurityError("this is not a recovery code (32 letters and digits)") from None
     _begin(client, token=token, device=device, national_id=national_id)
-    await client.directory.pin_log_key()
+    await client.start_log()
     try:
         answer = await client.api.call("GET", "backup/identity")
     except ApiError as error:

@@ -46,7 +46,7 @@ from client.devicekeys import DeviceKeys, publish_kex
 from client.directory import KeyDirectory, KeyTransparencyError, RoomArchiver
 from client.events import Message, RoomProfile, SecurityAlert, SecurityError
 from client.history import History, HistoryKey
-from client.logview import LogConfig
+from client.logview import ForkDetectedError, LogConfig
 from client.membership import MembershipMethods
 from client.receiving import ReceivingMethods
 from client.rooms import LocalRoom
@@ -203,10 +203,21 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
 
     # Connection -------------------------------------------------------------------
 
+    async def start_log(self) -> None:
+        """Pin the log's keys and take its newest head. A head this device may not
+        accept yet (not cosigned by the witnesses, too old) is an alert, not a failure:
+        messaging goes on, and lookups wait for an acceptable head; a fork is a failure."""
+        try:
+            await self.directory.pin_log_key()
+        except ForkDetectedError:
+            raise
+        except KeyTransparencyError as error:
+            await self._alert("log_head_refused", None, f"the log's newest head: {error}")
+
     async def connect(self) -> None:
         """Open the WebSocket, then catch up: log, own devices, keys, room states and
         missed messages."""
-        await self.directory.pin_log_key()
+        await self.start_log()
         await self.rotate_keys_if_due()
         parts = urlsplit(self.server)
         scheme = "wss" if parts.scheme == "https" else "ws"
@@ -600,10 +611,17 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
     # Verification -----------------------------------------------------------------
 
     async def check_my_devices(self) -> list[int]:
-        """Audit the log; devices certified for my national id that I do not know."""
-        _, unknown = await self.trust.check_my_devices(
-            national_id=self.national_id, identity_key=self.identity.public
-        )
+        """Audit the log; devices certified for my national id that I do not know. A log
+        head this device cannot accept yet makes it an alert (``log_head_refused``)."""
+        try:
+            _, unknown = await self.trust.check_my_devices(
+                national_id=self.national_id, identity_key=self.identity.public
+            )
+        except ForkDetectedError:
+            raise
+        except KeyTransparencyError as error:
+            await self._alert("log_head_refused", None, f"the log could not be audited: {error}")
+            return []
         self.save()
         return unknown
 

@@ -11,6 +11,7 @@ in depth, not what members have to trust (docs/e2ee.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -300,11 +301,31 @@ def _derive_memberships(*, room: Room, before: chain.RoomState, after: chain.Roo
 
 def state_events(*, practitioner_id: str, room_id: int, after_epoch: int) -> list[RoomStateEvent]:
     """The room's chain after ``after_epoch`` (-1: from creation), for a member or the
-    organisation archiving the room (it verifies the chain like a member)."""
-    access_reader(room_id=room_id, practitioner_id=practitioner_id)
-    return list(
-        RoomStateEvent.objects.filter(room_id=room_id, epoch__gt=after_epoch).order_by("epoch")
-    )
+    organisation archiving the room (it verifies the chain like a member) — and for a
+    former member, up to the event that removed them: their app verifies its removal
+    itself instead of believing a frame (docs/protocol.md §10.11)."""
+    events = RoomStateEvent.objects.filter(room_id=room_id, epoch__gt=after_epoch)
+    try:
+        access_reader(room_id=room_id, practitioner_id=practitioner_id)
+    except RelaisError:
+        removal = _removal_of(room_id=room_id, practitioner_id=practitioner_id)
+        if removal is None:
+            raise
+        events = events.filter(epoch__lte=removal)
+    return list(events.order_by("epoch"))
+
+
+def _removal_of(*, room_id: int, practitioner_id: str) -> int | None:
+    """The epoch of the newest event that removed ``practitioner_id`` from the room."""
+    for epoch, body in (
+        RoomStateEvent.objects.filter(room_id=room_id, action="remove_member")
+        .order_by("-epoch")
+        .values_list("epoch", "body")
+    ):
+        content = json.loads(bytes(body))["event"]["content"]
+        if content.get("national_id") == practitioner_id:
+            return int(epoch)
+    return None
 
 
 def _announce(

@@ -47,13 +47,16 @@ class Terminal:
     async def wait_for(self, fragment: str) -> str:
         """The next line containing ``fragment`` (lines before it are kept in ``lines``)."""
         assert self.process.stdout is not None
-        async with asyncio.timeout(30):
-            while True:
-                line = (await self.process.stdout.readline()).decode()
-                assert line, f"the CLI exited; it said: {self.lines}"
-                self.lines.append(line)
-                if fragment in line:
-                    return line
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    line = (await self.process.stdout.readline()).decode()
+                    assert line, f"the CLI exited; it said: {self.lines}"
+                    self.lines.append(line)
+                    if fragment in line:
+                        return line
+        except TimeoutError:
+            raise AssertionError(f"no {fragment!r} in 30 s; the CLI said: {self.lines}") from None
 
     async def type(self, text: str) -> None:
         assert self.process.stdin is not None

@@ -43,9 +43,17 @@ async def run_cli(home, *args: str) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    async with asyncio.timeout(60):
-        output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            async for line in process.stdout:
+                lines.append(line.decode())
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        raise AssertionError(f"the CLI did not finish; it said: {lines}") from None
+    return process.returncode or 0, "".join(lines)
 
 
 def one_bilingual_line(output: str, french: str, english: str) -> None:

@@ -65,7 +65,7 @@ async def test_a_photo_and_a_prescription_go_from_one_terminal_to_the_other(serv
     assert "[photo: IMG 2041.jpg, 1365x2048," in sent
     line = await doctor.wait_for("[photo:")
     assert line.rstrip().endswith("Plaie talon J+3")
-    assert f"{NURSE}: [photo: IMG 2041.jpg, 1365x2048," in line
+    assert "Claire Martin (Infirmier): [photo: IMG 2041.jpg, 1365x2048," in line
     await doctor.wait_for("receiving IMG 2041.jpg: 50 %")
     saved_line = await doctor.wait_for("saved:")
     assert f"saved: {received / 'IMG 2041.jpg'} (" in saved_line

@@ -15,7 +15,7 @@ from django.db import connection
 from chat.models import Envelope
 from e2ee.envelopes import decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
-from tests.e2e.sdk import new_client, next_alert, next_message, reopen
+from tests.e2e.sdk import new_client, next_alert, next_message, reopen, wait_alert
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,9 @@ async def test_two_clients_chat_add_and_remove_a_member_and_survive_reconnects(s
             sessions=before_removal.inbound,
         )
     assert refused.value.code == CryptoErrorCode.UNKNOWN_KEY
-    # His app kept the verified chain (a tombstone) and dropped the room's keys.
+    # His app was told by the verified chain, kept it (a tombstone) and dropped the
+    # room's keys.
+    assert (await wait_alert(pharmacist, "removed")).room == room
     assert pharmacist.rooms[room].left
     assert not pharmacist.rooms[room].inbound
 
