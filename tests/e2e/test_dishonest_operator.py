@@ -10,6 +10,7 @@ import asyncio
 import json
 import shutil
 import time
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
@@ -395,7 +396,7 @@ def rogue_identity(national_id: str) -> int:
     device, _ = do_issue_device_token(
         practitioner=Practitioner.objects.get(pk=national_id), device_name="rogue"
     )
-    common = {"national_id": national_id, "device": device.pk, "kind": "device"}
+    common: dict[str, Any] = {"national_id": national_id, "device": device.pk, "kind": "device"}
     with transaction.atomic():
         operator_append(
             national_id=national_id,
