@@ -5,11 +5,11 @@
 
 1. A 12-megapixel phone JPEG (4032 x 3024, EXIF orientation and GPS, sensor-like grain)
    through the whole client pipeline: open, orient, strip, resize to 2048 px, re-encode,
-   thumbnail, encrypt both. Target: < 400 ms.
+   thumbnail (fitted to the message), pad and encrypt. Target: < 400 ms.
 2. A 20 MB file encrypted, uploaded in parts to a real Daphne process over loopback,
    downloaded with streaming decryption and hash check, against a plain file copy.
 3. The same 12 MP photo sent by the SDK (``RelaisClient.send_photo``: pipeline, upload
-   of the thumbnail and the photo, end-to-end encrypted message, until the server's ack),
+   of the photo, end-to-end encrypted message carrying the thumbnail, until the server's ack),
    and how long until the receiving SDK client has it saved (message, download, check,
    decrypt).
 
@@ -68,11 +68,13 @@ def bench_pipeline(rounds: int) -> None:
         prepared = prepare_photo(photo, declared_mime="image/jpeg")
         timings.append((time.perf_counter() - start) * 1000)
         prepared.main.file.close()
-        prepared.thumbnail.file.close()
+    image = prepared.image
     print(
         f"photo pipeline, 12 MP JPEG ({len(photo) / MB:.1f} MB) -> "
-        f"{prepared.image.width}x{prepared.image.height} ({len(prepared.image.data) / MB:.2f} MB)"
-        f" + thumbnail, encrypted: median {statistics.median(timings):.0f} ms, "
+        f"{image.width}x{image.height} ({len(image.data) / MB:.2f} MB, blob "
+        f"{prepared.main.ciphertext_size / MB:.3f} MB) + {image.thumbnail_width}x"
+        f"{image.thumbnail_height} thumbnail ({len(image.thumbnail or b'')} B), encrypted: "
+        f"median {statistics.median(timings):.0f} ms, "
         f"min {min(timings):.0f} ms, max {max(timings):.0f} ms over {rounds} runs "
         f"(target < 400 ms)"
     )
@@ -161,10 +163,9 @@ def _start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]
 
 
 async def _transfer(url: str, tokens: tuple[str, str], room: int, work: Path, size: int) -> None:
-    from client.attachments.descriptor import VERSION, AttachmentDescriptor, encode_key
+    from client.attachments.descriptor import build_descriptor
     from client.attachments.receiving import receive_attachment
     from client.attachments.sending import prepare_document
-    from client.attachments.stream import SCHEME
     from client.attachments.transfer import AttachmentApi
 
     source = work / "source.bin"
@@ -184,13 +185,10 @@ async def _transfer(url: str, tokens: tuple[str, str], room: int, work: Path, si
         )
         upload_seconds = time.perf_counter() - start
         blob.file.close()
-        descriptor = AttachmentDescriptor(
-            v=VERSION,
-            scheme=SCHEME,
+        descriptor = build_descriptor(
             blob=attachment,
-            key=encode_key(blob.key),
+            key=blob.key,
             sha256=blob.sha256,
-            ciphertext_size=blob.ciphertext_size,
             size=blob.plaintext_size,
             mime="application/octet-stream",
         )
@@ -203,7 +201,10 @@ async def _transfer(url: str, tokens: tuple[str, str], room: int, work: Path, si
     def rate(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms, {size / MB / seconds:.0f} MB/s"
 
-    print(f"{size / MB:.0f} MB file, loopback, one Daphne process:")
+    print(
+        f"{size / MB:.0f} MB file (blob {descriptor.ciphertext_size / MB:.2f} MB), loopback, "
+        "one Daphne process:"
+    )
     print(f"  plain file copy              {rate(copy_seconds)}")
     print(f"  encrypt (client)             {rate(encrypt_seconds)}")
     print(f"  upload in 4 MiB parts        {rate(upload_seconds)}")
@@ -246,7 +247,7 @@ async def _sdk_photo(url: str, logins: tuple[Login, Login], work: Path, rounds: 
     sends, saves = [send for send, _ in timings], [save for _, save in timings]
     print(f"SDK, 12 MP photo ({len(photo) / MB:.1f} MB), one Daphne process, {rounds} runs:")
     print(
-        f"  send_photo until the ack (pipeline, 2 uploads, encrypted message): "
+        f"  send_photo until the ack (pipeline, upload, encrypted message): "
         f"median {statistics.median(sends):.0f} ms, min {min(sends):.0f}, max {max(sends):.0f}"
     )
     print(
