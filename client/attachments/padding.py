@@ -9,10 +9,10 @@ off. docs/protocol.md, "Attachments", gives the rule; docs/attachments.md says w
 
 The rule is Padmé (Nikitin, Barman, Lueks, Underwood, Hubaux, Ford, "Reducing Metadata
 Leakage from Encrypted Files and Communication with PURBs", PETS 2019, Algorithm 1):
-a length keeps only its top ``bitlen(E)`` significant bits, ``E`` being its binary
-exponent, so at most about 12 % is added and a padded size leaks O(log log n) bits.
-Below ``MIN_PADDED_BYTES`` Padmé would round almost nothing, so every smaller file is
-padded to that floor.
+a length keeps only its top ``S = bitlen(E)`` significant bits, ``E`` being its binary
+exponent, so less than 2^-S of it is added (under 6.25 % past the floor, under 3.125 %
+from 64 KiB) and a padded size leaks O(log log n) bits. Below ``MIN_PADDED_BYTES`` Padmé
+would round almost nothing, so every smaller file is padded to that floor.
 """
 
 from __future__ import annotations
