@@ -55,7 +55,8 @@ class ImageOptions:
     thumbnail_long_edge: int = 320
     thumbnail_quality: int = 70
     # The thumbnail travels inside the encrypted message: when it comes out larger than
-    # this, it is encoded again at a lower quality, then smaller (THUMBNAIL_STEPS).
+    # this, it is encoded again at a lower quality, then smaller (THUMBNAIL_QUALITY_STEPS,
+    # THUMBNAIL_SMALLER_EDGES).
     thumbnail_max_bytes: int = MAX_THUMBNAIL_BYTES
 
     def __post_init__(self) -> None:
