@@ -7,9 +7,9 @@ Sending follows "How a message carries an attachment": choose the message id, cl
 (photos), encrypt and upload the file naming that id and the room, then send the
 end-to-end encrypted message that carries the descriptor (and so the file key) with the
 **same** id into the **same** room. The server ties the blob to that message; it never
-sees the descriptor. If the message cannot be sent, the blobs are withdrawn (the server
-refuses to withdraw a blob whose message it stored, so a message that did get through
-keeps its file).
+sees the descriptor, nor a photo's thumbnail, which travels inside it. If the message
+cannot be sent, the blob is withdrawn (the server refuses to withdraw a blob whose
+message it stored, so a message that did get through keeps its file).
 
 Receiving: a decrypted message of type ``attachment`` carries a descriptor, parsed and
 validated into ``Message.attachment``. Downloads check size, SHA-256 and every chunk
@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, cast
 from client.attachments.descriptor import AttachmentDescriptor, descriptor_from_dict
 from client.attachments.errors import AttachmentError, ClientCode
 from client.attachments.images import OUTPUT_MIME, ImageOptions
+from client.attachments.message import check_caption
 from client.attachments.mime import OCTET_STREAM, SNIFF_BYTES, guess_type, is_image_type
-from client.attachments.receiving import receive_attachment, receive_thumbnail
+from client.attachments.receiving import open_thumbnail, receive_attachment
 from client.attachments.sending import send_attachment
 from client.attachments.transfer import AttachmentApi, Progress
 from e2ee.encoding import JsonObject
@@ -178,16 +179,16 @@ class FileMethods:
     ) -> SentFile:
         """Send a photo or any file into ``room_id``; return once the message is stored.
 
-        Preconditions: the client is connected and this device may send to the room
-        (checked first, before anything is uploaded). ``mime`` defaults to the type found
-        in the content (see ``guess_type``); images go through the photo pipeline (upright,
-        no metadata, resized, thumbnail), other files are sent as they are. ``name`` (the
-        name shown to the recipients) defaults to the file's name. ``progress`` gets
-        (bytes uploaded, bytes in all). ``photo_only`` refuses anything but an image
-        (mime_mismatch).
+        Preconditions: the client is connected and this device may send to the room;
+        ``text`` is at most 4 KiB (caption_too_long); both are checked before anything is
+        uploaded. ``mime`` defaults to the type found in the content (see ``guess_type``);
+        images go through the photo pipeline (upright, no metadata, resized, thumbnail),
+        other files are sent as they are. ``name`` (the name shown to the recipients)
+        defaults to the file's name. ``progress`` gets (bytes uploaded, bytes in all).
+        ``photo_only`` refuses anything but an image (mime_mismatch).
         Raises AttachmentError (client-side refusals), AttachmentServerError (size limit,
         quota...), SecurityError or ApiError (the message was refused); in every case the
-        uploaded blobs are withdrawn.
+        uploaded blob is withdrawn.
         """
         client = cast("RelaisClient", self)
         if isinstance(source, Path):
@@ -204,6 +205,7 @@ class FileMethods:
             )
         output_mime = OUTPUT_MIME[(image_options or ImageOptions()).output_format]
         shown = _shown_name(name, output_mime if is_image_type(declared) else declared)
+        check_caption(text)
         await client.room_for_sending(room_id)
         message_id = new_message_id()
         async with self.attachment_api() as api:
@@ -223,8 +225,6 @@ class FileMethods:
                 )
             except BaseException:
                 await api.abort_quietly(descriptor.blob)
-                if descriptor.thumbnail is not None:
-                    await api.abort_quietly(descriptor.thumbnail.blob)
                 raise
         return SentFile(seq=seq, message_id=message_id, descriptor=descriptor)
 
@@ -281,6 +281,6 @@ class FileMethods:
             raise
 
     async def fetch_thumbnail(self, descriptor: AttachmentDescriptor) -> bytes:
-        """The decrypted thumbnail of a photo (a small JPEG or WebP), verified."""
-        async with self.attachment_api() as api:
-            return await receive_thumbnail(api, descriptor)
+        """The thumbnail of a photo (a small JPEG or WebP), checked when the message was
+        received. It travels in the message itself: no request to the server."""
+        return open_thumbnail(descriptor)

@@ -4,7 +4,8 @@ descriptor, and transfer. See docs/attachments.md and docs/protocol.md ("Attachm
 Sending: ``descriptor = await send_attachment(api, room=..., message_id=..., source=...,
 mime=...)`` then send a message with that ``message_id`` carrying ``descriptor.to_dict()``
 inside its encrypted content. Receiving: ``descriptor_from_dict(...)`` on the decrypted
-content, then ``receive_attachment(api, descriptor, path)``. ``RelaisClient`` does all of
+content, then ``receive_attachment(api, descriptor, path)``; a photo's preview is in the
+descriptor (``open_thumbnail``). ``RelaisClient`` does all of
 this itself (``send_photo``, ``send_file``, ``Message.attachment``, ``save_attachment``:
 ``client/files.py``).
 """
@@ -12,12 +13,13 @@ this itself (``send_photo``, ``send_file``, ``Message.attachment``, ``save_attac
 from client.attachments.descriptor import (
     AttachmentDescriptor,
     ThumbnailDescriptor,
+    build_descriptor,
     descriptor_from_dict,
     descriptor_from_json,
 )
 from client.attachments.errors import AttachmentError, AttachmentServerError, ClientCode
 from client.attachments.images import ImageOptions, ProcessedImage, process_image
-from client.attachments.receiving import receive_attachment, receive_thumbnail
+from client.attachments.receiving import open_thumbnail, receive_attachment
 from client.attachments.sending import prepare_document, prepare_photo, send_attachment
 from client.attachments.transfer import AttachmentApi
 
@@ -30,12 +32,13 @@ __all__ = [
     "ImageOptions",
     "ProcessedImage",
     "ThumbnailDescriptor",
+    "build_descriptor",
     "descriptor_from_dict",
     "descriptor_from_json",
+    "open_thumbnail",
     "prepare_document",
     "prepare_photo",
     "process_image",
     "receive_attachment",
-    "receive_thumbnail",
     "send_attachment",
 ]

@@ -21,6 +21,7 @@ class ClientCode(StrEnum):
     SIZE_MISMATCH = "size_mismatch"
     BAD_DESCRIPTOR = "bad_descriptor"
     TRANSFER_FAILED = "transfer_failed"
+    CAPTION_TOO_LONG = "caption_too_long"
 
 
 MESSAGES: dict[ClientCode, tuple[str, str]] = {
@@ -64,6 +65,11 @@ MESSAGES: dict[ClientCode, tuple[str, str]] = {
     ClientCode.TRANSFER_FAILED: (
         "The transfer failed after several attempts; it can be resumed.",
         "Le transfert a échoué après plusieurs tentatives ; il peut être repris.",
+    ),
+    ClientCode.CAPTION_TOO_LONG: (
+        "The caption is too long for a photo or file; send the text as its own message.",
+        "La légende est trop longue pour une photo ou un fichier ; "
+        "envoyez le texte dans un message à part.",
     ),
 }
 

@@ -4,7 +4,8 @@ open with a pixel bound → check the declared type → decode (JPEG at a reduce
 when the target allows) → resize to the long edge → apply the EXIF orientation →
 convert to sRGB when the photo carries another colour profile → copy the pixels into a
 fresh image (no EXIF, GPS, XMP, IPTC, comments or ICC profile survive) → re-encode
-(JPEG or WebP) → thumbnail. docs/attachments.md says why each step is there.
+(JPEG or WebP) → thumbnail, small enough to travel inside the encrypted message.
+docs/attachments.md says why each step is there.
 
 HEIC/HEIF (iPhone photos) is read through ``pi-heif``, the decode-only build of the
 ``pillow-heif`` plugin.
@@ -21,6 +22,7 @@ from typing import BinaryIO, Literal
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from client.attachments.descriptor import MAX_THUMBNAIL_BYTES, MAX_THUMBNAIL_EDGE
 from client.attachments.errors import AttachmentError, ClientCode
 from client.attachments.mime import IMAGE_FORMATS
 
@@ -52,17 +54,35 @@ class ImageOptions:
     quality: int = 85
     thumbnail_long_edge: int = 320
     thumbnail_quality: int = 70
+    # The thumbnail travels inside the encrypted message: when it comes out larger than
+    # this, it is encoded again at a lower quality, then smaller (THUMBNAIL_QUALITY_STEPS,
+    # THUMBNAIL_SMALLER_EDGES).
+    thumbnail_max_bytes: int = MAX_THUMBNAIL_BYTES
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.thumbnail_long_edge <= MAX_THUMBNAIL_EDGE:
+            raise ValueError(f"thumbnail_long_edge: 1 to {MAX_THUMBNAIL_EDGE}")
+        if not 1 <= self.thumbnail_max_bytes <= MAX_THUMBNAIL_BYTES:
+            raise ValueError(f"thumbnail_max_bytes: 1 to {MAX_THUMBNAIL_BYTES}")
+
+
+# After the first try (the configured edge and quality): lower qualities, then smaller
+# edges, each at the three qualities. A 64 px JPEG at quality 40 is a few kB whatever
+# the picture, so in practice a thumbnail always fits.
+THUMBNAIL_QUALITY_STEPS = (0, -15, -30)
+THUMBNAIL_SMALLER_EDGES = (256, 192, 128, 96, 64)
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessedImage:
-    """A cleaned photo and its thumbnail, both re-encoded, neither with metadata."""
+    """A cleaned photo and its thumbnail, both re-encoded, neither with metadata.
+    ``thumbnail`` is None only when no size and quality fitted ``thumbnail_max_bytes``."""
 
     data: bytes
     mime: str
     width: int
     height: int
-    thumbnail: bytes
+    thumbnail: bytes | None
     thumbnail_mime: str
     thumbnail_width: int
     thumbnail_height: int
@@ -188,6 +208,26 @@ def _encode(image: Image.Image, output_format: OutputFormat, quality: int) -> by
     return buffer.getvalue()
 
 
+def _thumbnail(pixels: Image.Image, options: ImageOptions) -> tuple[bytes, tuple[int, int]] | None:
+    """The largest, best thumbnail of at most ``thumbnail_max_bytes``: the configured
+    edge and quality first, then lower qualities, then smaller edges."""
+    first = pixels.copy()
+    first.thumbnail(
+        (options.thumbnail_long_edge, options.thumbnail_long_edge), Image.Resampling.LANCZOS
+    )
+    edges = [options.thumbnail_long_edge]
+    edges += [edge for edge in THUMBNAIL_SMALLER_EDGES if edge < options.thumbnail_long_edge]
+    for edge in edges:
+        smaller = first.copy()
+        smaller.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        for step in THUMBNAIL_QUALITY_STEPS:
+            quality = max(10, options.thumbnail_quality + step)
+            data = _encode(smaller, options.output_format, quality)
+            if len(data) <= options.thumbnail_max_bytes:
+                return data, smaller.size
+    return None
+
+
 def process_image(
     source: bytes | BinaryIO | Path, *, declared_mime: str, options: ImageOptions | None = None
 ) -> ProcessedImage:
@@ -228,11 +268,8 @@ def process_image(
     finally:
         image.close()
     data = _encode(pixels, options.output_format, options.quality)
-    thumbnail = pixels.copy()
-    thumbnail.thumbnail(
-        (options.thumbnail_long_edge, options.thumbnail_long_edge), Image.Resampling.LANCZOS
-    )
-    thumbnail_data = _encode(thumbnail, options.output_format, options.thumbnail_quality)
+    thumbnail = _thumbnail(pixels, options)
+    thumbnail_data, (thumbnail_width, thumbnail_height) = thumbnail or (None, (0, 0))
     mime = OUTPUT_MIME[options.output_format]
     return ProcessedImage(
         data=data,
@@ -241,6 +278,6 @@ def process_image(
         height=pixels.height,
         thumbnail=thumbnail_data,
         thumbnail_mime=mime,
-        thumbnail_width=thumbnail.width,
-        thumbnail_height=thumbnail.height,
+        thumbnail_width=thumbnail_width,
+        thumbnail_height=thumbnail_height,
     )

@@ -1,9 +1,12 @@
-"""Receiving an attachment: download, verify, decrypt, save — all or nothing.
+"""Receiving an attachment: download, verify, decrypt, unpad, save — all or nothing.
 
 The plaintext is written to a hidden temporary file beside the destination and renamed
 into place only when every chunk authenticated, the blob's SHA-256 and size match the
-descriptor and the decrypted size matches too. On any failure the temporary file is
-removed: a tampered or truncated attachment never leaves a partial file behind.
+descriptor, and the padding after the file's ``size`` bytes is all zero bytes and as
+long as the rule says. On any failure the temporary file is removed: a tampered or
+truncated attachment never leaves a partial file behind.
+
+A photo's thumbnail needs no download: it is in the descriptor (``open_thumbnail``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import os
 import secrets
 from pathlib import Path
 
-from client.attachments.descriptor import AttachmentDescriptor, ThumbnailDescriptor, decode_key
+from client.attachments.descriptor import AttachmentDescriptor, decode_key
 from client.attachments.errors import AttachmentError, ClientCode
+from client.attachments.padding import Unpadder
 from client.attachments.stream import StreamDecryptor
 from client.attachments.transfer import AttachmentApi, DownloadResult, Progress
 
 
-def _verify(result: DownloadResult, expected: AttachmentDescriptor | ThumbnailDescriptor) -> None:
+def _verify(result: DownloadResult, expected: AttachmentDescriptor) -> None:
     if result.size != expected.ciphertext_size:
         raise AttachmentError(ClientCode.SIZE_MISMATCH)
     if not hmac.compare_digest(result.sha256, expected.sha256):
@@ -36,17 +40,15 @@ async def receive_attachment(
 ) -> Path:
     """Fetch the attachment into ``destination`` (replaced if it exists); returns it."""
     decryptor = StreamDecryptor(file_key=decode_key(descriptor.key))
+    unpadder = Unpadder(descriptor.size)
     temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.part")
-    written = 0
     try:
         # Readable by the owner only: it is health data.
         created = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(created, "wb") as output:
 
             def write(plain: bytes) -> None:
-                nonlocal written
-                written += len(plain)
-                output.write(plain)
+                output.write(unpadder.update(plain))
 
             result = await api.download_blob(
                 descriptor.blob,
@@ -57,8 +59,7 @@ async def receive_attachment(
             )
             _verify(result, descriptor)
             write(decryptor.finalize())
-            if written != descriptor.size:
-                raise AttachmentError(ClientCode.SIZE_MISMATCH)
+            unpadder.finish()
             output.flush()
             os.fsync(output.fileno())
         temporary.replace(destination)
@@ -69,19 +70,9 @@ async def receive_attachment(
     return destination
 
 
-async def receive_thumbnail(api: AttachmentApi, descriptor: AttachmentDescriptor) -> bytes:
-    """The decrypted thumbnail of an image attachment, in memory (it is small)."""
-    thumbnail = descriptor.thumbnail
-    if thumbnail is None:
+def open_thumbnail(descriptor: AttachmentDescriptor) -> bytes:
+    """The thumbnail of a photo attachment (a small JPEG or WebP), carried in the
+    descriptor and checked when it was parsed; no network."""
+    if descriptor.thumbnail is None:
         raise AttachmentError(ClientCode.BAD_DESCRIPTOR, "This attachment has no thumbnail.")
-    decryptor = StreamDecryptor(file_key=decode_key(thumbnail.key))
-    pieces: list[bytes] = []
-    result = await api.download_blob(
-        thumbnail.blob, size=thumbnail.ciphertext_size, sink=decryptor, write=pieces.append
-    )
-    _verify(result, thumbnail)
-    pieces.append(decryptor.finalize())
-    plain = b"".join(pieces)
-    if len(plain) != thumbnail.size:
-        raise AttachmentError(ClientCode.SIZE_MISMATCH)
-    return plain
+    return descriptor.thumbnail.image

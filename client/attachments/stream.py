@@ -26,7 +26,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -48,6 +48,12 @@ SCHEME: Final = "aes256gcm-hkdf-sha256-stream64k"
 _LAST = b"\x01"
 _NOT_LAST = b"\x00"
 _COUNTER_BYTES = 11
+
+
+class Readable(Protocol):
+    """What ``encrypt_file`` reads from: a binary file, or a reader that pads one."""
+
+    def read(self, limit: int, /) -> bytes: ...
 
 
 def new_file_key() -> bytes:
@@ -231,7 +237,7 @@ class EncryptedStream:
 
 
 def encrypt_file(
-    source: BinaryIO, destination: BinaryIO, *, file_key: bytes, read_size: int = 1 << 20
+    source: Readable, destination: BinaryIO, *, file_key: bytes, read_size: int = 1 << 20
 ) -> EncryptedStream:
     """Encrypt ``source`` (read to its end) into ``destination``, hashing the blob as it
     is written. Memory stays bounded by ``read_size`` plus one chunk."""

@@ -1,9 +1,10 @@
 """The wound-photo path end to end: real server processes, PostgreSQL, Redis, and the
 SDK's end-to-end encrypted clients (``RelaisClient``) on both sides.
 
-The nurse's client cleans, encrypts and uploads the photo, then sends the descriptor (and
-so the file key) inside an end-to-end encrypted message; the GP's client decrypts the
-message, fetches the thumbnail and the photo, checks them and saves the file. The lower
+The nurse's client cleans, pads, encrypts and uploads the photo, then sends the
+descriptor (and so the file key and the thumbnail) inside an end-to-end encrypted
+message; the GP's client decrypts the message, shows the thumbnail, fetches the photo,
+checks it and saves the file. The server sees one blob per message, of a padded size. The lower
 layers (resumable uploads across a server crash) are driven through ``AttachmentApi``.
 """
 
@@ -33,11 +34,20 @@ from client.attachments import (
     receive_attachment,
     send_attachment,
 )
-from client.attachments.stream import CIPHER_CHUNK_BYTES, HEADER_BYTES
+from client.attachments.descriptor import build_descriptor
+from client.attachments.padding import padded_size
+from client.attachments.stream import (
+    CIPHER_CHUNK_BYTES,
+    HEADER_BYTES,
+    ciphertext_size,
+    encrypt_bytes,
+    new_file_key,
+)
+from client.files import attachment_content
 from client.session import RelaisClient
 from tests.attachments.photos import SECRETS, phone_jpeg, red_corner
 from tests.attachments.test_images import assert_no_metadata, png_bomb
-from tests.e2e.sdk import barrier, next_message, token_client
+from tests.e2e.sdk import barrier, next_alert, next_message, token_client
 from tests.signed_rooms import create_room as do_create_room
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +115,10 @@ def _attachment_rows() -> list[tuple[str, str]]:
     return sorted(Attachment.objects.values_list("message_id", "state"))
 
 
+def _blob_sizes() -> dict[str, int]:
+    return dict(Attachment.objects.values_list("message_id", "size"))
+
+
 async def all_envelopes() -> list[bytes]:
     bodies: list[bytes] = await database_sync_to_async(_all_envelopes)()
     return bodies
@@ -113,6 +127,12 @@ async def all_envelopes() -> list[bytes]:
 async def attachment_rows() -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = await database_sync_to_async(_attachment_rows)()
     return rows
+
+
+async def blob_sizes() -> dict[str, int]:
+    """The size of every blob the server holds, by the message id it was uploaded for."""
+    sizes: dict[str, int] = await database_sync_to_async(_blob_sizes)()
+    return sizes
 
 
 async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
@@ -136,7 +156,7 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
     )
     descriptor = sent.descriptor
     assert descriptor.thumbnail is not None
-    total = descriptor.ciphertext_size + descriptor.thumbnail.ciphertext_size
+    total = descriptor.ciphertext_size  # one blob: the thumbnail is in the message
     assert sent_progress[-1] == (total, total)
     assert [done for done, _ in sent_progress] == sorted(done for done, _ in sent_progress)
     assert descriptor.ciphertext_size > 2 * CIPHER_CHUNK_BYTES  # several AEAD chunks
@@ -170,13 +190,13 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
     assert red_corner(preview) == "top-right"
     assert leftovers(inbox) == ["IMG_2041.jpg"]
 
-    # What the server stores is exactly the announced ciphertext, and nothing readable.
+    # What the server stores is one blob, exactly the announced ciphertext of the padded
+    # photo, and nothing readable: no second blob pairs with it, no thumbnail.
     stored = {path.name: path.read_bytes() for path in blob_files(attachment_server.store)}
-    assert set(stored) == {descriptor.blob, descriptor.thumbnail.blob}
+    assert set(stored) == {descriptor.blob}
+    assert await blob_sizes() == {sent.message_id: len(stored[descriptor.blob])}
+    assert len(stored[descriptor.blob]) == ciphertext_size(padded_size(len(photo)))
     assert hashlib.sha256(stored[descriptor.blob]).hexdigest() == descriptor.sha256
-    assert (
-        hashlib.sha256(stored[descriptor.thumbnail.blob]).hexdigest() == descriptor.thumbnail.sha256
-    )
     for blob in stored.values():
         with pytest.raises(UnidentifiedImageError):
             Image.open(io.BytesIO(blob))
@@ -186,8 +206,9 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
         for marker in [*SECRETS, b"Exif\x00\x00", b"JFIF\x00", b"xmpmeta"]:
             assert marker not in blob
         assert photo[:4096] not in blob
-    # The server holds neither the file key nor the descriptor, caption or file name:
-    # not in the envelopes, not in its log.
+        assert thumbnail[:1024] not in blob
+    # The server holds neither the file key nor the descriptor, thumbnail, caption or file
+    # name: not in the envelopes, not in its log.
     key = base64.urlsafe_b64decode(descriptor.key + "=")
     needles = [
         key,
@@ -195,6 +216,8 @@ async def test_a_wound_photo_goes_from_the_nurse_to_the_gp_through_the_sdk(
         caption.encode(),
         b"IMG_2041",
         descriptor.sha256.encode(),
+        thumbnail[:1024],
+        descriptor.thumbnail.data[:64].encode(),
     ]
     bodies = await all_envelopes()
     assert len(bodies) == 1
@@ -231,9 +254,9 @@ async def test_only_current_members_can_fetch_a_photo(attachment_server, sdk, tm
     assert (refused.value.status, refused.value.code) == (404, "attachment_not_found")
     assert refused.value.message_fr
     assert leftovers(after) == []  # no empty or partial file
-    with pytest.raises(AttachmentServerError) as no_preview:
-        await pharmacist.fetch_thumbnail(message.attachment)
-    assert no_preview.value.code == "attachment_not_found"
+    # The preview came in the message he received as a member; it needs no server.
+    preview = await pharmacist.fetch_thumbnail(message.attachment)
+    assert Image.open(io.BytesIO(preview)).format == "JPEG"
 
     # Someone who was never in the room, even holding the descriptor, gets the same 404.
     with pytest.raises(AttachmentServerError) as stranger:
@@ -326,8 +349,10 @@ async def test_refused_files_send_no_message_and_leave_nothing(attachment_server
         await nurse.send_file(room, os.urandom(3 * 1024 * 1024 + 1), name="scan.bin")
     assert (too_large.value.status, too_large.value.code) == (413, "attachment_too_large")
     assert too_large.value.message_fr
+    # Each pads to 3,080,192 bytes: a blob just under the 3 MiB limit; two of them leave
+    # less of the 6 MiB quota than a photo needs.
     documents = [
-        await nurse.send_file(room, os.urandom(3_100_000), name=f"scan{number}.bin")
+        await nurse.send_file(room, os.urandom(3_050_000), name=f"scan{number}.bin")
         for number in range(2)
     ]
     with pytest.raises(AttachmentServerError) as over_quota:
@@ -335,8 +360,7 @@ async def test_refused_files_send_no_message_and_leave_nothing(attachment_server
     assert (over_quota.value.status, over_quota.value.code) == (507, "quota_exceeded")
     assert "quota" in over_quota.value.message_fr
 
-    # The two documents are stored and were sent; of the refused files nothing is,
-    # not even the refused photo's thumbnail (which fit in the quota and went first).
+    # The two documents are stored and were sent; of the refused files nothing is.
     assert await attachment_rows() == sorted((sent.message_id, "complete") for sent in documents)
     assert len(blob_files(attachment_server.store)) == 2
     assert partial_files(attachment_server.store) == []
@@ -382,6 +406,61 @@ async def test_a_photo_whose_message_cannot_be_sent_is_withdrawn(attachment_serv
     assert message.attachment == sent.descriptor
     saved = await doctor.save_attachment(message.attachment, tmp_path / "inbox")
     assert saved.name == "photo.jpg"  # no name was given: a safe default
+
+
+async def test_the_server_sees_one_padded_blob_per_message(attachment_server, sdk, tmp_path):
+    nurse = await sdk("nurse", "phone")
+    doctor = await sdk("doctor", "tablet")
+    room = await direct_room(nurse, doctor)
+    inbox = tmp_path / "inbox"
+
+    # A 1-byte and a 1,000-byte file: stored with the sizes of the padding rule (the
+    # 512-byte floor, and 1,000 rounded up to 1,024), nothing that says 1 or 1,000.
+    tiny = await nurse.send_file(room, b"!", name="one.txt", mime="text/plain")
+    page = await nurse.send_file(room, os.urandom(1000), name="thousand.bin")
+    photo = await nurse.send_photo(room, phone_jpeg(1600, 1200, grain=True), name="plaie.jpg")
+    sizes = await blob_sizes()
+    assert (sizes[tiny.message_id], sizes[page.message_id]) == (21 + 512 + 16, 21 + 1024 + 16)
+    # ...and a photo is one blob, like any file.
+    assert photo.descriptor.thumbnail is not None
+    assert sizes[photo.message_id] == photo.descriptor.ciphertext_size
+    assert len(sizes) == len(blob_files(attachment_server.store)) == 3
+    for sent, expected in ((tiny, b"!"), (page, None)):
+        message = await next_message(doctor)
+        assert message.attachment == sent.descriptor
+        saved = await doctor.save_attachment(message.attachment, inbox)
+        assert saved.stat().st_size == sent.descriptor.size
+        if expected is not None:
+            assert saved.read_bytes() == expected
+    assert (await next_message(doctor)).attachment == photo.descriptor
+
+    # A sender announcing 995 bytes for a 1,000-byte file: same padded size, so the blob
+    # has the announced size and hash, and decrypts; but its "padding" is not zeros.
+    key = new_file_key()
+    blob = encrypt_bytes(os.urandom(1000) + bytes(24), file_key=key)
+    sha256 = hashlib.sha256(blob).hexdigest()
+    async with nurse.attachment_api() as api:
+        blob_id = await api.upload_blob(
+            io.BytesIO(blob), size=len(blob), sha256=sha256, room=room, message_id="lying-size"
+        )
+    lying = build_descriptor(blob=blob_id, key=key, sha256=sha256, size=995, mime="text/plain")
+    await nurse.send(room, attachment_content(lying, None), message_id="lying-size")
+    received = (await next_message(doctor)).attachment
+    assert received == lying
+    with pytest.raises(AttachmentError) as refused:
+        await doctor.save_attachment(received, inbox)
+    assert refused.value.code == "size_mismatch"
+    assert "not all zero" in refused.value.message
+    assert "bourrage" in refused.value.message_fr
+    assert sorted(leftovers(inbox)) == ["one.txt", "thousand.bin"]  # nothing of it saved
+
+    # A descriptor whose sizes break the rule is refused on arrival, with an alert.
+    broken = {**lying.to_dict(), "ciphertext_size": len(blob) + 1}
+    await nurse.send(room, {"type": "attachment", "attachment": broken})
+    assert (await next_message(doctor)).attachment is None
+    alert = await next_alert(doctor)
+    assert (alert.kind, alert.room) == ("bad_descriptor", room)
+    assert "padded, is a blob of" in alert.detail
 
 
 @pytest.fixture

@@ -10,25 +10,16 @@ import pytest
 from PIL import Image
 
 from client.attachments import AttachmentDescriptor
-from client.attachments.descriptor import VERSION
+from client.attachments.descriptor import build_descriptor
 from client.attachments.errors import AttachmentError
 from client.attachments.mime import guess_type
-from client.attachments.stream import SCHEME
 from client.files import attachment_content, attachment_in, reserve_path, safe_file_name
 from tests.attachments.photos import phone_jpeg
 
 
 def descriptor(name: str | None, mime: str) -> AttachmentDescriptor:
-    return AttachmentDescriptor(
-        v=VERSION,
-        scheme=SCHEME,
-        blob="0" * 32,
-        key="A" * 43,
-        sha256="0" * 64,
-        ciphertext_size=37,
-        size=0,
-        mime=mime,
-        name=name,
+    return build_descriptor(
+        blob="0" * 32, key=bytes(32), sha256="0" * 64, size=0, mime=mime, name=name
     )
 
 
@@ -106,7 +97,12 @@ def test_an_attachment_message_round_trips_and_a_malformed_one_is_refused():
     assert content["text"] == "pour la pharmacie"
     assert attachment_in(content) == sent
     assert attachment_in({"type": "text", "text": "Bonjour"}) is None
-    for broken in ({"type": "attachment"}, {"type": "attachment", "attachment": {"v": 1}}):
+    version_1 = {**sent.to_dict(), "v": 1}
+    for broken in (
+        {"type": "attachment"},
+        {"type": "attachment", "attachment": {"v": 2}},
+        {"type": "attachment", "attachment": version_1},
+    ):
         with pytest.raises(AttachmentError) as refused:
             attachment_in(broken)
         assert refused.value.code == "bad_descriptor"

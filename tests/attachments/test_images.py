@@ -11,6 +11,7 @@ import pillow_heif
 import pytest
 from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
+from client.attachments.descriptor import MAX_THUMBNAIL_BYTES
 from client.attachments.errors import AttachmentError
 from client.attachments.images import ImageOptions, process_image
 from tests.attachments.photos import SECRETS, jpeg_segments, marked_image, phone_jpeg, red_corner
@@ -47,6 +48,8 @@ def test_a_phone_photo_comes_out_upright_resized_and_without_any_metadata(orient
     assert abs(image.width / image.height - expected.width / expected.height) < 0.01
     assert_no_metadata(result.data)
 
+    assert result.thumbnail is not None
+    assert len(result.thumbnail) <= MAX_THUMBNAIL_BYTES  # it fits in the message
     thumbnail = Image.open(io.BytesIO(result.thumbnail))
     assert max(thumbnail.size) == 320
     assert thumbnail.size == (result.thumbnail_width, result.thumbnail_height)

@@ -8,8 +8,9 @@ import zipfile
 import pytest
 
 from client.attachments.errors import AttachmentError
+from client.attachments.padding import padded_size
 from client.attachments.sending import prepare_document
-from client.attachments.stream import decrypt_bytes
+from client.attachments.stream import ciphertext_size, decrypt_bytes
 from tests.attachments.photos import phone_jpeg
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n"
@@ -43,8 +44,10 @@ def test_documents_of_the_declared_type_are_encrypted_as_they_are(content, decla
     finally:
         blob.file.close()
     assert content not in ciphertext
-    assert decrypt_bytes(ciphertext, file_key=blob.key) == content
+    padding = bytes(padded_size(len(content)) - len(content))
+    assert decrypt_bytes(ciphertext, file_key=blob.key) == content + padding
     assert blob.plaintext_size == len(content)
+    assert blob.ciphertext_size == len(ciphertext) == ciphertext_size(padded_size(len(content)))
 
 
 @pytest.mark.parametrize(
