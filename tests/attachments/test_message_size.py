@@ -62,7 +62,15 @@ def worst_photo_descriptor() -> tuple[AttachmentDescriptor, bytes]:
 
 def envelope_of(content: dict) -> bytes:
     outbound, sessions = session_pair(ROOM)
-    envelope = outbound.encrypt(state=ROOM.state, key_pair=ROOM.keys[NURSE], content=content)
+    # The largest sender number and clock a real envelope carries, and a log head.
+    envelope = outbound.encrypt(
+        state=ROOM.state,
+        key_pair=ROOM.keys[NURSE],
+        content=content,
+        seq=2**53 - 1,
+        ts=2**53 - 1,
+        log={"size": 2**53 - 1, "root": "A" * 43},
+    )
     parsed = parse_envelope(envelope)
     assert decrypt_envelope(state=ROOM.state, envelope=parsed, sessions=sessions).content == content
     return envelope
