@@ -11,6 +11,8 @@ from pathlib import Path
 import django_stubs_ext
 from rest_framework.serializers import BaseSerializer
 
+from observability.asgi import parse_networks
+from observability.logs import logging_config
 from server.environment import (
     ConfigurationError,
     env_bool,
@@ -229,20 +231,26 @@ RELAIS = {
 # when empty (keylog/signing.py).
 KEYLOG_SIGNING_KEY = env_str("RELAIS_KEYLOG_SIGNING_KEY", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("RELAIS_LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Never log request bodies: they may be envelopes or health metadata.
-        "django.request": {"level": "ERROR"},
-        "daphne": {"level": env_str("RELAIS_LOG_LEVEL", "INFO")},
-    },
-}
+# Logs: JSON lines in production (one object per line, with the request or connection
+# id), plain text in development; always redacted (observability/logs.py).
+LOG_LEVEL = env_str("RELAIS_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ConfigurationError(
+        f"RELAIS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}"
+    )
+LOG_FORMAT = env_str("RELAIS_LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ConfigurationError(f"RELAIS_LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
+LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_FORMAT == "json")
+
+# Prometheus metrics at /metrics, answered only to these addresses and never through a
+# proxy (observability/asgi.py); empty turns the endpoint off.
+try:
+    METRICS_ALLOWED_NETWORKS = parse_networks(
+        env_list("RELAIS_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1"])
+    )
+except ValueError as _error:
+    raise ConfigurationError(f"RELAIS_METRICS_ALLOWED_NETWORKS: {_error}") from None
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
