@@ -342,6 +342,21 @@ RELAIS_PUSH = {
     "RATE_IP": env_str("RELAIS_RATE_PUSH_IP", "300/minute"),
 }
 
+# The daily directory import (directory/management/commands/update_directory.py): where
+# the Annuaire Santé extracts are downloaded from, with which trust anchors, and to where.
+_ANNUAIRE_EXTRACTS = (
+    "https://service.annuaire.sante.fr/annuaire-sante-webservices/V300/services/extraction/"
+)
+RELAIS_DIRECTORY = {
+    "PERSONNE_URL": env_str("RELAIS_DIRECTORY_PERSONNE_URL", _ANNUAIRE_EXTRACTS + "PS_LibreAcces"),
+    "MSSANTE_URL": env_str(
+        "RELAIS_DIRECTORY_MSSANTE_URL", _ANNUAIRE_EXTRACTS + "Extraction_Correspondance_MSSante"
+    ),
+    "CA_FILE": env_str("RELAIS_DIRECTORY_CA_FILE", ""),
+    "DOWNLOAD_DIR": env_str("RELAIS_DIRECTORY_DOWNLOAD_DIR", str(BASE_DIR / "var" / "directory")),
+    "HTTP_TIMEOUT_SECONDS": env_int("RELAIS_DIRECTORY_HTTP_TIMEOUT", 60),
+}
+
 # Pro Santé Connect (identity/, docs/identity.md): RELAIS_PSC_* environment variables.
 from identity.environment import psc_from_environment  # noqa: E402
 
