@@ -99,6 +99,9 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             # The ASGI servers' own lines, in the same format (their access logs are off:
             # nginx keeps the access log, and the application logs each request below).
             "uvicorn": {"handlers": ["console"], "level": level, "propagate": False},
+            # Named here, or configuring "uvicorn" would turn it back on: its lines carry
+            # query strings (one-time codes), and relais.requests logs each request.
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "daphne": {"handlers": ["console"], "level": level, "propagate": False},
         },
     }

@@ -13,17 +13,23 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from server.environment import ConfigurationError
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
-django_asgi_app = get_asgi_application()
+try:
+    django_asgi_app = get_asgi_application()
+except ConfigurationError as error:
+    # A wrong setting is the operator's to fix: one line in the journal, not a traceback.
+    raise SystemExit(f"Configuration error: {error}") from None
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
 
-from chat.middleware import DeviceTokenAuthMiddleware  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
-from observability.asgi import ObservedApplication, redis_push_queue  # noqa: E402
-from push.jobs import STREAM_GROUP, stream_key  # noqa: E402
+from chat.middleware import DeviceTokenAuthMiddleware
+from chat.routing import websocket_urlpatterns
+from observability.asgi import ObservedApplication, redis_push_queue
+from push.jobs import STREAM_GROUP, stream_key
 
 application = ObservedApplication(
     ProtocolTypeRouter(

@@ -6,6 +6,7 @@ Defaults are the embedded first-run setup (SQLite, in-memory fan-out); productio
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import django_stubs_ext
@@ -26,6 +27,16 @@ from server.environment import (
 django_stubs_ext.monkeypatch(extra_classes=[BaseSerializer])
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# deploy/relais.env.example marks what an operator must fill in with CHANGE-ME.
+_unfilled = sorted(
+    name for name in os.environ if name.startswith("RELAIS_") and "CHANGE-ME" in os.environ[name]
+)
+if _unfilled:
+    raise ConfigurationError(
+        f"{', '.join(_unfilled)}: still the example's CHANGE-ME; set real values "
+        "(docs/configuration.md)"
+    )
 
 DEBUG = env_bool("RELAIS_DEBUG", False)
 
@@ -49,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "server",
     "directory",
     "chat",
     "mobile_api",
