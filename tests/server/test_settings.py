@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from push.vapid import generate_key
 from server.environment import ConfigurationError, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,6 +19,12 @@ PRODUCTION = {
     "RELAIS_SECRET_KEY": "x" * 60 + "production-like-secret-for-the-deploy-check",
     "RELAIS_ALLOWED_HOSTS": "relais.example",
     "RELAIS_DATABASE_URL": "postgres://relais@127.0.0.1:5432/relais",
+    # What the deployment check also asks of a production (server/checks.py).
+    "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "RELAIS_PSC_CLIENT_ID": "relais",
+    "RELAIS_PSC_CLIENT_SECRET": "secret-registered-with-pro-sante-connect",
+    "RELAIS_VAPID_PRIVATE_KEY": generate_key().private_key_text,
+    "RELAIS_VAPID_SUBJECT": "mailto:dsi@relais.example",
 }
 
 
