@@ -8,6 +8,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
+from observability.metrics import HotHistogram
 from server.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,3 +91,16 @@ async def test_websocket_connections_and_ws_errors_are_counted(runtime):
     assert value("relais_errors_total", transport="ws", code="not_authenticated") == errors + 1
     await socket.disconnect()
     assert value("relais_websocket_connections") == open_now
+
+
+def test_hot_path_histogram_gives_cumulative_prometheus_buckets():
+    histogram = HotHistogram("relais_test_seconds", "test", buckets=(0.01, 0.1, 1))
+    for value in (0.005, 0.01, 0.05, 0.5, 3):
+        histogram.observe(value)
+    samples = {(s.name, s.labels.get("le")): s.value for s in histogram.family().samples}
+    assert samples[("relais_test_seconds_bucket", "0.01")] == 2  # le: 0.01 counts itself
+    assert samples[("relais_test_seconds_bucket", "0.1")] == 3
+    assert samples[("relais_test_seconds_bucket", "1.0")] == 4
+    assert samples[("relais_test_seconds_bucket", "+Inf")] == 5
+    assert samples[("relais_test_seconds_count", None)] == 5
+    assert samples[("relais_test_seconds_sum", None)] == pytest.approx(3.565)
