@@ -43,12 +43,16 @@ lint: $(STAMP)
 	RELAIS_DEBUG=1 $(BIN)/mypy .
 	RELAIS_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
+# Test processes in parallel (pytest-xdist), one per core by default; TEST_WORKERS=0 runs
+# the suite in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) services lint
 	RELAIS_DEBUG=1 \
 	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
 	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
 	RELAIS_DB_CONN_MAX_AGE=0 \
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.run

@@ -54,7 +54,7 @@ def test_json_line_carries_the_request_id_and_no_secret():
 
 def test_json_line_redacts_the_traceback_and_extra_fields():
     item = record("failed", exc_info=True)
-    item.relais = {"path": "/api/v1/rooms", "note": "Bearer " + "x" * 10}  # type: ignore[attr-defined]
+    item.relais = {"path": "/api/v1/rooms", "note": "Bearer " + "x" * 10}
     entry = json.loads(JsonFormatter().format(item))
     assert "ValueError" in entry["exception"]
     assert "t" * 40 not in entry["exception"]
