@@ -169,7 +169,8 @@ def shape(practitioners, push_service, tmp_path, monkeypatch):
 def _wait_healthy(port: int, server: Process) -> None:
     assert server.process is not None
     wait_for_port(port, server.process, server.log_path)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+    # The first answer of a process starts its runtime: slow on a loaded machine.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as answer:
         health = json.loads(answer.read())
     assert health["status"] == "ok", health
     assert health["fanout"]["fanout"] == "redis"
