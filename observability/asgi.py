@@ -93,8 +93,10 @@ class ObservedApplication:
             await self.app(scope, receive, observed_send)
         finally:
             metrics.HTTP_REQUESTS.labels(f"{status // 100}xx" if status else "none").inc()
-            # The path only: query strings may carry one-time codes.
-            logger.info(
+            # The path only: query strings may carry one-time codes. Health checks, polled
+            # by nginx and monitoring every few seconds, only at DEBUG.
+            logger.log(
+                logging.DEBUG if scope.get("path") == "/healthz" else logging.INFO,
                 "%s %s %s",
                 scope.get("method", ""),
                 scope.get("path", ""),
