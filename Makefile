@@ -6,13 +6,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs (the server and the CLI), and what testing adds (dev extra).
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 
 # The tests' services; override for another machine.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/relais
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint bench services clean
+.PHONY: run test test-deploy lint bench services clean
+
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[client]"
+	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	mkdir -p var
 	RELAIS_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	RELAIS_DEBUG=1 $(BIN)/python manage.py seed_demo
@@ -35,12 +43,16 @@ lint: $(STAMP)
 	RELAIS_DEBUG=1 $(BIN)/mypy .
 	RELAIS_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
 
+# Test processes in parallel (pytest-xdist), one per core by default; TEST_WORKERS=0 runs
+# the suite in one process.
+TEST_WORKERS ?= auto
+
 test: $(STAMP) services lint
 	RELAIS_DEBUG=1 \
 	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
 	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
 	RELAIS_DB_CONN_MAX_AGE=0 \
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.run
@@ -54,6 +66,8 @@ PSC_PROVIDER := tests/identity/provider
 PSC_STAMP := $(PSC_PROVIDER)/node_modules/.package-lock.json
 
 $(PSC_STAMP): $(PSC_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js and npm for the test \
+	Pro Santé Connect provider: apt-get install nodejs npm (Debian), or see nodejs.org" >&2; exit 1; }
 	cd $(PSC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 
 test: $(PSC_STAMP)
@@ -66,3 +80,15 @@ psc-provider: $(STAMP) $(PSC_STAMP)
 .PHONY: bench-directory
 bench-directory: $(STAMP) services
 	$(BIN)/python -m bench.directory_import
+
+# The production shape on loopback (tests/deploy, also part of make test): Debian's nginx
+# with deploy/nginx/relais.conf, two uvicorn processes and the push worker as the systemd
+# units run them, PostgreSQL, Redis, a PSC login and a push (docs/deployment.md).
+test-deploy: $(STAMP) services $(PSC_STAMP)
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "the production \
+	shape needs nginx: apt-get install nginx" >&2; exit 1; }
+	RELAIS_DEBUG=1 \
+	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
+	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
+	RELAIS_DB_CONN_MAX_AGE=0 \
+	$(BIN)/pytest tests/deploy -v

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,10 +39,15 @@ from typing import Any, Final, Protocol
 import msgspec
 from django.db import transaction
 
+from observability import metrics
+
 logger = logging.getLogger(__name__)
 
 ORIGIN_BYTES: Final = 16
 """Length of the publishing process's id at the start of every Redis batch."""
+HEADER_BYTES: Final = ORIGIN_BYTES + 8
+"""The origin, then the publish time (Unix microseconds, 8 bytes big-endian): the
+receiving processes measure the fan-out lag from it (``relais_fanout_lag_seconds``)."""
 
 MAX_BATCH_EVENTS: Final = 1024
 _CLOSE_TIMEOUT_SECONDS: Final = 5
@@ -75,13 +81,20 @@ _batch_decoder = msgspec.msgpack.Decoder(list[TopicEvent])
 
 
 def encode_batch(origin: bytes, events: list[TopicEvent]) -> bytes:
-    """A Redis batch: the origin's 16 bytes, then the events as msgpack."""
-    return origin + _batch_encoder.encode(events)
+    """A Redis batch: the origin's 16 bytes, the publish time, then the events as msgpack."""
+    published_us = time.time_ns() // 1000
+    return origin + published_us.to_bytes(8, "big") + _batch_encoder.encode(events)
 
 
 def decode_batch(payload: bytes) -> tuple[bytes, list[TopicEvent]]:
     """The origin and events of a Redis batch; raises msgspec.DecodeError when malformed."""
-    return payload[:ORIGIN_BYTES], _batch_decoder.decode(payload[ORIGIN_BYTES:])
+    return payload[:ORIGIN_BYTES], _batch_decoder.decode(payload[HEADER_BYTES:])
+
+
+def batch_age_seconds(payload: bytes) -> float:
+    """Seconds since the batch was published (by the wall clocks of two processes)."""
+    published_us = int.from_bytes(payload[ORIGIN_BYTES:HEADER_BYTES], "big")
+    return time.time() - published_us / 1_000_000
 
 
 def events_channel(prefix: str) -> str:
@@ -258,6 +271,7 @@ class FanoutHub:
             return
         for item in events:
             self._deliver_locally(item.topic, item.event)
+        metrics.FANOUT_LAG_SECONDS.observe(max(0.0, batch_age_seconds(payload)))
 
     async def _publish_forever(self) -> None:
         while True:
@@ -275,6 +289,8 @@ class FanoutHub:
                             except Exception:
                                 logger.exception("a pipeline tap failed")
                         await pipe.execute()
+                    metrics.FANOUT_BATCHES_PUBLISHED.inc()
+                    metrics.FANOUT_EVENTS_PUBLISHED.inc(len(batch))
                 except asyncio.CancelledError:
                     raise
                 except Exception:

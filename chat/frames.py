@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from chat.errors import MESSAGES, ErrorCode, RelaisError
+from observability.metrics import count_error
 
 RoomId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -147,6 +148,7 @@ def encode(frame: Any) -> str:
 
 
 def error_frame(error: RelaisError, *, ref: str | None = None) -> str:
+    count_error("ws", error.code.value)
     return encode(
         {
             "type": "error",
@@ -160,6 +162,7 @@ def error_frame(error: RelaisError, *, ref: str | None = None) -> str:
 
 def simple_error_frame(code: ErrorCode, *, ref: str | None = None) -> str:
     english, french = MESSAGES[code]
+    count_error("ws", code.value)
     return encode(
         {"type": "error", "code": code.value, "message": english, "message_fr": french, "ref": ref}
     )

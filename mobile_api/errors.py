@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.errors import MESSAGES, ErrorCode, RelaisError
+from observability.metrics import count_error
 
 # Every code has its status here (tests/mobile_api/test_errors.py checks that none is
 # missing). Codes only the WebSocket protocol sends still get one, for clients that
@@ -87,6 +88,7 @@ _DRF_CODES: list[tuple[type[exceptions.APIException], ErrorCode]] = [
 
 
 def error_body(code: ErrorCode, message: str, message_fr: str, **extra: Any) -> dict[str, Any]:
+    count_error("rest", code.value)
     return {"error": {"code": code.value, "message": message, "message_fr": message_fr, **extra}}
 
 

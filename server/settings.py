@@ -6,11 +6,14 @@ Defaults are the embedded first-run setup (SQLite, in-memory fan-out); productio
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import django_stubs_ext
 from rest_framework.serializers import BaseSerializer
 
+from observability.asgi import parse_networks
+from observability.logs import logging_config
 from server.environment import (
     ConfigurationError,
     env_bool,
@@ -24,6 +27,16 @@ from server.environment import (
 django_stubs_ext.monkeypatch(extra_classes=[BaseSerializer])
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# deploy/relais.env.example marks what an operator must fill in with CHANGE-ME.
+_unfilled = sorted(
+    name for name in os.environ if name.startswith("RELAIS_") and "CHANGE-ME" in os.environ[name]
+)
+if _unfilled:
+    raise ConfigurationError(
+        f"{', '.join(_unfilled)}: still the example's CHANGE-ME; set real values "
+        "(docs/configuration.md)"
+    )
 
 DEBUG = env_bool("RELAIS_DEBUG", False)
 
@@ -47,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "server",
     "directory",
     "chat",
     "mobile_api",
@@ -249,20 +263,26 @@ KEYLOG_HEAD_INTERVAL = env_int("RELAIS_KEYLOG_HEAD_INTERVAL", 600)
 # An identity reset is allowed only from a device that logged in this recently (seconds).
 KEYLOG_RESET_WINDOW = env_int("RELAIS_KEYLOG_RESET_WINDOW", 600)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("RELAIS_LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Never log request bodies: they may be envelopes or health metadata.
-        "django.request": {"level": "ERROR"},
-        "daphne": {"level": env_str("RELAIS_LOG_LEVEL", "INFO")},
-    },
-}
+# Logs: JSON lines in production (one object per line, with the request or connection
+# id), plain text in development; always redacted (observability/logs.py).
+LOG_LEVEL = env_str("RELAIS_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ConfigurationError(
+        f"RELAIS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {LOG_LEVEL!r}"
+    )
+LOG_FORMAT = env_str("RELAIS_LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ConfigurationError(f"RELAIS_LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
+LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_FORMAT == "json")
+
+# Prometheus metrics at /metrics, answered only to these addresses and never through a
+# proxy (observability/asgi.py); empty turns the endpoint off.
+try:
+    METRICS_ALLOWED_NETWORKS = parse_networks(
+        env_list("RELAIS_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1"])
+    )
+except ValueError as _error:
+    raise ConfigurationError(f"RELAIS_METRICS_ALLOWED_NETWORKS: {_error}") from None
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -352,6 +372,21 @@ RELAIS_PUSH = {
     "WORKER_NAME": env_str("RELAIS_PUSH_WORKER_NAME", ""),
     "RATE_DEVICE": env_str("RELAIS_RATE_PUSH_DEVICE", "30/minute"),
     "RATE_IP": env_str("RELAIS_RATE_PUSH_IP", "300/minute"),
+}
+
+# The daily directory import (directory/management/commands/update_directory.py): where
+# the Annuaire Santé extracts are downloaded from, with which trust anchors, and to where.
+_ANNUAIRE_EXTRACTS = (
+    "https://service.annuaire.sante.fr/annuaire-sante-webservices/V300/services/extraction/"
+)
+RELAIS_DIRECTORY = {
+    "PERSONNE_URL": env_str("RELAIS_DIRECTORY_PERSONNE_URL", _ANNUAIRE_EXTRACTS + "PS_LibreAcces"),
+    "MSSANTE_URL": env_str(
+        "RELAIS_DIRECTORY_MSSANTE_URL", _ANNUAIRE_EXTRACTS + "Extraction_Correspondance_MSSante"
+    ),
+    "CA_FILE": env_str("RELAIS_DIRECTORY_CA_FILE", ""),
+    "DOWNLOAD_DIR": env_str("RELAIS_DIRECTORY_DOWNLOAD_DIR", str(BASE_DIR / "var" / "directory")),
+    "HTTP_TIMEOUT_SECONDS": env_int("RELAIS_DIRECTORY_HTTP_TIMEOUT", 60),
 }
 
 # Pro Santé Connect (identity/, docs/identity.md): RELAIS_PSC_* environment variables.

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from server.api_index import api_index
 from server.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("api/", api_index, name="api-index"),
+    path("api/v1/", api_index, name="api-v1-index"),
     path("api/v1/", include("mobile_api.urls")),
     path("admin/", admin.site.urls),
 ]

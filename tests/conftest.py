@@ -18,8 +18,14 @@ from chat.services.devices import do_issue_device_token
 from directory.demo import ensure_demo_practitioners
 from directory.models import Practitioner
 
-# Each test run uses its own Redis channel names, so runs never hear each other.
+# Each test run uses its own Redis channel names, so runs never hear each other; under
+# pytest-xdist (make test), each worker too: workers have databases of their own, where
+# the same room ids mean other rooms.
 os.environ.setdefault("RELAIS_REDIS_PREFIX", f"test-{uuid.uuid4().hex[:8]}")
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ["RELAIS_REDIS_PREFIX"].endswith(
+    os.environ["PYTEST_XDIST_WORKER"]
+):
+    os.environ["RELAIS_REDIS_PREFIX"] += "-" + os.environ["PYTEST_XDIST_WORKER"]
 
 
 @pytest.fixture(autouse=True)

@@ -41,6 +41,7 @@ from chat.clock import Clock
 from chat.errors import ErrorCode, RelaisError
 from chat.models import Envelope
 from chat.storage.base import AppendRequest, StoredEnvelope
+from observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +215,9 @@ class PostgresMessageStore:
         live = [pending for pending in batch if not pending.future.done()]
         if not live:
             return  # all answered already (by the watchdog)
+        started = self._clock.monotonic()
+        metrics.SENDS.inc(len(live))
+        metrics.STORE_BATCH_SIZE.observe(len(live))
         for _attempt in range(_MAX_REPLANS):
             try:
                 async with self._pool.connection() as connection:
@@ -223,8 +227,11 @@ class PostgresMessageStore:
                 continue
             except Exception:
                 logger.exception("storing a batch of %d envelopes failed", len(live))
+                metrics.STORE_FAILURES.inc()
                 _fail(live, RelaisError(ErrorCode.INTERNAL))
                 return
+            metrics.STORE_BATCH_SECONDS.observe(self._clock.monotonic() - started)
+            metrics.ACKS.inc(sum(1 for result in results if not isinstance(result, RelaisError)))
             for pending, result in zip(live, results, strict=True):
                 if pending.future.done():
                     continue
@@ -234,6 +241,7 @@ class PostgresMessageStore:
                     pending.future.set_result(result)
             return
         logger.error("a batch kept conflicting with concurrent writers; giving up")
+        metrics.STORE_FAILURES.inc()
         _fail(live, RelaisError(ErrorCode.SERVER_BUSY))
 
     async def _append_batch(

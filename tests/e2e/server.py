@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -111,10 +110,10 @@ class ServerProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=5) as response:
                     body: dict[str, Any] = json.loads(response.read())
                     return body
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # not listening yet, or a first answer slower than the timeout
                 time.sleep(0.05)  # polling for the port to open; nothing to wait on
         raise TimeoutError(f"server not healthy: {self.log_path.read_text()[-2000:]}")
 

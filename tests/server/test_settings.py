@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from push.vapid import generate_key
 from server.environment import ConfigurationError, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +20,12 @@ PRODUCTION = {
     "RELAIS_ALLOWED_HOSTS": "relais.example",
     "RELAIS_DATABASE_URL": "postgres://relais@127.0.0.1:5432/relais",
     "RELAIS_KEYLOG_KEY_FILE": "/etc/relais/keylog.key",  # read on first use, not at start
+    # What the deployment check also asks of a production (server/checks.py).
+    "RELAIS_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "RELAIS_PSC_CLIENT_ID": "relais",
+    "RELAIS_PSC_CLIENT_SECRET": "secret-registered-with-pro-sante-connect",
+    "RELAIS_VAPID_PRIVATE_KEY": generate_key().private_key_text,
+    "RELAIS_VAPID_SUBJECT": "mailto:dsi@relais.example",
 }
 
 

@@ -1,7 +1,7 @@
-"""``manage.py seed_demo``: demo practitioners for a first run.
+"""``manage.py seed_demo``: demo practitioners and a demo conversation for a first run.
 
-Rooms are created by clients (e.g. ``python -m client chat``): a room starts with an
-event signed by its creator's device, which the server cannot make.
+The conversation (``directory.demo_conversation``) is made as clients make rooms: a
+creation event signed by a device, envelopes encrypted by the devices' sender keys.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from chat.conf import relais_settings
 from directory.demo import ensure_demo_practitioners
+from directory.demo_conversation import create_demo_conversation
 
 
 class Command(BaseCommand):
-    help = "Create demo practitioners (development only)."
+    help = "Create demo practitioners and a demo conversation (development only)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not relais_settings().dev_login:
@@ -27,3 +28,8 @@ class Command(BaseCommand):
                 f"  {practitioner.national_id}  {practitioner.display_name}"
                 f" ({practitioner.profession_label})"
             )
+        room = create_demo_conversation()
+        self.stdout.write(
+            f"Demo conversation: room {room.pk}, Dr Paul Durand and Élodie Lefèvre "
+            f"({room.last_seq} end-to-end encrypted messages)."
+        )

@@ -8,6 +8,7 @@ device token revoked. Run it every minute (``--loop``, or a timer).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -29,6 +30,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
+        if options["loop"]:
+            # systemd stops the unit with SIGTERM: finish the round, then exit cleanly.
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
         while True:
             alive, ended, failed = self.check_round()
             self.stdout.write(f"PSC sessions: {alive} alive, {ended} ended, {failed} unchecked")
