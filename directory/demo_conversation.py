@@ -1,14 +1,16 @@
 """A demo conversation for the embedded first run, end-to-end encrypted for real.
 
-Dr Paul Durand and Élodie Lefèvre (kinésithérapeute) each get a demo device, with keys
-made here and certified in the key-transparency log as any client's would be. Paul's
-device signs the room's creation event; each device encrypts and signs its messages with
-its own sender key (``e2ee.envelopes``); the envelopes go through the message path like
-any send. The keys are then dropped: the server, and anyone calling the REST API, sees
-a room, its members and opaque envelopes, never the text, which is the point.
+Dr Paul Durand and Élodie Lefèvre (kinésithérapeute) each get an identity key and a demo
+device, with keys made here and certified in the key-transparency log as any client's
+would be. Paul's device signs the room's creation event; each device encrypts and signs
+its messages with its own sender key (``e2ee.envelopes``); the envelopes go through the
+message path like any send. The keys are then dropped: the server, and anyone calling
+the REST API, sees a room, its members and opaque envelopes, never the text, which is
+the point.
 
-The nurse and the pharmacist of the README's CLI example are left out, so that their
-CLI devices are not told about devices they did not link.
+The nurse and the pharmacist of the README's CLI example are left out: their first CLI
+device makes their identity. (Dr Durand and Élodie Lefèvre already have one, whose key
+nobody holds any more: the CLI says so if one tries them.)
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from chat.services.messages import do_send
 from chat.services.rooms import do_create_room
 from directory.models import Practitioner
 from e2ee import state as chain
+from e2ee import transparency
 from e2ee.envelopes import OutboundSession
+from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
-from e2ee.transparency import sign_registration
-from keylog.services import do_certify_device
+from keylog.services import do_certify_device, do_create_identity
 
 DOCTOR, PHYSIO = "810001987659", "810004123450"
 DEVICE_NAME = "démo (seed_demo)"
@@ -53,17 +56,46 @@ def demo_room() -> Room | None:
     ).first()
 
 
-def _demo_device(national_id: str) -> tuple[DeviceIdentity, DeviceKeyPair]:
+def _demo_device(national_id: str) -> tuple[DeviceIdentity, DeviceKeyPair, chain.RoomDevice]:
+    """A demo device of ``national_id`` with a new identity key vouching for it, both in
+    the log; the device as a room state lists it."""
     practitioner = Practitioner.objects.get(pk=national_id)
     device, _token = do_issue_device_token(practitioner=practitioner, device_name=DEVICE_NAME)
     keys = DeviceKeyPair.generate()
+    owner = IdentityKeyPair.generate()
     identity = DeviceIdentity(device_id=device.pk, practitioner_id=national_id)
+    do_create_identity(
+        identity=identity, identity_key=owner.public, binding=owner.bind(national_id)
+    )
+    cross_sig = owner.certify(
+        national_id=national_id, device=device.pk, kind="device", sign_key=keys.public.sign_key
+    )
     do_certify_device(
         identity=identity,
         keys=keys.public,
-        signature=sign_registration(key_pair=keys, national_id=national_id, device=device.pk),
+        signature=transparency.sign_device_registration(
+            keys.sign_private,
+            national_id=national_id,
+            device=device.pk,
+            kind="device",
+            identity_key=owner.public,
+        ),
+        cross_signature=cross_sig,
+        kex_signature=transparency.sign_kex_key(
+            keys.sign_private,
+            national_id=national_id,
+            device=device.pk,
+            kex_key=keys.public.kex_key,
+        ),
     )
-    return identity, keys
+    room_device = chain.RoomDevice(
+        national_id=national_id,
+        device=device.pk,
+        sign_key=keys.public.sign_key,
+        cross_sig=cross_sig,
+        identity_key=owner.public,
+    )
+    return identity, keys, room_device
 
 
 def create_demo_conversation() -> Room:
@@ -71,11 +103,9 @@ def create_demo_conversation() -> Room:
     existing = demo_room()
     if existing is not None:
         return existing
-    devices = {nid: _demo_device(nid) for nid in (DOCTOR, PHYSIO)}
-    refs = {
-        nid: chain.RoomDevice(national_id=nid, device=identity.device_id, keys=keys.public)
-        for nid, (identity, keys) in devices.items()
-    }
+    made = {nid: _demo_device(nid) for nid in (DOCTOR, PHYSIO)}
+    devices = {nid: (identity, keys) for nid, (identity, keys, _) in made.items()}
+    refs = {nid: device for nid, (_, _, device) in made.items()}
     doctor_identity, doctor_keys = devices[DOCTOR]
     event = chain.sign_event(
         state=None,
@@ -86,8 +116,8 @@ def create_demo_conversation() -> Room:
         content=chain.create_content(
             kind="direct",
             members=[
-                chain.member_content(DOCTOR, "admin", [refs[DOCTOR]]),
-                chain.member_content(PHYSIO, "admin", [refs[PHYSIO]]),
+                chain.member_content(DOCTOR, "admin", refs[DOCTOR].identity_key, [refs[DOCTOR]]),
+                chain.member_content(PHYSIO, "admin", refs[PHYSIO].identity_key, [refs[PHYSIO]]),
             ],
             policy=chain.default_policy("direct"),
         ),
@@ -103,9 +133,15 @@ def create_demo_conversation() -> Room:
         for nid in devices
     }
     bodies = []
+    sent: dict[str, int] = {}
     for number, (author, text) in enumerate(MESSAGES, start=1):
+        sent[author] = sent.get(author, 0) + 1
         envelope = sessions[author].encrypt(
-            state=room_state, key_pair=devices[author][1], content={"type": "text", "text": text}
+            state=room_state,
+            key_pair=devices[author][1],
+            content={"type": "text", "text": text},
+            seq=sent[author],
+            ts=now_ms,
         )
         bodies.append((author, f"demo-{number}", base64.urlsafe_b64encode(envelope).decode()))
 
