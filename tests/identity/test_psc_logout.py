@@ -12,8 +12,11 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from e2ee.keys import DeviceKeyPair
 from identity.clock import use_clock
 from identity.models import PscSession
+from keylog.services import chain_of
+from tests.identities import certify_over_rest
 from tests.identity.browser import RELAIS, form_action, form_fields
 from tests.identity.conftest import LoginRun
 from tests.wsclient import Client as WsClient
@@ -93,6 +96,11 @@ async def test_a_logout_at_psc_is_noticed_with_the_refresh_token(
 ):
     run = LoginRun(psc_provider)
     body = await database_sync_to_async(logged_in)(run)
+    keys = DeviceKeyPair.generate()
+    certified = await database_sync_to_async(
+        lambda: certify_over_rest(api(body["token"]), DOCTOR, body["device"], keys)
+    )()
+    assert certified.status_code == 201, certified.content
     ws = WsClient(token=body["token"])
     await ws.start()
 
@@ -112,6 +120,10 @@ async def test_a_logout_at_psc_is_noticed_with_the_refresh_token(
     assert rooms.status_code == 401
     session = await database_sync_to_async(PscSession.objects.get)(device_id=body["device"])
     assert (session.end_reason, bytes(session.sealed_tokens)) == ("psc_logout", b"")
+    # The device's keys are revoked in the log too: nobody shares a key with it again.
+    chain = await database_sync_to_async(chain_of)(DOCTOR)
+    assert (body["device"], keys.public.sign_key) in chain.revoked
+    assert body["device"] not in chain.devices
 
 
 def test_a_live_psc_session_stays_and_its_refresh_token_rotates(psc, psc_provider, practitioners):
