@@ -113,7 +113,6 @@ def _prepare_database() -> tuple[Login, Login, int]:
     """Migrate, then a nurse device, a doctor device and a room between them."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "server.settings")
     os.environ.setdefault("RELAIS_DEBUG", "1")  # this process only prepares rows
-    # ...signed as the server signs them: the key-transparency log's key comes from it.
     os.environ["RELAIS_SECRET_KEY"] = SECRET_KEY
     import django
 
@@ -138,12 +137,16 @@ def _prepare_database() -> tuple[Login, Login, int]:
 
 
 def _start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from keylog.keys import key_file
+
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("RELAIS_")}
     env.update(
         {
             "RELAIS_DEBUG": "0",
             "RELAIS_SECRET_KEY": SECRET_KEY,
+            # The log key this process certified the bench devices with.
+            "RELAIS_KEYLOG_KEY_FILE": str(key_file()),
             "RELAIS_ALLOWED_HOSTS": "127.0.0.1",
             "RELAIS_DATABASE_URL": os.environ["RELAIS_DATABASE_URL"],
             "RELAIS_SECURE_SSL_REDIRECT": "0",
