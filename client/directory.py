@@ -16,6 +16,7 @@ trusting them (docs/protocol.md §10.4).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "VerifiedIdentity",
 ]
 
+LOOKUP_REUSE_SECONDS = 30.0
 _ROLE: dict[str, str] = {"device": "a member's device", "archiver": "an archiver"}
 
 
@@ -101,6 +103,7 @@ class KeyDirectory:
         self.api = api
         self.data = data
         self.log = LogView(api, data, config or LogConfig())
+        self._lookups: dict[tuple[str, str], tuple[float, VerifiedIdentity]] = {}
 
     @property
     def log_public(self) -> bytes:
@@ -155,10 +158,31 @@ class KeyDirectory:
         return chain, {int(k["device"]): k for k in answer.get("kex_keys", [])}
 
     async def identity_of(
-        self, national_id: str, *, kind: transparency.DeviceKind = "device"
+        self,
+        national_id: str,
+        *,
+        kind: transparency.DeviceKind = "device",
+        reuse_seconds: float = 0.0,
     ) -> VerifiedIdentity:
         """``national_id``'s newest identity key and its valid devices of ``kind``, each
-        with a key-agreement key the device signed."""
+        with a key-agreement key the device signed. With ``reuse_seconds``, a lookup that
+        recent is reused (sharing keys in many rooms at once asks once per person);
+        ``forget`` drops it at once (a revocation notice)."""
+        cached = self._lookups.get((national_id, kind))
+        if cached is not None and time.monotonic() - cached[0] < reuse_seconds:
+            return cached[1]
+        found = await self._identity_of(national_id, kind)
+        self._lookups[(national_id, kind)] = (time.monotonic(), found)
+        return found
+
+    def forget(self, national_id: str) -> None:
+        """Look ``national_id`` up again next time."""
+        for key in [k for k in self._lookups if k[0] == national_id]:
+            del self._lookups[key]
+
+    async def _identity_of(
+        self, national_id: str, kind: transparency.DeviceKind
+    ) -> VerifiedIdentity:
         chain, kex_keys = await self._lookup(national_id)
         devices: dict[int, VerifiedDevice] = {}
         for number, certified in chain.devices.items():

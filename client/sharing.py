@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from client.api import RestApi
-from client.directory import KeyDirectory, VerifiedIdentity
+from client.directory import LOOKUP_REUSE_SECONDS, KeyDirectory, VerifiedIdentity
 from client.events import SecurityError
 from client.rooms import LocalRoom
 from client.trust import Alert
@@ -57,7 +57,7 @@ async def _identities(
         kind: DeviceKind = "archiver" if device == archiver else "device"
         if (device.national_id, kind) not in found:
             found[device.national_id, kind] = await directory.identity_of(
-                device.national_id, kind=kind
+                device.national_id, kind=kind, reuse_seconds=LOOKUP_REUSE_SECONDS
             )
         out[device.ref] = found[device.national_id, kind]
     return out

@@ -123,6 +123,7 @@ class ToDeviceMethods:
         """A device of ``national_id`` may have been revoked: check the log, stop using
         every sender key that device holds, and remove it where this device may."""
         client = cast("RelaisClient", self)
+        client.directory.forget(national_id)
         identity = await client.directory.identity_of(national_id)
         for room in client.rooms.values():
             member = room.state.members.get(national_id)
