@@ -1,6 +1,6 @@
 """Linking a new device to a practitioner with many rooms: ``python -m bench.linking``.
 
-A doctor's phone is in ``--rooms`` care-team rooms (each with a nurse and two messages).
+A pharmacist's phone is in ``--rooms`` care-team rooms (each with a nurse and two messages).
 A laptop asks to be linked, the phone approves, and the laptop — taking the identity
 key, certifying itself, adding itself to every room (one signed ``add_device`` each) and
 receiving the history keys — ends up reading every room's history. Measured: the time
@@ -30,7 +30,10 @@ from client import registration
 from client.session import RelaisClient
 from client.store import KeyStore
 
-NURSE, DOCTOR = "810003456786", "810001987659"
+NURSE, PHARMACIST = (
+    "810003456786",
+    "810002765435",
+)  # the pharmacist: seed_demo gives the doctor an identity
 PASSPHRASE = "bench passphrase"  # noqa: S105 (the bench's throwaway key stores)
 
 
@@ -93,7 +96,7 @@ def _client(url: str, work: Path, name: str) -> RelaisClient:
 async def _run(url: str, work: Path, rooms: int) -> dict[str, float]:
     nurse, phone = _client(url, work, "nurse"), _client(url, work, "phone")
     await nurse.register_dev(NURSE)
-    await phone.register_dev(DOCTOR)
+    await phone.register_dev(PHARMACIST)
     await nurse.connect()
     await phone.connect()
     started = time.perf_counter()
@@ -104,9 +107,9 @@ async def _run(url: str, work: Path, rooms: int) -> dict[str, float]:
     setup = time.perf_counter() - started
 
     laptop = _client(url, work, "laptop")
-    login = await laptop.api.dev_login(DOCTOR, "laptop")
+    login = await laptop.api.dev_login(PHARMACIST, "laptop")
     pending = await registration.start_link(
-        laptop, token=login["token"], device=login["device"], national_id=DOCTOR
+        laptop, token=login["token"], device=login["device"], national_id=PHARMACIST
     )
 
     async def yes(device: int, name: str) -> bool:
