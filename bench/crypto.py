@@ -3,7 +3,8 @@
 * encrypt+sign: one envelope (AES-256-GCM with a ratchet step, Ed25519 signature);
 * verify+decrypt: the receiving checks of ``e2ee.envelopes.decrypt_envelope``;
 * sender-key share to a 50-device room: signing and HPKE-sealing one share for each of
-  the other 49 devices (what a sender does after a rotation);
+  the other 49 devices (what a sender does after a rotation), and checking the 49
+  devices' published key-agreement keys first (protocol v2: they rotate);
 * opening one share (HPKE open + signature check).
 
 Short by design (a few seconds): the machine is shared. Median of several rounds.
@@ -15,7 +16,13 @@ import argparse
 import statistics
 import time
 
-from bench.e2ee_traffic import TEXT, published_kex, receiver_copy, synthetic_room
+from bench.e2ee_traffic import (
+    TEXT,
+    published_document,
+    receiver_copy,
+    synthetic_room,
+    verify_document,
+)
 from e2ee import shares
 from e2ee.envelopes import OutboundSession, decrypt_envelope, parse_envelope
 
@@ -27,7 +34,13 @@ def _median(samples: list[float]) -> float:
 def run(*, messages: int, rounds: int) -> dict[str, float]:
     room_state, keys, refs = synthetic_room(50)
     sender = refs[0]
-    results: dict[str, list[float]] = {"encrypt": [], "decrypt": [], "share50": [], "open": []}
+    results: dict[str, list[float]] = {
+        "encrypt": [],
+        "decrypt": [],
+        "share50": [],
+        "kex50": [],
+        "open": [],
+    }
     for _ in range(rounds):
         outbound = OutboundSession.create(
             room=room_state.room, sender=sender.ref, epoch=room_state.epoch, now_ms=0
@@ -47,7 +60,10 @@ def run(*, messages: int, rounds: int) -> dict[str, float]:
         for envelope in envelopes:
             decrypt_envelope(state=room_state, envelope=parse_envelope(envelope), sessions=sessions)
         results["decrypt"].append((time.perf_counter() - start) / messages * 1e6)
-        recipients = [(ref, published_kex(keys[index], ref)) for index, ref in enumerate(refs)]
+        documents = [(ref, published_document(keys[index], ref)) for index, ref in enumerate(refs)]
+        start = time.perf_counter()
+        recipients = [(ref, verify_document(raw, ref)) for ref, raw in documents]
+        results["kex50"].append((time.perf_counter() - start) * 1e3)
         start = time.perf_counter()
         sealed = [
             shares.seal_share(
@@ -81,6 +97,9 @@ def main() -> None:
     print(f"verify + decrypt         {result['decrypt']:8.1f} µs/message")
     print(
         f"sender-key share, 50-device room {result['share50']:6.1f} ms (49 HPKE seals + signatures)"
+    )
+    print(
+        f"  + checking 49 key-agreement keys {result['kex50']:6.1f} ms (49 Ed25519 verifications)"
     )
     print(f"open + verify one share  {result['open']:8.1f} µs")
 

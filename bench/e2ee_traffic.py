@@ -114,21 +114,24 @@ def receiver_copy(outbound: OutboundSession) -> InboundSession:
     )
 
 
-def published_kex(keys: DeviceKeyPair, device: state.RoomDevice) -> kex.KexKey:
-    """A device's key-agreement key as a sender verifies it before sealing to it."""
-    now = int(time.time() * 1000)
-    raw = kex.publish(
+def published_document(keys: DeviceKeyPair, device: state.RoomDevice) -> bytes:
+    """A device's published key-agreement key (``e2ee.kex``)."""
+    return kex.publish(
         key_pair=keys,
         national_id=device.national_id,
         device=device.device,
         kex_private=keys.kex_private,
         serial=1,
-        now_ms=now,
+        now_ms=int(time.time() * 1000),
     )
+
+
+def verify_document(raw: bytes, device: state.RoomDevice) -> kex.KexKey:
+    """The check a sender makes before sealing a share to that key."""
     return kex.verify_kex(
         raw,
         national_id=device.national_id,
         device=device.device,
         sign_key=device.sign_key,
-        now_ms=now,
+        now_ms=int(time.time() * 1000),
     )
