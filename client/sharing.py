@@ -37,6 +37,7 @@ from e2ee.state import RoomDevice
 
 DeviceRef = tuple[str, int]
 BATCH = 500
+KEX_LOOKUP = 200  # devices per key-agreement key lookup (docs/protocol.md §10.4.3)
 
 
 @dataclass
@@ -69,10 +70,13 @@ async def _kex_keys(
     """The verified, unexpired key-agreement keys of ``devices``; a serial lower than
     one already seen for a device is refused (the server going back to an older key)."""
     numbers = sorted({d.device for d in devices})
-    answer = await api.call(
-        "GET", "devices/kex", params={"devices": ",".join(str(n) for n in numbers)}
-    )
-    documents = {int(item["device"]): item["kex"].encode("utf-8") for item in answer["keys"]}
+    documents: dict[int, bytes] = {}
+    for start in range(0, len(numbers), KEX_LOOKUP):
+        batch = numbers[start : start + KEX_LOOKUP]
+        answer = await api.call(
+            "GET", "devices/kex", params={"devices": ",".join(str(n) for n in batch)}
+        )
+        documents.update((int(i["device"]), i["kex"].encode("utf-8")) for i in answer["keys"])
     verified: dict[DeviceRef, kex.KexKey] = {}
     for device in devices:
         document = documents.get(device.device)

@@ -51,8 +51,8 @@ class KexListOut(serializers.Serializer[None]):
 
 class KexQuery(QuerySerializer):
     devices = serializers.RegexField(
-        r"^[0-9]{1,19}(,[0-9]{1,19}){0,599}$",
-        max_length=12_000,
+        rf"^[0-9]{{1,19}}(,[0-9]{{1,19}}){{0,{MAX_LOOKUP - 1}}}$",
+        max_length=MAX_LOOKUP * 20,
         help_text=f"Device numbers, comma-separated (at most {MAX_LOOKUP}).",
     )
 

@@ -47,6 +47,11 @@ def production_env(**overrides: str) -> dict[str, str]:
         # The log key this test process uses too (the development seed file), so tests
         # can play the operator holding it.
         "RELAIS_KEYLOG_KEY_FILE": str(key_file()),
+        # Every client of a test run comes from 127.0.0.1 and the run's server processes
+        # share one rate-limit cache: per-address budgets of the log's public read would
+        # run out across tests (its own tests set their limits).
+        "RELAIS_RATE_KEYLOG_IP": "100000/minute",
+        "RELAIS_RATE_KEYLOG_LOOKUP_DEVICE": "100000/minute",
         **overrides,
     }
 
