@@ -18,6 +18,7 @@ import base64
 import json
 import secrets
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from channels.db import database_sync_to_async
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat.models import Envelope
+from keylog.keys import write_seed_file
 from push.vapid import generate_key
 from tests.deploy.shape import (
     Nginx,
@@ -118,6 +120,7 @@ def shape(practitioners, push_service, tmp_path, monkeypatch):
         RELAIS_ATTACHMENT_ROOT=str(tmp_path / "attachments"),
         RELAIS_DIRECTORY_CA_FILE="",
         RELAIS_DIRECTORY_DOWNLOAD_DIR=str(tmp_path / "directory"),
+        RELAIS_KEYLOG_KEY_FILE=str(keylog_key_file(tmp_path)),
         extra={
             "RELAIS_PSC_ISSUER": provider.issuer,
             # The loopback push service stands for fcm.googleapis.com and the others.
@@ -320,3 +323,10 @@ def _processes(shape: dict[str, Any]) -> dict[str, Process]:
     found["push worker"] = shape["worker"]
     found["psc sessions"] = shape["checker"]
     return found
+
+
+def keylog_key_file(directory: Path) -> Path:
+    """The log's seed file, as ``manage.py keylog_generate_key`` makes it."""
+    path = directory / "keylog.key"
+    write_seed_file(path)
+    return path
