@@ -52,6 +52,10 @@ def production_env(**overrides: str) -> dict[str, str]:
         # run out across tests (its own tests set their limits).
         "RELAIS_RATE_KEYLOG_IP": "100000/minute",
         "RELAIS_RATE_KEYLOG_LOOKUP_DEVICE": "100000/minute",
+        # Likewise the per-address login and anonymous budgets, which dozens of logins
+        # a minute from 127.0.0.1 would spend (tests of the limits set their own).
+        "RELAIS_RATE_LOGIN_IP": "6000/minute",
+        "RELAIS_RATE_ANON": "6000/minute",
         **overrides,
     }
 
