@@ -29,6 +29,9 @@ class RelaisSettings:
     write_batch_max: int
     write_concurrency: int
     db_pool_size: int
+    max_connections_per_device: int
+    max_connections_per_address: int
+    max_unauthenticated_per_address: int
 
 
 @cache

@@ -2,12 +2,17 @@
 
 Inbound frames are msgspec structs decoded straight from the frame text: types, ranges
 and unknown fields are checked by the decoder in one pass, without a dict in between.
+
+Envelope bodies follow one base64url rule, wherever they enter (WebSocket or REST):
+the RFC 4648 §5 alphabet, padding optional but exact when present, and canonical
+trailing bits, so that a body has one spelling and is relayed live exactly as a later
+catch-up re-encodes it (docs/protocol.md §2).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -19,7 +24,14 @@ Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 ClientMessageId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
-Base64Url = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]*={0,2}$")]
+# Canonical base64url: whole quanta, then an optional tail of 2 characters (the second
+# one carrying 4 zero bits: A, Q, g or w) or 3 characters (the third carrying 2 zero
+# bits), with its exact padding or none. The REST API's schema uses the same pattern.
+BASE64URL_PATTERN = (
+    r"^(?:[A-Za-z0-9_-]{4})*"
+    r"(?:[A-Za-z0-9_-][AQgw](?:==)?|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]=?)?$"
+)
+Base64Url = Annotated[str, msgspec.Meta(pattern=BASE64URL_PATTERN)]
 
 
 class _Inbound(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
@@ -37,7 +49,9 @@ class SendFrame(_Inbound, tag="send", frozen=True):
 
 
 class SyncFrame(_Inbound, tag="sync", frozen=True):
-    rooms: dict[str, Sequence] = {}
+    # Positions are range-checked room by room (a negative one refuses that room with
+    # bad_sequence, docs/protocol.md §5), keys by the connection (ASCII digits).
+    rooms: dict[str, Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]] = {}
 
 
 class ReceiptFrame(_Inbound, tag="receipt", frozen=True):
@@ -62,41 +76,93 @@ _decoder = msgspec.json.Decoder(InboundFrame)
 _encoder = msgspec.json.Encoder()
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_TOO_DEEP = "The frame is nested too deeply."
+
+
+class FrameError(RelaisError):
+    """A refused frame; ``ref`` is the ``id`` of a ``send`` when the frame had a valid one."""
+
+    def __init__(self, code: ErrorCode, detail: str | None = None, *, ref: str | None) -> None:
+        super().__init__(code, detail)
+        self.ref = ref
+
+
 def parse_frame(text: str) -> InboundFrame:
-    """Decode one client frame; raise RelaisError with the protocol's error code."""
+    """Decode one client frame; raise FrameError with the protocol's error code.
+
+    No frame of the protocol nests deeper than three levels, so a deeper one is refused
+    (``bad_frame``) before anything walks it: the decoder gives up at the interpreter's
+    recursion limit and the error path never decodes it whole.
+    """
     try:
         frame: InboundFrame = _decoder.decode(text)
     except msgspec.ValidationError as error:
-        raise RelaisError(_classify(text), str(error)) from None
+        code, ref = _classify(text)
+        raise FrameError(code, str(error)[:200], ref=ref) from None
     except msgspec.DecodeError:
-        raise RelaisError(ErrorCode.BAD_JSON) from None
+        raise FrameError(ErrorCode.BAD_JSON, ref=None) from None
+    except RecursionError:
+        raise FrameError(ErrorCode.BAD_FRAME, _TOO_DEEP, ref=None) from None
     return frame
 
 
-def _classify(text: str) -> ErrorCode:
-    """Tell an unknown ``type`` from a malformed frame (only on the error path)."""
+def _classify(text: str) -> tuple[ErrorCode, str | None]:
+    """Tell an unknown ``type`` from a malformed frame, and find the ``id`` of a refused
+    ``send`` (only on the error path)."""
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        return ErrorCode.BAD_JSON, None
+    if json_depth_exceeds(text, MAX_FRAME_DEPTH):
+        return ErrorCode.BAD_FRAME, None
     try:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError:
-        return ErrorCode.BAD_JSON
+        return ErrorCode.BAD_JSON, None
     if not isinstance(raw, dict):
-        return ErrorCode.BAD_JSON
+        return ErrorCode.BAD_JSON, None
     frame_type = raw.get("type")
     if isinstance(frame_type, str) and frame_type not in INBOUND_TYPES:
-        return ErrorCode.UNKNOWN_TYPE
-    return ErrorCode.BAD_FRAME
+        return ErrorCode.UNKNOWN_TYPE, None
+    client_id = raw.get("id")
+    ref = (
+        client_id
+        if frame_type == "send" and isinstance(client_id, str) and _CLIENT_ID.fullmatch(client_id)
+        else None
+    )
+    return ErrorCode.BAD_FRAME, ref
+
+
+MAX_FRAME_DEPTH = 8
+"""Nesting a client frame may have before it is refused unread (the protocol uses 3)."""
+
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects deeper than ``limit``, found
+    without decoding it (strings are skipped whole). Malformed text is measured as far
+    as it goes: the decoder refuses it afterwards anyway."""
+    depth = 0
+    for match in _NESTING.finditer(text):
+        found = match.group()
+        if found in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif found in ("]", "}"):
+            depth -= 1
+    return False
+
+
+_BODY = re.compile(BASE64URL_PATTERN)
 
 
 def decode_body(body: str) -> bytes:
-    """Decode a base64url envelope body (padding optional), refusing non-canonical text."""
+    """Decode a base64url envelope body: canonical, padding optional (the one rule)."""
+    if not _BODY.match(body):
+        raise RelaisError(ErrorCode.BAD_FRAME, "body is not canonical base64url")
     unpadded = body.rstrip("=")
-    if len(unpadded) % 4 == 1:
-        raise RelaisError(ErrorCode.BAD_FRAME, "body is not valid base64url")
-    padded = unpadded + "=" * (-len(unpadded) % 4)
-    try:
-        return base64.urlsafe_b64decode(padded)
-    except binascii.Error:
-        raise RelaisError(ErrorCode.BAD_FRAME, "body is not valid base64url") from None
+    return base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
 
 
 def encode_body(body: bytes) -> str:

@@ -97,6 +97,9 @@ _database = parse_database_url(
 DATABASES = {"default": _database.settings}
 if _database.engine == "postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("RELAIS_DB_CONN_MAX_AGE", 60)
+    # A kept connection is checked before reuse: after a database restart the first
+    # request gets a new connection instead of an error.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("RELAIS_REDIS_URL", "")
@@ -210,7 +213,9 @@ RELAIS = {
     "DEV_LOGIN": DEBUG,  # the development login exists only with DEBUG on; never in production
     "REDIS_URL": REDIS_URL,
     "REDIS_PREFIX": env_str("RELAIS_REDIS_PREFIX", "relais"),
-    "MAX_FRAME_BYTES": env_int("RELAIS_MAX_FRAME_BYTES", 64 * 1024),
+    # A 48 KiB body is 64 KiB of base64url: the frame carrying it must be larger, so
+    # that a body over the limit gets body_too_large, not frame_too_large.
+    "MAX_FRAME_BYTES": env_int("RELAIS_MAX_FRAME_BYTES", 80 * 1024),
     "MAX_BODY_BYTES": env_int("RELAIS_MAX_BODY_BYTES", 48 * 1024),
     "RATE_PER_SECOND": env_int("RELAIS_WS_RATE_PER_SECOND", 200),
     "RATE_BURST": env_int("RELAIS_WS_RATE_BURST", 400),
@@ -223,6 +228,10 @@ RELAIS = {
     "WRITE_BATCH_MAX": env_int("RELAIS_WRITE_BATCH_MAX", 256),
     "WRITE_CONCURRENCY": env_int("RELAIS_WRITE_CONCURRENCY", 2),
     "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
+    # WebSockets per server process (chat/limits.py): a hospital's staff share an address.
+    "MAX_CONNECTIONS_PER_DEVICE": env_int("RELAIS_WS_MAX_PER_DEVICE", 10),
+    "MAX_CONNECTIONS_PER_ADDRESS": env_int("RELAIS_WS_MAX_PER_ADDRESS", 2000),
+    "MAX_UNAUTHENTICATED_PER_ADDRESS": env_int("RELAIS_WS_MAX_UNAUTHENTICATED_PER_ADDRESS", 100),
 }
 
 # The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY
@@ -241,6 +250,9 @@ LOGGING = {
         # Never log request bodies: they may be envelopes or health metadata.
         "django.request": {"level": "ERROR"},
         "daphne": {"level": env_str("RELAIS_LOG_LEVEL", "INFO")},
+        # The message store logs a database outage once, when it starts and when it
+        # ends (chat.outages); the pool would log each of its reconnection attempts.
+        "psycopg.pool": {"level": "ERROR"},
     },
 }
 
