@@ -277,10 +277,11 @@ class PostgresMessageStore:
             "idle": stats.get("pool_available", 0),
             "waiting": stats.get("requests_waiting", 0),
         }
-        if not self._available.is_set():
-            away = self._clock.monotonic() - (self._outage.down_since or 0.0)
+        try:
+            rows = await self._read("SELECT 1", ())
+        except StoreUnavailableError:
+            away = self._clock.monotonic() - (self._outage.down_since or self._clock.monotonic())
             return {"status": "error", "detail": "unavailable", "for_seconds": round(away, 1)}
-        rows = await self._read("SELECT 1", ())
         return {"status": "ok" if rows == [(1,)] else "error", "pool": pool}
 
     async def close(self) -> None:
