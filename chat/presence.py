@@ -92,14 +92,11 @@ class PresenceTracker:
         self._to_remove.discard(device_id)
         self._to_announce.add(device_id)
         self._start_flusher()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_ANNOUNCE_TIMEOUT_SECONDS):
-                while device_id in self._to_announce:
-                    await self._flushed.wait()
+        await self._flushed_or_late(self._to_announce, device_id)
 
     async def device_disconnected(self, device_id: int) -> None:
-        """Count the end of a connection; the device's last one here queues its removal
-        (does not wait for Redis)."""
+        """Count the end of a connection; the device's last one here is removed from
+        Redis (waits 2 s at most; a removal that fails is retried in the background)."""
         self._local[device_id] -= 1
         if self._local[device_id] > 0:
             return
@@ -109,6 +106,13 @@ class PresenceTracker:
         self._to_announce.discard(device_id)
         self._to_remove.add(device_id)
         self._start_flusher()
+        await self._flushed_or_late(self._to_remove, device_id)
+
+    async def _flushed_or_late(self, pending: set[int], device_id: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_ANNOUNCE_TIMEOUT_SECONDS):
+                while device_id in pending:
+                    await self._flushed.wait()
 
     async def connected(self, device_ids: Collection[int]) -> set[int]:
         """Devices connected to this process (the whole answer without Redis)."""
