@@ -13,6 +13,7 @@ with the same id) instead of ``internal``.
 from __future__ import annotations
 
 import logging
+import threading
 
 import psycopg
 from django.db import InterfaceError as DjangoInterfaceError
@@ -54,6 +55,7 @@ class OutageLog:
         self.down_since: float | None = None
         self.failures = 0
         self._next_reminder = 0.0
+        self._lock = threading.Lock()  # REST throttles report from worker threads
 
     @property
     def down(self) -> bool:
@@ -62,6 +64,10 @@ class OutageLog:
     def failed(self, error: BaseException | None = None, *, count: bool = True) -> None:
         """Count a failed operation (``count=False``: a retry of our own, only noted);
         the first failure of an outage is logged, then a reminder now and then."""
+        with self._lock:
+            self._failed(error, count=count)
+
+    def _failed(self, error: BaseException | None, *, count: bool) -> None:
         now = self._clock.monotonic()
         if count:
             self.failures += 1
@@ -84,6 +90,12 @@ class OutageLog:
 
     def recovered(self) -> float | None:
         """Mark the dependency back; return how long it was away (None if it was not)."""
+        if self.down_since is None:
+            return None
+        with self._lock:
+            return self._recovered()
+
+    def _recovered(self) -> float | None:
         if self.down_since is None:
             return None
         away = self._clock.monotonic() - self.down_since

@@ -92,6 +92,8 @@ def error_body(code: ErrorCode, message: str, message_fr: str, **extra: Any) -> 
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc = _anonymous_budget(exc, context)
     if isinstance(exc, RelaisError):
         return Response(error_body(exc.code, exc.message, exc.message_fr), status=_STATUS[exc.code])
     response = drf_exception_handler(exc, context)
@@ -109,6 +111,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         extra["retry_after"] = math.ceil(getattr(exc, "wait", None) or 1)
     response.data = error_body(code, english, french, **extra)
     return response
+
+
+def _anonymous_budget(exc: exceptions.APIException, context: dict[str, Any]) -> Exception:
+    """A request refused for want of a valid token counts against its address's
+    anonymous budget (``RELAIS_RATE_ANON``), like every request without a token: DRF
+    checks throttles only after authentication and permissions, so without this,
+    guessing tokens or hammering an operation unauthenticated would cost nothing."""
+    from mobile_api.throttling import AnonymousIpThrottle
+
+    request, view = context.get("request"), context.get("view")
+    if request is None or view is None:
+        return exc
+    throttle = AnonymousIpThrottle()
+    if throttle.allow_request(request, view):
+        return exc
+    return exceptions.Throttled(wait=throttle.wait())
 
 
 def _messages(exc: Exception, code: ErrorCode, context: dict[str, Any]) -> tuple[str, str]:
