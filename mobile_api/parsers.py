@@ -9,6 +9,7 @@ nests more than a handful of levels, so anything deeper than ``MAX_DEPTH`` is re
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -31,15 +32,4 @@ class BoundedJSONParser(JSONParser):
             raise RelaisError(
                 ErrorCode.BAD_REQUEST, f"The body nests more than {MAX_DEPTH} levels."
             )
-        return super().parse(_Bytes(raw), media_type, parser_context)
-
-
-class _Bytes:
-    """What ``JSONParser.parse`` reads from: the body already read."""
-
-    def __init__(self, raw: bytes) -> None:
-        self._raw = raw
-
-    def read(self, *_args: Any) -> bytes:
-        raw, self._raw = self._raw, b""
-        return raw
+        return super().parse(io.BytesIO(raw), media_type, parser_context)

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 HEADER_TIMEOUT_SECONDS = float(os.environ.get("RELAIS_HTTP_HEADER_TIMEOUT", "10"))
 
 
-class HeadDeadlineHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]  # untyped
+class HeadDeadlineHttpToolsProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` that closes a connection whose request head is late."""
 
     _head_timer: asyncio.TimerHandle | None = None
