@@ -257,10 +257,10 @@ def search_practitioners(*, query: SearchQuery) -> SearchPage:
     if national_id is not None:
         # A number (RPPS, ADELI, national id): the one practitioner, if the other
         # criteria agree. Professionals look each other up by number every day.
-        found = _filtered(query).filter(national_id=national_id)
+        numbered = _filtered(query).filter(national_id=national_id)
         if places is not None:
-            found = found.filter(national_id__in=places.values("practitioner_id"))
-        return SearchPage(results=list(found[:1]), next_cursor=None)
+            numbered = numbered.filter(national_id__in=places.values("practitioner_id"))
+        return SearchPage(results=list(numbered[:1]), next_cursor=None)
     base = _filtered(query)
     found: Found = []
     stop: tuple[str, str] | None = None  # the earliest point a search stopped at
