@@ -20,18 +20,20 @@ import msgspec
 from chat.errors import MESSAGES, ErrorCode, RelaisError
 
 RoomId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+# Patterns are searched with Python's re, where "$" also matches before a final newline:
+# the frames anchor with \A and \Z instead.
 ClientMessageId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"\A[A-Za-z0-9._:-]+\Z")
 ]
 # Canonical base64url: whole quanta, then an optional tail of 2 characters (the second
 # one carrying 4 zero bits: A, Q, g or w) or 3 characters (the third carrying 2 zero
 # bits), with its exact padding or none. The REST API's schema uses the same pattern.
-BASE64URL_PATTERN = (
-    r"^(?:[A-Za-z0-9_-]{4})*"
-    r"(?:[A-Za-z0-9_-][AQgw](?:==)?|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]=?)?$"
+_BASE64URL = (
+    r"(?:[A-Za-z0-9_-]{4})*"
+    r"(?:[A-Za-z0-9_-][AQgw](?:==)?|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048]=?)?"
 )
-Base64Url = Annotated[str, msgspec.Meta(pattern=BASE64URL_PATTERN)]
+BASE64URL_PATTERN = f"^{_BASE64URL}$"
+Base64Url = Annotated[str, msgspec.Meta(pattern=rf"\A{_BASE64URL}\Z")]
 
 
 class _Inbound(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
@@ -76,7 +78,7 @@ _decoder = msgspec.json.Decoder(InboundFrame)
 _encoder = msgspec.json.Encoder()
 
 
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch
 _TOO_DEEP = "The frame is nested too deeply."
 
 
@@ -91,32 +93,34 @@ class FrameError(RelaisError):
 def parse_frame(text: str) -> InboundFrame:
     """Decode one client frame; raise FrameError with the protocol's error code.
 
-    No frame of the protocol nests deeper than three levels, so a deeper one is refused
-    (``bad_frame``) before anything walks it: the decoder gives up at the interpreter's
-    recursion limit and the error path never decodes it whole.
+    A refused frame is classified in the order docs/protocol.md §6 gives: not an object
+    (``bad_json``); nested more than ``MAX_FRAME_DEPTH`` levels (``bad_frame``, checked
+    before anything walks it: valid JSON or not, it is not read further); not valid JSON,
+    or holding a number beyond a 64-bit float (``bad_json``); an unknown ``type``
+    (``unknown_type``); anything else wrong with the fields (``bad_frame``).
     """
     try:
         frame: InboundFrame = _decoder.decode(text)
-    except msgspec.ValidationError as error:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as error:
         code, ref = _classify(text)
-        raise FrameError(code, str(error)[:200], ref=ref) from None
-    except msgspec.DecodeError:
-        raise FrameError(ErrorCode.BAD_JSON, ref=None) from None
-    except RecursionError:
-        raise FrameError(ErrorCode.BAD_FRAME, _TOO_DEEP, ref=None) from None
+        detail = _TOO_DEEP if code is ErrorCode.BAD_FRAME and ref is None else None
+        if isinstance(error, msgspec.ValidationError) and code is not ErrorCode.BAD_JSON:
+            detail = str(error)[:200]
+        raise FrameError(code, detail, ref=ref) from None
     return frame
 
 
 def _classify(text: str) -> tuple[ErrorCode, str | None]:
-    """Tell an unknown ``type`` from a malformed frame, and find the ``id`` of a refused
-    ``send`` (only on the error path)."""
+    """The error code of a refused frame and the ``id`` of a refused ``send`` (only on
+    the error path)."""
     if not text.lstrip(" \t\r\n").startswith("{"):
         return ErrorCode.BAD_JSON, None
     if json_depth_exceeds(text, MAX_FRAME_DEPTH):
         return ErrorCode.BAD_FRAME, None
     try:
         raw = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # Not JSON, or a number no 64-bit float holds (1e400): either way, unreadable.
         return ErrorCode.BAD_JSON, None
     if not isinstance(raw, dict):
         return ErrorCode.BAD_JSON, None
@@ -154,12 +158,12 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
-_BODY = re.compile(BASE64URL_PATTERN)
+_BODY = re.compile(_BASE64URL)
 
 
 def decode_body(body: str) -> bytes:
     """Decode a base64url envelope body: canonical, padding optional (the one rule)."""
-    if not _BODY.match(body):
+    if not _BODY.fullmatch(body):
         raise RelaisError(ErrorCode.BAD_FRAME, "body is not canonical base64url")
     unpadded = body.rstrip("=")
     return base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))

@@ -17,7 +17,7 @@ from directory.services.search import MAX_PAGE, SearchQuery, search_practitioner
 from mobile_api.openapi import errors
 from mobile_api.queries import query_data
 from mobile_api.serializers import PractitionerDetailOut, PractitionerOut
-from mobile_api.strict import QuerySerializer
+from mobile_api.strict import QuerySerializer, WholeRegexField
 from mobile_api.throttling import SEARCH
 
 
@@ -70,11 +70,11 @@ class SearchQueryIn(QuerySerializer):
         allow_blank=True,
         help_text="Name, or its start; or an RPPS, ADELI or national id number.",
     )
-    profession = serializers.RegexField(
+    profession = WholeRegexField(
         r"^[0-9]{1,8}$", required=False, help_text="Profession code (10: médecin ...)."
     )
-    specialty = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
-    postcode = serializers.RegexField(r"^[0-9]{1,5}$", required=False, help_text="Or its start.")
+    specialty = WholeRegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
+    postcode = WholeRegexField(r"^[0-9]{1,5}$", required=False, help_text="Or its start.")
     town = serializers.CharField(required=False, max_length=100, allow_blank=True)
     mssante = serializers.CharField(
         required=False, max_length=256, help_text="An exact MSSanté address."
