@@ -290,3 +290,87 @@ async def test_sends_queued_behind_a_slow_one_are_answered_without_waiting_again
         )
     assert busy.value.code == "server_busy"
     assert await sync_to_async(Envelope.objects.count)() == 0
+
+
+async def test_a_receipt_goes_to_the_other_devices_not_back_to_its_own(runtime, care_room, tokens):
+    nurse, doctor = Client(token=tokens["nurse"][1]), Client(token=tokens["doctor"][1])
+    await nurse.start()
+    await doctor.start()
+    await nurse.send({"type": "send", "room": care_room.pk, "id": "r", "body": "AA"})
+    await nurse.receive_type("ack")
+    await doctor.receive_type("message")
+    await doctor.send({"type": "receipt", "room": care_room.pk, "seq": 1, "kind": "read"})
+    assert (await nurse.receive_type("receipt"))["device"] == tokens["doctor"][0]
+    assert await doctor.frames_until_pong() == []
+    await nurse.close()
+    await doctor.close()
+
+
+async def test_a_catch_up_the_database_cannot_serve_closes_with_1013(
+    runtime: Runtime, clock: ManualClock, care_room, tokens, monkeypatch
+):
+    """The true reason (try again later), not 4009 "could not keep up"."""
+    from chat import connection as connection_module
+    from chat.runtime import install_runtime
+    from chat.storage.postgres import PostgresMessageStore
+    from tests.e2e.server import free_port
+
+    nurse = Client(token=tokens["nurse"][1])
+    await nurse.start()
+    await nurse.send({"type": "send", "room": care_room.pk, "id": "kept", "body": "AA"})
+    await nurse.receive_type("ack")
+    monkeypatch.setattr(connection_module, "STORE_WAIT_SECONDS", 0.5)
+    from tests.chat.test_storage import _raw_conninfo
+
+    away = PostgresMessageStore(
+        conninfo={**_raw_conninfo(), "port": free_port()},
+        pool_size=2,
+        batch_max=8,
+        writers=1,
+        timeout_seconds=10,
+        clock=clock,
+    )
+    install_runtime(Runtime(store=away, hub=runtime.hub, clock=clock))
+    try:
+        doctor = Client(token=tokens["doctor"][1])
+        assert await doctor.connect()
+        await doctor.receive_type("ready")
+        await doctor.send({"type": "sync", "rooms": {str(care_room.pk): 0}})
+        assert (await doctor.receive_type("error"))["code"] == "server_busy"
+        assert await doctor.expect_close() == 1013
+    finally:
+        install_runtime(runtime)
+        await away.close()
+    await nurse.close()
+
+
+async def test_sends_beyond_what_a_connection_may_queue_are_answered_at_once(
+    runtime: Runtime, clock: ManualClock, care_room, tokens
+):
+    import psycopg
+
+    from chat.connection import INBOX_LIMIT
+    from tests.chat.test_storage import _raw_conninfo, _until_a_backend_waits_for_a_lock
+
+    nurse = Client(token=tokens["nurse"][1])
+    await nurse.start()
+    conninfo = _raw_conninfo()
+    observer = await psycopg.AsyncConnection.connect(**conninfo, autocommit=True)
+    blocking = await psycopg.AsyncConnection.connect(**conninfo)
+    async with blocking, blocking.transaction():
+        await blocking.execute("SELECT id FROM chat_room WHERE id = %s FOR UPDATE", (care_room.pk,))
+        await nurse.send({"type": "send", "room": care_room.pk, "id": "first", "body": "AA"})
+        await _until_a_backend_waits_for_a_lock(observer)
+        for number in range(INBOX_LIMIT + 3):
+            await nurse.send(
+                {"type": "send", "room": care_room.pk, "id": f"q{number}", "body": "AA"}
+            )
+        # "first" is with the store; the inbox holds q0 ... q255; the rest: at once.
+        refused = [await nurse.receive_type("error") for _ in range(3)]
+        assert [(e["code"], e["ref"]) for e in refused] == [
+            ("server_busy", f"q{INBOX_LIMIT + n}") for n in range(3)
+        ]
+    await observer.close()
+    acks = [await nurse.receive_type("ack") for _ in range(INBOX_LIMIT + 1)]
+    assert [a["seq"] for a in acks] == list(range(1, INBOX_LIMIT + 2))
+    await nurse.close()

@@ -1,9 +1,12 @@
-"""Slow and silent clients on a real server process: the application times them out
-itself (not only nginx in front), and the server keeps serving everyone else."""
+"""The transport on a real server process (uvicorn, as deployed): slow and silent
+clients are timed out by the application itself (not only by nginx in front), and what
+the WebSocket layer refuses before the application reads it closes as
+docs/protocol.md §1 says."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 
@@ -66,3 +69,32 @@ async def test_a_websocket_that_never_authenticates_is_closed(impatient_server):
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4001
         assert time.monotonic() - started < 3
+
+
+@pytest.fixture
+def token(practitioners, device_token) -> str:
+    return str(device_token(practitioners["nurse"])[1])
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\xff\xfe not UTF-8", 1007),
+        (b'{"type": "ping", "nonce": "' + b"x" * (129 * 1024) + b'"}', 1009),
+    ],
+)
+async def test_what_the_websocket_layer_refuses_closes_with_its_code(
+    impatient_server, token, payload, code
+):
+    async with connect(
+        impatient_server.ws_url,
+        origin="http://127.0.0.1",  # type: ignore[arg-type]
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=None,
+    ) as websocket:
+        assert json.loads(await websocket.recv())["type"] == "ready"
+        await websocket.send(payload, text=True)  # a text frame, bytes as they are
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(websocket.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == code
