@@ -3,7 +3,9 @@
 An outage used to write a traceback for every failed operation (megabytes per process
 for a 30-second Redis outage). ``OutageLog`` writes one line when a dependency goes
 down, a reminder while it stays down (every ``remind_seconds``, with the count so far),
-and one line when it is back, with how long it was away and how many operations failed.
+and one line when it is back, with how long it was away and how many operations failed
+(a user that sees no successes calls nothing: ``quiet_seconds`` without a failure then
+ends the outage).
 
 ``UNAVAILABLE`` lists the exceptions that mean "the database cannot be reached" rather
 than "this request is wrong": the message path answers them with ``server_busy`` (retry
@@ -47,11 +49,14 @@ class OutageLog:
         logger: logging.Logger,
         clock: Clock = SYSTEM_CLOCK,
         remind_seconds: float = 60.0,
+        quiet_seconds: float = 30.0,
     ) -> None:
         self.what = what
         self._logger = logger
         self._clock = clock
         self._remind_seconds = remind_seconds
+        self._quiet_seconds = quiet_seconds
+        self._last_failure = 0.0
         self.down_since: float | None = None
         self.failures = 0
         self._next_reminder = 0.0
@@ -69,6 +74,11 @@ class OutageLog:
 
     def _failed(self, error: BaseException | None, *, count: bool) -> None:
         now = self._clock.monotonic()
+        if self.down_since is not None and now - self._last_failure > self._quiet_seconds:
+            # Nothing failed for a while: the last outage ended unannounced (a user of
+            # this log that has no success to report), this is a new one.
+            self._recovered(at=self._last_failure)
+        self._last_failure = now
         if count:
             self.failures += 1
         if self.down_since is None:
@@ -93,12 +103,12 @@ class OutageLog:
         if self.down_since is None:
             return None
         with self._lock:
-            return self._recovered()
+            return self._recovered(at=self._clock.monotonic())
 
-    def _recovered(self) -> float | None:
+    def _recovered(self, *, at: float) -> float | None:
         if self.down_since is None:
             return None
-        away = self._clock.monotonic() - self.down_since
+        away = at - self.down_since
         self._logger.warning(
             "%s back after %.1f s (%d failed operations while away)",
             self.what,

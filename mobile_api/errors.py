@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -16,6 +17,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.errors import MESSAGES, ErrorCode, RelaisError
+from chat.outages import UNAVAILABLE, OutageLog
+
+_database_outage = OutageLog(
+    what="PostgreSQL (REST requests answered server_busy)", logger=logging.getLogger(__name__)
+)
 
 # Every code has its status here (tests/mobile_api/test_errors.py checks that none is
 # missing). Codes only the WebSocket protocol sends still get one, for clients that
@@ -92,6 +98,10 @@ def error_body(code: ErrorCode, message: str, message_fr: str, **extra: Any) -> 
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, UNAVAILABLE):
+        # The database is away: retry later (503), not a bug (500); said once in the log.
+        _database_outage.failed(exc)
+        exc = RelaisError(ErrorCode.SERVER_BUSY)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         exc = _anonymous_budget(exc, context)
     if isinstance(exc, RelaisError):

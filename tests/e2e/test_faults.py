@@ -9,6 +9,9 @@ seconds here; ``bench/outages.py`` measures 30-second ones (docs/performance.md)
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import psycopg
@@ -107,6 +110,11 @@ async def test_outages_of_postgresql_and_redis_lose_and_duplicate_nothing(lab: F
         one_try.set()
         await attempt
         assert set(newcomer.closes) == {"close 1013"}, newcomer.closes
+        # REST says the same: retry later (503 server_busy), not a server error (500).
+        status, answer = await asyncio.to_thread(
+            rest_get, lab.servers[1], "/api/v1/rooms", busy_rooms[0]["members"][0]["token"]
+        )
+        assert (status, answer["error"]["code"]) == (503, "server_busy"), answer
         await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (now() - pg_down)))
         await asyncio.to_thread(lab.postgres.start)
         pg_back = now()
@@ -198,6 +206,19 @@ async def test_outages_of_postgresql_and_redis_lose_and_duplicate_nothing(lab: F
     # A few lines per outage and process, no tracebacks.
     assert not [line for line in outage_log if "Traceback" in line], outage_log
     assert len(outage_log) <= 12, outage_log
+
+
+def rest_get(server, path: str, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{path}",
+        # As nginx forwards it (production settings redirect plain http).
+        headers={"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def _async(check):
