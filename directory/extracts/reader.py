@@ -121,7 +121,7 @@ def check_national_id(*, id_type: str, number: str, national_id: str) -> tuple[s
     except ValueError:
         return f"unknown identifier type {id_type!r} (8 = RPPS, 0 = ADELI)", False
     length = 11 if kind is IdentifierType.RPPS else 9
-    if len(number) != length or not number.isdigit():
+    if len(number) != length or not (number.isascii() and number.isdigit()):
         return f"an {kind.name} number has {length} digits: {number!r}", False
     if national_id != kind.value + number:
         return f"national id {national_id!r} is not {kind.value}+{kind.name}", False
