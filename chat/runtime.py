@@ -103,7 +103,7 @@ def wire_faults(runtime: Runtime) -> None:
     an envelope committed after its sender was answered ``server_busy`` is published
     all the same, and when the fan-out may have missed events, every local connection
     catches up from the database."""
-    from chat.connection import catch_up_connections
+    from chat.delivery import catch_up_connections
     from chat.services.messages import publish_envelope
 
     def publish_late(envelope: StoredEnvelope) -> None:

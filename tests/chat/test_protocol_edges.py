@@ -310,7 +310,7 @@ async def test_a_catch_up_the_database_cannot_serve_closes_with_1013(
     runtime: Runtime, clock: ManualClock, care_room, tokens, monkeypatch
 ):
     """The true reason (try again later), not 4009 "could not keep up"."""
-    from chat import connection as connection_module
+    from chat import delivery as delivery_module
     from chat.runtime import install_runtime
     from chat.storage.postgres import PostgresMessageStore
     from tests.e2e.server import free_port
@@ -319,7 +319,7 @@ async def test_a_catch_up_the_database_cannot_serve_closes_with_1013(
     await nurse.start()
     await nurse.send({"type": "send", "room": care_room.pk, "id": "kept", "body": "AA"})
     await nurse.receive_type("ack")
-    monkeypatch.setattr(connection_module, "STORE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(delivery_module, "STORE_WAIT_SECONDS", 0.5)
     from tests.chat.test_storage import _raw_conninfo
 
     away = PostgresMessageStore(
