@@ -5,8 +5,9 @@ request head (a "slowloris": a few header bytes now and then, or nothing at all)
 forever, and with it a file descriptor and some memory. nginx times such clients out
 in front (``client_header_timeout``), but the application must not rely on it: a
 connection here gets ``RELAIS_HTTP_HEADER_TIMEOUT`` seconds (10 by default) from its
-first byte, or from the end of its previous response, to deliver a complete request
-head, WebSocket handshakes included; then it is closed. Once the head is complete the
+opening, and a later request on it from its first byte (uvicorn's keep-alive timeout
+covers the wait between requests), to deliver a complete request head, WebSocket
+handshakes included; then it is closed. Once the head is complete the
 request runs as usual (a WebSocket then has its own authentication deadline,
 docs/protocol.md §1).
 """

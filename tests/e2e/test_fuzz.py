@@ -63,6 +63,8 @@ def world(transactional_db, tmp_path) -> Iterator[dict[str, Any]]:
             origin=Origin("http://127.0.0.1"),
             max_size=256 * 1024,
             open_timeout=10,
+            # No keepalive: its pings draw on the global random module mid-generation.
+            ping_interval=None,
         ) as websocket:
             ready = json.loads(websocket.recv(timeout=10))
             assert ready["type"] == "ready"
