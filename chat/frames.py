@@ -139,13 +139,19 @@ def _classify(text: str) -> tuple[ErrorCode, str | None]:
 MAX_FRAME_DEPTH = 8
 """Nesting a client frame may have before it is refused unread (the protocol uses 3)."""
 
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A string runs from a quote to the next unescaped quote, or to the end of the text (the
+# possessive loop never backtracks, so any text is scanned in linear time), else a
+# bracket.
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 def json_depth_exceeds(text: str, limit: int) -> bool:
     """Whether the JSON ``text`` nests arrays and objects deeper than ``limit``, found
-    without decoding it (strings are skipped whole). Malformed text is measured as far
-    as it goes: the decoder refuses it afterwards anyway."""
+    without decoding it: brackets outside strings, where a string runs to the next
+    unescaped quote or, unterminated, to the end of the text. Malformed text is measured
+    this way too (the decoder refuses it afterwards anyway)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
     depth = 0
     for match in _NESTING.finditer(text):
         found = match.group()

@@ -374,3 +374,29 @@ async def test_sends_beyond_what_a_connection_may_queue_are_answered_at_once(
     acks = [await nurse.receive_type("ack") for _ in range(INBOX_LIMIT + 1)]
     assert [a["seq"] for a in acks] == list(range(1, INBOX_LIMIT + 2))
     await nurse.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('{"a": "' + '\\"' * 26_000, "bad_json"),  # an unterminated string of escaped quotes
+        ('{"a": "' + '\\"' * 26_000 + "\\", "bad_json"),
+        ('{"type": "ping", "nonce": ' + "[]," * 26_000 + "[]}", "bad_json"),
+        ('{"x": "[[[[[[[[[[", "type": "teleport"}', "unknown_type"),  # brackets in a string
+        ('{"x": "' + "[" * 20, "bad_json"),  # unterminated: its brackets are string
+    ],
+)
+async def test_the_nesting_check_reads_any_frame_in_linear_time(runtime, tokens, raw, code):
+    """A frame crafted against the nesting scanner (which used to take seconds on
+    60 KB of escaped quotes, before login) is classified at once, and brackets inside
+    strings, even unterminated ones, do not count."""
+    import time
+
+    client = Client()
+    assert await client.connect()
+    started = time.monotonic()
+    await client.send_raw(raw)
+    assert (await client.receive_type("error"))["code"] == code
+    # An algorithmic bound, not a speed target: quadratic scanning took over 7 s here.
+    assert time.monotonic() - started < 2
+    await client.close()

@@ -46,17 +46,16 @@ class RefusedError(Exception):
 
 
 def depth_exceeds(text: str, limit: int) -> bool:
-    """Brackets outside strings, deeper than ``limit`` (the text need not be JSON)."""
+    """Brackets outside strings, deeper than ``limit`` (the text need not be JSON); a
+    string runs to the next unescaped quote, or, unterminated, to the end of the text."""
     depth = 0
     index = 0
     while index < len(text):
         char = text[index]
         if char == '"':
-            end = _string_end(text, index)
-            if end is not None:
-                index = end + 1
-                continue
-        elif char in "[{":
+            index = _string_end(text, index) + 1
+            continue
+        if char in "[{":
             depth += 1
             if depth > limit:
                 return True
@@ -66,7 +65,7 @@ def depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
-def _string_end(text: str, start: int) -> int | None:
+def _string_end(text: str, start: int) -> int:
     index = start + 1
     while index < len(text):
         if text[index] == "\\":
@@ -75,7 +74,7 @@ def _string_end(text: str, start: int) -> int | None:
         if text[index] == '"':
             return index
         index += 1
-    return None  # unterminated: not a string, its characters count as they are
+    return len(text)  # unterminated: the string runs to the end
 
 
 class _OverflowError(Exception):

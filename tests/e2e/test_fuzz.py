@@ -230,6 +230,9 @@ def frames(world_rooms: tuple[int, int]) -> st.SearchStrategy[str]:
                 '{"type": "teleport", "x": 1e400}',
                 ' \n\t{"type": "ping"} \n',
                 '\ufeff{"type": "ping"}',
+                '{"x": "[[[[[[[[[[", "type": "teleport"}',
+                '{"x": "' + "[" * 20,
+                '{"a": "' + '\\"' * 2_000,
             ]
         )
     )
