@@ -76,6 +76,12 @@ test: $(PSC_STAMP)
 psc-provider: $(STAMP) $(PSC_STAMP)
 	$(BIN)/python -m tests.identity.psc_provider --port 8400 --relais http://127.0.0.1:8000
 
+# Recovery after 30-second PostgreSQL and Redis outages under load, on instances of the
+# benchmark's own (docs/performance.md).
+.PHONY: bench-outages
+bench-outages: $(STAMP)
+	$(BIN)/python -m bench.outages
+
 # Directory import and search benchmark (1,000,000 synthetic rows; docs/identity.md).
 .PHONY: bench-directory
 bench-directory: $(STAMP) services

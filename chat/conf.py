@@ -30,6 +30,9 @@ class RelaisSettings:
     write_concurrency: int
     db_pool_size: int
     token_idle_seconds: int
+    max_connections_per_device: int
+    max_connections_per_address: int
+    max_unauthenticated_per_address: int
 
 
 @cache

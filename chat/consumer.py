@@ -48,10 +48,14 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # Channels is
     async def connect(self) -> None:
         runtime = await get_runtime()
         await self.accept()
-        self.connection = Connection(runtime=runtime, send_text=self._send_text, close=self._close)
+        client = self.scope.get("client") or ("", 0)
+        self.connection = Connection(
+            runtime=runtime, send_text=self._send_text, close=self._close, address=str(client[0])
+        )
         await self.connection.open(
             identity=self.scope.get("relais_identity"),
             header_failed=bool(self.scope.get("relais_auth_failed")),
+            unavailable=bool(self.scope.get("relais_auth_unavailable")),
         )
 
     async def websocket_receive(self, message: Message) -> None:

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     SERVER_BUSY = "server_busy"
     INTERNAL = "internal"
     # Attachments (docs/protocol.md, "Attachments")
@@ -113,6 +114,10 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.RATE_LIMITED: (
         "Too many requests; slow down.",
         "Trop de requêtes ; ralentissez.",
+    ),
+    ErrorCode.TOO_MANY_CONNECTIONS: (
+        "Too many connections for this device or this address; close some first.",
+        "Trop de connexions pour cet appareil ou cette adresse ; fermez-en d'abord.",
     ),
     ErrorCode.SERVER_BUSY: (
         "The server is busy; retry with the same message id.",

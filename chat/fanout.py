@@ -22,6 +22,14 @@ from synchronous ORM code.
 
 The live stream is best effort; the database is the truth. A connection that misses an
 event notices a sequence gap at the next event and fills it from the database.
+
+When Redis goes away, nothing waits for the next message: the reader reconnects (every
+``RETRY_SECONDS``) and, once subscribed again, tells the reconnect listeners (the
+runtime), which have every local connection fill what it missed from the database.
+A batch the publisher could not send is dropped (the database has its envelopes) and the
+next batch that gets through carries a ``catch_up`` signal, so that every process
+catches up too, even one whose own subscription never broke. Each change of state is
+logged once (``chat.outages``), not once per failed operation.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from typing import Any, Final, Protocol
 import msgspec
 from django.db import transaction
 
+from chat.outages import OutageLog, describe
 from observability import metrics
 
 logger = logging.getLogger(__name__)
@@ -51,6 +60,10 @@ receiving processes measure the fan-out lag from it (``relais_fanout_lag_seconds
 
 MAX_BATCH_EVENTS: Final = 1024
 _CLOSE_TIMEOUT_SECONDS: Final = 5
+RETRY_SECONDS: Final = 0.25
+"""How often the hub tries Redis again while it is away."""
+CATCH_UP_TOPIC: Final = "hub.catch_up"
+"""A batch event on this topic asks every process to catch its connections up."""
 
 
 class HubEvent(msgspec.Struct, array_like=True, frozen=True):
@@ -60,7 +73,8 @@ class HubEvent(msgspec.Struct, array_like=True, frozen=True):
     ``kind`` tells the connection what to do besides forwarding it:
     ``message`` (an envelope: order by ``seq``), ``frame`` (forward),
     ``member_added`` / ``member_removed`` (``practitioner`` joined or left ``room``),
-    ``device_revoked`` (close the connection).
+    ``device_revoked`` (close the connection), ``catch_up`` (fetch ``room`` up to
+    ``seq`` from the database: the live stream may have missed envelopes).
     """
 
     kind: str
@@ -120,6 +134,9 @@ def device_topic(device_id: int) -> str:
     return f"device.{device_id}"
 
 
+ReconnectListener = Callable[[], None]
+
+
 class FanoutHub:
     """In-process fan-out, bridged across processes through Redis when configured."""
 
@@ -135,35 +152,67 @@ class FanoutHub:
         self._publisher: asyncio.Task[None] | None = None
         self._outbox: list[TopicEvent] = []
         self._outbox_ready = asyncio.Event()
+        self._reconnect_listeners: list[ReconnectListener] = []
+        self._reading = OutageLog(what="Redis (fan-out subscription)", logger=logger)
+        self._publishing = OutageLog(what="Redis (fan-out publish)", logger=logger)
+        self._lost_events = False
+        self.subscribed = asyncio.Event()
 
     @property
     def uses_redis(self) -> bool:
         return bool(self._redis_url)
 
     async def start(self) -> None:
+        """Start the hub; with Redis, wait (a few seconds at most) until subscribed. A
+        Redis that does not answer does not stop the start: the reader keeps trying."""
         self._loop = asyncio.get_running_loop()
         _register(self)
         if not self._redis_url:
             return
         import redis.asyncio as redis_asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # One immediate retry (a connection broken by a Redis restart); the hub does its
+        # own, steady retrying beyond that.
         self._redis = redis_asyncio.Redis.from_url(
-            self._redis_url, socket_connect_timeout=_CLOSE_TIMEOUT_SECONDS
+            self._redis_url,
+            socket_connect_timeout=_CLOSE_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
         )
-        self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(self._channel)
-        await self._confirm_subscription()
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
+                await self._subscribe()
+        except Exception as error:
+            self._reading.failed(error)
+            await self._drop_subscription()
         self._reader = asyncio.create_task(self._read_forever(), name="relais-hub-reader")
         self._publisher = asyncio.create_task(self._publish_forever(), name="relais-hub-publisher")
 
-    async def _confirm_subscription(self) -> None:
-        """Wait for Redis to confirm SUBSCRIBE: from then on, every batch published by
-        another process reaches this one."""
-        async with asyncio.timeout(10):
+    async def _subscribe(self) -> None:
+        """Subscribe and wait for Redis to confirm: from then on, every batch published
+        by another process reaches this one."""
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(self._channel)
+        async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
             while True:
-                message = await self._pubsub.get_message(timeout=10)
+                message = await self._pubsub.get_message(timeout=_CLOSE_TIMEOUT_SECONDS)
                 if message is not None and message.get("type") == "subscribe":
+                    self.subscribed.set()
                     return
+
+    async def _drop_subscription(self) -> None:
+        self.subscribed.clear()
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
+                    await pubsub.aclose()
+
+    def add_reconnect_listener(self, listener: ReconnectListener) -> None:
+        """Have ``listener`` called (in the hub's loop) whenever this process may have
+        missed events: its subscription came back, or another process's publish failed."""
+        self._reconnect_listeners.append(listener)
 
     async def close(self) -> None:
         """Stop the reader and the publisher and close the Redis connections (bounded:
@@ -175,15 +224,14 @@ class FanoutHub:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._reader = self._publisher = None
+        await self._drop_subscription()
         try:
             async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
-                if self._pubsub is not None:
-                    await self._pubsub.aclose()
                 if self._redis is not None:
                     await self._redis.aclose()
         except TimeoutError:
             logger.warning("closing the Redis connections timed out; dropping them")
-        self._pubsub = self._redis = None
+        self._redis = None
 
     async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         """Add a local subscriber: events of the topic published from now on reach it."""
@@ -199,6 +247,10 @@ class FanoutHub:
 
     def local_subscriber_count(self, topic: str) -> int:
         return len(self._local.get(topic, ()))
+
+    def local_subscribers(self) -> set[Subscriber]:
+        """Every local subscriber, once."""
+        return {subscriber for subscribers in self._local.values() for subscriber in subscribers}
 
     def publish(self, topic: str, event: HubEvent) -> None:
         """Deliver to local subscribers now and queue the event for other processes.
@@ -229,10 +281,12 @@ class FanoutHub:
         else:
             loop.call_soon_threadsafe(self.publish, topic, event)
 
-    async def check(self) -> dict[str, str]:
-        """Health of the cross-process link, for /healthz."""
+    async def check(self) -> dict[str, Any]:
+        """Health of the cross-process link, for /healthz: subscribed, and Redis answers."""
         if self._redis is None:
             return {"fanout": "in-process"}
+        if not self.subscribed.is_set():
+            raise ConnectionError("not subscribed to the events channel")
         await self._redis.ping()
         return {"fanout": "redis"}
 
@@ -246,17 +300,29 @@ class FanoutHub:
             except Exception:
                 logger.exception("a subscriber failed to take an event of kind %s", event.kind)
 
+    def _missed_events(self) -> None:
+        for listener in self._reconnect_listeners:
+            try:
+                listener()
+            except Exception:
+                logger.exception("a reconnect listener failed")
+
     async def _read_forever(self) -> None:
         while True:
             try:
+                if self._pubsub is None:
+                    await self._subscribe()
+                    if self._reading.recovered() is not None:
+                        self._missed_events()
                 message = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=None
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("reading from Redis failed; retrying")
-                await asyncio.sleep(1)  # back off before reconnecting; not a test wait
+            except Exception as error:
+                self._reading.failed(error)
+                await self._drop_subscription()
+                await asyncio.sleep(RETRY_SECONDS)  # the retry period, not a test wait
                 continue
             if message is not None and message.get("type") == "message":
                 self._on_batch(message["data"])
@@ -270,7 +336,10 @@ class FanoutHub:
             logger.warning("ignored a malformed event batch")
             return
         for item in events:
-            self._deliver_locally(item.topic, item.event)
+            if item.topic == CATCH_UP_TOPIC:
+                self._missed_events()
+            else:
+                self._deliver_locally(item.topic, item.event)
         metrics.FANOUT_LAG_SECONDS.observe(max(0.0, batch_age_seconds(payload)))
 
     async def _publish_forever(self) -> None:
@@ -280,6 +349,8 @@ class FanoutHub:
             while self._outbox:
                 batch = self._outbox[:MAX_BATCH_EVENTS]
                 del self._outbox[:MAX_BATCH_EVENTS]
+                if self._lost_events:
+                    batch.append(TopicEvent(CATCH_UP_TOPIC, HubEvent(kind="catch_up")))
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
                         pipe.publish(self._channel, encode_batch(self.origin, batch))
@@ -293,9 +364,15 @@ class FanoutHub:
                     metrics.FANOUT_EVENTS_PUBLISHED.inc(len(batch))
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    # Other processes' devices will fill the gap from the database.
-                    logger.exception("publishing %d events to Redis failed", len(batch))
+                except Exception as error:
+                    # The database has these envelopes: the other processes fetch them
+                    # when the catch-up signal of the next batch reaches them.
+                    self._publishing.failed(error)
+                    self._lost_events = True
+                    await asyncio.sleep(RETRY_SECONDS)  # the retry period, not a test wait
+                    continue
+                self._lost_events = False
+                self._publishing.recovered()
 
 
 # Called with every event this process publishes, in the hub's event loop, after the
@@ -364,8 +441,8 @@ def _publish_without_hub(topic: str, event: HubEvent) -> None:
     try:
         payload = encode_batch(uuid.uuid4().bytes, [TopicEvent(topic, event)])
         client.publish(events_channel(settings.redis_prefix), payload)
-    except Exception:
-        logger.exception("publishing an event of kind %s failed", event.kind)
+    except Exception as error:
+        logger.warning("publishing an event of kind %s failed: %s", event.kind, describe(error))
     finally:
         client.close()
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from chat.outages import UNAVAILABLE
 from chat.services.devices import authenticate_token
 
 Scope = dict[str, Any]
@@ -32,9 +33,16 @@ class DeviceTokenAuthMiddleware:
         scope = dict(scope)
         scope["relais_identity"] = None
         scope["relais_auth_failed"] = False
+        scope["relais_auth_unavailable"] = False
         token = bearer_token(scope)
         if token is not None:
-            identity = await database_sync_to_async(authenticate_token)(token=token)
-            scope["relais_identity"] = identity
-            scope["relais_auth_failed"] = identity is None
+            try:
+                identity = await database_sync_to_async(authenticate_token)(token=token)
+            except UNAVAILABLE:
+                # The database is away: the connection says so (server_busy, 1013) rather
+                # than the handshake failing with an HTTP 500.
+                scope["relais_auth_unavailable"] = True
+            else:
+                scope["relais_identity"] = identity
+                scope["relais_auth_failed"] = identity is None
         return await self.app(scope, receive, send)

@@ -15,6 +15,13 @@ authenticated connection starts and ends, and it counts connections per device.
 Presence is recorded before the ``ready`` frame is sent, so a device that has ``ready``
 is certain not to be pushed. Redis trouble never fails a connection: presence is then
 missing, and the device at worst gets a push it did not need.
+
+Changes travel in batches: one task (the flusher) sends every pending announcement and
+removal in one pipelined round trip, whatever the number of devices (200 devices closing
+at once cost one round trip, not 200 connections to Redis). A removal that fails stays
+pending and is tried again every ``RETRY_SECONDS`` until Redis takes it, so a device that
+went away is never left "online" by a Redis hiccup; an entry this process cannot remove
+at all (Redis away for longer) expires on its own after ``TTL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ from collections.abc import Collection
 from typing import Any, Final, Protocol
 
 from chat.clock import Clock
+from chat.outages import OutageLog
 
 logger = logging.getLogger(__name__)
 
 TTL_SECONDS: Final = 30
 REFRESH_SECONDS: Final = 10
+RETRY_SECONDS: Final = 0.5
 _ANNOUNCE_TIMEOUT_SECONDS: Final = 2
 
 
@@ -68,80 +77,126 @@ class PresenceTracker:
         self._refresh_seconds = refresh_seconds
         self._local: Counter[int] = Counter()
         self._redis: Any = None
-        self._refresher: asyncio.Task[None] | None = None
+        self._to_announce: set[int] = set()
+        self._to_remove: set[int] = set()
+        self._flushed = asyncio.Event()  # set after each round trip, then cleared
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._outage = OutageLog(what="Redis (presence)", logger=logger, clock=clock)
 
     async def device_connected(self, device_id: int) -> None:
+        """Count the connection; with Redis, return once it is announced (2 s at most)."""
         self._local[device_id] += 1
         if not self._redis_url:
             return
-        if self._refresher is None or self._refresher.done():
-            self._refresher = asyncio.create_task(
-                self._refresh_forever(), name="relais-presence-refresh"
-            )
-        try:
-            async with asyncio.timeout(_ANNOUNCE_TIMEOUT_SECONDS):
-                await self._announce([device_id])
-        except Exception:
-            logger.warning("recording the presence of device %s failed", device_id, exc_info=True)
+        self._to_remove.discard(device_id)
+        self._to_announce.add(device_id)
+        self._start_flusher()
+        await self._flushed_or_late(self._to_announce, device_id)
 
     async def device_disconnected(self, device_id: int) -> None:
+        """Count the end of a connection; the device's last one here is removed from
+        Redis (waits 2 s at most; a removal that fails is retried in the background)."""
         self._local[device_id] -= 1
         if self._local[device_id] > 0:
             return
         del self._local[device_id]
         if not self._redis_url:
             return
-        try:
+        self._to_announce.discard(device_id)
+        self._to_remove.add(device_id)
+        self._start_flusher()
+        await self._flushed_or_late(self._to_remove, device_id)
+
+    async def _flushed_or_late(self, pending: set[int], device_id: int) -> None:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_ANNOUNCE_TIMEOUT_SECONDS):
-                await self._client().zrem(presence_key(self._prefix, device_id), self.origin)
-        except Exception:
-            logger.warning("clearing the presence of device %s failed", device_id, exc_info=True)
-        if not self._local:
-            await self.close()
+                while device_id in pending:
+                    await self._flushed.wait()
 
     async def connected(self, device_ids: Collection[int]) -> set[int]:
         """Devices connected to this process (the whole answer without Redis)."""
         return {device_id for device_id in device_ids if self._local[device_id] > 0}
 
+    @property
+    def pending_removals(self) -> int:
+        return len(self._to_remove)
+
     async def close(self) -> None:
-        """Stop refreshing and drop the Redis connection (reopened when needed)."""
-        refresher, self._refresher = self._refresher, None
-        if refresher is not None and refresher is not asyncio.current_task():
-            refresher.cancel()
+        """Stop the flusher and drop the Redis connection (reopened when needed)."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not asyncio.current_task():
+            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+                await flusher
         client, self._redis = self._redis, None
         if client is not None:
             await client.aclose()
+
+    def _start_flusher(self) -> None:
+        self._wakeup.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever(), name="relais-presence")
 
     def _client(self) -> Any:
         if self._redis is None:
             import redis.asyncio as redis_asyncio
 
-            self._redis = redis_asyncio.Redis.from_url(self._redis_url)
+            self._redis = redis_asyncio.Redis.from_url(
+                self._redis_url, socket_connect_timeout=_ANNOUNCE_TIMEOUT_SECONDS
+            )
         return self._redis
 
-    async def _announce(self, device_ids: list[int]) -> None:
-        if not device_ids:
-            return
-        expires_at = self._clock.now_ms() + self._ttl_ms
+    async def _flush_forever(self) -> None:
+        """Send what changed, refresh what lives, retry what failed; stop when idle."""
+        next_refresh = self._clock.monotonic() + self._refresh_seconds
+        while self._local or self._to_remove or self._to_announce:
+            refresh = self._clock.monotonic() >= next_refresh
+            announce = set(self._local) if refresh else set(self._to_announce)
+            remove = set(self._to_remove)
+            failed = False
+            if announce or remove:
+                try:
+                    async with asyncio.timeout(_ANNOUNCE_TIMEOUT_SECONDS):
+                        await self._write(announce=announce, remove=remove)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    failed = True
+                    self._outage.failed(error)
+                else:
+                    self._outage.recovered()
+                    self._to_announce -= announce
+                    self._to_remove -= remove
+                    if refresh:
+                        next_refresh = self._clock.monotonic() + self._refresh_seconds
+            self._flushed.set()
+            self._flushed.clear()
+            self._wakeup.clear()
+            if failed:
+                await asyncio.sleep(RETRY_SECONDS)  # the retry period, not a test wait
+            elif not (self._to_announce or self._to_remove):
+                # Sleep until something changes or the next refresh is due.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_refresh - self._clock.monotonic())):
+                        await self._wakeup.wait()
+        client, self._redis = self._redis, None
+        self._flusher = None
+        if client is not None:
+            await client.aclose()
+
+    async def _write(self, *, announce: set[int], remove: set[int]) -> None:
+        now = self._clock.now_ms()
+        expires_at = now + self._ttl_ms
         async with self._client().pipeline(transaction=False) as pipe:
-            for device_id in device_ids:
+            for device_id in announce:
                 key = presence_key(self._prefix, device_id)
                 pipe.zadd(key, {self.origin: expires_at})
-                pipe.zremrangebyscore(key, "-inf", self._clock.now_ms())
+                pipe.zremrangebyscore(key, "-inf", now)
                 pipe.pexpire(key, self._ttl_ms)
+            for device_id in remove:
+                pipe.zrem(presence_key(self._prefix, device_id), self.origin)
             await pipe.execute()
-
-    async def _refresh_forever(self) -> None:
-        while self._local:
-            await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self._announce(list(self._local))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("refreshing presence failed", exc_info=True)
 
 
 class RedisPresence:

@@ -8,15 +8,17 @@ per test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connections
 
 from chat.clock import SYSTEM_CLOCK, Clock
 from chat.conf import relais_settings
 from chat.fanout import FanoutHub
-from chat.storage.base import MessageStore
+from chat.storage.base import MessageStore, StoredEnvelope
 from chat.storage.orm import OrmMessageStore
 
 
@@ -25,8 +27,13 @@ class Runtime:
     store: MessageStore
     hub: FanoutHub
     clock: Clock
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.hub.close()
         await self.store.close()
 
@@ -86,8 +93,31 @@ async def start_runtime(*, clock: Clock = SYSTEM_CLOCK) -> Runtime:
     hub = FanoutHub(redis_url=settings.redis_url, channel_prefix=settings.redis_prefix)
     await hub.start()
     runtime = Runtime(store=build_store(clock), hub=hub, clock=clock)
+    wire_faults(runtime)
     install_runtime(runtime)
     return runtime
+
+
+def wire_faults(runtime: Runtime) -> None:
+    """What keeps the live stream whole through faults (docs/architecture.md, "Faults"):
+    an envelope committed after its sender was answered ``server_busy`` is published
+    all the same, and when the fan-out may have missed events, every local connection
+    catches up from the database."""
+    from chat.delivery import catch_up_connections
+    from chat.services.messages import publish_envelope
+
+    def publish_late(envelope: StoredEnvelope) -> None:
+        publish_envelope(hub=runtime.hub, envelope=envelope)
+
+    def catch_up() -> None:
+        task = asyncio.get_running_loop().create_task(
+            catch_up_connections(runtime), name="relais-catch-up"
+        )
+        runtime.background.add(task)
+        task.add_done_callback(runtime.background.discard)
+
+    runtime.store.on_late_commit = publish_late
+    runtime.hub.add_reconnect_listener(catch_up)
 
 
 async def close_runtime() -> None:

@@ -24,7 +24,7 @@ class InvalidIdentifierError(ValueError):
 
 def luhn_is_valid(digits: str) -> bool:
     """Return True when ``digits`` passes the Luhn mod-10 check."""
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         return False
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -38,6 +38,23 @@ def luhn_is_valid(digits: str) -> bool:
 
 
 _LENGTHS = {IdentifierType.RPPS: 11, IdentifierType.ADELI: 9}
+
+
+def national_id_for_number(text: str) -> str | None:
+    """The national id a professional's number stands for, as people type it: an RPPS
+    (11 digits: ``8`` + RPPS), an ADELI (9 digits: ``0`` + ADELI), or the national id
+    itself (12 digits from 8, 10 from 0); None for anything else. ASCII digits only."""
+    number = text.strip()
+    if not (number.isascii() and number.isdigit()):
+        return None
+    if len(number) == _LENGTHS[IdentifierType.RPPS]:
+        return IdentifierType.RPPS.value + number
+    if len(number) == _LENGTHS[IdentifierType.ADELI]:
+        return IdentifierType.ADELI.value + number
+    for kind, length in _LENGTHS.items():
+        if len(number) == length + 1 and number.startswith(kind.value):
+            return number
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,7 @@ class NationalId:
     @classmethod
     def parse(cls, national_id: str, *, check_digit: bool = True) -> NationalId:
         """Parse ``8``+RPPS or ``0``+ADELI; raise InvalidIdentifierError when malformed."""
-        if not national_id or not national_id.isdigit():
+        if not national_id or not (national_id.isascii() and national_id.isdigit()):
             raise InvalidIdentifierError("a national id is made of digits only")
         try:
             id_type = IdentifierType(national_id[0])

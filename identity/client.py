@@ -11,10 +11,12 @@ check, and a userinfo answer that may be JSON or a signed JWT.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
@@ -37,6 +39,11 @@ SIGNING_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"]
 CLOCK_LEEWAY_SECONDS = 30
 METADATA_TTL_SECONDS = 3600
 MAX_RESPONSE_BYTES = 1_000_000
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# OAuth 2.0 error codes that mean "try again later", not "no".
+_OUTAGE_ERRORS = {"server_error", "temporarily_unavailable"}
+
+logger = logging.getLogger(__name__)
 
 Now = Callable[[], float]
 
@@ -122,11 +129,28 @@ class PscClient:
             raise _provider_error("the discovery document is malformed") from error
         if metadata.issuer != self.settings.issuer:
             raise _provider_error("the discovery document names another issuer")
+        for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
+            self._check_endpoint(name, getattr(metadata, name))
+        if metadata.end_session_endpoint:
+            self._check_endpoint("end_session_endpoint", metadata.end_session_endpoint)
         self._metadata_cache[self.settings.discovery_url] = (
             self.now() + METADATA_TTL_SECONDS,
             metadata,
         )
         return metadata
+
+    def _check_endpoint(self, name: str, url: str) -> None:
+        """Tokens, codes and the client secret go to these URLs: https only. Plain http
+        is accepted on loopback alone, and only when the issuer itself is a loopback
+        http URL (the tests' provider, ``make psc-provider``)."""
+        parts = urlsplit(url)
+        if parts.scheme == "https" and parts.hostname:
+            return
+        issuer = urlsplit(self.settings.issuer)
+        local = issuer.scheme == "http" and issuer.hostname in _LOOPBACK
+        if local and parts.scheme == "http" and parts.hostname in _LOOPBACK:
+            return
+        raise _provider_error(f"the discovery document's {name} is not an https URL")
 
     def _keys(self, metadata: ProviderMetadata, *, refresh: bool = False) -> KeySet:
         if not refresh and metadata.jwks_uri in self._jwks_cache:
@@ -256,8 +280,14 @@ class PscClient:
         return claims
 
     def refresh(self, *, refresh_token: str) -> TokenSet | None:
-        """New tokens while the PSC session lives; None once PSC refuses the refresh token
-        (session ended, logged out at PSC, token expired). Provider outages raise."""
+        """New tokens while the PSC session lives; None once PSC refuses the refresh.
+
+        Any OAuth 2.0 error answer (RFC 6749 §5.2: ``invalid_grant`` when the session
+        ended or the user logged out at PSC, but also ``invalid_client``,
+        ``unauthorized_client``, ``invalid_request``, ``invalid_scope``...) is a refusal:
+        PSC no longer vouches for the session, so it ends. Only an outage raises (no
+        answer, an HTTP 5xx, ``server_error``, ``temporarily_unavailable``): an
+        unreachable PSC is not a logout."""
         metadata = self.metadata()
         try:
             token = self._oauth().refresh_token(
@@ -266,9 +296,13 @@ class PscClient:
                 timeout=self.settings.http_timeout_seconds,
             )
         except OAuthError as error:
-            if error.error in {"invalid_grant", "invalid_token", "unauthorized_client"}:
-                return None
-            raise _provider_error(f"refresh refused: {error.error}") from error
+            if error.error in _OUTAGE_ERRORS:
+                raise _provider_error(f"refresh failed: {error.error}") from error
+            if error.error not in {"invalid_grant", "invalid_token"}:
+                # Refused for a reason of ours (e.g. the client secret): say so once per
+                # session check, without the token.
+                logger.warning("Pro Santé Connect refused a refresh: %s", str(error.error)[:64])
+            return None
         except (requests.RequestException, ValueError) as error:
             raise _provider_error("the token endpoint is unreachable") from error
         return TokenSet(

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -16,7 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.errors import MESSAGES, ErrorCode, RelaisError
+from chat.outages import UNAVAILABLE, OutageLog
 from observability.metrics import count_error
+
+_database_outage = OutageLog(
+    what="PostgreSQL (REST requests answered server_busy)", logger=logging.getLogger(__name__)
+)
 
 # Every code has its status here (tests/mobile_api/test_errors.py checks that none is
 # missing). Codes only the WebSocket protocol sends still get one, for clients that
@@ -38,6 +44,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_REQUEST: status.HTTP_400_BAD_REQUEST,
     ErrorCode.CONFLICT: status.HTTP_409_CONFLICT,
     ErrorCode.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
+    ErrorCode.TOO_MANY_CONNECTIONS: status.HTTP_429_TOO_MANY_REQUESTS,
     ErrorCode.SERVER_BUSY: status.HTTP_503_SERVICE_UNAVAILABLE,
     ErrorCode.INTERNAL: status.HTTP_500_INTERNAL_SERVER_ERROR,
     ErrorCode.ATTACHMENT_TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -93,6 +100,12 @@ def error_body(code: ErrorCode, message: str, message_fr: str, **extra: Any) -> 
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, UNAVAILABLE):
+        # The database is away: retry later (503), not a bug (500); said once in the log.
+        _database_outage.failed(exc)
+        exc = RelaisError(ErrorCode.SERVER_BUSY)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc = _anonymous_budget(exc, context)
     if isinstance(exc, RelaisError):
         return Response(error_body(exc.code, exc.message, exc.message_fr), status=_STATUS[exc.code])
     response = drf_exception_handler(exc, context)
@@ -110,6 +123,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         extra["retry_after"] = math.ceil(getattr(exc, "wait", None) or 1)
     response.data = error_body(code, english, french, **extra)
     return response
+
+
+def _anonymous_budget(exc: exceptions.APIException, context: dict[str, Any]) -> Exception:
+    """A request refused for want of a valid token counts against its address's
+    anonymous budget (``RELAIS_RATE_ANON``), like every request without a token: DRF
+    checks throttles only after authentication and permissions, so without this,
+    guessing tokens or hammering an operation unauthenticated would cost nothing."""
+    from mobile_api.throttling import AnonymousIpThrottle
+
+    request, view = context.get("request"), context.get("view")
+    if request is None or view is None:
+        return exc
+    throttle = AnonymousIpThrottle()
+    if throttle.allow_request(request, view):
+        return exc
+    return exceptions.Throttled(wait=throttle.wait())
 
 
 def _messages(exc: Exception, code: ErrorCode, context: dict[str, Any]) -> tuple[str, str]:

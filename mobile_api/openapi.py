@@ -12,6 +12,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -68,6 +69,20 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
         status: OpenApiResponse(ErrorEnvelopeSerializer, description=_STATUS_REASONS[status])
         for status in statuses
     }
+
+
+def browser_errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Error responses of an operation a browser opens: an HTML page in French and
+    English for a browser (``Accept: text/html``), the JSON envelope otherwise."""
+    answers: dict[tuple[int, str], OpenApiResponse] = {}
+    for status in statuses:
+        answers[(status, "application/json")] = OpenApiResponse(
+            ErrorEnvelopeSerializer, description=_STATUS_REASONS[status]
+        )
+        answers[(status, "text/html")] = OpenApiResponse(
+            OpenApiTypes.STR, description=_STATUS_REASONS[status] + " A page, for a browser."
+        )
+    return answers
 
 
 class DeviceTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

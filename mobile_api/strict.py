@@ -71,3 +71,18 @@ class QuerySerializer(serializers.Serializer[None]):
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class WholeRegexField(serializers.RegexField):
+    """A ``RegexField`` whose ``^…$`` pattern must match the whole value.
+
+    Python's ``$`` also matches just before a final newline, so ``"abc\n"`` passed
+    ``^[a-z]+$``; JSON Schema (and JavaScript) read ``$`` as the very end, as the
+    schema promises. A value ending with a newline is refused here to match.
+    """
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if isinstance(value, str) and value.endswith("\n"):
+            self.fail("invalid")
+        return value

@@ -28,6 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from chat.clock import SYSTEM_CLOCK, Clock
+from chat.outages import OutageLog
 from chat.services.devices import DeviceIdentity
 
 if TYPE_CHECKING:  # rest_framework.views imports this module (its default throttles)
@@ -37,6 +38,8 @@ if TYPE_CHECKING:  # rest_framework.views imports this module (its default throt
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# One line when the cache goes away and one when it is back, not one per request.
+_cache_outage = OutageLog(what="Redis (REST rate limits, not checked meanwhile)", logger=logger)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -79,16 +82,17 @@ class SharedRateThrottle(BaseThrottle):
             cache.add(current, 0, timeout=2 * period + 1)
             count = cache.incr(current)
             before = int(cache.get(previous, 0))
-        except Exception:
-            logger.warning("rate limit %s not checked: the cache is unreachable", self.scope)
+        except Exception as error:
+            _cache_outage.failed(error)
             return True
+        _cache_outage.recovered()
         overlap = 1 - elapsed / period
         if before * overlap + count <= limit:
             return True
         try:
             cache.decr(current)  # a refused request does not count
-        except Exception:
-            logger.warning("rate limit %s: could not uncount a refused request", self.scope)
+        except Exception as error:
+            _cache_outage.failed(error)
         self._wait = _wait_seconds(
             limit=limit, period=period, elapsed=elapsed, before=before, count=count - 1
         )

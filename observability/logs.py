@@ -103,5 +103,8 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             # query strings (one-time codes), and relais.requests logs each request.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "daphne": {"handlers": ["console"], "level": level, "propagate": False},
+            # The message store logs a database outage once, when it starts and when it
+            # ends (chat.outages); the pool would log each of its reconnection attempts.
+            "psycopg.pool": {"level": "ERROR"},
         },
     }

@@ -177,8 +177,12 @@ def do_mute_room(
 
 
 def do_unmute_room(*, identity: DeviceIdentity, room_id: int, scope: str) -> bool:
-    """Remove the caller's mute of a room at that scope; False when there was none."""
+    """Remove the caller's mute of a room at that scope; False when there was none.
+
+    Raises NOT_MEMBER (also for a missing room), as muting does.
+    """
     scope_filter = _scope_filter(identity=identity, scope=scope)
+    access_membership(room_id=room_id, practitioner_id=identity.practitioner_id)
     deleted, _ = RoomMute.objects.filter(scope_filter, room_id=room_id).delete()
     return deleted > 0
 

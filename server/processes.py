@@ -26,8 +26,9 @@ def uvicorn_command(*, host: str, port: int) -> list[str]:
         str(port),
         "--loop",
         "uvloop",
+        # httptools, with a deadline for the request head (server/http_protocol.py).
         "--http",
-        "httptools",
+        "server.http_protocol:HeadDeadlineHttpToolsProtocol",
         "--ws",
         "websockets-sansio",
         "--ws-max-size",

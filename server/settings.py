@@ -112,6 +112,9 @@ _database = parse_database_url(
 DATABASES = {"default": _database.settings}
 if _database.engine == "postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("RELAIS_DB_CONN_MAX_AGE", 60)
+    # A kept connection is checked before reuse: after a database restart the first
+    # request gets a new connection instead of an error.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("RELAIS_REDIS_URL", "")
@@ -150,7 +153,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mobile_api.authentication.DeviceTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON with a bound on nesting (mobile_api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["mobile_api.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "mobile_api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -228,7 +232,9 @@ RELAIS = {
     "DEV_LOGIN": DEBUG,  # the development login exists only with DEBUG on; never in production
     "REDIS_URL": REDIS_URL,
     "REDIS_PREFIX": env_str("RELAIS_REDIS_PREFIX", "relais"),
-    "MAX_FRAME_BYTES": env_int("RELAIS_MAX_FRAME_BYTES", 64 * 1024),
+    # A 48 KiB body is 64 KiB of base64url: the frame carrying it must be larger, so
+    # that a body over the limit gets body_too_large, not frame_too_large.
+    "MAX_FRAME_BYTES": env_int("RELAIS_MAX_FRAME_BYTES", 80 * 1024),
     "MAX_BODY_BYTES": env_int("RELAIS_MAX_BODY_BYTES", 48 * 1024),
     "RATE_PER_SECOND": env_int("RELAIS_WS_RATE_PER_SECOND", 200),
     "RATE_BURST": env_int("RELAIS_WS_RATE_BURST", 400),
@@ -244,6 +250,10 @@ RELAIS = {
     # A device token unused this long stops working; the device logs in again and
     # proves it holds its keys to stay the same device (docs/protocol.md §10.4).
     "TOKEN_IDLE_SECONDS": env_int("RELAIS_TOKEN_IDLE_DAYS", 30) * 24 * 3600,
+    # WebSockets per server process (chat/limits.py): a hospital's staff share an address.
+    "MAX_CONNECTIONS_PER_DEVICE": env_int("RELAIS_WS_MAX_PER_DEVICE", 10),
+    "MAX_CONNECTIONS_PER_ADDRESS": env_int("RELAIS_WS_MAX_PER_ADDRESS", 2000),
+    "MAX_UNAUTHENTICATED_PER_ADDRESS": env_int("RELAIS_WS_MAX_UNAUTHENTICATED_PER_ADDRESS", 100),
 }
 
 # The key-transparency log (docs/configuration.md, "Key-transparency log"). Its signing

@@ -15,7 +15,13 @@ TIMEOUT = 5
 class Client:
     """Connects to the real ASGI application; every receive has a timeout."""
 
-    def __init__(self, *, token: str | None = None, origin: str | None = "http://127.0.0.1"):
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        origin: str | None = "http://127.0.0.1",
+        address: str | None = None,
+    ):
         headers: list[tuple[bytes, bytes]] = []
         if origin is not None:
             headers.append((b"origin", origin.encode()))
@@ -23,6 +29,8 @@ class Client:
             headers.append((b"authorization", f"Bearer {token}".encode()))
         headers.append((b"host", b"127.0.0.1"))
         self.communicator = WebsocketCommunicator(application, "/ws/v1/", headers=headers)
+        if address is not None:  # the client address the ASGI server would give
+            self.communicator.scope["client"] = (address, 50_000)
 
     async def connect(self) -> bool:
         connected, _subprotocol = await self.communicator.connect(timeout=TIMEOUT)

@@ -39,7 +39,7 @@ def plan_sync(*, device_id: int, practitioner_id: str, requested: dict[int, int]
         position = positions.get(room_id)
         if position is None:
             errors.append((room_id, ErrorCode.NOT_MEMBER))
-        elif seq > position.last_seq:
+        elif seq < 0 or seq > position.last_seq:
             errors.append((room_id, ErrorCode.BAD_SEQUENCE))
         else:
             start = max(seq, position.joined_after_seq)

@@ -26,9 +26,11 @@ async def do_send(
     room_id: int,
     client_id: str,
     body_text: str,
+    deadline: float | None = None,
 ) -> StoredEnvelope:
     """Store the envelope (idempotently) and, once committed, publish it to the room.
 
+    ``deadline`` (the store's monotonic clock) is when the sender must have its answer.
     Raises RelaisError: BAD_FRAME, BODY_TOO_LARGE, NOT_MEMBER, SERVER_BUSY, INTERNAL.
     """
     body = check_body(body_text=body_text)
@@ -39,7 +41,8 @@ async def do_send(
         client_id=client_id,
         body=body,
     )
-    stored = await store.append(request)  # bounded by RELAIS_STORE_TIMEOUT (SERVER_BUSY)
+    # Bounded by RELAIS_STORE_TIMEOUT and ``deadline`` (SERVER_BUSY).
+    stored = await store.append(request, deadline=deadline)
     if not stored.duplicate:
         publish_envelope(hub=hub, envelope=stored, body_text=body_text.rstrip("="))
     return stored
@@ -65,8 +68,11 @@ def live_message_text(envelope: StoredEnvelope, *, body_text: str | None = None)
     )
 
 
-def publish_envelope(*, hub: FanoutHub, envelope: StoredEnvelope, body_text: str) -> None:
-    """Publish a committed envelope to its room (serialised once for every recipient)."""
+def publish_envelope(
+    *, hub: FanoutHub, envelope: StoredEnvelope, body_text: str | None = None
+) -> None:
+    """Publish a committed envelope to its room (serialised once for every recipient).
+    ``body_text``: the body as received, when it is at hand (canonical, unpadded)."""
     hub.publish(
         room_topic(envelope.room_id),
         HubEvent(

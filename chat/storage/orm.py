@@ -8,6 +8,7 @@ check membership, return the original on a retried key, otherwise insert with
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
@@ -16,7 +17,8 @@ from django.db.models import F
 from chat.clock import Clock
 from chat.errors import ErrorCode, RelaisError
 from chat.models import Envelope, Membership, Room
-from chat.storage.base import AppendRequest, StoredEnvelope
+from chat.outages import UNAVAILABLE
+from chat.storage.base import AppendRequest, LateCommit, StoredEnvelope, StoreUnavailableError
 
 
 def _stored(envelope: Envelope, *, duplicate: bool) -> StoredEnvelope:
@@ -36,13 +38,22 @@ class OrmMessageStore:
     def __init__(self, *, clock: Clock, timeout_seconds: float = 10) -> None:
         self._clock = clock
         self._timeout = timeout_seconds
+        self.on_late_commit: LateCommit | None = None
 
-    async def append(self, request: AppendRequest) -> StoredEnvelope:
+    async def append(
+        self, request: AppendRequest, *, deadline: float | None = None
+    ) -> StoredEnvelope:
+        now = self._clock.monotonic()
+        timeout = self._timeout if deadline is None else min(self._timeout, deadline - now)
+        if timeout <= 0:
+            raise RelaisError(ErrorCode.SERVER_BUSY)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 stored: StoredEnvelope = await database_sync_to_async(self._append)(request)
         except TimeoutError:
             raise RelaisError(ErrorCode.SERVER_BUSY) from None
+        except UNAVAILABLE:
+            raise StoreUnavailableError() from None
         return stored
 
     def _append(self, request: AppendRequest) -> StoredEnvelope:
@@ -87,10 +98,31 @@ class OrmMessageStore:
     async def fetch_range(
         self, *, room_id: int, after_seq: int, up_to_seq: int, limit: int
     ) -> list[StoredEnvelope]:
-        envelopes: list[StoredEnvelope] = await database_sync_to_async(self._fetch_range)(
-            room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq, limit=limit
-        )
+        try:
+            envelopes: list[StoredEnvelope] = await database_sync_to_async(self._fetch_range)(
+                room_id=room_id, after_seq=after_seq, up_to_seq=up_to_seq, limit=limit
+            )
+        except UNAVAILABLE:
+            raise StoreUnavailableError() from None
         return envelopes
+
+    async def room_heads(self, room_ids: list[int]) -> dict[int, int]:
+        try:
+            heads: dict[int, int] = await database_sync_to_async(self._room_heads)(room_ids)
+        except UNAVAILABLE:
+            raise StoreUnavailableError() from None
+        return heads
+
+    def _room_heads(self, room_ids: list[int]) -> dict[int, int]:
+        return dict(Room.objects.filter(pk__in=room_ids).values_list("pk", "last_seq"))
+
+    async def wait_available(self, within: float) -> bool:
+        """The ORM reconnects on each use: nothing to wait for here."""
+        return True
+
+    async def check(self) -> dict[str, Any]:
+        await self.room_heads([0])
+        return {"status": "ok"}
 
     def _fetch_range(
         self, *, room_id: int, after_seq: int, up_to_seq: int, limit: int

@@ -7,7 +7,9 @@ How (docs/identity.md, "Directory import"):
    with their number and skipped.
 2. Merge the staging table with a few set-based SQL statements: insert new people,
    update only rows whose content digest changed, deactivate the directory's people
-   who are no longer in the file, replace changed activities.
+   who are no longer in the file, replace changed activities. A practitioner with a
+   refused row (its national id still readable) is left exactly as they were: not
+   updated from their other rows, not deactivated, their activities untouched.
 
 Everything happens in one transaction: an import that fails leaves the directory as it
 was. Importing the same file twice changes nothing the second time.
@@ -56,6 +58,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     deactivated: int = 0
+    kept_as_they_were: int = 0
     activities_added: int = 0
     activities_removed: int = 0
     mailboxes_added: int = 0
@@ -206,6 +209,13 @@ def import_personne_activite(
 
 def _merge_people(cursor: Any, report: ImportReport, *, allow_mass_removal: bool) -> None:
     now = timezone.now()
+    # People with a refused row keep what the directory knows of them (not half of it).
+    cursor.execute(
+        "DELETE FROM import_rows WHERE national_id IN (SELECT national_id FROM import_rejected)"
+    )
+    report.kept_as_they_were = _scalar_row(
+        cursor, "SELECT COUNT(DISTINCT national_id) FROM import_rejected"
+    )[0]
     cursor.execute(
         "CREATE TEMPORARY TABLE import_people AS SELECT * FROM import_rows "
         "WHERE line IN (SELECT MIN(line) FROM import_rows GROUP BY national_id)"

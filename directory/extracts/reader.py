@@ -8,6 +8,7 @@ the file (one line at a time).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from functools import lru_cache
@@ -87,16 +88,30 @@ def digest(*parts: str) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _lines(stream: BinaryIO, *, on_bad_row: BadRowHandler) -> Iterator[tuple[int, str, int]]:
-    """``(line number, text, bytes read)`` for each line; undecodable lines are bad rows."""
+def _lines(stream: BinaryIO, *, on_bad_row: BadRowHandler) -> Iterator[tuple[int, str, int, bool]]:
+    """``(line number, text, bytes read, valid)`` for each line. An undecodable line is a
+    bad row; its text is then decoded with replacement characters, only so that the
+    identifier columns (ASCII) can still be read from it."""
     for number, raw in enumerate(stream, start=1):
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
             on_bad_row(number, "not valid UTF-8")
-            yield number, "", len(raw)
+            yield number, raw.decode("utf-8", errors="replace"), len(raw), False
             continue
-        yield number, text, len(raw)
+        yield number, text, len(raw), True
+
+
+_NATIONAL_ID = re.compile(r"(?:8[0-9]{11}|0[0-9]{9})")
+
+
+def readable_national_id(fields: list[str], position: int) -> str | None:
+    """The national id of a refused row, when its column still holds a well-formed one:
+    the row is refused, but its practitioner is then known and kept as they were."""
+    if position >= len(fields):
+        return None
+    candidate = fields[position].strip()
+    return candidate if _NATIONAL_ID.fullmatch(candidate) else None
 
 
 def check_national_id(*, id_type: str, number: str, national_id: str) -> tuple[str | None, bool]:
@@ -106,7 +121,7 @@ def check_national_id(*, id_type: str, number: str, national_id: str) -> tuple[s
     except ValueError:
         return f"unknown identifier type {id_type!r} (8 = RPPS, 0 = ADELI)", False
     length = 11 if kind is IdentifierType.RPPS else 9
-    if len(number) != length or not number.isdigit():
+    if len(number) != length or not (number.isascii() and number.isdigit()):
         return f"an {kind.name} number has {length} digits: {number!r}", False
     if national_id != kind.value + number:
         return f"national id {national_id!r} is not {kind.value}+{kind.name}", False
@@ -140,20 +155,29 @@ def read_person_rows(
 ) -> Iterator[PersonRow]:
     """Valid rows of a PS_LibreAcces_Personne_activite file; HeaderError if unusable.
 
-    ``on_rejected_id`` hears the well-formed national id of a refused row, so that the
-    import does not take a refused row for a practitioner who left the directory.
+    ``on_rejected_id`` hears the national id of every refused row that still shows one
+    (a stray ``|`` shifts only the columns after it; a non-UTF-8 byte spoils only its
+    field), so that the import keeps that practitioner as they were instead of taking
+    the refused row for someone who left the directory.
     Precondition: ``stream`` is opened in binary mode at the start of the file.
     This loop runs a million times per import: positions are looked up once, and
     values are only stripped where the files are known to pad them.
     """
     lines = _lines(stream, on_bad_row=on_bad_row)
     first = next(lines, None)
-    if first is None or not first[1]:
+    if first is None or not first[3] or not first[1]:
         raise HeaderError("the file is empty or its header is not UTF-8")
     header = split_line(first[1])
     at = column_positions(header, PERSONNE_ACTIVITE_COLUMNS[:50])
     width = len(header)
     on_progress(first[2])
+
+    def refuse(number: int, reason: str, fields: list[str]) -> None:
+        on_bad_row(number, reason)
+        national_id = readable_national_id(fields, i_national)
+        if national_id is not None:
+            on_rejected_id(national_id)
+
     (
         i_type, i_number, i_national, i_title, i_civility, i_last, i_first, i_profession,
         i_profession_label, i_specialty, i_specialty_label, i_mode, i_mode_label, i_siret,
@@ -178,14 +202,19 @@ def read_person_rows(
             "Libellé secteur d'activité",
         )
     )  # fmt: skip
-    refuse = policy is CheckDigitPolicy.REFUSE
-    for number, text, size in lines:
+    refuse_bad_digits = policy is CheckDigitPolicy.REFUSE
+    for number, text, size, valid in lines:
         on_progress(size)
         if not text.strip():
             continue
         fields = split_line(text)
+        if not valid:  # reported by _lines already
+            national_id = readable_national_id(fields, i_national)
+            if national_id is not None:
+                on_rejected_id(national_id)
+            continue
         if len(fields) != width:
-            on_bad_row(number, f"expected {width} fields, found {len(fields)}")
+            refuse(number, f"expected {width} fields, found {len(fields)}", fields)
             continue
         national_id = fields[i_national].strip()
         error, check_ok = check_national_id(
@@ -194,19 +223,17 @@ def read_person_rows(
             national_id=national_id,
         )
         if error:
-            on_bad_row(number, error)
+            refuse(number, error, fields)
             continue
         if not check_ok:
-            if refuse:
-                on_bad_row(number, f"wrong check digit (Luhn) in {national_id}")
-                on_rejected_id(national_id)
+            if refuse_bad_digits:
+                refuse(number, f"wrong check digit (Luhn) in {national_id}", fields)
                 continue
             on_warning(number, f"wrong check digit (Luhn) in {national_id}")
         last_name = fields[i_last].strip()
         profession_code = fields[i_profession].strip()
         if not last_name or not profession_code:
-            on_bad_row(number, "the name or the profession code is empty")
-            on_rejected_id(national_id)
+            refuse(number, "the name or the profession code is empty", fields)
             continue
         first_name = fields[i_first].strip()
         civility = fields[i_title] or fields[i_civility]
@@ -277,15 +304,15 @@ def read_mailbox_rows(
     """Valid rows of an Extraction_Correspondance_MSSante file; HeaderError if unusable."""
     lines = _lines(stream, on_bad_row=on_bad_row)
     first = next(lines, None)
-    if first is None or not first[1]:
+    if first is None or not first[3] or not first[1]:
         raise HeaderError("the file is empty or its header is not UTF-8")
     header = split_line(first[1])
     at = column_positions(header, MSSANTE_COLUMNS)
     width = len(header)
     on_progress(first[2])
-    for number, text, size in lines:
+    for number, text, size, valid in lines:
         on_progress(size)
-        if not text.strip():
+        if not valid or not text.strip():
             continue
         fields = split_line(text)
         if len(fields) != width:

@@ -2,8 +2,9 @@
 MSSanté address (docs/identity.md, "Directory search").
 
 Names and towns are matched by prefix on folded search keys (accents and case do not
-matter). Results are ordered by ``(name_key, national_id)`` — by the matching key for a
-name search — and paged with a keyset cursor, so page 1,000 costs what page 1 costs.
+matter); a number (RPPS, ADELI or national id) finds its practitioner. Results are
+ordered by ``(name_key, national_id)`` — by the matching key for a name search — and
+paged with a keyset cursor, so page 1,000 costs what page 1 costs.
 On PostgreSQL every filter has a partial B-tree index over active practitioners that
 also gives the order.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from chat.errors import ErrorCode, RelaisError
+from directory.identifiers import national_id_for_number
 from directory.models import Activity, MailboxAddress, Practitioner, Source
 from directory.normalise import search_key
 
@@ -91,8 +93,8 @@ def _place(query: SearchQuery) -> QuerySet[Activity] | None:
         return None
     places = Activity.objects.all()
     if query.postcode:
-        # Digits only, so the prefix LIKE needs no escaping.
-        if not query.postcode.isdigit() or len(query.postcode) > 5:
+        # ASCII digits only, so the prefix LIKE needs no escaping.
+        if not (query.postcode.isascii() and query.postcode.isdigit()) or len(query.postcode) > 5:
             raise RelaisError(ErrorCode.BAD_REQUEST, "A postcode is one to five digits.")
         if len(query.postcode) == 5:
             places = places.filter(postcode=query.postcode)
@@ -251,6 +253,14 @@ def search_practitioners(*, query: SearchQuery) -> SearchPage:
     limit = max(1, min(query.limit, MAX_PAGE))
     cursor = decode_cursor(query.cursor) if query.cursor else None
     places = _place(query)
+    national_id = national_id_for_number(query.name)
+    if national_id is not None:
+        # A number (RPPS, ADELI, national id): the one practitioner, if the other
+        # criteria agree. Professionals look each other up by number every day.
+        numbered = _filtered(query).filter(national_id=national_id)
+        if places is not None:
+            numbered = numbered.filter(national_id__in=places.values("practitioner_id"))
+        return SearchPage(results=list(numbered[:1]), next_cursor=None)
     base = _filtered(query)
     found: Found = []
     stop: tuple[str, str] | None = None  # the earliest point a search stopped at

@@ -120,7 +120,7 @@ class UploadPartView(APIView):
     def put(self, request: Request, attachment_id: str, index: int) -> Response:
         identity = _identity(request)
         raw_length = request.META.get("CONTENT_LENGTH") or ""
-        if not raw_length.isdigit():
+        if not (raw_length.isascii() and raw_length.isdigit()):
             raise RelaisError(ErrorCode.UPLOAD_PART_INVALID, "Content-Length is required.")
         length = int(raw_length)
         body = request.stream  # the raw body, never parsed; None when it is empty

@@ -39,7 +39,7 @@ from mobile_api.openapi import errors
 from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.serializers import TreeHeadOut
-from mobile_api.strict import BodySerializer, QuerySerializer
+from mobile_api.strict import BodySerializer, QuerySerializer, WholeRegexField
 from mobile_api.throttling import SEND
 from mobile_api.views.keys import CosignatureOut
 from mobile_api.views.messages import BASE64URL_PATTERN
@@ -266,7 +266,7 @@ class RevokeOthersView(APIView):
 
 class ToDeviceMessageIn(BodySerializer):
     device = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    body = serializers.RegexField(
+    body = WholeRegexField(
         BASE64URL_PATTERN, max_length=8192, help_text="HPKE-sealed share, base64url."
     )
 

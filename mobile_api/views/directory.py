@@ -11,12 +11,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.errors import ErrorCode, RelaisError
+from directory.identifiers import national_id_for_number
 from directory.models import Activity, Practitioner
 from directory.services.search import MAX_PAGE, SearchQuery, search_practitioners
 from mobile_api.openapi import errors
 from mobile_api.queries import query_data
 from mobile_api.serializers import PractitionerDetailOut, PractitionerOut
-from mobile_api.strict import QuerySerializer
+from mobile_api.strict import QuerySerializer, WholeRegexField
 from mobile_api.throttling import SEARCH
 
 
@@ -64,13 +65,16 @@ def practitioner_detail_out(practitioner: Practitioner) -> dict[str, Any]:
 
 class SearchQueryIn(QuerySerializer):
     q = serializers.CharField(
-        required=False, max_length=100, allow_blank=True, help_text="Name, or its start."
+        required=False,
+        max_length=100,
+        allow_blank=True,
+        help_text="Name, or its start; or an RPPS, ADELI or national id number.",
     )
-    profession = serializers.RegexField(
+    profession = WholeRegexField(
         r"^[0-9]{1,8}$", required=False, help_text="Profession code (10: médecin ...)."
     )
-    specialty = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
-    postcode = serializers.RegexField(r"^[0-9]{1,5}$", required=False, help_text="Or its start.")
+    specialty = WholeRegexField(r"^[A-Za-z0-9]{1,16}$", required=False)
+    postcode = WholeRegexField(r"^[0-9]{1,5}$", required=False, help_text="Or its start.")
     town = serializers.CharField(required=False, max_length=100, allow_blank=True)
     mssante = serializers.CharField(
         required=False, max_length=256, help_text="An exact MSSanté address."
@@ -130,13 +134,15 @@ class DirectorySearchView(APIView):
 
 class PractitionerDetailView(APIView):
     """``GET /directory/practitioners/{national_id}``: one active practitioner and where
-    they practise."""
+    they practise. The bare RPPS (11 digits) or ADELI (9 digits) number works too."""
 
     @extend_schema(
         summary="One practitioner and where they practise",
+        description="By national id, or by the bare RPPS or ADELI number.",
         responses={200: PractitionerDetailOut, **errors(404)},
     )
     def get(self, request: Request, national_id: str) -> Response:
+        national_id = national_id_for_number(national_id) or national_id
         practitioner = (
             Practitioner.objects.filter(national_id=national_id, is_active=True)
             .prefetch_related("activities")

@@ -9,6 +9,7 @@ through its page (the same flow; Relais' own ``auth/psc/finish`` page is the def
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
@@ -42,7 +43,8 @@ from identity.services.sessions import (
 )
 from keylog.services import do_revoke_device_keys
 from mobile_api.errors import error_body, http_status
-from mobile_api.openapi import errors
+from mobile_api.openapi import browser_errors, errors
+from mobile_api.pages import error_page, page, wants_html
 from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.serializers import PractitionerOut, PscActivityOut
@@ -83,6 +85,27 @@ def _error_response(error: RelaisError) -> Response:
 
 _HTML = OpenApiResponse(OpenApiTypes.STR, description="An HTML page for the browser.")
 _REDIRECT = OpenApiResponse(description="A redirect (`Location`).")
+_LOGIN_CODE = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+class BrowserPageView(APIView):
+    """An operation a browser opens: its errors are a page in French and English when
+    the browser asks for HTML, and the JSON envelope for any other client."""
+
+    # A plain HttpResponse: DRF finishes any HttpResponseBase (APIView.finalize_response).
+    def handle_exception(self, exc: Exception) -> HttpResponse:  # type: ignore[override]
+        response = super().handle_exception(exc)
+        if not wants_html(self.request):
+            return response
+        body = getattr(response, "data", None)
+        code = str(body.get("error", {}).get("code")) if isinstance(body, dict) else ""
+        shown = ErrorCode(code) if code in ErrorCode.__members__.values() else ErrorCode.INTERNAL
+        # A RelaisError's detail is Relais' own text; DRF's may quote the request.
+        english = exc.message if isinstance(exc, RelaisError) else None
+        html = error_page(shown, status=response.status_code, english=english)
+        if response.has_header("Retry-After"):
+            html["Retry-After"] = response["Retry-After"]
+        return html
 
 
 class PscStartQuery(QuerySerializer):
@@ -100,7 +123,7 @@ class PscStartQuery(QuerySerializer):
     device_name = serializers.CharField(max_length=64, required=False, default="device")
 
 
-class PscStartView(APIView):
+class PscStartView(BrowserPageView):
     """Start a login: remember it, set the browser-binding cookie, go to PSC."""
 
     authentication_classes = []
@@ -112,7 +135,7 @@ class PscStartView(APIView):
         description="Redirects the browser to Pro Santé Connect. The client keeps its PKCE "
         "verifier; see docs/identity.md.",
         parameters=[PscStartQuery],
-        responses={302: _REDIRECT, **errors(404, 502)},
+        responses={302: _REDIRECT, **browser_errors(400, 404, 429, 502)},
     )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
@@ -144,7 +167,7 @@ class PscStartView(APIView):
         return response
 
 
-class PscCallbackView(APIView):
+class PscCallbackView(BrowserPageView):
     """PSC sends the browser back here; the client's page or app gets a one-time code."""
 
     authentication_classes = []
@@ -155,7 +178,7 @@ class PscCallbackView(APIView):
         summary="Pro Santé Connect's return (browser only)",
         description="Redirects the browser to the client's URI with a one-time `code` (or "
         "an `error`). Called by PSC, never by a client.",
-        responses={302: _REDIRECT, **errors(404)},
+        responses={302: _REDIRECT, **browser_errors(400, 404, 429)},
     )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
@@ -167,9 +190,8 @@ class PscCallbackView(APIView):
             attempt = find_attempt(
                 state=params.get("state", ""), browser_state=browser_state, settings=config
             )
-        except RelaisError as error:
-            # Nobody to send the answer to: say it here.
-            return _error_response(error)
+        except RelaisError:
+            raise  # nobody to send the answer to: said here (handle_exception)
         back: dict[str, str] = {}
         try:
             if params.get("error") or not params.get("code"):
@@ -200,29 +222,21 @@ class PscFinishView(APIView):
     )
     def get(self, request: Request) -> HttpResponse:
         code = request.query_params.get("code", "")
-        if code:
-            body = format_html(
-                "<p>Connexion Pro Santé Connect réussie. Code à usage unique "
-                "(Pro Santé Connect login succeeded; one-time code):</p><pre>{}</pre>",
-                code,
+        if _LOGIN_CODE.fullmatch(code):
+            return page(
+                format_html(
+                    "<p>Connexion Pro Santé Connect réussie. Code à usage unique "
+                    "(Pro Santé Connect login succeeded; one-time code):</p><pre>{}</pre>",
+                    code,
+                )
             )
-        else:
-            body = format_html(
-                "<p>Échec de la connexion (login failed): <strong>{}</strong></p>"
-                "<p>{}</p><p>{}</p>",
-                request.query_params.get("error", ""),
-                request.query_params.get("message_fr", ""),
-                request.query_params.get("message", ""),
-            )
-        page = format_html(
-            '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">'
-            "<title>Relais</title></head><body>{}</body></html>",
-            body,
-        )
-        response = HttpResponse(page, content_type="text/html; charset=utf-8")
-        response["Referrer-Policy"] = "no-referrer"
-        response["Cache-Control"] = "no-store"
-        return response
+        # Only Relais' own words: the error's stable code picks them, the URL's text never.
+        error = request.query_params.get("error", "")
+        known = error in ErrorCode.__members__.values() and error not in _NOT_LOGIN_ERRORS
+        return error_page(ErrorCode(error) if known else ErrorCode.PSC_PROVIDER_ERROR, status=200)
+
+
+_NOT_LOGIN_ERRORS = {ErrorCode.INTERNAL.value}
 
 
 class PscTokenIn(BodySerializer):
@@ -374,7 +388,7 @@ class PscLogoutView(APIView):
         return Response({"end_session_url": url})
 
 
-class PscLoggedOutView(APIView):
+class PscLoggedOutView(BrowserPageView):
     """Where PSC sends the browser after its logout."""
 
     authentication_classes = []
@@ -382,20 +396,18 @@ class PscLoggedOutView(APIView):
 
     @extend_schema(
         summary="Pro Santé Connect's return after logout (browser only)",
-        responses={(200, "text/html"): _HTML, **errors(404)},
+        responses={(200, "text/html"): _HTML, **browser_errors(400, 404)},
     )
     def get(self, request: Request) -> HttpResponse:
         config = _enabled_settings()
-        try:
-            check_logout_state(
-                request.query_params.get("state", ""),
-                max_age_seconds=config.login_timeout_seconds,
+        check_logout_state(
+            request.query_params.get("state", ""),
+            max_age_seconds=config.login_timeout_seconds,
+        )
+        return page(
+            format_html(
+                "<p>{}</p>",
+                "Vous êtes déconnecté de Relais et de Pro Santé Connect. "
+                "(You are logged out of Relais and Pro Santé Connect.)",
             )
-        except RelaisError as error:
-            return _error_response(error)
-        return HttpResponse(
-            '<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>Relais</title>'
-            "</head><body><p>Vous êtes déconnecté de Relais et de Pro Santé Connect. "
-            "(You are logged out of Relais and Pro Santé Connect.)</p></body></html>",
-            content_type="text/html; charset=utf-8",
         )

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat import frames
 from chat.conf import relais_settings
 from chat.frames import encode_body
 from chat.services.history import history_page
@@ -26,13 +27,13 @@ from mobile_api.openapi import errors
 from mobile_api.queries import query_data
 from mobile_api.requests import identity_of
 from mobile_api.sending import send_envelope
-from mobile_api.strict import BodySerializer, QuerySerializer
+from mobile_api.strict import BodySerializer, QuerySerializer, WholeRegexField
 from mobile_api.throttling import SEND
 
 MAX_SEQ = 2**63 - 1
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
-# base64url, padding optional: every length but 4n + 1 decodes (chat.frames.decode_body).
-BASE64URL_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?={0,2}$"
+# The one base64url rule of envelope bodies (canonical, padding optional but exact).
+BASE64URL_PATTERN = frames.BASE64URL_PATTERN
 # The longest text of an envelope of RELAIS_MAX_BODY_BYTES (checked exactly when decoded).
 MAX_BODY_TEXT = 4 * math.ceil(cast(int, settings.RELAIS["MAX_BODY_BYTES"]) / 3)
 
@@ -71,12 +72,12 @@ class HistoryQuery(QuerySerializer):
 
 
 class SendIn(BodySerializer):
-    id = serializers.RegexField(
+    id = WholeRegexField(
         CLIENT_ID_PATTERN,
         max_length=64,
         help_text="Client-generated message id; resending the same id never stores twice.",
     )
-    body = serializers.RegexField(
+    body = WholeRegexField(
         BASE64URL_PATTERN,
         max_length=MAX_BODY_TEXT,
         allow_blank=True,

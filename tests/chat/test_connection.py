@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
-from chat.connection import CLOSE_TOO_SLOW, Connection
+from chat.connection import Connection
+from chat.delivery import CLOSE_TOO_SLOW
 from chat.fanout import HubEvent, room_topic
 from chat.services.devices import DeviceIdentity
 from tests.signed_rooms import create_room as do_create_room

@@ -113,3 +113,16 @@ def test_import_and_search_work_on_sqlite(tmp_path, sample):
     assert int(count) > 5
     assert same_profession == "True"
     assert lines[1] == "True"
+
+
+def test_a_refused_mssante_file_after_the_people_file_says_what_was_imported(sample, tmp_path):
+    personne, _ = sample
+    broken = tmp_path / "Extraction_Correspondance_MSSante_bad.txt"
+    broken.write_text("Adresse BAL|\nx@y|\n", encoding="utf-8")  # columns missing
+    with pytest.raises(CommandError) as refused:
+        run_import("--personne-activite", str(personne), "--mssante", str(broken), "--no-progress")
+    message = str(refused.value)
+    assert "Nothing was imported" not in message
+    assert f"{personne.name} was imported" in message
+    assert f"{broken.name} was not imported" in message
+    assert Practitioner.objects.filter(is_active=True).count() == 60

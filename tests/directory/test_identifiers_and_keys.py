@@ -70,3 +70,15 @@ def test_lines_lose_their_trailing_pipe_and_headers_match_without_case():
     assert positions == {"Code postal (coord. structure)": 0, "Code Département (structure)": 1}
     with pytest.raises(HeaderError, match="Nom d'exercice"):
         column_positions(header, ["Nom d'exercice"])
+
+
+def test_identifiers_are_ascii_digits_only():
+    from directory.extracts.reader import check_national_id
+    from directory.identifiers import luhn_is_valid, national_id_for_number
+
+    arabic = "\u0661\u0660\u0660\u0660\u0661\u0660\u0664\u0665\u0663\u0666\u0667"  # 10001045367
+    assert luhn_is_valid("10001045367")
+    assert not luhn_is_valid(arabic)
+    assert national_id_for_number(arabic) is None
+    error, _ok = check_national_id(id_type="8", number=arabic, national_id="8" + arabic)
+    assert error is not None

@@ -249,3 +249,43 @@ def test_mssante_addresses_are_attached_and_kept_in_sync(sample, tmp_path):
 
 def test_the_import_uses_postgresql_copy():
     assert connection.vendor == "postgresql"  # the suite's database (see the Makefile)
+
+
+def _spoil(line: str, how: str) -> bytes:
+    fields = line.split("|")
+    if how == "stray pipe":  # in the business name, after the identifier columns
+        fields[PERSONNE_ACTIVITE_COLUMNS.index("Raison sociale site")] = "CABINET A|B"
+        return "|".join(fields).encode("utf-8")
+    # a Latin-1 byte in the name: the line is no longer UTF-8
+    return "|".join(fields).encode("utf-8").replace(b"|", b"|\xe9", 1)
+
+
+@pytest.mark.parametrize("how", ["stray pipe", "not utf-8"])
+def test_a_practitioner_whose_row_is_refused_is_kept_as_they_were(sample, tmp_path, how):
+    """A refused row leaves its practitioner exactly as the directory knew them: still
+    active (their devices keep working, PSC login goes on), not updated from their other
+    rows, their places of practice untouched."""
+    personne, _ = sample
+    import_personne_activite(personne, policy=CheckDigitPolicy.REFUSE)
+    before = snapshot()
+    lines = read_lines(personne)
+    ids = [line.split("|")[2] for line in lines[1:]]
+    victim = next(i for i in ids if ids.count(i) > 1)  # someone with several activities
+    rows = [line for line in lines[1:] if line.split("|")[2] == victim]
+    changed_other_row = rows[1].replace(rows[1].split("|")[8], "Renommée", 1)
+    path = tmp_path / "refused.txt"
+    with path.open("wb") as out:
+        out.write(lines[0].encode("utf-8"))
+        for line in lines[1:]:
+            if line is rows[0]:
+                out.write(_spoil(line, how))
+            elif line is rows[1]:
+                out.write(changed_other_row.encode("utf-8"))
+            else:
+                out.write(line.encode("utf-8"))
+
+    report = import_personne_activite(path, policy=CheckDigitPolicy.REFUSE)
+
+    assert (report.bad_rows, report.deactivated, report.kept_as_they_were) == (1, 0, 1)
+    assert snapshot() == before
+    assert Practitioner.objects.get(national_id=victim).is_active

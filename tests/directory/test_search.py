@@ -145,6 +145,32 @@ def test_the_rest_api_searches_and_shows_details(people):
     assert gone.status_code == 404
 
 
+def test_a_number_finds_its_practitioner(people):
+    """Professionals look each other up by RPPS or ADELI number every day."""
+    adeli = add("0759124159", "Inès", "Orthophoniste", profession="91")
+    for number in ("10100000009", "810100000009", " 10100000009 "):
+        assert ids(SearchQuery(name=number)) == ["Dûroc"]
+    assert ids(SearchQuery(name="759124159")) == [adeli.last_name]
+    assert ids(SearchQuery(name="0759124159")) == [adeli.last_name]
+    # The other criteria still apply; an inactive one is not found; digits are ASCII.
+    assert ids(SearchQuery(name="10100000009", profession_code="10")) == []
+    assert ids(SearchQuery(name="10100000009", postcode="691")) == ["Dûroc"]
+    assert ids(SearchQuery(name="10200000008")) == []
+    assert ids(SearchQuery(name="\uff11" + "0100000009")) == []
+    client = APIClient()
+    _device, token = do_issue_device_token(practitioner=people["durand"], device_name="t")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    found = client.get("/api/v1/directory/practitioners", {"q": "10100000009"}).json()
+    assert [r["national_id"] for r in found["results"]] == ["810100000009"]
+    for path in ("10100000009", "810100000009"):
+        detail = client.get(f"/api/v1/directory/practitioners/{path}")
+        assert detail.json()["national_id"] == "810100000009"
+    assert client.get("/api/v1/directory/practitioners/759124159").json()["last_name"] == (
+        "Orthophoniste"
+    )
+    assert client.get("/api/v1/directory/practitioners/10200000008").status_code == 404
+
+
 def test_first_name_and_last_name_matches_merge_in_order_without_duplicates(transactional_db):
     add("810400000006", "Paul", "Martin")  # "martin paul" / "paul martin"
     add("810500000005", "Marie", "Zola")  # "zola marie" / "marie zola"

@@ -27,16 +27,23 @@ class Page:
         return {k: v[0] for k, v in parse_qs(urlsplit(self.location or self.url).query).items()}
 
 
+# What a browser sends when it follows a link or a redirect.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
 class Browser:
     def __init__(self, *, relais: Client | None = None, relais_origin: str = RELAIS) -> None:
         self.relais = relais or Client()
         self.relais_origin = relais_origin
         self.web = requests.Session()
+        self.web.headers["Accept"] = BROWSER_ACCEPT
 
     def get(self, url: str) -> Page:
         if url.startswith(self.relais_origin) and self.relais_origin == RELAIS:
             parts = urlsplit(url)
-            response: Any = self.relais.get(parts.path, parse_qs(parts.query))
+            response: Any = self.relais.get(
+                parts.path, parse_qs(parts.query), HTTP_ACCEPT=BROWSER_ACCEPT
+            )
             return Page(
                 url=url,
                 status=response.status_code,

@@ -148,8 +148,10 @@ def test_a_tampered_state_is_refused(psc, psc_provider, practitioners):
     answer = run.browser.get(forged)
     assert answer.status == 400
     body = answer.text
-    assert '"code":"psc_state_mismatch"' in body.replace(" ", "")
+    assert body.startswith("<!DOCTYPE html>")  # a page for the browser, not JSON
+    assert "<code>psc_state_mismatch</code>" in body
     assert "navigateur" in body  # the French message
+    assert "this browser" in body  # and the English one
 
 
 def test_a_callback_in_another_browser_is_refused(psc, psc_provider, practitioners):

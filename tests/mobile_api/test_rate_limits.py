@@ -56,6 +56,25 @@ def assert_limited(response, *, at_most: int) -> None:
     assert 1 <= int(response["Retry-After"]) == error["retry_after"] <= at_most
 
 
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic x"])
+def test_requests_without_a_valid_token_are_limited_per_address(
+    practitioners, rates, clock, authorization
+):
+    """docs/api.md: every request without a token counts against ``anon``; a refused
+    token too, or guessing tokens would be free."""
+    member = login(practitioners["nurse"].national_id, certify=False)
+    rates(anon="3/minute")
+    client = APIClient(REMOTE_ADDR="192.0.2.8")
+    if authorization:
+        client.credentials(HTTP_AUTHORIZATION=authorization)
+    for _ in range(3):
+        assert client.get("/api/v1/me").status_code == 401
+    assert_limited(client.get("/api/v1/rooms"), at_most=120)
+    # Another address has its own budget; a valid token is not counted here.
+    assert client.get("/api/v1/me", REMOTE_ADDR="192.0.2.9").status_code == 401
+    assert member.client.get("/api/v1/me", REMOTE_ADDR="192.0.2.8").status_code == 200
+
+
 def test_search_is_limited_per_device(practitioners, rates, clock):
     rates(search_device="3/minute")
     phone = login(practitioners["nurse"].national_id, certify=False)

@@ -125,3 +125,16 @@ def test_error_messages_are_english_and_french_whatever_the_language(nurse, room
     french = nurse.client.post(f"/api/v1/rooms/{room}/read", {}, format="json")
     assert error_of(french)["fields"]["seq"] == ["Ce champ est obligatoire."]
     assert Room.objects.get(pk=room).last_seq == 0
+
+
+@pytest.mark.parametrize("depth", [33, 990, 5000])
+def test_a_deeply_nested_body_is_refused_with_400_not_500(nurse, room, depth):
+    nested = '{"id": "n1", "body": "AA", "x": ' + "[" * depth + "]" * depth + "}"
+    for client, path in (
+        (nurse.client, f"/api/v1/rooms/{room}/messages"),
+        (APIClient(), "/api/v1/auth/dev-login"),  # before any token
+    ):
+        response = client.post(path, nested, content_type="application/json")
+        assert response.status_code == 400, response.content[:200]
+        assert error_of(response)["code"] == "bad_request"
+    assert not Envelope.objects.exists()

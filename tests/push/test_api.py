@@ -227,6 +227,9 @@ def test_only_members_mute_and_bad_input_is_refused(api, practitioners, push_on)
     assert (refused.status_code, error_of(refused)) == (404, "not_member")
     missing = outsider.put("/api/v1/rooms/999999/mute", {}, format="json")
     assert (missing.status_code, error_of(missing)) == (404, "not_member")
+    for path in (f"/api/v1/rooms/{room.pk}/mute", "/api/v1/rooms/999999/mute"):
+        unmuted = outsider.delete(path)
+        assert (unmuted.status_code, error_of(unmuted)) == (404, "not_member")
     member, _ = api("doctor")
     for payload in ({"scope": "room"}, {"until": "2001-01-01T00:00:00Z"}, {"volume": 0}):
         response = member.put(f"/api/v1/rooms/{room.pk}/mute", payload, format="json")

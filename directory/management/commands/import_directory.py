@@ -78,12 +78,21 @@ class Command(BaseCommand):
         self.printed = 0
         self.progress_stream = options.get("stderr") or sys.stderr
         show_progress = not options["no_progress"]
+        imported: list[Path] = []
         try:
             if personne is not None:
                 self._run_personne(personne, policy, show_progress, options["allow_mass_removal"])
+                imported.append(personne)
             if mssante is not None:
                 self._run_mssante(mssante, show_progress, options["allow_mass_removal"])
         except (HeaderError, ImportRefusedError) as error:
+            # Each file is imported in its own transaction: say which one stands.
+            if imported:
+                vacuum_directory()
+                raise CommandError(
+                    f"{error} {mssante.name if mssante else 'The file'} was not imported "
+                    f"(nothing of it changed); {imported[0].name} was imported."
+                ) from error
             raise CommandError(f"{error} Nothing was imported.") from error
         vacuum_directory()
 
@@ -138,7 +147,8 @@ class Command(BaseCommand):
         if people:
             lines.append(
                 f"  practitioners: {report.created} created, {report.updated} updated, "
-                f"{report.unchanged} unchanged, {report.deactivated} deactivated"
+                f"{report.unchanged} unchanged, {report.deactivated} deactivated, "
+                f"{report.kept_as_they_were} kept as they were (a row of theirs was refused)"
             )
             lines.append(
                 f"  activities: {report.activities_added} added, "
