@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "keylog",
     "push",
     "identity",
+    "teleexpertise",
     # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
     # served from STATIC_URL, never a CDN.
     "drf_spectacular",
@@ -223,6 +224,15 @@ RELAIS = {
     "WRITE_BATCH_MAX": env_int("RELAIS_WRITE_BATCH_MAX", 256),
     "WRITE_CONCURRENCY": env_int("RELAIS_WRITE_CONCURRENCY", 2),
     "DB_POOL_SIZE": env_int("RELAIS_DB_POOL_SIZE", 4),
+}
+
+# Téléexpertise (docs/teleexpertise.md): reminders to the requis before the deadline,
+# the range of deadlines a request may ask for, and how often the clock runs.
+RELAIS_TELEEXPERTISE = {
+    "REMINDERS": env_list("RELAIS_TELEEXPERTISE_REMINDERS", ["24h", "1h"]),
+    "MIN_DEADLINE": env_str("RELAIS_TELEEXPERTISE_MIN_DEADLINE", "10m"),
+    "MAX_DEADLINE": env_str("RELAIS_TELEEXPERTISE_MAX_DEADLINE", "30d"),
+    "CLOCK_INTERVAL_SECONDS": env_int("RELAIS_TELEEXPERTISE_CLOCK_INTERVAL", 60),
 }
 
 # The key-transparency log's Ed25519 key (base64url, 32 bytes); derived from SECRET_KEY
