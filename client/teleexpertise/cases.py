@@ -71,6 +71,16 @@ class Case:
     def role(self) -> Role:
         return self.role_of(self.me)
 
+    @property
+    def party(self) -> Role | None:
+        """This device's role, or None when it only reads (the room's archiver)."""
+        request = self.request
+        if self.me == request.requerant.national_id:
+            return Role.REQUERANT
+        if self.me == request.requis.national_id:
+            return Role.REQUIS
+        return None
+
     def role_of(self, national_id: str) -> Role:
         request = self.request
         if national_id == request.requerant.national_id:

@@ -517,7 +517,7 @@ class TeleexpertiseClient:
             return None
         case = self.cases.require(message.room)
         act = None
-        if isinstance(event, Report) and case.role is Role.REQUERANT:
+        if isinstance(event, Report) and case.party is Role.REQUERANT:
             act = await self.record_act(message.room)
         return Received(message.room, message.seq, message.sender[0], event, case, act)
 

@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,8 +94,8 @@ def test_the_pseudonym_is_keyed_per_practitioner_and_year_and_stable_across_stat
     assert pseudonym(nurse, year=2026, patient=patient(birth_date=date(1979, 3, 29))) != first
 
 
-def entry(**changes) -> LedgerEntry:
-    values = {
+def entry(**changes: Any) -> LedgerEntry:
+    values: dict[str, Any] = {
         "tariff": TABLE.lookup(ActCode.RQD, Zone.METROPOLE, date(2026, 3, 16)),
         "day": date(2026, 3, 16),
         "billable": True,

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from client.teleexpertise.cases import Case, Recorded
-from client.teleexpertise.contents import Accept, ClarificationAnswer, ClarificationRequest
+from client.teleexpertise.contents import (
+    Accept,
+    ClarificationAnswer,
+    ClarificationRequest,
+    TeleexpertiseEvent,
+)
 from client.teleexpertise.fhir import (
     CONSENT_EXTENSION,
     SERVICE_REQUEST_PROFILE,
@@ -32,19 +38,17 @@ def answered_case(req=None) -> Case:
     case.events.append(Recorded(1, NURSE.national_id, req.to_content(), req))
     case.state = State.REQUESTED
     at = REQUESTED_AT + timedelta(hours=1)
-    for seq, (sender, event) in enumerate(
-        [
-            (DOCTOR.national_id, ClarificationRequest("q1", "La plaie sent-elle ?", at)),
-            (NURSE.national_id, ClarificationAnswer("q1", "Non.", at + timedelta(minutes=5))),
-            (DOCTOR.national_id, Accept()),
-        ],
-        start=2,
-    ):
+    steps: list[tuple[str, TeleexpertiseEvent]] = [
+        (DOCTOR.national_id, ClarificationRequest("q1", "La plaie sent-elle ?", at)),
+        (NURSE.national_id, ClarificationAnswer("q1", "Non.", at + timedelta(minutes=5))),
+        (DOCTOR.national_id, Accept()),
+    ]
+    for seq, (sender, event) in enumerate(steps, start=2):
         case.add(Recorded(seq, sender, event.to_content(), event))
     return case
 
 
-def render_first_page(pdf: bytes, tmp_path) -> bytes:
+def render_first_page(pdf: bytes, tmp_path: Path) -> bytes:
     source = tmp_path / "document.pdf"
     source.write_bytes(pdf)
     subprocess.run(
@@ -52,7 +56,7 @@ def render_first_page(pdf: bytes, tmp_path) -> bytes:
         check=True,
         timeout=60,
     )
-    page = next(tmp_path.glob("page*.png")).read_bytes()
+    page: bytes = next(tmp_path.glob("page*.png")).read_bytes()
     assert page.startswith(b"\x89PNG")
     return page
 
