@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from client import cli_teleexpertise
 from client.archiver import archiver_notice
 from client.cli_files import FILE_COMMANDS, describe, printable, save_received, send_command
 from client.events import SecurityError
@@ -159,8 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="folder for received photos and files (default: ~/.relais/received/<id>)",
     )
+    cli_teleexpertise.add_parser(commands)
     args = parser.parse_args(argv)
     home = Path(os.environ.get("RELAIS_HOME", "~/.relais")).expanduser()
+    if args.command == "teleexpertise":
+        passphrase = os.environ.get("RELAIS_PASSPHRASE") or getpass.getpass(
+            "key store passphrase: "
+        )
+        return cli_teleexpertise.main(args, home=home, passphrase=passphrase)
     store_path = args.store or home / f"{args.me}.store"
     save_to = (args.save_to or home / "received" / args.me).expanduser().resolve()
     passphrase = os.environ.get("RELAIS_PASSPHRASE") or getpass.getpass("key store passphrase: ")
