@@ -34,6 +34,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from client.api import ApiError
 from client.attachments import AttachmentError
 from client.cli_files import printable
@@ -149,7 +151,7 @@ def refusal(out: Output, error: BaseException) -> None:
     elif isinstance(error, SecurityError):
         code, english = "security", str(error)
         french = "refusé : la vérification de sécurité a échoué."
-    elif isinstance(error, ConnectionError | TimeoutError):
+    elif isinstance(error, ConnectionError | TimeoutError | httpx.HTTPError):
         code, english = "connection_lost", "the server did not answer; try again."
         french = "le serveur n'a pas répondu ; réessayez."
     elif isinstance(error, OSError):
@@ -415,7 +417,12 @@ async def session_for(args: argparse.Namespace, passphrase: str) -> RelaisClient
 
 
 async def run(args: argparse.Namespace, passphrase: str) -> int:
-    session = await session_for(args, passphrase)
+    try:
+        session = await session_for(args, passphrase)
+    except (httpx.HTTPError, OSError, ApiError, TimeoutError) as error:
+        _out(f"cannot reach {args.server}: start the server (make run) or pass --server.")
+        _out(f"   serveur injoignable ({type(error).__name__}) : lancez-le (make run) ou --server.")
+        return 2
     if session is None:
         return 2
     account_key = getattr(session, "account_key", None) or local_account_key(session.store)
@@ -454,6 +461,7 @@ async def run(args: argparse.Namespace, passphrase: str) -> int:
                 TimeoutError,
                 OSError,
                 ValueError,
+                httpx.HTTPError,
             ) as error:
                 refusal(_out, error)
     finally:

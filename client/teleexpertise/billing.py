@@ -172,9 +172,14 @@ def _associated_data(*, national_id: str, room: int, code: str) -> bytes:
     return signing_input(LEDGER_LABEL, {"code": code, "national_id": national_id, "room": room})
 
 
-def seal_entry(account_key: AccountKey, *, national_id: str, entry: LedgerEntry) -> bytes:
-    """The encrypted entry the server stores."""
-    nonce = os.urandom(NONCE_BYTES)
+def seal_entry(
+    account_key: AccountKey, *, national_id: str, entry: LedgerEntry, nonce: bytes | None = None
+) -> bytes:
+    """The encrypted entry the server stores. ``nonce``: random unless given (test
+    vectors only: a nonce must never be used twice with one key)."""
+    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError("a 12-byte nonce")
     sealed = AESGCM(_key(account_key, LEDGER_PURPOSE)).encrypt(
         nonce,
         canonical_json(entry.to_dict()),
