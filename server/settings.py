@@ -195,7 +195,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ErrorCodeEnum": "mobile_api.openapi.ERROR_CODES"},
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCodeEnum": "mobile_api.openapi.ERROR_CODES",
+        "TeleexpertiseStateEnum": "mobile_api.views.teleexpertise.STATES",
+        "ActCodeEnum": "mobile_api.views.billing.ACT_CODES",
+        "UploadStateEnum": "mobile_api.openapi_attachments.UPLOAD_STATES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mobile_api.openapi.add_error_responses",

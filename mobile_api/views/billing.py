@@ -32,6 +32,7 @@ from teleexpertise.services.billing import (
     ledger_page,
 )
 
+ACT_CODES = ActCode.values  # the schema's ActCodeEnum
 _PSEUDONYM_HELP = (
     "HMAC-SHA256 of the patient's identity under a key only your devices hold, "
     "base64url (43 characters): the server counts without knowing the patient."
@@ -39,7 +40,7 @@ _PSEUDONYM_HELP = (
 
 
 class ActIn(BodySerializer):
-    code = serializers.ChoiceField(choices=ActCode.values, help_text="RQD or TE2.")
+    code = serializers.ChoiceField(choices=ACT_CODES, help_text="RQD or TE2.")
     year = serializers.IntegerField(min_value=2000, max_value=2999)
     pseudonym = serializers.RegexField(PSEUDONYM.pattern, help_text=_PSEUDONYM_HELP)
     billable = serializers.BooleanField()
@@ -56,7 +57,7 @@ class ActIn(BodySerializer):
 class ActOut(serializers.Serializer[None]):
     id = serializers.IntegerField()
     room = serializers.IntegerField()
-    code = serializers.ChoiceField(choices=ActCode.values)
+    code = serializers.ChoiceField(choices=ACT_CODES)
     year = serializers.IntegerField()
     pseudonym = serializers.CharField()
     billable = serializers.BooleanField()
@@ -83,7 +84,7 @@ class LedgerOut(serializers.Serializer[None]):
 
 
 class CountQuery(QuerySerializer):
-    code = serializers.ChoiceField(choices=ActCode.values)
+    code = serializers.ChoiceField(choices=ACT_CODES)
     year = serializers.IntegerField(min_value=2000, max_value=2999)
     pseudonym = serializers.RegexField(PSEUDONYM.pattern, help_text=_PSEUDONYM_HELP)
 

@@ -38,13 +38,12 @@ from teleexpertise.services.lifecycle import (
 from teleexpertise.workflow import MEMBER_ACTIONS, Action, Role, State
 
 STEP_ACTIONS = sorted(a.value for a in MEMBER_ACTIONS - {Action.REQUEST})
+STATES = [s.value for s in State]  # the schema's TeleexpertiseStateEnum
 
 
 class TransitionOut(serializers.Serializer[None]):
     action = serializers.ChoiceField(choices=[a.value for a in Action])
-    state = serializers.ChoiceField(
-        choices=[s.value for s in State], help_text="The state after this step."
-    )
+    state = serializers.ChoiceField(choices=STATES, help_text="The state after this step.")
     practitioner = serializers.CharField(
         allow_null=True, help_text="Who took it (national id); null: the server's clock."
     )
@@ -62,7 +61,7 @@ class TeleexpertiseOut(serializers.Serializer[None]):
     room = serializers.IntegerField()
     requerant = serializers.CharField(help_text="National id of the professional who asks.")
     requis = serializers.CharField(help_text="National id of the professional asked.")
-    state = serializers.ChoiceField(choices=[s.value for s in State])
+    state = serializers.ChoiceField(choices=STATES)
     requested_at = serializers.DateTimeField()
     state_changed_at = serializers.DateTimeField()
     deadline = serializers.DateTimeField()
@@ -118,7 +117,7 @@ class ListQuery(QuerySerializer):
     role = serializers.ChoiceField(
         choices=[Role.REQUERANT.value, Role.REQUIS.value], required=False
     )
-    state = serializers.ChoiceField(choices=[s.value for s in State], required=False)
+    state = serializers.ChoiceField(choices=STATES, required=False)
 
 
 def transition_out(transition: Transition) -> dict[str, Any]:
@@ -185,6 +184,7 @@ class TeleexpertiseListCreateView(APIView):
         return super().get_throttles()
 
     @extend_schema(
+        operation_id="teleexpertise_list",
         summary="My téléexpertises",
         description="Those where you are requérant or requis, newest first (500 at most); "
         "`role` and `state` narrow the list.",
