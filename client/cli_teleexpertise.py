@@ -430,7 +430,7 @@ async def run(args: argparse.Namespace, passphrase: str) -> int:
         session, account_key=account_key, organisation=read_structure(args.structure)
     )
     terminal = Terminal(te=te, save_to=args.save_to, out=_out, archiver=args.archiver)
-    me = await te.professional(session.national_id)
+    me = await te.people.professional(session.national_id)
     _out(f"téléexpertise as {me.display}, end-to-end encrypted; files are saved in {args.save_to}")
     _out("type /request ... (requérant) or wait for a request (requis); /quit leaves")
     tasks = [

@@ -45,7 +45,6 @@ from client.teleexpertise.contents import (
     Close,
     Decline,
     Event,
-    Professional,
     Report,
     Request,
     TeleexpertiseEvent,
@@ -54,6 +53,7 @@ from client.teleexpertise.contents import (
 )
 from client.teleexpertise.errors import ConsentRefusedError, TeleexpertiseError
 from client.teleexpertise.fhir import service_request_bundle
+from client.teleexpertise.people import Professionals, server_refusal
 from client.teleexpertise.report import (
     DEFAULT_FACILITY_TYPE,
     Documents,
@@ -65,7 +65,7 @@ from client.teleexpertise.uploads import FileSource, custodian_of, upload, withd
 from documents.cda import Organisation
 from documents.ins import PatientIdentity
 from e2ee.encoding import b64u
-from teleexpertise.workflow import REQUIS_PROFESSIONS, Action, Role, State
+from teleexpertise.workflow import Action, Role, State
 
 if TYPE_CHECKING:
     from client.session import RelaisClient
@@ -109,11 +109,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _server_refusal(error: ApiError) -> TeleexpertiseError:
-    french = error.message_fr or "refusé par le serveur."
-    return TeleexpertiseError(error.code, error.message, french)
-
-
 class TeleexpertiseClient:
     def __init__(
         self,
@@ -136,53 +131,8 @@ class TeleexpertiseClient:
         data = session.store.data
         self.cases = CaseBook(data.setdefault("teleexpertise", {}), me=session.national_id)
         self._refusals: list[dict[str, Any]] = data.setdefault("consent_refusals", [])
-        self._professionals: dict[str, Professional] = {}
+        self.people = Professionals(session.api)
         self._book: BillingBook | None = None
-
-    # Who ------------------------------------------------------------------------------
-
-    async def directory_entry(self, national_id: str) -> dict[str, Any]:
-        try:
-            entry: dict[str, Any] = await self.session.api.call(
-                "GET", f"directory/practitioners/{national_id}"
-            )
-        except ApiError as error:
-            raise _server_refusal(error) from None
-        return entry
-
-    async def professional(self, national_id: str) -> Professional:
-        """A professional as the directory describes them (cached)."""
-        if national_id not in self._professionals:
-            entry = await self.directory_entry(national_id)
-            self._professionals[national_id] = Professional(
-                national_id=national_id,
-                family_name=str(entry["last_name"]).upper(),
-                given_name=str(entry["first_name"]),
-                profession_code=str(entry["profession_code"]),
-                profession_label=str(entry.get("profession_label") or ""),
-                specialty_code=str(entry.get("specialty_code") or ""),
-            )
-        return self._professionals[national_id]
-
-    async def find_requis(
-        self,
-        *,
-        name: str = "",
-        profession: str = "10",
-        specialty: str | None = None,
-        postcode: str | None = None,
-        town: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Directory search (by profession, specialty and place) among those who may be
-        requis: médecins (10), chirurgiens-dentistes (40), sages-femmes (50)."""
-        if profession not in REQUIS_PROFESSIONS:
-            raise _not_eligible(profession)
-        params = {"q": name, "profession": profession}
-        for key, value in (("specialty", specialty), ("postcode", postcode), ("town", town)):
-            if value:
-                params[key] = value
-        answer = await self.session.api.call("GET", "directory/practitioners", params=params)
-        return list(answer["results"])
 
     # Billing --------------------------------------------------------------------------
 
@@ -196,7 +146,7 @@ class TeleexpertiseClient:
                 )
             zone = self.zone
             if zone is None:
-                entry = await self.directory_entry(self.session.national_id)
+                entry = await self.people.entry(self.session.national_id)
                 zone = zone_of_postcode(str(entry.get("postcode") or ""))
             self._book = BillingBook(
                 api=self.session.api,
@@ -252,7 +202,7 @@ class TeleexpertiseClient:
             )
         except ApiError as error:
             await withdraw(self.session, uploaded)
-            raise _server_refusal(error) from None
+            raise server_refusal(error) from None
         except BaseException:
             await withdraw(self.session, uploaded)
             raise
@@ -304,10 +254,8 @@ class TeleexpertiseClient:
                 "deadline: a future date and time with its offset.",
                 "deadline : une date et heure futures avec fuseau.",
             )
-        requis_card = await self.professional(requis)
-        if requis_card.profession_code not in REQUIS_PROFESSIONS:
-            raise _not_eligible(requis_card.profession_label or requis_card.profession_code)
-        me = await self.professional(self.session.national_id)
+        requis_card = await self.people.requis(requis)
+        me = await self.people.professional(self.session.national_id)
         book = await self.billing()
         check = await book.check(patient=patient, code=ActCode.RQD, day=self._today())
         if check.over_limit and not acknowledge_billing_limit:
@@ -546,7 +494,7 @@ class TeleexpertiseClient:
         try:
             answer: dict[str, Any] = await self.session.api.call("GET", f"teleexpertise/{room_id}")
         except ApiError as error:
-            raise _server_refusal(error) from None
+            raise server_refusal(error) from None
         return answer
 
     def service_request(self, room_id: int) -> dict[str, Any]:
@@ -578,11 +526,3 @@ class TeleexpertiseClient:
             return [await self.session.save_attachment(d, folder) for d in report.documents]
         except AttachmentError as error:
             raise TeleexpertiseError(error.code, error.message, error.message_fr) from None
-
-
-def _not_eligible(what: str) -> TeleexpertiseError:
-    return TeleexpertiseError(
-        "requis_not_eligible",
-        f"Only a médecin, a sage-femme or a chirurgien-dentiste can be requis (not {what}).",
-        f"Seul un médecin, une sage-femme ou un chirurgien-dentiste peut être requis (pas {what}).",
-    )

@@ -243,6 +243,12 @@ async def test_decline_cancel_expiry_and_refusals(server, tmp_path):
         "deadline": in_hours(24),
     }
 
+    # Finding the requis: the directory, among médecins, sages-femmes, chirurgiens-dentistes.
+    found = await nurse_te.people.find_requis(name="dur", postcode="69")
+    assert [p["national_id"] for p in found] == [DOCTOR]
+    with pytest.raises(TeleexpertiseError) as not_requis:
+        await nurse_te.people.find_requis(profession="21")
+    assert not_requis.value.code == "requis_not_eligible"
     # A pharmacist cannot be requis: refused on the device, nothing created or stored.
     with pytest.raises(TeleexpertiseError) as refused:
         await nurse_te.request(requis=PHARMACIST, **ask)
