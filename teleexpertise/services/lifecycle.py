@@ -5,9 +5,9 @@ Every step a member takes is carried by an end-to-end encrypted envelope. The st
 its envelope arrive together (``POST /api/v1/teleexpertise/...``): the server checks the
 step against the lifecycle table (``teleexpertise.workflow``) first and stores nothing
 when it is refused; otherwise it stores the envelope (the same store, idempotency and
-fan-out as any message) and records the step with the envelope's sequence number, in
-one transaction that holds the téléexpertise row. A step retried with the same message
-id returns the step already recorded.
+fan-out as any message) and records the step with the envelope's sequence number, all
+while holding the room's step guard (``room_step_guard``), so two steps of one room never
+interleave. A step retried with the same message id returns the step already recorded.
 
 What the server learns: who is requérant and requis, the state, the deadline, when each
 step happened. Never the patient, the question, the answer.
@@ -15,11 +15,13 @@ step happened. Never the patient, the question, the answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 
 from chat.errors import ErrorCode, RelaisError
 from chat.models import Membership, Room, RoomKind
@@ -137,6 +139,43 @@ def _same_step(found: Transition, *, room_id: int, action: Action) -> Step:
     return Step(teleexpertise=found.teleexpertise, transition=found, created=False)
 
 
+# Steps of one room are taken one at a time, and the envelope of a step is stored while
+# that holds, so a refused step never leaves an envelope behind. The message store
+# takes the room's row lock and writes with its own connection: the guard must not hold
+# that row, nor (on SQLite, one writer at a time) any write lock.
+_ADVISORY_NAMESPACE = 0x7E1E  # pg_advisory_xact_lock(namespace, room): téléexpertise steps
+_local_locks: dict[int, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+
+
+@contextmanager
+def room_step_guard(room_id: int) -> Iterator[None]:
+    """Serialise the steps of a room. PostgreSQL (several server processes): a
+    transaction holding a transaction-level advisory lock on the room, which nothing else
+    takes. The embedded default (SQLite, one process): a lock in this process, with no
+    transaction open, so the store can write."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, room_id]
+                )
+            yield
+        return
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(room_id, threading.Lock())
+    with lock:
+        yield
+
+
+def _current(room_id: int) -> Teleexpertise | None:
+    """The room's téléexpertise, its row locked on PostgreSQL (the clock skips it)."""
+    query = Teleexpertise.objects.filter(room_id=room_id)
+    if connection.vendor == "postgresql":
+        query = query.select_for_update()
+    return query.first()
+
+
 def do_request(
     *,
     identity: DeviceIdentity,
@@ -172,13 +211,14 @@ def do_request(
         raise RelaisError(ErrorCode.NOT_FOUND, f"Unknown practitioner: {requis_id}.")
     check_requis(requis)
     check_deadline(deadline, now=now)
-    if Teleexpertise.objects.filter(room=room).exists():
-        raise RelaisError(ErrorCode.CONFLICT, "This room already has its téléexpertise.")
     try:
         next_state(state=None, action=Action.REQUEST, role=Role.REQUERANT)
     except TransitionError as error:  # pragma: no cover - the table allows it
         raise refusal(error) from None
-    try:
+    with room_step_guard(room_id):
+        if Teleexpertise.objects.filter(room=room).exists():
+            raise RelaisError(ErrorCode.CONFLICT, "This room already has its téléexpertise.")
+        stored = send(message_id, body_text)
         with transaction.atomic():
             teleexpertise = Teleexpertise.objects.create(
                 room=room,
@@ -189,7 +229,6 @@ def do_request(
                 state_changed_at=now,
                 deadline=deadline,
             )
-            stored = send(message_id, body_text)
             transition = Transition.objects.create(
                 teleexpertise=teleexpertise,
                 action=Action.REQUEST,
@@ -201,8 +240,6 @@ def do_request(
                 at=now,
             )
             announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
-    except IntegrityError:
-        raise RelaisError(ErrorCode.CONFLICT, "This room already has its téléexpertise.") from None
     return Step(teleexpertise=teleexpertise, transition=transition)
 
 
@@ -231,8 +268,10 @@ def do_step(
     if replayed is not None:
         return _same_step(replayed, room_id=room_id, action=action)
     access_membership(room_id=room_id, practitioner_id=identity.practitioner_id)
-    with transaction.atomic():
-        teleexpertise = Teleexpertise.objects.select_for_update().filter(room_id=room_id).first()
+    if deadline is not None:
+        check_deadline(deadline, now=now)
+    with room_step_guard(room_id):
+        teleexpertise = _current(room_id)
         if teleexpertise is None:
             raise RelaisError(ErrorCode.NOT_FOUND, "This room has no téléexpertise.")
         role = role_of(teleexpertise, identity.practitioner_id)
@@ -245,25 +284,25 @@ def do_step(
             )
         except TransitionError as error:
             raise refusal(error) from None
-        if deadline is not None:
-            check_deadline(deadline, now=now)
-            teleexpertise.deadline = deadline
-            teleexpertise.reminders_sent = 0
         stored = send(message_id, body_text)
-        if target is not None:
-            teleexpertise.state = target
-            teleexpertise.state_changed_at = now
-        teleexpertise.open_questions = questions_after(action, teleexpertise.open_questions)
-        teleexpertise.save()
-        transition = Transition.objects.create(
-            teleexpertise=teleexpertise,
-            action=action,
-            state=teleexpertise.state,
-            actor_id=identity.practitioner_id,
-            device_id=identity.device_id,
-            message_id=message_id,
-            seq=stored.seq,
-            at=now,
-        )
-        announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
+        with transaction.atomic():
+            if deadline is not None:
+                teleexpertise.deadline = deadline
+                teleexpertise.reminders_sent = 0
+            if target is not None:
+                teleexpertise.state = target
+                teleexpertise.state_changed_at = now
+            teleexpertise.open_questions = questions_after(action, teleexpertise.open_questions)
+            teleexpertise.save()
+            transition = Transition.objects.create(
+                teleexpertise=teleexpertise,
+                action=action,
+                state=teleexpertise.state,
+                actor_id=identity.practitioner_id,
+                device_id=identity.device_id,
+                message_id=message_id,
+                seq=stored.seq,
+                at=now,
+            )
+            announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
     return Step(teleexpertise=teleexpertise, transition=transition)

@@ -18,6 +18,7 @@ from documents.cda import check_cda
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, wound_photo
 from tests.e2e.terminal import Terminal
+from tests.e2e.test_embedded import embedded_server  # noqa: F401 - the fixture
 from tests.teleexpertise.samples import patient
 
 pytestmark = pytest.mark.e2e
@@ -111,5 +112,29 @@ async def test_the_nurse_to_gp_flow_in_two_terminals(server, tmp_path):
     await nurse.wait_for("FHIR ServiceRequest bundle written")
     bundle = json.loads((tmp_path / "demande.json").read_text())
     assert bundle["type"] == "transaction"
+    assert await nurse.quit() == 0
+    assert await gp.quit() == 0
+
+
+async def test_the_flow_on_the_embedded_server(embedded_server, tmp_path):  # noqa: F811
+    """What ``make run`` serves (SQLite, in-process fan-out): the same steps work."""
+    (tmp_path / "patient.json").write_text(json.dumps(patient().to_dict()))
+    gp = await start(
+        embedded_server, tmp_path / "gp", DOCTOR, "--structure", "1750000123:Cabinet Durand"
+    )
+    nurse = await start(embedded_server, tmp_path / "nurse", NURSE)
+    await nurse.type(
+        f"/request --to {DOCTOR} --patient {tmp_path / 'patient.json'} --consent oral "
+        '--reason "Plaie" --question "Avis ?"'
+    )
+    await nurse.wait_for("request sent")
+    await gp.wait_for("request from")
+    await gp.type("/accept")
+    await gp.wait_for("accepted #")
+    await nurse.wait_for("accept → accepted")
+    await gp.type("/report Poursuivre les soins.")
+    await gp.wait_for("report sent")
+    assert "Poursuivre les soins." in await nurse.wait_for("report from")
+    assert "act RQD recorded:" in await nurse.wait_for("act RQD")
     assert await nurse.quit() == 0
     assert await gp.quit() == 0

@@ -4,7 +4,10 @@ organisation reads the lifecycle, outsiders do not."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from chat.models import Envelope
 from teleexpertise.models import Teleexpertise, Transition
@@ -164,3 +167,36 @@ def test_accepting_may_set_the_deadline_and_cancel_ends_it(member, te_room):
     assert accepted.status_code == 201
     cancelled = step(nurse, room, "cancel", "c")
     assert cancelled.json()["teleexpertise"]["state"] == "cancelled"
+
+
+def test_two_steps_at_once_one_wins_and_the_loser_stores_nothing(member, te_room):
+    nurse, doctor = member("nurse"), member("doctor")
+    doctor_laptop = member("doctor")  # the same requis, another device
+    room = te_room(nurse, doctor)
+    nurse.client.post("/api/v1/teleexpertise", request_body(room, doctor), format="json")
+    answers: dict[str, int] = {}
+
+    def take(name, device, action):
+        answers[name] = step(device, room, action, f"{name}-1").status_code
+        connection.close()
+
+    threads = [
+        threading.Thread(target=take, args=("phone", doctor, "accept")),
+        threading.Thread(target=take, args=("laptop", doctor_laptop, "decline")),
+        threading.Thread(target=take, args=("nurse", nurse, "cancel")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers.values()) in ([201, 409, 409], [201, 201, 409])
+    te = Teleexpertise.objects.get(pk=room.pk)
+    # Whatever the order, the steps recorded follow the table, and every envelope stored
+    # belongs to a recorded step.
+    recorded = list(
+        Transition.objects.filter(teleexpertise=te).values_list("message_id", flat=True)
+    )
+    stored = list(Envelope.objects.filter(room=room).values_list("client_id", flat=True))
+    assert sorted(recorded) == sorted(stored)
+    # The nurse may cancel before or after an acceptance, never after a decline.
+    assert te.state in {"declined", "cancelled"}
