@@ -73,9 +73,11 @@ class RoomProfileContent:
                 )
             if value.get("type") != PROFILE_TYPE:
                 raise invalid("profile", "not a room profile.", "pas un profil de salon.")
-            patient = value.get("patient")
+            patient, title = value.get("patient"), value.get("title")
+            if not isinstance(title, str):
+                raise invalid("title", "a title is required.", "un titre est obligatoire.")
             return cls(
-                title=value.get("title"),  # type: ignore[arg-type]
+                title=title,
                 patient=PatientIdentity.from_dict(patient) if patient is not None else None,
                 notes=value.get("notes", ""),
             )

@@ -44,7 +44,6 @@ from client.teleexpertise.contents import (
     ClarificationRequest,
     Close,
     Decline,
-    Event,
     Report,
     Request,
     TeleexpertiseEvent,
@@ -188,7 +187,7 @@ class TeleexpertiseClient:
         self,
         *,
         room_id: int,
-        event: Event,
+        event: TeleexpertiseEvent,
         path: str,
         body: dict[str, Any],
         message_id: str,
@@ -312,14 +311,14 @@ class TeleexpertiseClient:
         uploaded = await upload(self.session, room_id, message_id, [documents])
         return dataclasses.replace(event, documents=tuple(uploaded))
 
-    def _check_mine(self, case: Case, event: Event) -> None:
+    def _check_mine(self, case: Case, event: TeleexpertiseEvent) -> None:
         """The lifecycle table, for this device's own step (nothing sent if refused)."""
-        case.check(event, sender=self.session.national_id)  # type: ignore[arg-type]
+        case.check(event, sender=self.session.national_id)
 
     async def _step(
         self,
         room_id: int,
-        event: Event,
+        event: TeleexpertiseEvent,
         *,
         uploaded: Sequence[AttachmentDescriptor] = (),
         extra: dict[str, Any] | None = None,
@@ -336,7 +335,7 @@ class TeleexpertiseClient:
             message_id=message_id,
             uploaded=uploaded,
         )
-        return SentStep(room_id, seq, message_id, state, event)  # type: ignore[arg-type]
+        return SentStep(room_id, seq, message_id, state, event)
 
     async def accept(
         self,
