@@ -425,21 +425,55 @@ async def run(args: argparse.Namespace, passphrase: str) -> int:
         return 2
     if session is None:
         return 2
-    account_key = getattr(session, "account_key", None) or local_account_key(session.store)
-    te = TeleexpertiseClient(
-        session, account_key=account_key, organisation=read_structure(args.structure)
+    return await interact(
+        session,
+        save_to=args.save_to,
+        archiver=args.archiver,
+        structure=read_structure(args.structure),
+        out=_out,
     )
-    terminal = Terminal(te=te, save_to=args.save_to, out=_out, archiver=args.archiver)
-    me = await te.people.professional(session.national_id)
-    _out(f"téléexpertise as {me.display}, end-to-end encrypted; files are saved in {args.save_to}")
-    _out("type /request ... (requérant) or wait for a request (requis); /quit leaves")
-    tasks = [
-        asyncio.create_task(terminal.listen()),
-        asyncio.create_task(terminal.frames()),
-        asyncio.create_task(terminal.alerts()),
-    ]
-    loop = asyncio.get_running_loop()
+
+
+_REFUSED = (
+    CommandError,
+    BillingLimitError,
+    TeleexpertiseError,
+    DocumentError,
+    AttachmentError,
+    ApiError,
+    SecurityError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    ValueError,
+    httpx.HTTPError,
+)
+
+
+async def interact(
+    session: RelaisClient,
+    *,
+    save_to: Path,
+    archiver: str | None,
+    structure: Organisation | None,
+    out: Output,
+) -> int:
+    """The terminal on a connected session: what arrives is shown, lines typed are
+    commands; returns at /quit or end of input (the session is closed)."""
+    account_key = getattr(session, "account_key", None) or local_account_key(session.store)
+    te = TeleexpertiseClient(session, account_key=account_key, organisation=structure)
+    terminal = Terminal(te=te, save_to=save_to, out=out, archiver=archiver)
+    tasks: list[asyncio.Task[None]] = []
     try:
+        me = await te.people.professional(session.national_id)
+        out(f"téléexpertise as {me.display}, end-to-end encrypted; files are saved in {save_to}")
+        out("type /request ... (requérant) or wait for a request (requis); /quit leaves")
+        tasks = [
+            asyncio.create_task(terminal.listen()),
+            asyncio.create_task(terminal.frames()),
+            asyncio.create_task(terminal.alerts()),
+        ]
+        loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if not line:
@@ -449,21 +483,8 @@ async def run(args: argparse.Namespace, passphrase: str) -> int:
             try:
                 if not await terminal.run(line):
                     break
-            except (
-                CommandError,
-                BillingLimitError,
-                TeleexpertiseError,
-                DocumentError,
-                AttachmentError,
-                ApiError,
-                SecurityError,
-                ConnectionError,
-                TimeoutError,
-                OSError,
-                ValueError,
-                httpx.HTTPError,
-            ) as error:
-                refusal(_out, error)
+            except _REFUSED as error:
+                refusal(out, error)
     finally:
         for task in tasks:
             task.cancel()

@@ -192,12 +192,25 @@ def _refused(code: str, english: str) -> TeleexpertiseError:
     return TeleexpertiseError(code, english, french)
 
 
-def check_request(request: Request, *, room: LocalRoom, sender: str) -> None:
+@dataclass(frozen=True, slots=True)
+class RoomFacts:
+    """What a case needs of a room's verified state (protocol §10.5)."""
+
+    room_id: int
+    kind: str
+    members: frozenset[str]
+
+
+def room_facts(room: LocalRoom) -> RoomFacts:
+    return RoomFacts(room.room_id, room.state.kind, frozenset(room.state.members))
+
+
+def check_request(request: Request, *, room: RoomFacts, sender: str) -> None:
     """The request names its sender as requérant, and the room is a téléexpertise room
     of exactly the requérant and the requis (from the verified room state)."""
-    members = set(room.state.members)
+    members = set(room.members)
     if (
-        room.state.kind != "teleexpertise"
+        room.kind != "teleexpertise"
         or request.requerant.national_id != sender
         or members != {request.requerant.national_id, request.requis.national_id}
     ):
@@ -231,7 +244,7 @@ class CaseBook:
         return case
 
     def accept(
-        self, *, room: LocalRoom, seq: int, sender: str, content: dict[str, Any]
+        self, *, room: RoomFacts, seq: int, sender: str, content: dict[str, Any]
     ) -> TeleexpertiseEvent | None:
         """Verify and record an event (ours or received); None if it was seen already.
         TeleexpertiseError (``bad_event``, ``role_refused``, ``transition_refused``...)

@@ -35,7 +35,7 @@ from client.attachments.errors import AttachmentError
 from client.events import Message, SecurityAlert
 from client.teleexpertise.acts import BillingBook, BillingCheck
 from client.teleexpertise.billing import AccountKey, LedgerEntry
-from client.teleexpertise.cases import Case, CaseBook
+from client.teleexpertise.cases import Case, CaseBook, room_facts
 from client.teleexpertise.consent import Consent
 from client.teleexpertise.contents import (
     Accept,
@@ -206,9 +206,11 @@ class TeleexpertiseClient:
             await withdraw(self.session, uploaded)
             raise
         seq = int(answer["step"]["seq"])
-        room = self.session.rooms[room_id]
         self.cases.accept(
-            room=room, seq=seq, sender=self.session.national_id, content=event.to_content()
+            room=room_facts(self.session.rooms[room_id]),
+            seq=seq,
+            sender=self.session.national_id,
+            content=event.to_content(),
         )
         self.session.save()
         return seq, State(answer["teleexpertise"]["state"])
@@ -452,7 +454,10 @@ class TeleexpertiseClient:
             return None
         try:
             event = self.cases.accept(
-                room=room, seq=message.seq, sender=message.sender[0], content=message.content
+                room=room_facts(room),
+                seq=message.seq,
+                sender=message.sender[0],
+                content=message.content,
             )
         except TeleexpertiseError as error:
             await self.session.alerts.put(

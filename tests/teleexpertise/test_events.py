@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from client.rooms import LocalRoom
-from client.teleexpertise.cases import CaseBook
+from client.teleexpertise.cases import CaseBook, RoomFacts
 from client.teleexpertise.consent import Consent, ConsentDecision, ConsentGivenBy, ConsentMethod
 from client.teleexpertise.contents import (
     Accept,
@@ -21,8 +20,6 @@ from client.teleexpertise.contents import (
 from client.teleexpertise.errors import TeleexpertiseError
 from client.teleexpertise.profile import RoomProfileContent
 from documents.errors import DocumentError
-from e2ee import state as chain
-from e2ee.keys import DeviceKeyPair
 from teleexpertise.workflow import State
 from tests.teleexpertise.samples import DOCTOR, NURSE, consent, patient, request, unqualified
 
@@ -30,28 +27,8 @@ NOW = datetime(2026, 3, 14, 10, 0, tzinfo=UTC)
 
 
 def room(kind: str = "teleexpertise", members=(NURSE.national_id, DOCTOR.national_id)):
-    """A verified room state with these members (signed by the first)."""
-    keys = {nid: DeviceKeyPair.generate() for nid in members}
-    devices = {nid: chain.RoomDevice(nid, 1, keys[nid].public) for nid in members}
-    content = chain.create_content(
-        kind=kind,
-        members=[
-            chain.member_content(nid, "admin" if n == 0 else "member", [devices[nid]])
-            for n, nid in enumerate(members)
-        ],
-        policy=chain.default_policy(kind),
-    )
-    raw = chain.sign_event(
-        state=None,
-        room=chain.new_room_id(),
-        author=(members[0], 1),
-        key_pair=keys[members[0]],
-        action="create",
-        content=content,
-        timestamp=1,
-    )
-    verified, _ = chain.apply_event(None, raw)
-    return LocalRoom(room_id=7, events=[raw], state=verified)
+    """A room as its verified state describes it."""
+    return RoomFacts(room_id=7, kind=kind, members=frozenset(members))
 
 
 def test_events_round_trip_through_their_content():
@@ -121,7 +98,7 @@ def test_consent_is_required_and_described():
     assert Consent.from_dict(guardian.to_dict()) == guardian
 
 
-def accept_all(book: CaseBook, local: LocalRoom, steps):
+def accept_all(book: CaseBook, local: RoomFacts, steps):
     for seq, (sender, event) in enumerate(steps, start=1):
         book.accept(room=local, seq=seq, sender=sender, content=event.to_content())
 
