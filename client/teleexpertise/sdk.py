@@ -53,6 +53,7 @@ from client.teleexpertise.contents import (
 from client.teleexpertise.errors import ConsentRefusedError, TeleexpertiseError
 from client.teleexpertise.fhir import service_request_bundle
 from client.teleexpertise.people import Professionals, server_refusal
+from client.teleexpertise.profile import MAX_TITLE, RoomProfileContent, set_profile
 from client.teleexpertise.report import (
     DEFAULT_FACILITY_TYPE,
     Documents,
@@ -265,6 +266,7 @@ class TeleexpertiseClient:
             room_id = await self.session.create_room(
                 kind="teleexpertise", members=[requis], archiver=archiver
             )
+            await self._set_profile(room_id, reason=reason, patient=patient)
         message_id = str(uuid.uuid4())
         uploaded = await upload(self.session, room_id, message_id, files)
         event = Request(
@@ -299,6 +301,16 @@ class TeleexpertiseClient:
             uploaded=uploaded,
         )
         return SentStep(room_id, seq, message_id, state, event, billing=check)
+
+    async def _set_profile(self, room_id: int, *, reason: str, patient: PatientIdentity) -> None:
+        """Give a new téléexpertise room its encrypted profile (title, patient), so every
+        device of the room and its archiver show the patient (protocol §12.6). Sessions
+        without room profiles skip it (until the SDK session offers them)."""
+        session: Any = self.session
+        if getattr(session, "set_room_profile", None) is None:
+            return
+        title = f"Téléexpertise : {reason}"[:MAX_TITLE]
+        await set_profile(session, room_id, RoomProfileContent(title=title, patient=patient))
 
     async def _with_documents(self, room_id: int, message_id: str, event: Request) -> Request:
         """The request with its PDF and CDA 75496-0 when a structure keeps them (the
