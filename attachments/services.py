@@ -29,7 +29,7 @@ from attachments.storage import (
 )
 from chat.errors import ErrorCode, RelaisError
 from chat.models import Envelope
-from chat.services.access import access_membership
+from chat.services.access import access_membership, access_reader
 from directory.models import Practitioner
 
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -256,18 +256,19 @@ def carrying_envelope(*, attachment: Attachment) -> Envelope | None:
 
 def access_download(*, attachment_id: str, device_id: int, practitioner_id: str) -> Attachment:
     """A complete blob the caller may fetch: the uploading device may always fetch its
-    own; anyone else must be a member of the blob's room whose history includes the
-    message carrying it. ATTACHMENT_NOT_FOUND otherwise, whatever the reason."""
+    own; anyone else must read the blob's room (a member, or the organisation whose
+    archiver the room names: ``access_reader``) with a history that includes the message
+    carrying it. ATTACHMENT_NOT_FOUND otherwise, whatever the reason."""
     attachment = Attachment.objects.filter(pk=attachment_id, state=AttachmentState.COMPLETE).first()
     if attachment is None:
         raise RelaisError(ErrorCode.ATTACHMENT_NOT_FOUND)
     try:
-        membership = access_membership(room_id=attachment.room_id, practitioner_id=practitioner_id)
+        reader = access_reader(room_id=attachment.room_id, practitioner_id=practitioner_id)
     except RelaisError:
         raise RelaisError(ErrorCode.ATTACHMENT_NOT_FOUND) from None
     if attachment.uploader_device_id == device_id:
         return attachment
     envelope = carrying_envelope(attachment=attachment)
-    if envelope is None or envelope.seq <= membership.joined_after_seq:
+    if envelope is None or envelope.seq <= reader.after_seq:
         raise RelaisError(ErrorCode.ATTACHMENT_NOT_FOUND)
     return attachment

@@ -52,6 +52,11 @@ class ErrorCode(StrEnum):
     PSC_IDENTITY_REFUSED = "psc_identity_refused"
     PSC_SESSION_ENDED = "psc_session_ended"
     NOT_IN_DIRECTORY = "not_in_directory"
+    # Téléexpertise (docs/protocol.md §12)
+    TRANSITION_REFUSED = "transition_refused"
+    ROLE_REFUSED = "role_refused"
+    REQUIS_NOT_ELIGIBLE = "requis_not_eligible"
+    BILLING_LIMIT_REACHED = "billing_limit_reached"
 
 
 MESSAGES: dict[ErrorCode, tuple[str, str]] = {
@@ -223,6 +228,24 @@ MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.NOT_IN_DIRECTORY: (
         "This professional is not (or no longer) in the directory of this server.",
         "Ce professionnel n'est pas (ou plus) dans l'annuaire de ce serveur.",
+    ),
+    ErrorCode.TRANSITION_REFUSED: (
+        "This step of the téléexpertise is not possible in its current state.",
+        "Cette étape de la téléexpertise n'est pas possible dans son état actuel.",
+    ),
+    ErrorCode.ROLE_REFUSED: (
+        "Your role in this téléexpertise does not allow this step.",
+        "Votre rôle dans cette téléexpertise ne permet pas cette étape.",
+    ),
+    ErrorCode.REQUIS_NOT_ELIGIBLE: (
+        "Only a médecin, a sage-femme or a chirurgien-dentiste can be asked for a téléexpertise.",
+        "Seul un médecin, une sage-femme ou un chirurgien-dentiste peut être sollicité "
+        "pour une téléexpertise.",
+    ),
+    ErrorCode.BILLING_LIMIT_REACHED: (
+        "This act would exceed the yearly limit for this patient; record it as not billable.",
+        "Cet acte dépasserait la limite annuelle pour ce patient ; enregistrez-le comme non "
+        "facturable.",
     ),
 }
 

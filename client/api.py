@@ -9,9 +9,11 @@ import httpx
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, message_fr: str = "") -> None:
         self.status = status
         self.code = code
+        self.message = message
+        self.message_fr = message_fr
         super().__init__(f"{status} {code}: {message}")
 
 
@@ -37,7 +39,12 @@ class RestApi:
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
-                raise ApiError(response.status_code, error["code"], error["message"])
+                raise ApiError(
+                    response.status_code,
+                    error["code"],
+                    error["message"],
+                    str(error.get("message_fr", "")),
+                )
             except (ValueError, KeyError):
                 raise ApiError(response.status_code, "http", response.text[:200]) from None
         return response.json() if response.content else None

@@ -6,6 +6,7 @@ practitioner (development login; see README).
     python -m client approve CODE --as 810003456786  # on an existing device
     python -m client recover --as 810003456786      # every device lost: the recovery code
     python -m client devices --as 810003456786      # list (and --revoke N)
+    python -m client teleexpertise --as 810003456786  # ask for or give a téléexpertise
 
 Each terminal is a device with its own keys, kept in an encrypted store (passphrase from
 ``RELAIS_PASSPHRASE`` or asked). The first device of a practitioner makes their identity
@@ -24,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from client import cli_teleexpertise
 from client.cli_account import approve, devices, link, recover
 from client.cli_chat import chat
 from client.cli_errors import EXIT_FAILURE, CliError, explain
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     restoring.add_argument("--code", help="the recovery code (asked if not given)")
     listing = command("devices", "your devices (and revoke one)")
     listing.add_argument("--revoke", type=int, help="revoke this device number (lost phone)")
+    cli_teleexpertise.add_arguments(command("teleexpertise", "ask for or give a téléexpertise"))
     return parser
 
 
@@ -73,6 +76,7 @@ RUNNERS: dict[str, Callable[[Options, argparse.Namespace], Coroutine[Any, Any, i
     "approve": approve,
     "recover": recover,
     "devices": devices,
+    "teleexpertise": cli_teleexpertise.teleexpertise,
 }
 
 

@@ -96,6 +96,8 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         }
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.alerts: asyncio.Queue[SecurityAlert] = asyncio.Queue()
+        # Téléexpertise state changes (protocol §12.4), for client.teleexpertise.
+        self.teleexpertise_frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -491,6 +493,11 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
                 del self._acks[message_id]
         return int(ack["seq"])
 
+    async def seal(self, room_id: int, content: JsonObject) -> bytes:
+        """An envelope of ``content`` for the room, not sent: for a REST call that
+        carries one (a téléexpertise step, protocol §12)."""
+        return await self._encrypt(await self.room_for_sending(room_id), content)
+
     async def share_now(self, room_id: int) -> None:
         """Make sure this device's sender key (and the room's profile key) reached every
         device of the room — e.g. right after adding someone, so they can read the
@@ -593,6 +600,8 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             self._synced.set()
         elif kind in ("membership", "room_state"):
             await self._on_room_change(frame)
+        elif kind == "teleexpertise":
+            await self.teleexpertise_frames.put(frame)
         elif kind == "to_device":
             # Process it, then everything queued up to it, and only then acknowledge:
             # acknowledging "up to" this id must not drop an older unprocessed share.

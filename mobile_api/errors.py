@@ -73,6 +73,12 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.PSC_IDENTITY_REFUSED: status.HTTP_403_FORBIDDEN,
     ErrorCode.PSC_SESSION_ENDED: status.HTTP_401_UNAUTHORIZED,
     ErrorCode.NOT_IN_DIRECTORY: status.HTTP_403_FORBIDDEN,
+    # Téléexpertise: a step out of order conflicts with the state; a role or a
+    # profession that may never take it is forbidden.
+    ErrorCode.TRANSITION_REFUSED: status.HTTP_409_CONFLICT,
+    ErrorCode.ROLE_REFUSED: status.HTTP_403_FORBIDDEN,
+    ErrorCode.REQUIS_NOT_ELIGIBLE: status.HTTP_403_FORBIDDEN,
+    ErrorCode.BILLING_LIMIT_REACHED: status.HTTP_409_CONFLICT,
 }
 
 

@@ -29,6 +29,9 @@ extend_schema_serializer(component_name="UploadStart")(UploadStartView.Input)
 extend_schema_serializer(component_name="UploadComplete")(UploadCompleteView.Input)
 
 
+UPLOAD_STATES = ["uploading", "complete"]  # the schema's UploadStateEnum
+
+
 class QuotaOut(serializers.Serializer[None]):
     used = serializers.IntegerField(help_text="Bytes stored or reserved by your uploads.")
     limit = serializers.IntegerField()
@@ -41,7 +44,7 @@ class UploadOut(serializers.Serializer[None]):
     size = serializers.IntegerField(help_text="Ciphertext bytes.")
     part_size = serializers.IntegerField()
     parts = serializers.IntegerField(help_text="How many parts make the blob.")
-    state = serializers.ChoiceField(choices=["uploading", "complete"])
+    state = serializers.ChoiceField(choices=UPLOAD_STATES)
     received = serializers.ListField(
         child=serializers.IntegerField(), help_text="Indexes of the parts stored so far."
     )
@@ -61,7 +64,7 @@ class CompletedOut(serializers.Serializer[None]):
     attachment = serializers.CharField()
     size = serializers.IntegerField()
     sha256 = serializers.CharField()
-    state = serializers.ChoiceField(choices=["uploading", "complete"])
+    state = serializers.ChoiceField(choices=UPLOAD_STATES)
 
 
 _BLOB = OpenApiResponse(OpenApiTypes.BINARY, description="The encrypted blob.")

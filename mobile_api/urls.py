@@ -17,6 +17,7 @@ from mobile_api.views.attachments import (
     UploadView,
 )
 from mobile_api.views.auth import DevLoginView, LogoutView
+from mobile_api.views.billing import CountView, LedgerView, RecordActView
 from mobile_api.views.directory import DirectorySearchView, PractitionerDetailView
 from mobile_api.views.login import (
     PscActivityView,
@@ -35,6 +36,11 @@ from mobile_api.views.rooms import (
     MemberRemoveView,
     RoomListCreateView,
     RoomStateView,
+)
+from mobile_api.views.teleexpertise import (
+    TeleexpertiseListCreateView,
+    TeleexpertiseStepView,
+    TeleexpertiseView,
 )
 
 login = [
@@ -149,6 +155,20 @@ push = [
     path("rooms/<int:room_id>/mute", RoomMuteView.as_view(), name="room-mute"),
 ]
 
+# Téléexpertise and its billing (docs/protocol.md §12, docs/teleexpertise.md).
+teleexpertise = [
+    path("teleexpertise", TeleexpertiseListCreateView.as_view(), name="teleexpertise"),
+    path("teleexpertise/<int:room_id>", TeleexpertiseView.as_view(), name="teleexpertise-one"),
+    path(
+        "teleexpertise/<int:room_id>/steps",
+        TeleexpertiseStepView.as_view(),
+        name="teleexpertise-steps",
+    ),
+    path("teleexpertise/<int:room_id>/act", RecordActView.as_view(), name="teleexpertise-act"),
+    path("billing/ledger", LedgerView.as_view(), name="billing-ledger"),
+    path("billing/count", CountView.as_view(), name="billing-count"),
+]
+
 # The caller's account (docs/api.md).
 account = [
     path("me", MeView.as_view(), name="me"),
@@ -167,6 +187,7 @@ urlpatterns = [
     *keys_and_devices,
     *attachments,
     *push,
+    *teleexpertise,
     *account,
     *schema,
 ]

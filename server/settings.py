@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "keyring",
     "push",
     "identity",
+    "teleexpertise",
     # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
     # served from STATIC_URL, never a CDN.
     "drf_spectacular",
@@ -216,7 +217,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ErrorCodeEnum": "mobile_api.openapi.ERROR_CODES"},
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCodeEnum": "mobile_api.openapi.ERROR_CODES",
+        "TeleexpertiseStateEnum": "mobile_api.views.teleexpertise.STATES",
+        "ActCodeEnum": "mobile_api.views.billing.ACT_CODES",
+        "UploadStateEnum": "mobile_api.openapi_attachments.UPLOAD_STATES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mobile_api.openapi.add_error_responses",
@@ -254,6 +260,15 @@ RELAIS = {
     "MAX_CONNECTIONS_PER_DEVICE": env_int("RELAIS_WS_MAX_PER_DEVICE", 10),
     "MAX_CONNECTIONS_PER_ADDRESS": env_int("RELAIS_WS_MAX_PER_ADDRESS", 2000),
     "MAX_UNAUTHENTICATED_PER_ADDRESS": env_int("RELAIS_WS_MAX_UNAUTHENTICATED_PER_ADDRESS", 100),
+}
+
+# Téléexpertise (docs/teleexpertise.md): reminders to the requis before the deadline,
+# the range of deadlines a request may ask for, and how often the clock runs.
+RELAIS_TELEEXPERTISE = {
+    "REMINDERS": env_list("RELAIS_TELEEXPERTISE_REMINDERS", ["24h", "1h"]),
+    "MIN_DEADLINE": env_str("RELAIS_TELEEXPERTISE_MIN_DEADLINE", "10m"),
+    "MAX_DEADLINE": env_str("RELAIS_TELEEXPERTISE_MAX_DEADLINE", "30d"),
+    "CLOCK_INTERVAL_SECONDS": env_int("RELAIS_TELEEXPERTISE_CLOCK_INTERVAL", 60),
 }
 
 # The key-transparency log (docs/configuration.md, "Key-transparency log"). Its signing
