@@ -60,8 +60,13 @@ DEMO_PRACTITIONERS: list[dict[str, object]] = [
 
 def ensure_demo_practitioners() -> list[Practitioner]:
     """Create or refresh the demo practitioners (idempotent)."""
+    return ensure_practitioners(DEMO_PRACTITIONERS)
+
+
+def ensure_practitioners(entries: list[dict[str, object]]) -> list[Practitioner]:
+    """Create or refresh these directory entries and their place of practice."""
     practitioners = []
-    for data in DEMO_PRACTITIONERS:
+    for data in entries:
         fields = {key: value for key, value in data.items() if key != "national_id"}
         practitioner, _created = Practitioner.objects.update_or_create(
             national_id=str(data["national_id"]), defaults=fields

@@ -1,16 +1,16 @@
 """A demo conversation for the embedded first run, end-to-end encrypted for real.
 
-Dr Paul Durand and Élodie Lefèvre (kinésithérapeute) each get an identity key and a demo
-device, with keys made here and certified in the key-transparency log as any client's
-would be. Paul's device signs the room's creation event; each device encrypts and signs
-its messages with its own sender key (``e2ee.envelopes``); the envelopes go through the
-message path like any send. The keys are then dropped: the server, and anyone calling
-the REST API, sees a room, its members and opaque envelopes, never the text, which is
-the point.
+Two correspondents of the demo alone, Dr Sophie Bernard (médecin) and Hugo Lambert
+(kinésithérapeute), each get an identity key and a demo device, with keys made here and
+certified in the key-transparency log as any client's would be. Sophie's device signs
+the room's creation event; each device encrypts and signs its messages with its own
+sender key (``e2ee.envelopes``); the envelopes go through the message path like any send.
+The keys are then dropped: the server, and anyone calling the REST API, sees a room, its
+members and opaque envelopes, never the text, which is the point.
 
-The nurse and the pharmacist of the README's CLI example are left out: their first CLI
-device makes their identity. (Dr Durand and Élodie Lefèvre already have one, whose key
-nobody holds any more: the CLI says so if one tries them.)
+The demo practitioners one logs in as (``directory.demo``) are left out: their first
+device makes their identity. (Dr Bernard and Hugo Lambert already have one, whose key
+nobody holds any more: a client says so if one tries to log in as them.)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from chat.runtime import build_store
 from chat.services.devices import DeviceIdentity, do_issue_device_token
 from chat.services.messages import do_send
 from chat.services.rooms import do_create_room
+from directory.demo import ensure_practitioners
 from directory.models import Practitioner
 from e2ee import state as chain
 from e2ee import transparency
@@ -34,7 +35,33 @@ from e2ee.identity import IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
 from keylog.services import do_certify_device, do_create_identity
 
-DOCTOR, PHYSIO = "810001987659", "810004123450"
+DOCTOR, PHYSIO = "810005678908", "810006789019"
+CORRESPONDENTS: list[dict[str, object]] = [
+    {
+        "national_id": DOCTOR,
+        "civility": "DR",
+        "first_name": "Sophie",
+        "last_name": "Bernard",
+        "profession_code": "10",
+        "profession_label": "Médecin",
+        "specialty_code": "SM26",
+        "specialty_label": "Qualifié en Médecine Générale",
+        "postcode": "69006",
+        "town": "Lyon",
+        "mssante_addresses": ["sophie.bernard@medecin.mssante.fr"],
+    },
+    {
+        "national_id": PHYSIO,
+        "civility": "M",
+        "first_name": "Hugo",
+        "last_name": "Lambert",
+        "profession_code": "70",
+        "profession_label": "Masseur-Kinésithérapeute",
+        "postcode": "69100",
+        "town": "Villeurbanne",
+        "mssante_addresses": [],
+    },
+]
 DEVICE_NAME = "démo (seed_demo)"
 MESSAGES = [
     (
@@ -100,6 +127,7 @@ def _demo_device(national_id: str) -> tuple[DeviceIdentity, DeviceKeyPair, chain
 
 def create_demo_conversation() -> Room:
     """Create the demo conversation once; return it (synchronous code: a command)."""
+    ensure_practitioners(CORRESPONDENTS)
     existing = demo_room()
     if existing is not None:
         return existing

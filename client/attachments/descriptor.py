@@ -207,7 +207,14 @@ def _check_thumbnail(thumbnail: ThumbnailDescriptor) -> None:
         )
 
 
-def _check(descriptor: AttachmentDescriptor) -> None:
+def compact(descriptor: AttachmentDescriptor) -> AttachmentDescriptor:
+    """The descriptor without its thumbnail and with an empty ``pad``: the form a
+    téléexpertise event carries (protocol §12.2), where up to twelve files must fit one
+    envelope that is padded as a whole."""
+    return msgspec.structs.replace(descriptor, thumbnail=None, pad="")
+
+
+def _check(descriptor: AttachmentDescriptor, *, compact_form: bool = False) -> None:
     decode_key(descriptor.key)
     if descriptor.thumbnail is not None:
         _check_thumbnail(descriptor.thumbnail)
@@ -218,6 +225,13 @@ def _check(descriptor: AttachmentDescriptor) -> None:
             f"{ciphertext_size(padded_size(descriptor.size))} bytes, "
             f"not {descriptor.ciphertext_size}.",
         )
+    if compact_form:
+        if descriptor.pad or descriptor.thumbnail is not None:
+            raise AttachmentError(
+                ClientCode.BAD_DESCRIPTOR,
+                "A compact descriptor has an empty pad and no thumbnail.",
+            )
+        return
     length = len(descriptor.to_json())
     if length != DESCRIPTOR_BYTES:
         raise AttachmentError(
@@ -226,8 +240,9 @@ def _check(descriptor: AttachmentDescriptor) -> None:
         )
 
 
-def descriptor_from_json(data: bytes | str) -> AttachmentDescriptor:
-    """Parse and validate a descriptor; AttachmentError(bad_descriptor) on any defect."""
+def descriptor_from_json(data: bytes | str, *, compact_form: bool = False) -> AttachmentDescriptor:
+    """Parse and validate a descriptor (``compact_form``: as ``compact`` makes it);
+    AttachmentError(bad_descriptor) on any defect."""
     try:
         descriptor = msgspec.json.decode(data, type=AttachmentDescriptor)
     except msgspec.ValidationError as error:
@@ -241,7 +256,7 @@ def descriptor_from_json(data: bytes | str) -> AttachmentDescriptor:
         raise AttachmentError(ClientCode.BAD_DESCRIPTOR, str(error)) from None
     except msgspec.DecodeError:
         raise AttachmentError(ClientCode.BAD_DESCRIPTOR, "Not JSON.") from None
-    _check(descriptor)
+    _check(descriptor, compact_form=compact_form)
     return descriptor
 
 
@@ -253,6 +268,8 @@ def _version_of(data: bytes | str) -> object:
     return value.get("v") if isinstance(value, dict) else None
 
 
-def descriptor_from_dict(value: dict[str, Any]) -> AttachmentDescriptor:
+def descriptor_from_dict(
+    value: dict[str, Any], *, compact_form: bool = False
+) -> AttachmentDescriptor:
     """Parse a descriptor embedded as an object inside a decrypted message."""
-    return descriptor_from_json(msgspec.json.encode(value))
+    return descriptor_from_json(msgspec.json.encode(value), compact_form=compact_form)

@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from client.attachments.descriptor import AttachmentDescriptor, descriptor_from_dict
+from client.attachments.descriptor import AttachmentDescriptor, compact, descriptor_from_dict
 from client.attachments.errors import AttachmentError
 from client.teleexpertise.consent import Consent
 from client.teleexpertise.errors import TeleexpertiseError, invalid
 from documents.errors import DocumentError
 from documents.ins import PatientIdentity
+from e2ee.encoding import canonical_json
 from teleexpertise.workflow import Action
 
 PREFIX = "teleexpertise."
@@ -32,6 +33,9 @@ MAX_CLINICAL_DATA = 12000
 MAX_ANSWER = 20000
 MAX_NOTE = 2000
 MAX_ATTACHMENTS = 10
+# An event's content in canonical JSON, before the envelope's padding: encrypted and
+# base64url-encoded with its header, it stays under the 48 KiB envelope limit (§10.6).
+MAX_EVENT_BYTES = 32 * 1024
 MAX_NAME = 200
 
 
@@ -59,6 +63,11 @@ def _time(value: object, name: str) -> datetime:
     return value
 
 
+def _french(number: int) -> str:
+    """12 345: thousands separated by a narrow no-break space."""
+    return f"{number:,}".replace(",", "\N{NARROW NO-BREAK SPACE}")
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
@@ -71,7 +80,7 @@ def _attachments(value: object, name: str) -> tuple[AttachmentDescriptor, ...]:
             f"au plus {MAX_ATTACHMENTS} fichiers.",
         )
     try:
-        return tuple(descriptor_from_dict(item) for item in value)
+        return tuple(descriptor_from_dict(item, compact_form=True) for item in value)
     except (AttachmentError, TypeError, ValueError):
         raise invalid(
             name, "a file description is malformed.", "un fichier est mal décrit."
@@ -125,6 +134,20 @@ class Event:
     def to_content(self) -> dict[str, Any]:
         return {"type": PREFIX + self.action.value, "v": VERSION, **self.fields()}
 
+    def check_size(self) -> None:
+        """``event_too_large`` when the event would not fit one envelope (long texts
+        with many files): the user shortens it, nothing is sent."""
+        size = len(canonical_json(self.to_content()))
+        if size > MAX_EVENT_BYTES:
+            raise TeleexpertiseError(
+                "event_too_large",
+                f"The texts and files of this step take {size:,} bytes, more than "
+                f"{MAX_EVENT_BYTES:,}: shorten the texts or send fewer files.",
+                f"Les textes et fichiers de cette étape font {_french(size)} octets, plus "
+                f"que {_french(MAX_EVENT_BYTES)} : raccourcissez les textes ou envoyez moins "
+                "de fichiers.",
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Request(Event):
@@ -173,8 +196,8 @@ class Request(Event):
             "urgency": self.urgency.value,
             "deadline": _iso(self.deadline),
             "requested_at": _iso(self.requested_at),
-            "attachments": [a.to_dict() for a in self.attachments],
-            "documents": [d.to_dict() for d in self.documents],
+            "attachments": [compact(a).to_dict() for a in self.attachments],
+            "documents": [compact(d).to_dict() for d in self.documents],
         }
 
 
@@ -228,7 +251,7 @@ class ClarificationAnswer(Event):
             "question_id": _text(self.question_id, "question_id", limit=64),
             "answer": _text(self.answer, "answer", limit=MAX_ANSWER),
             "answered_at": _iso(self.answered_at),
-            "attachments": [a.to_dict() for a in self.attachments],
+            "attachments": [compact(a).to_dict() for a in self.attachments],
         }
 
 
@@ -246,7 +269,7 @@ class Report(Event):
         return {
             "answer": _text(self.answer, "answer", limit=MAX_ANSWER),
             "reported_at": _iso(self.reported_at),
-            "documents": [d.to_dict() for d in self.documents],
+            "documents": [compact(d).to_dict() for d in self.documents],
         }
 
 

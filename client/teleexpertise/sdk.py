@@ -190,6 +190,7 @@ class TeleexpertiseClient:
     ) -> tuple[int, State]:
         """Seal the event, send it with its step, record it in the case."""
         try:
+            event.check_size()
             envelope = await self.session.seal(room_id, event.to_content())
             answer = await self.session.api.call(
                 "POST", path, json={**body, "id": message_id, "body": b64u(envelope)}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from client.attachments.descriptor import AttachmentDescriptor
+from client.attachments.descriptor import AttachmentDescriptor, compact
 from client.attachments.mime import SNIFF_BYTES, guess_type
 from client.attachments.sending import send_attachment
 from client.attachments.transfer import AttachmentApi
@@ -58,7 +58,7 @@ async def upload(
     """Encrypt and upload ``files`` for the message ``message_id`` of ``room_id``;
     photos go through the photo pipeline (upright, no metadata, GPS first). A
     ``Documents`` gives two files: its PDF and its CDA. If one upload fails, the ones
-    done are withdrawn."""
+    done are withdrawn. The descriptors are compact (protocol §12.2)."""
     uploaded: list[AttachmentDescriptor] = []
     if not files:
         return uploaded  # no HTTP client to open (its TLS context alone costs ~50 ms)
@@ -85,7 +85,7 @@ async def upload(
         except BaseException:
             await _abort(api, uploaded)
             raise
-    return uploaded
+    return [compact(descriptor) for descriptor in uploaded]  # as the event carries them
 
 
 async def _abort(api: AttachmentApi, descriptors: Sequence[AttachmentDescriptor]) -> None:

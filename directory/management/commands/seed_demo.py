@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from chat.conf import relais_settings
 from directory.demo import ensure_demo_practitioners
-from directory.demo_conversation import create_demo_conversation
+from directory.demo_conversation import DOCTOR, create_demo_conversation
 
 
 class Command(BaseCommand):
@@ -30,6 +30,7 @@ class Command(BaseCommand):
             )
         room = create_demo_conversation()
         self.stdout.write(
-            f"Demo conversation: room {room.pk}, Dr Paul Durand and Élodie Lefèvre "
-            f"({room.last_seq} end-to-end encrypted messages)."
+            f"Demo conversation: room {room.pk}, Dr Sophie Bernard and Hugo Lambert "
+            f"({room.last_seq} end-to-end encrypted messages; {DOCTOR} shows it over "
+            "the REST API)."
         )
