@@ -80,6 +80,15 @@ class PlainFormatter(logging.Formatter):
         return redact(line)
 
 
+class WebSocketHandshakeFilter(logging.Filter):
+    """Drops uvicorn's line for each WebSocket handshake (``"WebSocket /ws/v1/"
+    [accepted]``): an access log line with its query string, one per connection and
+    reconnection; the application logs each connection when it closes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'))
+
+
 def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
     """Django's LOGGING: everything (Django, uvicorn, Daphne, Relais) to stderr, in JSON
     lines or plain text, never request bodies."""
@@ -91,6 +100,7 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             "json": {"()": "observability.logs.JsonFormatter"},
             "plain": {"()": "observability.logs.PlainFormatter"},
         },
+        "filters": {"no_handshakes": {"()": "observability.logs.WebSocketHandshakeFilter"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": formatter}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
@@ -102,6 +112,7 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             # Named here, or configuring "uvicorn" would turn it back on: its lines carry
             # query strings (one-time codes), and relais.requests logs each request.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "uvicorn.error": {"level": level, "filters": ["no_handshakes"]},
             "daphne": {"handlers": ["console"], "level": level, "propagate": False},
             # The message store logs a database outage once, when it starts and when it
             # ends (chat.outages); the pool would log each of its reconnection attempts.

@@ -73,3 +73,26 @@ def test_plain_lines_are_redacted_too():
         REQUEST_CONTEXT.reset(reset)
     assert token not in line
     assert line.endswith(f"auth {REDACTED} [connection_id=abcdef0123456789]")
+
+
+def test_uvicorns_websocket_handshake_lines_are_dropped_and_its_other_lines_kept():
+    import io
+    import logging.config
+
+    from django.conf import settings
+
+    from observability.logs import logging_config
+
+    config = logging_config(level="INFO", json_lines=True)
+    stream = io.StringIO()
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        uvicorn = logging.getLogger("uvicorn.error")
+        uvicorn.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:40000", "/ws/v1/?x=1")
+        uvicorn.info('%s - "WebSocket %s" %d', "127.0.0.1:40001", "/ws/v1/", 403)
+        uvicorn.info("Uvicorn running on %s", "http://127.0.0.1:8001")
+    finally:
+        logging.config.dictConfig(settings.LOGGING)  # as the test run had it
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["Uvicorn running on http://127.0.0.1:8001"]
