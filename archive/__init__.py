@@ -1,0 +1,1 @@
+"""Archiving rooms to MSSanté (docs/archive.md)."""
