@@ -3,6 +3,7 @@ messages with no gap and no overlap (hypothesis drives arbitrary histories)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -172,7 +173,7 @@ def test_consecutive_archives_have_no_gap_and_no_overlap(
         assert cuts == []
         return
     assert cuts[0].first_seq == received[0]
-    for earlier, later in zip(cuts, cuts[1:], strict=False):
+    for earlier, later in itertools.pairwise(cuts):
         assert later.first_seq == earlier.last_seq + 1
     for cut in cuts:
         assert cut.first_seq <= cut.last_seq

@@ -15,7 +15,7 @@ import pytest
 
 from archive.cuts import Cut, CutReason, RoomProgress
 from archive.outbox import DATABASE, ArchiveState, Backoff, NewArchive, Outbox
-from archive.sealing import SealError, Sealer, new_key
+from archive.sealing import Sealer, SealError, new_key
 
 START = datetime(2026, 3, 14, 8, 0, tzinfo=UTC)
 SECRET = b"Plaie du talon gauche, pansement refait"
