@@ -147,9 +147,9 @@ def test_a_rejection_keeps_its_code_and_a_permanent_refusal_is_kept(tmp_path):
     outbox = open_outbox(tmp_path, new_key())
     progress = RoomProgress(room_id=3, kind="care_team").received(1, START).received(2, START)
     first = outbox.add_archive(progress, archive_of(progress, 1))
-    progress = outbox.progress(3)
-    assert progress is not None
-    second = outbox.add_archive(progress, archive_of(progress, 2))
+    stored = outbox.progress(3)
+    assert stored is not None
+    second = outbox.add_archive(stored, archive_of(stored, 2))
     outbox.mark_sent(outbox.archive(first), code="250", reply="ok")
     rejected = outbox.mark_receipt(
         message_id=outbox.archive(first).message_id,
