@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from archive.cuts import Cut
 from archive.outbox import NewArchive
@@ -30,7 +31,7 @@ class FakePackager:
         return NewArchive(cut, message_id, "IHE_XDM.ZIP", (RECIPIENT,), mail)
 
 
-def body_of(mail: bytes) -> dict:
+def body_of(mail: bytes) -> Any:
     return json.loads(mail.split(b"\r\n\r\n", 1)[1])
 
 

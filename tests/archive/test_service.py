@@ -42,10 +42,10 @@ class Clock:
 
 
 async def service_for(
-    relais, tmp_path: Path, clock: Clock, delivery: FakeDelivery, lines: list[str]
+    server, tmp_path: Path, clock: Clock, delivery: FakeDelivery, lines: list[str]
 ):
     token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
-    client = await registered_archiver(relais, tmp_path, token)
+    client = await registered_archiver(server, tmp_path, token)
     outbox = Outbox(
         tmp_path / "state",
         Sealer(outbox_key(client.store.data)),
@@ -68,8 +68,8 @@ async def service_for(
     return service
 
 
-async def test_a_room_naming_the_archiver_is_archived_once_with_its_exact_range(relais, tmp_path):
-    clock, delivery, lines = Clock(), FakeDelivery(), []
+async def test_a_room_naming_the_archiver_is_archived_once_with_its_exact_range(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
     service = await service_for(relais, tmp_path, clock, delivery, lines)
     nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
@@ -124,8 +124,8 @@ async def test_a_room_naming_the_archiver_is_archived_once_with_its_exact_range(
         await client.close()
 
 
-async def test_a_mail_server_down_delays_and_a_refusal_is_kept(relais, tmp_path):
-    clock, delivery, lines = Clock(), FakeDelivery(failure=DOWN), []
+async def test_a_mail_server_down_delays_and_a_refusal_is_kept(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(failure=DOWN), list[str]()
     service = await service_for(relais, tmp_path, clock, delivery, lines)
     nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
@@ -162,8 +162,8 @@ async def test_a_mail_server_down_delays_and_a_refusal_is_kept(relais, tmp_path)
         await client.close()
 
 
-async def test_a_removed_archiver_archives_nothing_after_its_removal(relais, tmp_path):
-    clock, delivery, lines = Clock(), FakeDelivery(), []
+async def test_a_removed_archiver_archives_nothing_after_its_removal(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
     service = await service_for(relais, tmp_path, clock, delivery, lines)
     nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
@@ -186,8 +186,8 @@ async def test_a_removed_archiver_archives_nothing_after_its_removal(relais, tmp
         await client.close()
 
 
-async def test_the_sigterm_path_stops_the_loop_between_turns(relais, tmp_path):
-    clock, delivery, lines = Clock(), FakeDelivery(), []
+async def test_the_sigterm_path_stops_the_loop_between_turns(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
     service = await service_for(relais, tmp_path, clock, delivery, lines)
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
