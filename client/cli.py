@@ -7,6 +7,7 @@ practitioner (development login; see README).
     python -m client recover --as 810003456786      # every device lost: the recovery code
     python -m client devices --as 810003456786      # list (and --revoke N)
     python -m client teleexpertise --as 810003456786  # ask for or give a téléexpertise
+    python -m client archive run|status|cut          # the organisation's archiver
 
 Each terminal is a device with its own keys, kept in an encrypted store (passphrase from
 ``RELAIS_PASSPHRASE`` or asked). The first device of a practitioner makes their identity
@@ -25,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from client import cli_teleexpertise
+from client import cli_archive, cli_teleexpertise
 from client.cli_account import approve, devices, link, recover
 from client.cli_chat import chat
 from client.cli_errors import EXIT_FAILURE, CliError, explain
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = command("devices", "your devices (and revoke one)")
     listing.add_argument("--revoke", type=int, help="revoke this device number (lost phone)")
     cli_teleexpertise.add_arguments(command("teleexpertise", "ask for or give a téléexpertise"))
+    cli_archive.add_parser(commands)
     return parser
 
 
@@ -82,6 +84,8 @@ RUNNERS: dict[str, Callable[[Options, argparse.Namespace], Coroutine[Any, Any, i
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "archive":
+        return cli_archive.main(args, _out)
     home = Path(os.environ.get("RELAIS_HOME", "~/.relais")).expanduser()
     store_path = (args.store or home / f"{args.me}.store").expanduser()
     try:
