@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from archiving.views import ArchiverStatusView
 from mobile_api import openapi_attachments  # noqa: F401  (describes the attachment views)
 from mobile_api.docs import ApiDocsView, ApiSchemaView
 from mobile_api.throttling import UPLOAD
@@ -157,6 +158,7 @@ push = [
 
 # Téléexpertise and its billing (docs/protocol.md §12, docs/teleexpertise.md).
 teleexpertise = [
+    path("archiver/status", ArchiverStatusView.as_view(), name="archiver-status"),
     path("teleexpertise", TeleexpertiseListCreateView.as_view(), name="teleexpertise"),
     path("teleexpertise/<int:room_id>", TeleexpertiseView.as_view(), name="teleexpertise-one"),
     path(
