@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,12 +34,14 @@ from archive.cuts import FINAL_STATES, CutPolicy, RoomProgress, due_cut
 from archive.outbox import Outbox
 from archive.ports import Delivery, MailError, Packager, PackagingError
 from archive.records import ReceivedRecord, ends_case
+from archive.status import room_statuses
 from client.api import ApiError
 from client.archiver import ArchiverClient
 
 Output = Callable[[str], None]
 UID_KEY, UIDVALIDITY_KEY = "imap_last_uid", "imap_uidvalidity"
 MAX_RECEIPT_BATCHES = 50  # per turn; the rest on the next turn
+_CODE = re.compile(r"[a-z0-9_]{0,40}")  # what the server takes as an error code
 
 
 def _utc_now() -> datetime:
@@ -103,6 +106,7 @@ class ArchiveService:
         self.clock = clock
         self.catch_up: CatchUp | None = None
         self._receipts_at: datetime | None = None
+        self._reported: list[dict[str, Any]] | None = None
         client.before_save = self.keep_received
 
     # 1. Collect ---------------------------------------------------------------------
@@ -312,6 +316,37 @@ class ArchiveService:
                 await self.read_receipts()
             except MailError as failure:
                 self.out(f"!! boîte aux lettres / mailbox ({failure.code}): {failure.message_en}")
+        await self.report_status()
+
+    async def report_status(self) -> None:
+        """Tell the Relais server, for its operator, where each room stands: numbers and
+        error codes only (``POST archiver/status``), when they changed."""
+        rooms = [
+            {
+                "room": status.room,
+                "archived_up_to": status.archived_up_to,
+                "received_up_to": status.received_up_to,
+                "pending": status.pending,
+                "sent": status.sent,
+                "integrated": status.integrated,
+                "rejected": status.rejected,
+                "failed": status.failed,
+                "last_error_code": status.last_error_code,
+            }
+            for status in room_statuses(self.outbox)
+            if not status.removed
+            and _CODE.fullmatch(status.last_error_code)
+            and status.room in self.client.rooms
+            and not self.client.rooms[status.room].left
+        ]
+        if rooms == self._reported:
+            return
+        try:
+            await self.client.api.call("POST", "archiver/status", json={"rooms": rooms[:500]})
+        except ApiError as error:
+            self.out(f"!! état non transmis / status not reported: {error.code}")
+            return
+        self._reported = rooms
 
     def _pause(self) -> float:
         pause = self.settings.sync_every

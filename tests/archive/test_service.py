@@ -16,6 +16,7 @@ from archive.outbox import ArchiveState, Backoff, Outbox
 from archive.ports import ReceiptSeen
 from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ServiceSettings
+from archiving.models import ArchiveRoomStatus
 from tests.archive.fakes import DOWN, REFUSED, FakeDelivery, FakePackager, body_of
 from tests.archive.relais import (  # noqa: F401 (fixtures)
     DOCTOR,
@@ -119,6 +120,15 @@ async def test_a_room_naming_the_archiver_is_archived_once_with_its_exact_range(
     await service.turn()
     states = [(a.state, a.receipt_code) for a in service.outbox.archives()]
     assert states == [(ArchiveState.INTEGRATED, None), (ArchiveState.REJECTED, 903)]
+    # The operator's view on the server: numbers and codes of the archived room only.
+    reported = await sync_to_async(
+        lambda: list(
+            ArchiveRoomStatus.objects.values_list(
+                "room_id", "archived_up_to", "integrated", "rejected", "last_error_code"
+            )
+        )
+    )()
+    assert reported == [(archived, 3, 1, 1, "903")]
     assert not any("Pansement" in line or "jeudi" in line for line in lines)
     for client in (nurse, doctor, physio, service.client):
         await client.close()
