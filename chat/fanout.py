@@ -351,22 +351,29 @@ class FanoutHub:
                 del self._outbox[:MAX_BATCH_EVENTS]
                 if self._lost_events:
                     batch.append(TopicEvent(CATCH_UP_TOPIC, HubEvent(kind="catch_up")))
+                undos: list[Callable[[], None]] = []
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
                         pipe.publish(self._channel, encode_batch(self.origin, batch))
                         for tap in _pipeline_taps:
                             try:
-                                tap(pipe)
+                                undo = tap(pipe)
                             except Exception:
                                 logger.exception("a pipeline tap failed")
+                                continue
+                            if undo is not None:
+                                undos.append(undo)
                         await pipe.execute()
                     metrics.FANOUT_BATCHES_PUBLISHED.inc()
                     metrics.FANOUT_EVENTS_PUBLISHED.inc(len(batch))
                 except asyncio.CancelledError:
+                    _undo_taps(undos)
                     raise
                 except Exception as error:
                     # The database has these envelopes: the other processes fetch them
-                    # when the catch-up signal of the next batch reaches them.
+                    # when the catch-up signal of the next batch reaches them. What the
+                    # taps added goes back to them, to ride along the next round trip.
+                    _undo_taps(undos)
                     self._publishing.failed(error)
                     self._lost_events = True
                     await asyncio.sleep(RETRY_SECONDS)  # the retry period, not a test wait
@@ -389,9 +396,19 @@ def add_publish_listener(listener: PublishListener) -> None:
 
 # Called with the hub's Redis pipeline before each publish round trip, in the hub's
 # event loop: a tap adds its own commands (Web Push appends its jobs to a stream) and
-# they travel in the same round trip, at no extra cost to the send path.
-PipelineTap = Callable[[Any], None]
+# they travel in the same round trip, at no extra cost to the send path. A tap may
+# return a function the hub calls if that round trip fails, so that what it handed over
+# is not lost (the push jobs go back to their feed for the next round trip).
+PipelineTap = Callable[[Any], Callable[[], None] | None]
 _pipeline_taps: list[PipelineTap] = []
+
+
+def _undo_taps(undos: list[Callable[[], None]]) -> None:
+    for undo in undos:
+        try:
+            undo()
+        except Exception:
+            logger.exception("a pipeline tap could not take back its commands")
 
 
 def add_pipeline_tap(tap: PipelineTap) -> None:

@@ -13,6 +13,11 @@ from email.utils import parsedate_to_datetime
 
 Jitter = Callable[[float], float]
 
+# A push service asking for more than a day is not waited for longer than a day (the
+# message's push is useless by then anyway); a longer number is not even parsed.
+MAX_RETRY_AFTER = 86_400.0
+MAX_DIGITS = 10
+
 
 def equal_jitter(delay: float) -> float:
     """A random delay between ``delay / 2`` and ``delay`` ("equal jitter")."""
@@ -47,12 +52,14 @@ def parse_retry_after(value: str | None, *, now_seconds: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    if text.isascii() and text.isdigit():  # str.isdigit alone admits "²" and other digits
+        if len(text) > MAX_DIGITS:
+            return MAX_RETRY_AFTER
+        return min(float(int(text)), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None
-    return max(0.0, moment.timestamp() - now_seconds)
+    return min(MAX_RETRY_AFTER, max(0.0, moment.timestamp() - now_seconds))

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from chat.fanout import HubEvent
@@ -55,15 +56,41 @@ class StreamFeed:
         self._maxlen = maxlen
         self._buffer: list[PushJob] = []
         self.appended = 0
+        self.dropped = 0
 
     def add(self, job: PushJob) -> None:
+        if len(self._buffer) >= LOCAL_QUEUE_LIMIT:
+            self._drop(1)
+            return
         self._buffer.append(job)
 
-    def drain_into(self, pipe: Any) -> None:
+    def drain_into(self, pipe: Any) -> Callable[[], None] | None:
+        """Add the waiting jobs to ``pipe``; the returned function puts them back (the
+        hub calls it when the round trip to Redis fails, so a Redis outage delays pushes
+        instead of losing them)."""
         batch, self._buffer = self._buffer, []
+        if not batch:
+            return None
         for job in batch:
             pipe.xadd(self._key, job.to_fields(), maxlen=self._maxlen, approximate=True)
         self.appended += len(batch)
+        return lambda: self._put_back(batch)
+
+    def _put_back(self, batch: list[PushJob]) -> None:
+        self.appended -= len(batch)
+        room = max(0, LOCAL_QUEUE_LIMIT - len(self._buffer))
+        if len(batch) > room:
+            self._drop(len(batch) - room)
+            batch = batch[len(batch) - room :]  # the newest are the ones still useful
+        self._buffer[:0] = batch
+
+    def _drop(self, count: int) -> None:
+        before = self.dropped
+        self.dropped += count
+        if before // 1000 != self.dropped // 1000 or before == 0:
+            logger.warning(
+                "Redis has been unreachable for a while: %d pushes dropped so far", self.dropped
+            )
 
     async def close(self) -> None:
         """Nothing to release: the hub owns the Redis connection."""
@@ -160,11 +187,12 @@ async def close_feed() -> None:
         await feed.close()
 
 
-def drain_into_pipeline(pipe: Any) -> None:
+def drain_into_pipeline(pipe: Any) -> Callable[[], None] | None:
     """The hub's pipeline tap: the running loop's stream jobs ride along its publish."""
     feed = _feeds.get(asyncio.get_running_loop())
     if isinstance(feed, StreamFeed):
-        feed.drain_into(pipe)
+        return feed.drain_into(pipe)
+    return None
 
 
 def on_publish(topic: str, event: HubEvent) -> None:

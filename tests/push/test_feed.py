@@ -3,17 +3,22 @@ Redis), the Redis stream and its consumer group (jobs wait for a worker that res
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as redis_asyncio
 from django.test import override_settings
 
+from bench.faults import PrivateRedis
+from chat.fanout import FanoutHub, HubEvent, room_topic
 from chat.presence import RedisPresence
 from push.dispatcher import Dispatcher
-from push.feed import LocalFeed, StreamFeed, feed_for_running_loop, install_feed
-from push.jobs import STREAM_GROUP, stream_key
+from push.feed import LocalFeed, StreamFeed, close_feed, feed_for_running_loop, install_feed
+from push.jobs import STREAM_GROUP, PushJob, stream_key
 from push.sender import PushSender
 from push.worker import PushWorker, StreamSource
 from tests.push.conftest import SUBJECT, aregister, identity_of
@@ -198,3 +203,59 @@ async def test_a_failing_listener_never_breaks_the_send_path(runtime, care_team,
         assert (await doctor.receive_type("message"))["seq"] == 1
         await nurse.close()
         await doctor.close()
+
+
+async def test_push_jobs_wait_out_a_redis_outage_instead_of_being_lost(tmp_path):
+    """While Redis is down the hub's round trips fail: the push jobs they carried go back
+    to the feed and reach the stream with the first round trip after Redis is back, in
+    order, once each."""
+    redis_server = PrivateRedis(tmp_path)
+    redis_server.start()
+    prefix = "outage-test"
+    hub = FanoutHub(redis_url=redis_server.url, channel_prefix=prefix)
+    await hub.start()
+    feed = StreamFeed(prefix=prefix, maxlen=1000)
+    install_feed(feed)
+
+    async def stream_seqs() -> list[int] | None:
+        client = redis_asyncio.Redis.from_url(redis_server.url)
+        try:
+            entries: Any = await client.xrange(stream_key(prefix))
+            return [PushJob.from_entry(entry.decode(), fields).seq for entry, fields in entries]
+        except redis_asyncio.ConnectionError:
+            return None
+        finally:
+            await client.aclose()
+
+    async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while not await condition():
+            assert loop.time() < deadline, what
+            await asyncio.sleep(0.05)  # polling a condition, bounded by the deadline
+
+    def publish(seq: int) -> None:
+        feed.add(PushJob(room_id=7, seq=seq, sender_device_id=1))
+        hub.publish(room_topic(7), HubEvent(kind="frame", room=7, seq=seq))
+
+    async def stream_is(expected: list[int]) -> bool:
+        return await stream_seqs() == expected
+
+    async def round_trip_failed() -> bool:
+        return hub._publishing.failures > 0
+
+    try:
+        publish(1)
+        await until(lambda: stream_is([1]), "the first job never reached the stream")
+        redis_server.stop()  # SIGKILL: the stream, which Redis kept in memory, is gone
+        publish(2)
+        publish(3)
+        await until(round_trip_failed, "the hub never tried Redis while it was down")
+        redis_server.start()
+        publish(4)
+        await until(lambda: stream_is([2, 3, 4]), "jobs queued during the outage were lost")
+        assert feed.dropped == 0
+    finally:
+        await close_feed()
+        await hub.close()
+        redis_server.destroy()

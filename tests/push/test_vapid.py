@@ -130,3 +130,19 @@ def test_backoff_arithmetic():
     assert parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now_seconds=30) == 30
     assert parse_retry_after("soon", now_seconds=0) is None
     assert parse_retry_after(None, now_seconds=0) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("²", None),  # a digit to str.isdigit, not a number of seconds
+        ("١٢٠", None),  # Arabic-Indic digits
+        ("9" * 5000, 86_400.0),  # longer than int() accepts: capped, not a crash
+        ("31536000", 86_400.0),  # a year: waited for a day at most
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 86_400.0),
+        ("Thu, 01 Jan 1970 00:00:00", None),  # no zone
+        ("-5", None),
+    ],
+)
+def test_unusual_retry_after_values_never_crash_nor_stall_the_worker(header, seconds):
+    assert parse_retry_after(header, now_seconds=0) == seconds
