@@ -65,7 +65,8 @@ class ArchivingClient(ArchiverClient):
 class ServiceSettings:
     """``sender``: the organisation's MSSanté mailbox; ``recipients``: where archives
     go (default: the sender); ``catch_up_report``: show progress when more messages
-    than this wait on the server."""
+    than this wait on the server; ``retry_base``: the first wait after a failed send
+    (doubling up to 15 minutes)."""
 
     sender: str
     recipients: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ class ServiceSettings:
     receipts_every: timedelta = timedelta(seconds=60)
     catch_up_report: int = 500
     retry_connection: timedelta = timedelta(seconds=5)
+    retry_base: timedelta = timedelta(seconds=5)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from archive.cuts import CutPolicy
-from archive.outbox import Outbox
+from archive.outbox import Backoff, Outbox
 from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ArchivingClient, ServiceSettings
 from archive.status import room_statuses, status_lines
@@ -116,6 +116,7 @@ def service_settings(env: Mapping[str, str]) -> ServiceSettings:
         ),
         sync_every=timedelta(seconds=number("RELAIS_ARCHIVE_SYNC_SECONDS", 10, 1, 3600)),
         receipts_every=timedelta(seconds=number("RELAIS_ARCHIVE_RECEIPTS_SECONDS", 60, 1, 86400)),
+        retry_base=timedelta(seconds=number("RELAIS_ARCHIVE_RETRY_SECONDS", 5, 1, 3600)),
     )
 
 
@@ -206,6 +207,7 @@ async def run(args: argparse.Namespace, out: Output) -> int:
             Path(args.state_dir),
             Sealer(outbox_key(client.store.data)),
             author=f"{client.national_id}/{client.device_id}",
+            backoff=Backoff(base=settings.retry_base),
         )
         client.save()
         from archive.wiring import real_ports  # the packaging and the mail transport
