@@ -12,6 +12,7 @@ import zipfile
 import pytest
 from lxml import etree
 
+from archive.content import ArchivedMessage
 from archive.errors import ArchiveError
 from archive.metadata import APPROVED, HAS_MEMBER, NS, SUBMISSION_SET_NODE, Scheme
 from archive.policy import DEFAULT_POLICY
@@ -24,10 +25,16 @@ from tests.archive.builders import content, photo_file, report, unqualified_pati
 SUBSET = "IHE_XDM/SUBSET01/"
 
 
-def build(archive=None):
-    archive = archive or content()
+def transcript(archive) -> tuple[bytes, bytes]:
     documents = build_transcript(archive, DEFAULT_POLICY.choose(archive))
-    return build_xdm_zip(archive, transcript_pdf=documents.pdf, transcript_cda=documents.cda)
+    assert documents.cda is not None
+    return documents.pdf, documents.cda
+
+
+def build(archive=None) -> bytes:
+    archive = archive or content()
+    pdf, cda = transcript(archive)
+    return build_xdm_zip(archive, transcript_pdf=pdf, transcript_cda=cda)
 
 
 def open_zip(data: bytes) -> zipfile.ZipFile:
@@ -174,9 +181,9 @@ def test_the_cda_carries_the_templates_the_ins_and_the_authors_rpps():
     assert (checked.ins.root, checked.ins.extension) == ("1.2.250.1.213.1.4.10", "279035121518989")
     assert checked.author_ids == ("810003456786", "810001987659")
     tree = etree.fromstring(cda, etree.XMLParser(huge_tree=True, no_network=True))
-    assert tuple(tree.xpath("/cda:ClinicalDocument/cda:templateId/@root", namespaces=CDA_NS)) == (
-        TEMPLATE_IDS
-    )
+    templates = tree.xpath("/cda:ClinicalDocument/cda:templateId/@root", namespaces=CDA_NS)
+    assert isinstance(templates, list)
+    assert tuple(templates) == TEMPLATE_IDS
     assert checked.pdf.startswith(b"%PDF-")
 
 
@@ -210,11 +217,12 @@ def test_the_submission_set():
 
 def test_photos_are_the_bytes_that_were_sent():
     archive = content()
-    zipped = open_zip(build(archive))
+    data = build(archive)
+    zipped = open_zip(data)
     sent = archive.files
     assert hashlib.sha256(zipped.read(SUBSET + "PJ000001.JPG")).hexdigest() == sent[0].sha256
     assert hashlib.sha256(zipped.read(SUBSET + "PJ000002.PDF")).hexdigest() == sent[1].sha256
-    entry = xpath(metadata(zipped.fp.getvalue()), "//rim:ExtrinsicObject")[1]
+    entry = xpath(metadata(data), "//rim:ExtrinsicObject")[1]
     assert entry.xpath("rim:Name/rim:LocalizedString/@value", namespaces=NS) == ["IMG_2041.jpg"]
     assert classification(entry, Scheme.FORMAT_CODE).get("nodeRepresentation") == (
         "urn:ihe:iti:xds:2017:mimeTypeSufficient"
@@ -255,29 +263,24 @@ def test_the_same_archive_gives_the_same_bytes():
 
 def test_the_cda_must_embed_the_transcript_pdf():
     archive = content()
-    documents = build_transcript(archive, DEFAULT_POLICY.choose(archive))
+    _, cda = transcript(archive)
     with pytest.raises(ArchiveError) as caught:
-        build_xdm_zip(archive, transcript_pdf=b"%PDF-other", transcript_cda=documents.cda)
+        build_xdm_zip(archive, transcript_pdf=b"%PDF-other", transcript_cda=cda)
     assert caught.value.code == "cda_pdf_mismatch"
 
 
 def test_a_room_without_a_patient_has_no_xdm():
-    archive = content()
-    documents = build_transcript(archive, DEFAULT_POLICY.choose(archive))
+    pdf, cda = transcript(content())
     with pytest.raises(ArchiveError) as caught:
-        build_xdm_zip(
-            content(patient=None), transcript_pdf=documents.pdf, transcript_cda=documents.cda
-        )
+        build_xdm_zip(content(patient=None), transcript_pdf=pdf, transcript_cda=cda)
     assert caught.value.code == "no_patient"
 
 
 def test_non_ascii_names_stay_in_the_metadata_and_the_zip_names_are_8_3():
     files = (photo_file(5, "Plaie talon gauche été.jpg"), photo_file(6, "検査結果.jpg"))
     first = content().messages[0]
-    archive = content(messages=(first.__class__(3, first.sent_at, first.author, "", files),))
+    archive = content(messages=(ArchivedMessage(3, first.sent_at, first.author, "", files),))
     data = build(archive)
     assert open_zip(data).namelist()[-2:] == [SUBSET + "PJ000001.JPG", SUBSET + "PJ000002.JPG"]
-    titles = metadata(data).xpath(
-        "//rim:ExtrinsicObject/rim:Name/rim:LocalizedString/@value", namespaces=NS
-    )
+    titles = xpath(metadata(data), "//rim:ExtrinsicObject/rim:Name/rim:LocalizedString/@value")
     assert titles[1:] == ["Plaie talon gauche été.jpg", "検査結果.jpg"]
