@@ -240,7 +240,7 @@ def build_metadata(submission: SubmissionSet, documents: Sequence[DocumentEntry]
         b.slot(
             package,
             "intendedRecipient",
-            [f"|||||||||^^Internet^{address}" for address in submission.intended_recipients],
+            [f"||^^Internet^{address}" for address in submission.intended_recipients],
         )
     b.name(package, submission.title)
     b.author(package, Scheme.SET_AUTHOR, set_id, submission.author)

@@ -193,7 +193,7 @@ def test_the_submission_set():
     set_id = package.get("id")
     assert set_id.startswith("urn:uuid:")
     assert slot(package, "submissionTime") == ["20261202140000"]
-    assert slot(package, "intendedRecipient") == ["|||||||||^^Internet^dpi@chb.mssante.fr"]
+    assert slot(package, "intendedRecipient") == ["||^^Internet^dpi@chb.mssante.fr"]
     assert identifier(package, Scheme.SET_PATIENT_ID) == (
         "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
     )
