@@ -149,8 +149,9 @@ class _CdaHeader:
     creation_time: datetime
     service_start: datetime
     service_stop: datetime
-    author_ids: tuple[str, ...]
+    authors: tuple[XdsAuthor, ...]
     legal_authenticator: str | None
+    ins: str | None
 
 
 def _parse_time(value: str | None, fallback: datetime) -> datetime:
@@ -165,46 +166,70 @@ def _parse_time(value: str | None, fallback: datetime) -> datetime:
     return fallback
 
 
+def _elements(node: etree._Element | etree._ElementTree, path: str) -> list[etree._Element]:
+    found = node.xpath(path, namespaces=NS)
+    assert isinstance(found, list)
+    return [e for e in found if isinstance(e, etree._Element)]
+
+
+def _text(node: etree._Element, path: str) -> str:
+    found = _elements(node, path)
+    return (found[0].text or "") if found else ""
+
+
+def _attribute(node: etree._Element, path: str, name: str) -> str:
+    found = _elements(node, path)
+    return found[0].get(name, "") if found else ""
+
+
+def _person_xcn(node: etree._Element) -> str:
+    """XCN of an ``assignedAuthor``/``assignedEntity``: its IdNat_PS and names."""
+    national_id = _attribute(node, "cda:id", "extension")
+    family = _hl7(_text(node, "cda:assignedPerson/cda:name/cda:family"))
+    given = _hl7(_text(node, "cda:assignedPerson/cda:name/cda:given"))
+    return f"{national_id}^{family}^{given}^^^^^^&{IDNAT_PS_OID}&ISO^D^^^IDNPS"
+
+
+def _cda_author(node: etree._Element) -> XdsAuthor:
+    organisation = "cda:representedOrganization"
+    institution = (
+        f"{_hl7(_text(node, f'{organisation}/cda:name'))}^^^^^&{IDNAT_STRUCT_OID}&ISO^IDNST^^^"
+        f"{_attribute(node, f'{organisation}/cda:id', 'extension')}"
+    )
+    code = _elements(node, "cda:code")
+    specialty = (
+        Code(code[0].get("code", ""), code[0].get("codeSystem", ""), code[0].get("displayName", ""))
+        if code
+        else codes.author_specialty("10")
+    )
+    return XdsAuthor(person=_person_xcn(node), institution=institution, specialty=specialty)
+
+
 def read_cda_header(data: bytes, fallback: datetime) -> _CdaHeader:
-    """Check a CDA (``documents.cda.check_cda``) and read the header fields XDS needs."""
+    """Check a CDA (``documents.cda.check_cda``) and read the header fields XDS needs:
+    ids, type, title, times, authors (IdNat_PS, names, J01 code, organisation), the
+    legal authenticator and the INS."""
     checked = check_cda(data)
-    tree = parse_xml(data)
-
-    def first(path: str) -> etree._Element | None:
-        found = tree.xpath(path, namespaces=NS)
-        assert isinstance(found, list)
-        element = found[0] if found else None
-        return element if isinstance(element, etree._Element) else None
-
-    root = "/cda:ClinicalDocument"
-    effective = first(f"{root}/cda:effectiveTime")
-    created = _parse_time(effective.get("value") if effective is not None else None, fallback)
-    low = first(f"{root}/cda:documentationOf/cda:serviceEvent/cda:effectiveTime/cda:low")
-    high = first(f"{root}/cda:documentationOf/cda:serviceEvent/cda:effectiveTime/cda:high")
-    type_code = codes.document_type(checked.type_code)
-    entity = f"{root}/cda:legalAuthenticator/cda:assignedEntity"
-    legal = first(f"{entity}/cda:id")
-    family = first(f"{entity}/cda:assignedPerson/cda:name/cda:family")
-    given = first(f"{entity}/cda:assignedPerson/cda:name/cda:given")
-    legal_xcn = None
-    if legal is not None and legal.get("extension"):
-        legal_xcn = (
-            f"{legal.get('extension')}^{_hl7((family.text or '') if family is not None else '')}"
-            f"^{_hl7((given.text or '') if given is not None else '')}"
-            f"^^^^^^&{IDNAT_PS_OID}&ISO^D^^^IDNPS"
-        )
+    root = parse_xml(data).getroot()
+    created = _parse_time(_attribute(root, "cda:effectiveTime", "value"), fallback)
+    period = "cda:documentationOf/cda:serviceEvent/cda:effectiveTime"
+    seen: dict[str, XdsAuthor] = {}
+    for node in _elements(root, "cda:author/cda:assignedAuthor"):
+        seen.setdefault(_attribute(node, "cda:id", "extension"), _cda_author(node))
+    legal = _elements(root, "cda:legalAuthenticator/cda:assignedEntity")
     unique = checked.document_id.root
     if checked.document_id.extension:
         unique += f"^{checked.document_id.extension}"
     return _CdaHeader(
         unique_id=unique,
-        type_code=type_code,
+        type_code=codes.document_type(checked.type_code),
         title=checked.title,
         creation_time=created,
-        service_start=_parse_time(low.get("value") if low is not None else None, created),
-        service_stop=_parse_time(high.get("value") if high is not None else None, created),
-        author_ids=checked.author_ids,
-        legal_authenticator=legal_xcn,
+        service_start=_parse_time(_attribute(root, f"{period}/cda:low", "value"), created),
+        service_stop=_parse_time(_attribute(root, f"{period}/cda:high", "value"), created),
+        authors=tuple(seen.values()),
+        legal_authenticator=_person_xcn(legal[0]) if legal else None,
+        ins=checked.ins.extension if checked.ins is not None else None,
     )
 
 
@@ -229,24 +254,11 @@ def _entry_for_cda(
     purpose: str,
 ) -> DocumentEntry:
     header = read_cda_header(data, content.cut_at)
-    by_id = {a.national_id: a for a in content.authors}
-    authors = tuple(
-        XdsAuthor(
-            person=xcn(by_id[i]),
-            institution=xon(content),
-            specialty=codes.author_specialty(by_id[i].profession),
-        )
-        for i in dict.fromkeys(header.author_ids)
-        if i in by_id
-    )
-    if not authors:  # a report by someone who wrote nothing in this range
-        authors = tuple(
-            XdsAuthor(
-                person=f"{i}^^^^^^^^&{IDNAT_PS_OID}&ISO^D^^^IDNPS",
-                institution=xon(content),
-                specialty=codes.author_specialty("10"),
-            )
-            for i in dict.fromkeys(header.author_ids)
+    if header.ins is not None and header.ins != patient.matricule:
+        raise ArchiveError(
+            "patient_mismatch",
+            "A document of the archive names another patient than the room's.",
+            "Un document de l'archive désigne un autre patient que celui du salon.",
         )
     return DocumentEntry(
         entry_uuid=identifiers.archive_urn(content, purpose),
@@ -262,7 +274,7 @@ def _entry_for_cda(
         creation_time=header.creation_time,
         service_start=header.service_start,
         service_stop=header.service_stop,
-        authors=authors,
+        authors=header.authors,
         legal_authenticator=header.legal_authenticator,
         class_code=class_code(header.type_code.code),
         type_code=header.type_code,

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from lxml import etree
 
-from archive.content import ArchivedMessage
+from archive.content import ArchivedMessage, ArchivedReport
 from archive.errors import ArchiveError
 from archive.metadata import APPROVED, HAS_MEMBER, NS, SUBMISSION_SET_NODE, Scheme
 from archive.policy import DEFAULT_POLICY
@@ -20,7 +20,15 @@ from archive.transcript import build_transcript
 from archive.xdm import build_xdm_zip
 from documents.cda import IDNAT_PS_OID, TEMPLATE_IDS, check_cda
 from documents.cda import NS as CDA_NS
-from tests.archive.builders import content, photo_file, report, unqualified_patient
+from tests.archive.builders import (
+    content,
+    patient,
+    photo_file,
+    report,
+    report_cda,
+    report_pdf,
+    unqualified_patient,
+)
 
 SUBSET = "IHE_XDM/SUBSET01/"
 
@@ -284,3 +292,25 @@ def test_non_ascii_names_stay_in_the_metadata_and_the_zip_names_are_8_3():
     assert open_zip(data).namelist()[-2:] == [SUBSET + "PJ000001.JPG", SUBSET + "PJ000002.JPG"]
     titles = xpath(metadata(data), "//rim:ExtrinsicObject/rim:Name/rim:LocalizedString/@value")
     assert titles[1:] == ["Plaie talon gauche été.jpg", "検査結果.jpg"]
+
+
+def test_a_report_entry_reads_its_authors_from_its_cda():
+    data = build(content(room_kind="teleexpertise", reports=(report(),)))
+    entry = xpath(metadata(data), "//rim:ExtrinsicObject")[1]
+    (author,) = xpath(
+        entry, f"rim:Classification[@classificationScheme='{Scheme.DOCUMENT_AUTHOR}']"
+    )
+    assert slot(author, "authorPerson") == [
+        f"810001987659^DURAND^Paul^^^^^^&{IDNAT_PS_OID}&ISO^D^^^IDNPS"
+    ]
+    assert slot(author, "authorSpecialty")[0].startswith("G15_10/SM26^")
+    assert slot(entry, "creationTime") == ["20261202100000"]
+
+
+def test_a_report_about_another_patient_is_refused():
+    pdf = report_pdf()
+    other = patient(matricule="295109912611193", birth_family_name="AUTRE")
+    stray = ArchivedReport(pdf=pdf, cda=report_cda(pdf, patient=other), title="CR")
+    with pytest.raises(ArchiveError) as caught:
+        build(content(room_kind="teleexpertise", reports=(stray,)))
+    assert caught.value.code == "patient_mismatch"
