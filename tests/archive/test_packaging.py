@@ -6,10 +6,12 @@ test_service_e2e.py."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import io
 import zipfile
+from datetime import date
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -33,8 +35,8 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     write_token_file,
 )
 from tests.e2e.sdk import new_client, next_message
-from tests.e2e.teleexpertise_helpers import wound_photo
-from tests.teleexpertise.samples import patient
+from tests.e2e.teleexpertise_helpers import in_hours, next_event, te_client, wound_photo
+from tests.teleexpertise.samples import consent, patient
 
 SENDER = "archiveur@cds-pentes.mssante.fr"
 RECORDS = "dossiers@cds-pentes.mssante.fr"
@@ -97,5 +99,57 @@ async def test_the_archive_carries_the_photo_the_members_saw(relais, tmp_path: P
     assert photo_hash in hashes
     # Nothing of the conversation in the service's lines.
     assert not any("Pansement" in line or "PAT-TROIS" in line for line in lines)
+    for each in (nurse, doctor, client):
+        await each.close()
+
+
+async def test_a_teleexpertise_is_cut_on_its_close_and_carries_the_report(relais, tmp_path: Path):  # noqa: F811 (fixture)
+    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
+    client = await registered_archiver(relais, tmp_path, token)
+    outbox = Outbox(tmp_path / "state", Sealer(outbox_key(client.store.data)))
+    delivery = FakeDelivery()
+    service = ArchiveService(
+        client=client,
+        outbox=outbox,
+        packager=Packaging(client=client, sender=SENDER, recipients=(RECORDS,)),
+        delivery=delivery,
+        settings=ServiceSettings(sender=SENDER, recipients=(RECORDS,)),
+        out=list[str]().append,
+    )
+    await client.connect()
+    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
+    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
+    sent = await nurse_te.request(
+        requis=DOCTOR,
+        patient=patient(),
+        reason="Plaie qui s'aggrave",
+        question="Faut-il changer de pansement ?",
+        consent=consent(obtained_on=date.today()),
+        deadline=in_hours(48),
+        files=[],
+        archiver=ORGANISATION,
+    )
+    room = sent.room_id
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    await next_event(doctor_te)
+    await doctor_te.accept(room)
+    await next_event(nurse_te)
+    reported = await doctor_te.report(room, "Hydrocolloïde, contrôle à J+7.")
+    assert reported.documents is not None
+    await next_event(nurse_te)
+    await service.turn()
+    assert delivery.sent == []  # answered is not final: nothing cut yet
+    await nurse_te.close(room)
+    await service.turn()
+    [mail] = delivery.sent
+    [archive] = outbox.archives()
+    assert (archive.reason, archive.first_seq, archive.last_seq) == ("teleexpertise_final", 1, 4)
+    message = email.message_from_bytes(mail, policy=default)
+    assert "85208-7" in str(message["X-MSS-CODECDA"])
+    with zipfile.ZipFile(io.BytesIO(attachments(mail)[XDM_ATTACHMENT])) as archive_zip:
+        contents = [archive_zip.read(n) for n in archive_zip.namelist()]
+    assert reported.documents.cda in contents  # the compte rendu, as the requis made it
+    assert any(b"85208-7" in c for c in contents)
     for each in (nurse, doctor, client):
         await each.close()
