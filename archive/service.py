@@ -224,6 +224,7 @@ class ArchiveService:
                     self._packaging_failed(cut.room_id, error.code, error.message_en)
                     break
                 archive_id = self.outbox.add_archive(current, archive)
+                self.outbox.set_meta(f"package_error:{cut.room_id}", "")
                 stored += 1
                 self.out(
                     f"archive {archive_id} : salon {cut.room_id}, seq {cut.first_seq}-"
@@ -234,6 +235,7 @@ class ArchiveService:
 
     def _packaging_failed(self, room_id: int, code: str, message: str) -> None:
         self.outbox.trace("package_failed", request=f"room {room_id}", code=code, reply=message)
+        self.outbox.set_meta(f"package_error:{room_id}", f"{code}: {message}")
         self.out(f"!! salon {room_id} : archive non construite / archive not built: {code}")
 
     # 3. Send ------------------------------------------------------------------------

@@ -52,6 +52,10 @@ def room_statuses(outbox: Outbox) -> list[RoomStatus]:
                     f"pending after {archive.attempts} attempts, {archive.error_code}: "
                     f"{archive.error}, next at {archive.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
                 )
+        not_built = outbox.get_meta(f"package_error:{progress.room_id}")
+        if not_built:
+            problems.append(f"archive not built (retried every turn): {not_built}")
+            last_code = last_code or not_built.split(":", 1)[0]
         statuses.append(
             RoomStatus(
                 room=progress.room_id,
