@@ -1,0 +1,1 @@
+"""The MSSanté archiver: rooms delivered as IHE XDM mails (docs/archive.md)."""
