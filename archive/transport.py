@@ -315,7 +315,7 @@ def _connect(config: SmtpConfig) -> smtplib.SMTP:
     except smtplib.SMTPConnectError as error:
         raise _reply_error(error.smtp_code, error.smtp_error, "smtp_temporary") from error
     except smtplib.SMTPServerDisconnected as error:
-        raise DeliveryError("smtp_unreachable", False, str(error)) from error
+        raise _disconnected(error) from error
     except TimeoutError as error:
         raise DeliveryError("smtp_timeout", False, "no answer on connect") from error
     except OSError as error:
@@ -348,6 +348,8 @@ def _secure_session(smtp: smtplib.SMTP, config: SmtpConfig, context: ssl.SSLCont
             ) from error
         except smtplib.SMTPNotSupportedError as error:
             raise DeliveryError("authentication_failed", False, str(error)) from error
+        except smtplib.SMTPServerDisconnected as error:
+            raise _disconnected(error) from error
         except smtplib.SMTPResponseException as error:
             raise _reply_error(
                 error.smtp_code, error.smtp_error, "authentication_failed"
@@ -367,13 +369,13 @@ def _ehlo(smtp: smtplib.SMTP, *, after_tls: bool) -> None:
     try:
         code, reply = smtp.ehlo()
     except smtplib.SMTPServerDisconnected as error:
-        if after_tls:
+        if after_tls and not isinstance(error.__context__, TimeoutError):
             raise DeliveryError(
                 "client_certificate_refused",
                 False,
                 "the server closed the session after the TLS handshake",
             ) from error
-        raise DeliveryError("smtp_unreachable", False, str(error)) from error
+        raise _disconnected(error) from error
     except ssl.SSLError as error:
         raise _tls_error(error, DeliveryError) from error
     except TimeoutError as error:
@@ -409,7 +411,7 @@ def _transaction(smtp: smtplib.SMTP, sender: str, targets: list[str], data: byte
         if not accepted:
             raise DeliveryError("recipient_refused", True, "; ".join(refused.values()))
     except smtplib.SMTPServerDisconnected as error:
-        raise DeliveryError("smtp_unreachable", False, str(error)) from error
+        raise _disconnected(error) from error
     except TimeoutError as error:
         raise DeliveryError("smtp_timeout", False, "no answer during the envelope") from error
     except OSError as error:
@@ -419,7 +421,7 @@ def _transaction(smtp: smtplib.SMTP, sender: str, targets: list[str], data: byte
     except smtplib.SMTPDataError as error:
         raise _reply_error(error.smtp_code, error.smtp_error, "message_refused") from error
     except smtplib.SMTPServerDisconnected as error:
-        raise DeliveryError("smtp_unreachable", False, str(error), maybe_delivered=True) from error
+        raise _disconnected(error, maybe_delivered=True) from error
     except TimeoutError as error:
         raise DeliveryError(
             "smtp_timeout", False, "no answer after the data", maybe_delivered=True
@@ -435,6 +437,17 @@ def _transaction(smtp: smtplib.SMTP, sender: str, targets: list[str], data: byte
     return SendResult(
         code=code, reply=text, queue_id=queued.group(1) if queued else None, refused=refused
     )
+
+
+def _disconnected(
+    error: smtplib.SMTPServerDisconnected, *, maybe_delivered: bool = False
+) -> DeliveryError:
+    """smtplib reports a read that timed out as a disconnection; tell them apart."""
+    if isinstance(error.__context__, TimeoutError):
+        return DeliveryError(
+            "smtp_timeout", False, "no answer in time", maybe_delivered=maybe_delivered
+        )
+    return DeliveryError("smtp_unreachable", False, str(error), maybe_delivered=maybe_delivered)
 
 
 def _reply_error(code: int, reply: bytes | str, permanent_code: str) -> DeliveryError:
@@ -558,9 +571,12 @@ def _imap_session(config: ImapConfig) -> imaplib.IMAP4:
     try:
         _imap_call(imap.login, config.username, config.password)
     except MailboxError as error:
-        if error.code == "imap_failed":
-            raise MailboxError("imap_login_failed", False, error.reply) from error
-        raise
+        if error.code != "imap_failed":
+            raise
+        # Dovecot completes the TLS handshake with an untrusted certificate and refuses
+        # the login: "[ALERT] Client didn't present valid SSL certificate".
+        code = "client_certificate_refused" if "certificate" in error.reply else "imap_login_failed"
+        raise MailboxError(code, False, error.reply) from error
     return imap
 
 
@@ -570,9 +586,9 @@ def _imap_call(
     try:
         status, data = function(*args, **kwargs)
     except imaplib.IMAP4.abort as error:
-        raise MailboxError("imap_unreachable", False, str(error)) from error
+        raise MailboxError("imap_unreachable", False, _imap_text(error)) from error
     except imaplib.IMAP4.error as error:
-        raise MailboxError("imap_failed", False, str(error)) from error
+        raise MailboxError("imap_failed", False, _imap_text(error)) from error
     except ssl.SSLError as error:
         raise _tls_error(error, MailboxError) from error
     except TimeoutError as error:
@@ -580,6 +596,12 @@ def _imap_call(
     except OSError as error:
         raise MailboxError("imap_unreachable", False, _reason(error)) from error
     return status, list(data)
+
+
+def _imap_text(error: imaplib.IMAP4.error) -> str:
+    """imaplib puts the server's reply in the error as bytes."""
+    reply = error.args[0] if error.args else ""
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
 def _fetch_one(imap: imaplib.IMAP4, uid: int, max_message_bytes: int) -> FetchedMail | None:

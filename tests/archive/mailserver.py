@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import imaplib
-import ipaddress
 import os
 import shutil
 import smtplib
@@ -23,13 +22,11 @@ import ssl
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage, Message
-from email.mime.message import MIMEMessage
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Literal
@@ -177,7 +174,7 @@ def _write_cert(path: Path, *certificates: x509.Certificate) -> None:
 
 
 def make_pki(directory: Path) -> Pki:
-    """A test CA with a server certificate for localhost/127.0.0.1 and a client
+    """A test CA with a server certificate for localhost (not 127.0.0.1) and a client
     certificate (ORG AUTH_CLI-like), and another CA with a client certificate of its own."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, foreign_ca_key = _key(), _key()
@@ -195,7 +192,7 @@ def make_pki(directory: Path) -> Pki:
         names=[
             x509.DNSName("mx.mssante.test"),
             x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+            # Not 127.0.0.1: a client connecting by that address must refuse the server.
         ],
     )
     client = _certificate(
@@ -585,11 +582,17 @@ class MailServer:
         """Every message in the user's INBOX, oldest first, as stored."""
         with self._imap(user) as imap:
             _, found = imap.uid("SEARCH", "ALL")
-            messages = []
+            messages: list[bytes] = []
             for uid in (found[0] or b"").split():
                 _, data = imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
                 messages.extend(part[1] for part in data if isinstance(part, tuple))
             return messages
+
+    def flags(self, user: str) -> bytes:
+        """The IMAP flags of every message in the user's INBOX, as the server lists them."""
+        with self._imap(user) as imap:
+            _, data = imap.uid("FETCH", "1:*", "(FLAGS)")
+            return b" ".join(part for part in data if isinstance(part, bytes))
 
     def wait_for_mail(self, user: str, count: int, timeout: float = 30.0) -> list[bytes]:
         """The user's messages once there are at least ``count``; fails at the deadline."""
@@ -605,17 +608,33 @@ class MailServer:
                 )
             time.sleep(0.1)
 
+    def wait_for_message(self, user: str, containing: bytes, timeout: float = 30.0) -> bytes:
+        """The first of the user's messages that contains ``containing`` (a Message-ID,
+        say), once it has arrived; fails at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.mailbox(user):
+                if containing in message:
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no message with {containing!r} for {self.users[user]}\n"
+                    f"{self.postfix_log()[-3000:]}"
+                )
+            time.sleep(0.1)
+
     def empty(self, user: str) -> None:
         with self._imap(user) as imap:
             imap.uid("STORE", "1:*", "+FLAGS.SILENT", r"(\Deleted)")
             imap.expunge()
 
-    def submit(self, message: Message, *, user: str) -> None:
-        """Send as ``user`` through the operator, the way any MSSanté client would."""
+    def submit(self, message: bytes, *, user: str, to: str) -> None:
+        """Send as ``user`` through the operator to ``to``, the way any MSSanté client
+        would (8BITMIME)."""
         with smtplib.SMTP("localhost", self.smtp_port, timeout=10) as smtp:
             smtp.starttls(context=self.client_context())
             smtp.login(self.users[user], PASSWORD)
-            smtp.send_message(message)
+            smtp.sendmail(self.users[user], [self.users[to]], message, ["BODY=8BITMIME"])
 
     def inject_mdn(
         self,
@@ -625,7 +644,7 @@ class MailServer:
         code: int | None = None,
         label: str = "",
         sender: str = "records",
-    ) -> Message:
+    ) -> bytes:
         """The receiving mailbox ``sender`` answers ``original`` with an MDN, sent
         through the operator to ``to``'s mailbox; returns the MDN."""
         mdn = build_mdn(
@@ -635,7 +654,7 @@ class MailServer:
             code=code,
             label=label,
         )
-        self.submit(mdn, user=sender)
+        self.submit(mdn, user=sender, to=to)
         return mdn
 
 
@@ -646,43 +665,57 @@ def build_mdn(
     to: str,
     code: int | None = None,
     label: str = "",
-) -> Message:
-    """An MDN (RFC 8098) as an MSSanté receiving system sends it (ANS, "volet transmission
-    de documents CDA en HL7v2 et par messagerie sécurisée", MDN structure): ``processed``
-    on integration, ``processed/Error: <code>^<label>^…`` and a ``[KO Intégration
-    système !][<code>]`` subject when it could not integrate; the original mail attached."""
+) -> bytes:
+    """An MDN (RFC 8098) as an MSSanté receiving system sends it, laid out as the ANS
+    example (volet "transmission de documents CDA … par messagerie sécurisée", MDN
+    structure): ``processed`` on integration; ``processed/Error: <code>^<label>^…`` and
+    a ``[KO Intégration système !][<code>]`` subject when it could not integrate; the
+    original mail attached. Written out byte by byte (8-bit UTF-8 in the report part,
+    as the example), not through the email package's generator."""
     subject = str(original["Subject"] or "")
-    mdn = MIMEMultipart("report", report_type="disposition-notification", policy=policy.SMTP)
-    mdn["From"] = sender
-    mdn["To"] = to
-    mdn["Date"] = format_datetime(datetime.datetime.now(datetime.UTC))
-    mdn["Message-ID"] = make_msgid(domain=sender.split("@")[1])
-    mdn["Subject"] = f"[KO Intégration système !][{code}] {subject}" if code else subject
     if code:
+        subject = f"[KO Intégration système !][{code}] {subject}"
         text = (
-            "Le document n'a pas pu être intégré.\n"
+            "Le document n'a pas pu être intégré.\r\n"
             f"Le système a retourné l'erreur {code}^{label}^messageErrorCondition"
-            "| E^Error^errorSeverity\n"
+            "| E^Error^errorSeverity\r\n"
         )
         disposition = (
             "automatic-action/MDN-sent-automatically; processed/Error: "
             f"{code}^{label}^messageErrorCondition| E^Error^errorSeverity"
         )
     else:
-        text = "Le document a été intégré.\n"
+        text = "Le document a été intégré.\r\n"
         disposition = "automatic-action/MDN-sent-automatically; processed"
-    mdn.attach(MIMEText(text, "plain", "utf-8", policy=policy.SMTP))
-    notification = Message(policy=policy.SMTP)
-    notification["Content-Type"] = "message/disposition-notification"
-    notification.set_payload(
+    boundary = f"report-{uuid.uuid4().hex}"
+    headers = EmailMessage(policy=policy.SMTP)
+    headers["Date"] = format_datetime(datetime.datetime.now(datetime.UTC))
+    headers["From"] = sender
+    headers["To"] = to
+    headers["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    headers["Subject"] = subject  # RFC 2047-encoded by the policy
+    headers["MIME-Version"] = "1.0"
+    headers["Content-Type"] = (
+        f'multipart/report; report-type=disposition-notification; boundary="{boundary}"'
+    )
+    head = b"".join(policy.SMTP.fold_binary(name, value) for name, value in headers.items())
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Type: text/plain; charset="UTF-8"\r\n'
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        f"{text}\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: message/disposition-notification\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
         f"Original-Recipient: rfc822;{sender}\r\n"
         f"Final-Recipient: rfc822;{sender}\r\n"
         f"Original-Message-ID: {original['Message-ID']}\r\n"
-        f"Disposition: {disposition}\r\n"
-    )
-    mdn.attach(notification)
-    mdn.attach(MIMEMessage(original, policy=policy.SMTP))
-    return mdn
+        f"Disposition: {disposition}\r\n\r\n"
+        f"--{boundary}\r\n"
+        "Content-Type: message/rfc822\r\n\r\n"
+    ).encode()
+    returned = original.as_bytes(policy=policy.SMTP)
+    return head + b"\r\n" + body + returned + f"\r\n--{boundary}--\r\n".encode()
 
 
 def _port_open(port: int) -> bool:
