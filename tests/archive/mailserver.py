@@ -287,6 +287,7 @@ biff = no
 smtputf8_enable = no
 message_size_limit = 52428800
 smtpd_banner = $myhostname ESMTP
+smtpd_error_sleep_time = 0
 smtpd_tls_chain_files = {pki.server_key}, {pki.server_cert}
 smtpd_tls_CAfile = {pki.ca}
 smtpd_tls_security_level = encrypt
@@ -357,6 +358,10 @@ ssl_require_crl = no
 verbose_ssl = yes
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+# Tests log in with wrong passwords on purpose: no delay after a failure, and no
+# growing penalty for loopback afterwards (anvil's penalty socket closed below).
+auth_failure_delay = 0
+auth_verbose = yes
 auth_username_format = %Lu
 passdb {{
   driver = passwd-file
@@ -389,6 +394,11 @@ service imap-login {{
 service lmtp {{
   unix_listener lmtp {{
     mode = 0666
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service auth {{
@@ -459,9 +469,11 @@ class MailServer:
 
     def start(self) -> None:
         _ensure_system_accounts()
-        # Postfix creates its queue's subdirectories (and the private/ directory where
-        # Dovecot's authentication socket goes) on its first start.
-        self._postfix("set-permissions")
+        # Postfix's private/ directory holds Dovecot's authentication socket, so it must
+        # exist before Dovecot starts; Postfix makes the rest of its queue when it starts.
+        private = self.state / "queue" / "private"
+        private.mkdir(mode=0o700)
+        shutil.chown(private, "postfix")
         with (self.state / "dovecot-command.log").open("a") as log:
             started = subprocess.run(
                 ["dovecot", "-c", str(self.state / "dovecot.conf")],
