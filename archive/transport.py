@@ -216,7 +216,11 @@ def _transaction(smtp: smtplib.SMTP, sender: str, targets: list[str], data: byte
             else:
                 refused[address] = _text(code, reply)
         if not accepted:
-            raise DeliveryError("recipient_refused", True, "; ".join(refused.values()))
+            replies = "; ".join(refused.values())
+            # Postfix judges the sender at RCPT time (smtpd_delay_reject): a sender that
+            # is not the logged-in mailbox's comes back on every recipient.
+            code = "sender_refused" if "Sender address rejected" in replies else "recipient_refused"
+            raise DeliveryError(code, True, replies)
     except smtplib.SMTPServerDisconnected as error:
         raise _disconnected(error) from error
     except TimeoutError as error:

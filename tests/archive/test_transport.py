@@ -221,6 +221,7 @@ def test_sender_other_than_the_logged_in_mailbox_is_refused(mail_server: MailSer
     message.replace_header("From", mail_server.users["doctor"])
     with pytest.raises(DeliveryError) as refused:
         send_mail(mail_server.smtp_config(), message)
+    assert refused.value.code == "sender_refused"
     assert refused.value.permanent
     assert "553 5.7.1" in refused.value.reply
     assert "Sender address rejected" in refused.value.reply
