@@ -219,8 +219,10 @@ def _transaction(smtp: smtplib.SMTP, sender: str, targets: list[str], data: byte
             replies = "; ".join(refused.values())
             # Postfix judges the sender at RCPT time (smtpd_delay_reject): a sender that
             # is not the logged-in mailbox's comes back on every recipient.
-            code = "sender_refused" if "Sender address rejected" in replies else "recipient_refused"
-            raise DeliveryError(code, True, replies)
+            refusal = (
+                "sender_refused" if "Sender address rejected" in replies else "recipient_refused"
+            )
+            raise DeliveryError(refusal, True, replies)
     except smtplib.SMTPServerDisconnected as error:
         raise _disconnected(error) from error
     except TimeoutError as error:
