@@ -52,6 +52,10 @@ USERS = {
 BOUNCING_ADDRESS = f"departed@{DOMAIN}"
 # Unknown to both: refused at RCPT TO.
 UNKNOWN_ADDRESS = f"nobody@{DOMAIN}"
+# A mailbox for which Postfix waits before answering the end of DATA (longer than the
+# clients' timeout in the tests), then accepts: an answer lost after the data was sent.
+SLOW_ADDRESS = f"slow@{DOMAIN}"
+SLOW_SECONDS = 3
 
 ClientKind = Literal["good", "foreign"]
 
@@ -307,6 +311,7 @@ smtpd_sender_restrictions = reject_non_fqdn_sender, reject_sender_login_mismatch
     permit_sasl_authenticated, reject
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = reject_unauth_destination, reject_unlisted_recipient, permit
+smtpd_end_of_data_restrictions = check_recipient_access texthash:{conf / "slow-recipients"}
 """
 
 
@@ -424,6 +429,7 @@ class MailServer:
         self.users = dict(USERS)
         self.bouncing_address = BOUNCING_ADDRESS
         self.unknown_address = UNKNOWN_ADDRESS
+        self.slow_address = SLOW_ADDRESS
         self._write_configuration()
 
     # -- lifecycle
@@ -437,7 +443,8 @@ class MailServer:
         (conf / "master.cf").write_text(
             _POSTFIX_MASTER_CF.format(address="127.0.0.1", port=self.smtp_port)
         )
-        mailboxes = [*self.users.values(), self.bouncing_address]
+        mailboxes = [*self.users.values(), self.bouncing_address, self.slow_address]
+        (conf / "slow-recipients").write_text(f"{self.slow_address} sleep {SLOW_SECONDS}\n")
         (conf / "mailboxes").write_text("".join(f"{address} ok\n" for address in mailboxes))
         (conf / "sender-logins").write_text(
             "".join(f"{address} {address}\n" for address in self.users.values())

@@ -26,7 +26,7 @@ from archive.transport import (
     smtp_config_from_env,
     tls_context,
 )
-from tests.archive.mailserver import PASSWORD, MailServer
+from tests.archive.mailserver import PASSWORD, SLOW_SECONDS, MailServer
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -356,3 +356,16 @@ def test_configuration_from_the_environment(tmp_path: Path) -> None:
         smtp_config_from_env({k: v for k, v in environ.items() if "CA_BUNDLE" not in k})
     with pytest.raises(TransportConfigError, match="PORT"):
         smtp_config_from_env({**environ, "RELAIS_ARCHIVE_SMTP_PORT": "smtp"})
+
+
+def test_answer_lost_after_the_data_says_the_mail_may_have_been_delivered(
+    mail_server: MailServer,
+) -> None:
+    # Postfix waits SLOW_SECONDS before answering the end of DATA for this recipient.
+    message = archive_mail(mail_server, to=mail_server.slow_address)
+    config = dataclasses.replace(mail_server.smtp_config(), timeout=SLOW_SECONDS / 3)
+    with pytest.raises(DeliveryError) as lost:
+        send_mail(config, message)
+    assert lost.value.code == "smtp_timeout"
+    assert not lost.value.permanent
+    assert lost.value.maybe_delivered
