@@ -101,13 +101,7 @@ def _imap_session(config: ImapConfig) -> imaplib.IMAP4:
         failure=MailboxError,
     )
     try:
-        if config.implicit_tls:
-            imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                config.host, config.port, ssl_context=context, timeout=config.timeout
-            )
-        else:
-            imap = imaplib.IMAP4(config.host, config.port, timeout=config.timeout)
-            imap.starttls(ssl_context=context)
+        imap = _open(config, context)
     except ssl.SSLCertVerificationError as error:
         raise MailboxError("server_certificate_invalid", False, describe(error)) from error
     except ssl.SSLError as error:
@@ -123,12 +117,30 @@ def _imap_session(config: ImapConfig) -> imaplib.IMAP4:
     try:
         _imap_call(imap.login, config.username, config.password)
     except MailboxError as error:
+        with contextlib.suppress(OSError):
+            imap.shutdown()
         if error.code != "imap_failed":
             raise
         # Dovecot completes the TLS handshake with an untrusted certificate and refuses
         # the login: "[ALERT] Client didn't present valid SSL certificate".
         code = "client_certificate_refused" if "certificate" in error.reply else "imap_login_failed"
         raise MailboxError(code, False, error.reply) from error
+    return imap
+
+
+def _open(config: ImapConfig, context: ssl.SSLContext) -> imaplib.IMAP4:
+    """Connected and in TLS; the socket is closed if STARTTLS fails."""
+    if config.implicit_tls:
+        return imaplib.IMAP4_SSL(
+            config.host, config.port, ssl_context=context, timeout=config.timeout
+        )
+    imap = imaplib.IMAP4(config.host, config.port, timeout=config.timeout)
+    try:
+        imap.starttls(ssl_context=context)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            imap.shutdown()
+        raise
     return imap
 
 

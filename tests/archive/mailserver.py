@@ -233,11 +233,12 @@ def make_pki(directory: Path) -> Pki:
     _write_key(pki.client_key, client_key)
     _write_key(pki.foreign_key, foreign_key)
     # RFC 7919's ffdhe2048 group (named, so nothing is generated); Dovecot wants ssl_dh.
-    subprocess.run(
-        ["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048"],
-        check=True,
-        stdout=pki.dh.open("wb"),
-    )
+    with pki.dh.open("wb") as dh:
+        subprocess.run(
+            ["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048"],
+            check=True,
+            stdout=dh,
+        )
     return pki
 
 
