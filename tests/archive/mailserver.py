@@ -316,9 +316,16 @@ smtpd_end_of_data_restrictions = check_recipient_access texthash:{conf / "slow-r
 """
 
 
-# Postfix's internal services, none chrooted (the queue is in a private directory).
+# The submission service, a second one that does not offer STARTTLS (to show that the
+# archiver then says nothing), and Postfix's internal services, none chrooted (the queue
+# is in a private directory).
 _POSTFIX_MASTER_CF = """\
 {address}:{port} inet n - n - - smtpd
+{address}:{plain_port} inet n - n - - smtpd
+  -o syslog_name=postfix-test-plain
+  -o smtpd_tls_security_level=none
+  -o smtpd_tls_ask_ccert=no
+  -o smtpd_tls_req_ccert=no
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -425,6 +432,7 @@ class MailServer:
         self.state = state
         self.pki = make_pki(state / "pki")
         self.smtp_port = free_port()
+        self.plain_smtp_port = free_port()  # no STARTTLS offered
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.users = dict(USERS)
@@ -442,7 +450,9 @@ class MailServer:
         conf.mkdir()
         (conf / "main.cf").write_text(_postfix_main_cf(state, self.pki, self.smtp_port))
         (conf / "master.cf").write_text(
-            _POSTFIX_MASTER_CF.format(address="127.0.0.1", port=self.smtp_port)
+            _POSTFIX_MASTER_CF.format(
+                address="127.0.0.1", port=self.smtp_port, plain_port=self.plain_smtp_port
+            )
         )
         mailboxes = [*self.users.values(), self.bouncing_address, self.slow_address]
         (conf / "slow-recipients").write_text(f"{self.slow_address} sleep {SLOW_SECONDS}\n")

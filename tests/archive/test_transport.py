@@ -130,6 +130,21 @@ def test_server_refuses_mail_without_starttls(mail_server: MailServer) -> None:
     assert b"5.7.0 Must issue a STARTTLS command first" in reply
 
 
+def test_archiver_says_nothing_to_a_server_without_starttls(mail_server: MailServer) -> None:
+    config = dataclasses.replace(mail_server.smtp_config(), port=mail_server.plain_smtp_port)
+    with pytest.raises(DeliveryError) as refused:
+        send_mail(config, archive_mail(mail_server))
+    assert refused.value.code == "tls_failed"
+    assert refused.value.needs_configuration
+    # Postfix counts the commands of each session: EHLO and QUIT, no login, no MAIL.
+    [session] = [
+        line
+        for line in mail_server.postfix_log().splitlines()
+        if "postfix-test-plain/smtpd" in line and "disconnect from" in line
+    ]
+    assert session.endswith("ehlo=1 quit=1 commands=2")
+
+
 def test_client_certificate_from_another_ca_is_refused_and_nothing_is_queued(
     mail_server: MailServer,
 ) -> None:
