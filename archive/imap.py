@@ -49,6 +49,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_BYTES_PER_FETCH = 32 * 1024 * 1024
 
 _FETCH_ITEM = re.compile(rb"(UID|RFC822\.SIZE) (\d+)")
+_MESSAGE_ID = re.compile(r"<[\x21-\x7e]{1,990}>")
 
 
 def fetch_new(
@@ -88,6 +89,29 @@ def fetch_new(
             total += len(mail.raw)
         more = bool(uids) and (not mails or mails[-1].uid != uids[-1])
         return FetchBatch(uidvalidity=uidvalidity, mails=mails, more=more)
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            imap.logout()
+
+
+def find_message(config: ImapConfig, message_id: str) -> int | None:
+    """The UID of a message of ``config.mailbox`` whose Message-ID is ``message_id``, or
+    ``None``: after a send that may have been delivered (``maybe_delivered``), a mailbox
+    the mail was also sent to tells whether it arrived. Read-only."""
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError("not a Message-ID")
+    imap = _imap_session(config)
+    try:
+        status, _ = _imap_call(imap.select, _quote_mailbox(config.mailbox), readonly=True)
+        if status != "OK":
+            raise MailboxError("mailbox_missing", False, f"EXAMINE {status}")
+        status, found = _imap_call(
+            imap.uid, "SEARCH", "HEADER", "Message-ID", _quote_mailbox(message_id)
+        )
+        if status != "OK":
+            raise MailboxError("imap_failed", False, f"UID SEARCH {status}")
+        uids = [int(word) for word in (found[0] or b"").split()]
+        return min(uids) if uids else None
     finally:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             imap.logout()

@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from io import BytesIO
 
-from archive.imap import FetchBatch, FetchedMail, fetch_new
+from archive.imap import FetchBatch, FetchedMail, fetch_new, find_message
 from archive.transport_config import (
     ImapConfig,
     SmtpConfig,
@@ -59,6 +59,7 @@ __all__ = [
     "TransportConfigError",
     "TransportError",
     "fetch_new",
+    "find_message",
     "imap_config_from_env",
     "send_mail",
     "smtp_config_from_env",

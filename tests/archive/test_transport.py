@@ -21,6 +21,7 @@ from archive.transport import (
     SmtpConfig,
     TransportConfigError,
     fetch_new,
+    find_message,
     imap_config_from_env,
     send_mail,
     smtp_config_from_env,
@@ -384,3 +385,18 @@ def test_answer_lost_after_the_data_says_the_mail_may_have_been_delivered(
     assert lost.value.code == "smtp_timeout"
     assert not lost.value.permanent
     assert lost.value.maybe_delivered
+
+
+def test_find_message_by_message_id(mail_server: MailServer) -> None:
+    first, second = archive_mail(mail_server), archive_mail(mail_server)
+    send_mail(mail_server.smtp_config(), first)
+    send_mail(mail_server.smtp_config(), second)
+    mail_server.wait_for_mail("records", 2)
+    config = mail_server.imap_config("records")
+    batch = fetch_new(config, after_uid=0)
+    uid_of = {email.message_from_bytes(mail.raw)["Message-ID"]: mail.uid for mail in batch.mails}
+    assert find_message(config, first["Message-ID"]) == uid_of[first["Message-ID"]]
+    assert find_message(config, second["Message-ID"]) == uid_of[second["Message-ID"]]
+    assert find_message(config, make_msgid(domain="relais.mssante.test")) is None
+    with pytest.raises(ValueError, match="Message-ID"):
+        find_message(config, 'x" OR ALL')
