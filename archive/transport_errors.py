@@ -157,10 +157,6 @@ class MailboxError(TransportError):
 _E = TypeVar("_E", bound=TransportError)
 
 
-class TransportConfigError(ValueError):
-    """A required ``RELAIS_ARCHIVE_*`` setting is missing or malformed."""
-
-
 def tls_context(
     *,
     ca_bundle: Path,
