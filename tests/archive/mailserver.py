@@ -103,7 +103,7 @@ class MailServer:
                 address="127.0.0.1", port=self.smtp_port, plain_port=self.plain_smtp_port
             )
         )
-        mailboxes = [*self.users.values(), self.bouncing_address, self.slow_address]
+        mailboxes = [*self.users.values(), self.bouncing_address]
         (conf / "slow-recipients").write_text(f"{self.slow_address} sleep {SLOW_SECONDS}\n")
         (conf / "mailboxes").write_text("".join(f"{address} ok\n" for address in mailboxes))
         (conf / "sender-logins").write_text(
@@ -191,6 +191,18 @@ class MailServer:
 
     def postfix_log(self) -> str:
         return self._read("postfix-command.log") + self._read("postfix.log")
+
+    def wait_for_log_line(self, *fragments: str, timeout: float = 10.0) -> str:
+        """The first line of Postfix's log holding every fragment, once written (its
+        log daemon writes a moment after the session ends); fails at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.postfix_log().splitlines():
+                if all(fragment in line for fragment in fragments):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log line with {fragments}\n{self.postfix_log()[-3000:]}")
+            time.sleep(0.05)
 
     def dovecot_log(self) -> str:
         return self._read("dovecot-command.log") + self._read("dovecot.log")

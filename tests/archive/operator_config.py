@@ -10,20 +10,22 @@ from tests.archive.pki import Pki
 DOMAIN = "relais.mssante.test"
 PEER_DOMAIN = "medecin.mssante.test"
 PASSWORD = "mailbox-password"
+# A mailbox for which Postfix waits before answering the end of DATA (longer than the
+# clients' timeout in the tests), then accepts and delivers: an answer lost after the
+# data was sent, for a mail that did arrive.
+SLOW_ADDRESS = f"slow@{DOMAIN}"
+SLOW_SECONDS = 3
 USERS = {
     "archiver": f"archiver@{DOMAIN}",  # the archiver's applicative mailbox (sender)
     "records": f"archives@{DOMAIN}",  # the organisation's records mailbox
     "doctor": f"dr.martin@{PEER_DOMAIN}",  # a practitioner's personal mailbox
+    "slow": SLOW_ADDRESS,
 }
 # Known to Postfix, unknown to Dovecot: Postfix accepts mail for it, LMTP refuses it
 # (550 5.1.1), and Postfix returns a delivery status notification to the sender.
 BOUNCING_ADDRESS = f"departed@{DOMAIN}"
 # Unknown to both: refused at RCPT TO.
 UNKNOWN_ADDRESS = f"nobody@{DOMAIN}"
-# A mailbox for which Postfix waits before answering the end of DATA (longer than the
-# clients' timeout in the tests), then accepts: an answer lost after the data was sent.
-SLOW_ADDRESS = f"slow@{DOMAIN}"
-SLOW_SECONDS = 3
 
 
 def postfix_main_cf(state: Path, pki: Pki, smtp_port: int) -> str:

@@ -138,11 +138,7 @@ def test_archiver_says_nothing_to_a_server_without_starttls(mail_server: MailSer
     assert refused.value.code == "tls_failed"
     assert refused.value.needs_configuration
     # Postfix counts the commands of each session: EHLO and QUIT, no login, no MAIL.
-    [session] = [
-        line
-        for line in mail_server.postfix_log().splitlines()
-        if "postfix-test-plain/smtpd" in line and "disconnect from" in line
-    ]
+    session = mail_server.wait_for_log_line("postfix-test-plain/smtpd", "disconnect from")
     assert session.endswith("ehlo=1 quit=1 commands=2")
 
 
@@ -385,6 +381,9 @@ def test_answer_lost_after_the_data_says_the_mail_may_have_been_delivered(
     assert lost.value.code == "smtp_timeout"
     assert not lost.value.permanent
     assert lost.value.maybe_delivered
+    # And it was: Postfix accepted the mail after its pause, and delivered it.
+    mail_server.wait_for_message("slow", message["Message-ID"].encode())
+    assert find_message(mail_server.imap_config("slow"), message["Message-ID"]) is not None
 
 
 def test_find_message_by_message_id(mail_server: MailServer) -> None:
