@@ -180,7 +180,10 @@ class MailServer:
         return self._postfix("status") == 0
 
     def stop(self) -> None:
-        self._postfix("stop")
+        """Stop both daemons and return once they are gone (so that their directory can
+        be removed without one of them writing into it meanwhile)."""
+        if self.smtp_running():
+            self.stop_smtp()
         subprocess.run(
             ["doveadm", "-c", str(self.state / "dovecot.conf"), "stop"],
             stdin=subprocess.DEVNULL,
@@ -188,6 +191,10 @@ class MailServer:
             stderr=subprocess.DEVNULL,
             check=False,
         )
+        pid_file = self.state / "dovecot-run" / "master.pid"
+        deadline = time.monotonic() + 30
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def postfix_log(self) -> str:
         return self._read("postfix-command.log") + self._read("postfix.log")
