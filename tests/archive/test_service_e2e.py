@@ -1,0 +1,275 @@
+"""The archiver end to end: a real Relais server process, the real packaging and the
+real MSSanté transport to the loopback Postfix + Dovecot of the archive tests (STARTTLS,
+a client certificate from the test CA). Archives are read back over IMAP."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+
+import pytest
+from channels.db import database_sync_to_async as sync_to_async
+
+from archive.delivery import SmtpDelivery
+from archive.mail import XDM_ATTACHMENT
+from archive.outbox import ArchiveState, Backoff, Outbox
+from archive.packaging import Packaging
+from archive.sealing import Sealer, outbox_key
+from archive.service import ArchiveService, ArchivingClient, ServiceSettings
+from client.store import KeyStore
+from client.teleexpertise.profile import RoomProfileContent
+from tests.archive.relais import (  # noqa: F401 (fixtures)
+    DOCTOR,
+    NURSE,
+    ORGANISATION,
+    PASSPHRASE,
+    PHYSIO,
+    registered_archiver,
+    relais,
+    server_env,
+    write_token_file,
+)
+from tests.e2e.sdk import new_client, next_message
+from tests.e2e.server import ROOT
+from tests.e2e.teleexpertise_helpers import plaintext_found, wound_photo
+from tests.teleexpertise.samples import patient
+
+pytestmark = pytest.mark.e2e
+TEXT = "Pansement refait, plaie propre, exsudat séreux."
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def archiving(server, tmp_path: Path, mail_server, *, client_kind: str = "good"):
+    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
+    client = await registered_archiver(server, tmp_path, token)
+    clock, lines = Clock(), list[str]()
+    sender, records = mail_server.users["archiver"], mail_server.users["records"]
+    outbox = Outbox(
+        tmp_path / "state",
+        Sealer(outbox_key(client.store.data)),
+        clock=clock,
+        backoff=Backoff(base=timedelta(seconds=30)),
+        author=f"{client.national_id}/{client.device_id}",
+    )
+    client.save()
+    delivery = SmtpDelivery(mail_server.smtp_config(client_kind), mail_server.imap_config())
+    service = ArchiveService(
+        client=client,
+        outbox=outbox,
+        packager=Packaging(client=client, sender=sender, recipients=(records,)),
+        delivery=delivery,
+        settings=ServiceSettings(sender=sender, recipients=(records,)),
+        out=lines.append,
+        clock=clock,
+    )
+    await client.connect()
+    return service, clock, lines
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, _class=EmailMessage, policy=default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def zip_hashes(raw: bytes) -> set[str]:
+    for part in parsed(raw).iter_attachments():
+        if part.get_filename() == XDM_ATTACHMENT:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                return {hashlib.sha256(archive.read(n)).hexdigest() for n in archive.namelist()}
+    raise AssertionError("no IHE_XDM.zip")
+
+
+async def test_chat_with_a_photo_arrives_once_and_is_integrated(relais, tmp_path, mail_server):  # noqa: F811
+    service, clock, _ = await archiving(relais, tmp_path, mail_server)
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    physio = await new_client(relais.http_url, tmp_path, PHYSIO, "physio")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+    private = await nurse.create_room(kind="care_team", members=[PHYSIO])
+    profile = RoomProfileContent(title="Mme PAT-TROIS — plaie talon", patient=patient())
+    await nurse.set_room_profile(room, profile.to_dict())
+    await nurse.send_text(room, TEXT)
+    await nurse.send_photo(room, wound_photo(), name="plaie-talon.jpg")
+    await nurse.send_text(private, "Jamais archivé.")
+    assert (await next_message(doctor)).text == TEXT
+    seen = await next_message(doctor)
+    assert seen.attachment is not None
+    photo = (await doctor.save_attachment(seen.attachment, tmp_path / "doctor")).read_bytes()
+
+    await service.turn()
+    clock.now += timedelta(hours=2, seconds=1)  # idle: the room is cut
+    await service.turn()
+    [raw] = await asyncio.to_thread(mail_server.wait_for_mail, "records", 1)
+    [archive] = service.outbox.archives()
+    message = parsed(raw)
+    assert message["Message-ID"] == archive.message_id
+    assert message["X-MSS-NIL"]
+    assert message["X-MSS-INS"] == "O"
+    assert hashlib.sha256(photo).hexdigest() in zip_hashes(raw)
+    # More turns send nothing more; the room not naming the archiver is never archived.
+    clock.now += timedelta(hours=3)
+    await service.turn()
+    assert len(await asyncio.to_thread(mail_server.mailbox, "records")) == 1
+    assert service.outbox.progress(private) is None
+    # The records office integrates it: the MDN is read back over IMAP.
+    await asyncio.to_thread(mail_server.inject_mdn, original=message)
+    await asyncio.to_thread(mail_server.wait_for_mail, "archiver", 1)
+    clock.now += timedelta(minutes=2)
+    await service.turn()
+    assert service.outbox.archive(archive.id).state is ArchiveState.INTEGRATED
+    # The Relais server holds none of it.
+    found = await plaintext_found([TEXT, "PAT-TROIS"], [tmp_path / "server.log"])
+    assert found == []
+    for client in (nurse, doctor, physio, service.client):
+        await client.close()
+
+
+async def test_mail_server_down_then_up_and_a_foreign_certificate(relais, tmp_path, mail_server):  # noqa: F811
+    service, clock, lines = await archiving(relais, tmp_path, mail_server, client_kind="foreign")
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+    await nurse.send_text(room, "premier")
+    await service.turn()
+    service.outbox.request_cut(room)
+    await service.turn()
+    [archive] = service.outbox.archives()
+    kept = service.outbox.archive(archive.id)
+    assert kept.state is ArchiveState.PENDING  # kept for retry, with a clear error
+    assert kept.error_code
+    assert any(kept.error_code in line and "/" in line for line in lines)
+    # The right certificate, but the operator down for a while.
+    service.delivery = SmtpDelivery(mail_server.smtp_config("good"), mail_server.imap_config())
+    await asyncio.to_thread(mail_server.stop_smtp)
+    await nurse.send_text(room, "second")
+    await service.turn()
+    service.outbox.request_cut(room)
+    clock.now += timedelta(minutes=1)
+    await service.turn()
+    assert [a.state for a in service.outbox.archives()] == [ArchiveState.PENDING] * 2
+    await asyncio.to_thread(mail_server.start_smtp)
+    for _ in range(4):
+        clock.now += timedelta(minutes=2)
+        await service.turn()
+    assert [a.state for a in service.outbox.archives()] == [ArchiveState.SENT] * 2
+    mails = await asyncio.to_thread(mail_server.wait_for_mail, "records", 2)
+    ids = sorted(parsed(m)["Message-ID"] for m in mails)
+    assert ids == sorted(a.message_id for a in service.outbox.archives())  # each once
+    for client in (nurse, doctor, service.client):
+        await client.close()
+
+
+def archiver_process(server, tmp_path: Path, mail_server, log: Path) -> subprocess.Popen[bytes]:
+    smtp = mail_server.smtp_config()
+    env = {
+        "PATH": os.environ["PATH"],
+        "RELAIS_SERVER": server.http_url,
+        "RELAIS_PASSPHRASE": PASSPHRASE,
+        "RELAIS_ARCHIVE_STATE_DIR": str(tmp_path / "state"),
+        "RELAIS_ARCHIVE_STORE": str(tmp_path / "archiver.store"),
+        "RELAIS_ARCHIVE_TOKEN_FILE": str(tmp_path / "archiver.json"),
+        "RELAIS_ARCHIVE_MAILBOX": mail_server.users["archiver"],
+        "RELAIS_ARCHIVE_RECIPIENTS": mail_server.users["records"],
+        "RELAIS_ARCHIVE_SYNC_SECONDS": "1",
+        "RELAIS_ARCHIVE_RECEIPTS_SECONDS": "1",
+        "RELAIS_ARCHIVE_RETRY_SECONDS": "1",
+        "RELAIS_ARCHIVE_DAILY_HOUR": "off",
+        "RELAIS_ARCHIVE_SMTP_HOST": smtp.host,
+        "RELAIS_ARCHIVE_SMTP_PORT": str(smtp.port),
+        "RELAIS_ARCHIVE_SMTP_CLIENT_CERT": str(smtp.client_cert),
+        "RELAIS_ARCHIVE_SMTP_CLIENT_KEY": str(smtp.client_key),
+        "RELAIS_ARCHIVE_SMTP_CA_BUNDLE": str(smtp.ca_bundle),
+        "RELAIS_ARCHIVE_SMTP_USERNAME": smtp.username or "",
+        "RELAIS_ARCHIVE_SMTP_PASSWORD": smtp.password or "",
+        "RELAIS_ARCHIVE_IMAP_PORT": str(mail_server.imap_port),
+    }
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "client", "archive", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_until(predicate, seconds: float = 60.0) -> None:
+    """Poll what another process writes in its database (nothing to wait on)."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 (another process's SQLite file)
+            await asyncio.sleep(0.05)
+
+
+async def test_sigkill_mid_send_loses_nothing_and_sends_nothing_different(
+    relais,  # noqa: F811 (fixture)
+    tmp_path,
+    mail_server,
+):
+    await sync_to_async(write_token_file)(tmp_path / "archiver.json")
+    # Register once, so that rooms can name it (the service reuses the key store).
+    store = KeyStore.open(tmp_path / "archiver.store", PASSPHRASE, n=2**10)
+    first = ArchivingClient(server=relais.http_url, store=store)
+    await first.register_from_file(tmp_path / "archiver.json")
+    await first.close()
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    rooms = [
+        await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+        for _ in range(3)
+    ]
+    for room in rooms:
+        await nurse.send_text(room, f"salon {room}")
+    log = tmp_path / "archiver.log"
+    process = archiver_process(relais, tmp_path, mail_server, log)
+    outbox = Outbox(tmp_path / "state", None)
+    await wait_until(lambda: len(outbox.all_progress()) == 3)
+    await asyncio.to_thread(mail_server.stop_smtp)  # sends will hang on retries
+    for room in rooms:
+        outbox.request_cut(room)
+    await wait_until(lambda: any(t["action"] == "send" for t in outbox.traces()))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    await asyncio.to_thread(mail_server.start_smtp)
+    process = archiver_process(relais, tmp_path, mail_server, log)
+    try:
+        await wait_until(lambda: len(outbox.archives()) == 3, seconds=90)
+        await wait_until(
+            lambda: all(a.state is ArchiveState.SENT for a in outbox.archives()), seconds=90
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+    mails = await asyncio.to_thread(mail_server.wait_for_mail, "records", 3)
+    by_id: dict[str, set[bytes]] = {}
+    for raw in mails:
+        message = parsed(raw)
+        body = b"".join(
+            payload
+            for part in message.iter_attachments()
+            if isinstance(payload := part.get_payload(decode=True), bytes)
+        )
+        by_id.setdefault(str(message["Message-ID"]), set()).add(body)
+    assert sorted(by_id) == sorted(a.message_id for a in outbox.archives())
+    assert all(len(bodies) == 1 for bodies in by_id.values())  # never different content
+    assert "Traceback" not in log.read_text()
+    await nurse.close()
