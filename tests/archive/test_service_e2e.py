@@ -233,6 +233,7 @@ async def test_sigkill_mid_send_loses_nothing_and_sends_nothing_different(
     await first.register_from_file(tmp_path / "archiver.json")
     await first.close()
     nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
     rooms = [
         await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
         for _ in range(3)
@@ -273,3 +274,4 @@ async def test_sigkill_mid_send_loses_nothing_and_sends_nothing_different(
     assert all(len(bodies) == 1 for bodies in by_id.values())  # never different content
     assert "Traceback" not in log.read_text()
     await nurse.close()
+    await doctor.close()
