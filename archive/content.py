@@ -29,7 +29,9 @@ MAX_REPORTS: Final = 10
 MAX_RECIPIENTS: Final = 50
 
 ROOM_KINDS: Final = frozenset({"direct", "care_team", "teleexpertise"})
-REASONS: Final = frozenset({"teleexpertise_closed", "idle", "daily", "on_demand"})
+REASONS: Final = frozenset(
+    {"teleexpertise_closed", "idle", "daily", "on_demand", "archiver_removed"}
+)
 
 _NATIONAL_ID = re.compile(r"^[0-9A-Za-z]{1,20}$")
 _STRUCTURE_ID = re.compile(r"^[0-9A-Za-z]{1,40}$")

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 
 from archive.content import (
-    REASONS,
     ArchiveContent,
     ArchivedAuthor,
     ArchivedFile,
@@ -138,7 +137,6 @@ class Packaging:
                     files=tuple(files),
                 )
             )
-        reason = REASON_NAMES[cut.reason]
         return ArchiveContent(
             organisation=await self._organisation(cut.room_id),
             room_id=cut.room_id,
@@ -146,7 +144,7 @@ class Packaging:
             room_title=profile.title if profile is not None else f"Salon {cut.room_id}",
             first_seq=cut.first_seq,
             last_seq=cut.last_seq,
-            reason=reason if reason in REASONS else "on_demand",
+            reason=REASON_NAMES[cut.reason],
             cut_at=cut.cut_at,
             messages=tuple(messages),
             patient=patient,

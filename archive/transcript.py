@@ -36,6 +36,7 @@ REASON_LABELS: Final = {
     "idle": "conversation inactive",
     "daily": "archivage quotidien",
     "on_demand": "archivage demandé",
+    "archiver_removed": "archiveur retiré du salon",
 }
 KIND_LABELS: Final = {
     "direct": "conversation à deux",

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archive.content import REASONS
 from archive.cuts import PARIS, Cut, CutPolicy, CutReason, RoomProgress, after_cut, due_cut
+from archive.packaging import REASON_NAMES
 
 START = datetime(2026, 3, 14, 8, 0, tzinfo=UTC)  # 09:00 in Paris
 POLICY = CutPolicy(idle=timedelta(hours=2), daily_hour=20)
@@ -180,3 +182,8 @@ def test_consecutive_archives_have_no_gap_and_no_overlap(
     assert cuts[-1].last_seq == received[-1]
     covered = [s for s in received if any(c.first_seq <= s <= c.last_seq for c in cuts)]
     assert covered == received
+
+
+def test_every_cut_reason_is_an_archive_reason():
+    assert {REASON_NAMES[reason] for reason in CutReason} == REASONS
+    assert REASON_NAMES[CutReason.ARCHIVER_REMOVED] == "archiver_removed"

@@ -115,6 +115,13 @@ def test_the_pdf_renders_and_shows_the_messages():
     assert len(images.strip().splitlines()) == 3  # header lines + the one photo
 
 
+def test_an_archive_cut_because_the_archiver_was_removed_says_so():
+    mail, parsed = read_back(content(reason="archiver_removed"))
+    assert "archivée pour : archiveur retiré du salon." in parsed.get_body(("plain",)).get_content()
+    text = run("pdftotext", "-", "-", stdin=mail.transcript.pdf).decode("utf-8")
+    assert "archiveur retiré du salon" in text
+
+
 def test_without_a_qualified_ins_the_cda_has_none_and_x_mss_ins_says_n():
     mail, parsed = read_back(content(patient=unqualified_patient()))
     assert check_cda(mail.transcript.cda).ins is None
