@@ -20,15 +20,18 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
+from lxml import etree
 
 from archive.delivery import SmtpDelivery
 from archive.mail import XDM_ATTACHMENT
+from archive.metadata import NS, Scheme
 from archive.outbox import ArchiveState, Backoff, Outbox
 from archive.packaging import Packaging
 from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ArchivingClient, ServiceSettings
 from client.store import KeyStore
 from client.teleexpertise.profile import RoomProfileContent
+from documents.cda import check_cda
 from tests.archive.relais import (  # noqa: F401 (fixtures)
     DOCTOR,
     NURSE,
@@ -42,8 +45,14 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
 )
 from tests.e2e.sdk import new_client, next_message
 from tests.e2e.server import ROOT
-from tests.e2e.teleexpertise_helpers import plaintext_found, wound_photo
-from tests.teleexpertise.samples import patient
+from tests.e2e.teleexpertise_helpers import (
+    in_hours,
+    next_event,
+    plaintext_found,
+    te_client,
+    wound_photo,
+)
+from tests.teleexpertise.samples import consent, patient
 
 pytestmark = pytest.mark.e2e
 TEXT = "Pansement refait, plaie propre, exsudat séreux."
@@ -142,6 +151,134 @@ async def test_chat_with_a_photo_arrives_once_and_is_integrated(relais, tmp_path
     found = await plaintext_found([TEXT, "PAT-TROIS"], [tmp_path / "server.log"])
     assert found == []
     for client in (nurse, doctor, physio, service.client):
+        await client.close()
+
+
+def xdm_zip(raw: bytes) -> dict[str, bytes]:
+    for part in parsed(raw).iter_attachments():
+        if part.get_filename() == XDM_ATTACHMENT:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                return {name: archive.read(name) for name in archive.namelist()}
+    raise AssertionError("no IHE_XDM.zip")
+
+
+def documents_by_type(metadata: bytes) -> dict[str, list[str]]:
+    """METADATA.XML's document entries: type code -> the files (URI) of that type."""
+    found: dict[str, list[str]] = {}
+    for entry in etree.fromstring(metadata).iterfind(".//rim:ExtrinsicObject", NS):
+        [code] = entry.xpath(
+            "rim:Classification[@classificationScheme=$scheme]/@nodeRepresentation",
+            namespaces=NS,
+            scheme=Scheme.TYPE_CODE,
+        )
+        [uri] = entry.xpath("rim:Slot[@name='URI']/rim:ValueList/rim:Value/text()", namespaces=NS)
+        found.setdefault(str(code), []).append(str(uri))
+    return found
+
+
+def pdf_text(pdf: bytes) -> str:
+    done = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True)
+    return done.stdout.decode("utf-8")
+
+
+async def test_a_teleexpertise_closed_arrives_with_its_report_as_its_own_document(
+    relais,  # noqa: F811 (fixture)
+    tmp_path,
+    mail_server,
+):
+    service, _, _ = await archiving(relais, tmp_path, mail_server)
+    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
+    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
+    sent = await nurse_te.request(
+        requis=DOCTOR,
+        patient=patient(),
+        reason="Plaie qui s'aggrave",
+        question="Faut-il changer de pansement ?",
+        consent=consent(obtained_on=datetime.now(UTC).date()),
+        deadline=in_hours(48),
+        files=[],
+        archiver=ORGANISATION,
+    )
+    room = sent.room_id
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    await next_event(doctor_te)
+    await doctor_te.accept(room)
+    await next_event(nurse_te)
+    reported = await doctor_te.report(room, "Hydrocolloïde, contrôle à J+7.")
+    assert reported.documents is not None
+    await next_event(nurse_te)
+    await service.turn()
+    assert service.outbox.archives() == []  # answered is not final
+    await nurse_te.close(room)
+    await service.turn()
+    [raw] = await asyncio.to_thread(mail_server.wait_for_mail, "records", 1)
+    [archive] = service.outbox.archives()
+    assert (archive.reason, archive.first_seq, archive.last_seq) == ("teleexpertise_final", 1, 4)
+    message = parsed(raw)
+    assert message["Message-ID"] == archive.message_id
+    assert "85208-7" in str(message["X-MSS-CODECDA"])
+    files = xdm_zip(raw)
+    subset = "IHE_XDM/SUBSET01/"
+    by_type = documents_by_type(files[subset + "METADATA.XML"])
+    # The compte rendu is its own 85208-7 document, the CDA as the requis made it.
+    [report_file] = by_type["85208-7"]
+    assert files[subset + report_file] == reported.documents.cda
+    # The transcript is DOC0001.XML, a CDA embedding the PDF attached to the mail (the
+    # request's own files are documents of the exchange, with the transcript's type).
+    transcript_file = "DOC0001.XML"
+    assert transcript_file in by_type["11488-4"]
+    transcript_pdf = {
+        part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()
+    }[f"transcription-salon-{room}-1-4.pdf"]
+    assert isinstance(transcript_pdf, bytes)
+    assert check_cda(files[subset + transcript_file]).pdf == transcript_pdf
+    assert "téléexpertise clôturée" in pdf_text(transcript_pdf)
+    for client in (nurse, doctor, service.client):
+        await client.close()
+
+
+async def test_a_removed_archiver_gets_nothing_sent_after_its_removal(
+    relais,  # noqa: F811 (fixture)
+    tmp_path,
+    mail_server,
+):
+    service, clock, _ = await archiving(relais, tmp_path, mail_server)
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+    await nurse.send_text(room, "Avant le retrait de l'archiveur.")
+    before = await next_message(doctor)
+    await service.turn()
+    await nurse._change(room, "set_archiver", {"archiver": None})  # signed by the admin
+    await nurse.send_text(room, "Après le retrait de l'archiveur.")
+    after = await next_message(doctor)
+    assert after.text == "Après le retrait de l'archiveur."
+    await service.turn()
+    [raw] = await asyncio.to_thread(mail_server.wait_for_mail, "records", 1)
+    [archive] = service.outbox.archives()
+    assert archive.reason == "archiver_removed"
+    assert archive.first_seq == before.seq
+    assert before.seq <= archive.last_seq < after.seq
+    assert parsed(raw)["Message-ID"] == archive.message_id
+    pdfs = [
+        part.get_payload(decode=True)
+        for part in parsed(raw).iter_attachments()
+        if part.get_content_type() == "application/pdf"
+    ]
+    [pdf] = [p for p in pdfs if isinstance(p, bytes)]
+    text = pdf_text(pdf)
+    assert "Avant le retrait" in text
+    assert "Après le retrait" not in text
+    assert "archiveur retiré du salon" in text
+    # Never again: days later, nothing more reaches the records mailbox.
+    clock.now += timedelta(days=2)
+    await service.turn()
+    assert len(await asyncio.to_thread(mail_server.mailbox, "records")) == 1
+    assert service.outbox.received(room, 1, after.seq + 10) == []
+    for client in (nurse, doctor, service.client):
         await client.close()
 
 
