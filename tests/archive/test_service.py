@@ -5,6 +5,7 @@ never archives. The same paths with the real mail server: test_service_e2e.py.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from archive.ports import ReceiptSeen
 from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ServiceSettings
 from archiving.models import ArchiveRoomStatus
+from teleexpertise.services.clock import run_clock
 from tests.archive.fakes import DOWN, REFUSED, FakeDelivery, FakePackager, body_of
 from tests.archive.relais import (  # noqa: F401 (fixtures)
     DOCTOR,
@@ -29,6 +31,8 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     write_token_file,
 )
 from tests.e2e.sdk import new_client, next_message
+from tests.e2e.teleexpertise_helpers import in_hours, next_event, te_client
+from tests.teleexpertise.samples import consent, patient
 
 pytestmark = pytest.mark.e2e
 SENDER = "archiveur@cds-pentes.mssante.fr"
@@ -205,3 +209,74 @@ async def test_the_sigterm_path_stops_the_loop_between_turns(relais, tmp_path): 
     stop.set()
     await asyncio.wait_for(task, 20)
     await service.client.close()
+
+
+async def test_an_expired_teleexpertise_is_cut_at_the_last_message_held(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
+    service = await service_for(relais, tmp_path, clock, delivery, lines)
+    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
+    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
+    sent = await nurse_te.request(
+        requis=DOCTOR,
+        patient=patient(),
+        reason="Plaie qui s'aggrave",
+        question="Faut-il changer de pansement ?",
+        consent=consent(obtained_on=datetime.now(UTC).date()),
+        deadline=in_hours(48),
+        files=[],
+        archiver=ORGANISATION,
+    )
+    room = sent.room_id
+    async with asyncio.timeout(20):
+        await doctor.wait_for_room(lambda r: r.room_id == room)
+    await next_event(doctor_te)
+    await service.turn()
+    clock.now += timedelta(hours=3)  # a téléexpertise is not cut for being quiet
+    await service.turn()
+    assert delivery.sent == []
+    # The deadline passes: the server's clock expires it, which adds no event to the room.
+    done = await sync_to_async(run_clock)(now=in_hours(49))
+    assert room in done.expired
+    await service.turn()
+    [mail] = delivery.sent
+    progress = service.outbox.progress(room)
+    assert progress is not None
+    assert body_of(mail)["reason"] == "teleexpertise_final"
+    assert body_of(mail)["range"] == [1, progress.received_up_to]
+    assert progress.archived_up_to == progress.received_up_to
+    clock.now += timedelta(days=2)
+    await service.turn()
+    assert len(delivery.sent) == 1  # archived once
+    for client in (nurse, doctor, service.client):
+        await client.close()
+
+
+async def test_a_long_catch_up_shows_its_progress(relais, tmp_path):  # noqa: F811 (fixture)
+    clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
+    service = await service_for(relais, tmp_path, clock, delivery, lines)
+    service.settings = dataclasses.replace(service.settings, catch_up_report=4)
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    rooms = [
+        await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+        for _ in range(2)
+    ]
+    for room in rooms:
+        for number in range(1, 6):
+            await nurse.send_text(room, f"message {number}")
+    await service.turn()  # 10 messages wait, more than 4: the catch-up is shown
+    first, second = rooms
+    assert lines == [
+        "rattrapage de 10 messages / catching up on 10 messages",
+        f"rattrapage / catching up: 5/10 messages (salon / room {first} at seq 5)",
+        f"rattrapage / catching up: 10/10 messages (salon / room {second} at seq 5)",
+        "rattrapage terminé / caught up",
+    ]
+    held = [service.outbox.progress(room) for room in rooms]
+    assert [p.received_up_to if p else None for p in held] == [5, 5]
+    lines.clear()
+    await nurse.send_text(first, "un de plus")
+    await service.turn()  # one message waits: no catch-up to show
+    assert not any("rattrapage" in line for line in lines)
+    for client in (nurse, doctor, service.client):
+        await client.close()
