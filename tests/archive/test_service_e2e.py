@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default
@@ -27,6 +28,7 @@ from archive.mail import XDM_ATTACHMENT
 from archive.metadata import NS, Scheme
 from archive.outbox import ArchiveState, Backoff, Outbox
 from archive.packaging import Packaging
+from archive.ports import Accepted
 from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ArchivingClient, ServiceSettings
 from client.store import KeyStore
@@ -351,6 +353,21 @@ def archiver_process(server, tmp_path: Path, mail_server, log: Path) -> subproce
     )
 
 
+RECEIVER_TRACE = (b"return-path:", b"delivered-to:", b"received:", b"x-original-to:")
+
+
+def as_sent(raw: bytes) -> bytes:
+    """``raw`` without the trace lines the receiving side put above the sent headers."""
+    lines = raw.split(b"\r\n")
+    start = 0
+    while start < len(lines) and (
+        lines[start].lower().startswith(RECEIVER_TRACE)
+        or (start > 0 and lines[start][:1] in (b" ", b"\t"))
+    ):
+        start += 1
+    return b"\r\n".join(lines[start:])
+
+
 async def wait_until(predicate, seconds: float = 60.0) -> None:
     """Poll what another process writes in its database (nothing to wait on)."""
     async with asyncio.timeout(seconds):
@@ -398,17 +415,61 @@ async def test_sigkill_mid_send_loses_nothing_and_sends_nothing_different(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
     mails = await asyncio.to_thread(mail_server.wait_for_mail, "records", 3)
+    # Every copy of an archive that arrived, resent after the crash or not, is byte for
+    # byte the same under its one Message-ID (what the receiving side prepends, its
+    # Return-Path, Delivered-To and Received lines, set aside).
     by_id: dict[str, set[bytes]] = {}
     for raw in mails:
-        message = parsed(raw)
-        body = b"".join(
-            payload
-            for part in message.iter_attachments()
-            if isinstance(payload := part.get_payload(decode=True), bytes)
-        )
-        by_id.setdefault(str(message["Message-ID"]), set()).add(body)
+        by_id.setdefault(str(parsed(raw)["Message-ID"]), set()).add(as_sent(raw))
     assert sorted(by_id) == sorted(a.message_id for a in outbox.archives())
-    assert all(len(bodies) == 1 for bodies in by_id.values())  # never different content
+    assert all(len(copies) == 1 for copies in by_id.values())  # never different bytes
     assert "Traceback" not in log.read_text()
     await nurse.close()
     await doctor.close()
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this line of the service runs."""
+
+
+class CrashAfterAccepted(SmtpDelivery):
+    """The real send, then a crash before the service can mark the archive sent."""
+
+    def send(self, mail: bytes, *, sender: str, recipients: Sequence[str]) -> Accepted:
+        super().send(mail, sender=sender, recipients=recipients)
+        raise Crash
+
+
+async def test_a_crash_between_the_250_and_the_sent_mark_resends_the_same_bytes(
+    relais,  # noqa: F811 (fixture)
+    tmp_path,
+    mail_server,
+):
+    service, clock, _ = await archiving(relais, tmp_path, mail_server)
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+    await nurse.send_text(room, TEXT)
+    await service.turn()
+    service.outbox.request_cut(room)
+    service.delivery = CrashAfterAccepted(mail_server.smtp_config(), mail_server.imap_config())
+    with pytest.raises(Crash):
+        await service.turn()
+    [archive] = service.outbox.archives()
+    assert archive.state is ArchiveState.PENDING  # the 250 came, the mark did not
+    [first] = await asyncio.to_thread(mail_server.wait_for_mail, "records", 1)
+    # Started again: the pending archive is sent again.
+    service.delivery = SmtpDelivery(mail_server.smtp_config(), mail_server.imap_config())
+    clock.now += timedelta(minutes=1)
+    await service.turn()
+    assert service.outbox.archive(archive.id).state is ArchiveState.SENT
+    copies = await asyncio.to_thread(mail_server.wait_for_mail, "records", 2)
+    assert copies[0] == first
+    # Two copies: the same Message-ID and, byte for byte, the same mail; only the
+    # receiving side's trace lines above them differ.
+    assert [parsed(copy)["Message-ID"] for copy in copies] == [archive.message_id] * 2
+    assert as_sent(copies[0]) == as_sent(copies[1])
+    assert as_sent(copies[0]).startswith(b"From:")  # the sender's own headers on
+    assert copies[0] != copies[1]  # two deliveries, each traced by the receiver
+    for client in (nurse, doctor, service.client):
+        await client.close()
