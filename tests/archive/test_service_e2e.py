@@ -170,12 +170,14 @@ def documents_by_type(metadata: bytes) -> dict[str, list[str]]:
     """METADATA.XML's document entries: type code -> the files (URI) of that type."""
     found: dict[str, list[str]] = {}
     for entry in etree.fromstring(metadata).iterfind(".//rim:ExtrinsicObject", NS):
-        [code] = entry.xpath(
-            "rim:Classification[@classificationScheme=$scheme]/@nodeRepresentation",
-            namespaces=NS,
-            scheme=Scheme.TYPE_CODE,
-        )
-        [uri] = entry.xpath("rim:Slot[@name='URI']/rim:ValueList/rim:Value/text()", namespaces=NS)
+        [code] = [
+            c.get("nodeRepresentation")
+            for c in entry.iterfind("rim:Classification", NS)
+            if c.get("classificationScheme") == Scheme.TYPE_CODE
+        ]
+        [uri] = [
+            v.text for v in entry.iterfind("rim:Slot[@name='URI']/rim:ValueList/rim:Value", NS)
+        ]
         found.setdefault(str(code), []).append(str(uri))
     return found
 
