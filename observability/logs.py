@@ -113,6 +113,10 @@ def logging_config(*, level: str, json_lines: bool) -> dict[str, Any]:
             # query strings (one-time codes), and relais.requests logs each request.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "uvicorn.error": {"level": level, "filters": ["no_handshakes"]},
+            # The WebSocket library under uvicorn says "connection open" for each
+            # connection and reconnection (a reconnect storm after an outage would be a
+            # flood); its warnings and errors stay.
+            "websockets.server": {"level": "WARNING"},
             "daphne": {"handlers": ["console"], "level": level, "propagate": False},
             # The message store logs a database outage once, when it starts and when it
             # ends (chat.outages); the pool would log each of its reconnection attempts.

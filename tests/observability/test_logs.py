@@ -75,7 +75,7 @@ def test_plain_lines_are_redacted_too():
     assert line.endswith(f"auth {REDACTED} [connection_id=abcdef0123456789]")
 
 
-def test_uvicorns_websocket_handshake_lines_are_dropped_and_its_other_lines_kept():
+def test_websocket_handshake_and_connection_open_lines_are_dropped_and_other_lines_kept():
     import io
     import logging.config
 
@@ -92,7 +92,13 @@ def test_uvicorns_websocket_handshake_lines_are_dropped_and_its_other_lines_kept
         uvicorn.info('%s - "WebSocket %s" [accepted]', "127.0.0.1:40000", "/ws/v1/?x=1")
         uvicorn.info('%s - "WebSocket %s" %d', "127.0.0.1:40001", "/ws/v1/", 403)
         uvicorn.info("Uvicorn running on %s", "http://127.0.0.1:8001")
+        websockets = logging.getLogger("websockets.server")
+        websockets.info("connection open")
+        websockets.warning("a warning of the WebSocket library")
     finally:
         logging.config.dictConfig(settings.LOGGING)  # as the test run had it
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [line["message"] for line in lines] == ["Uvicorn running on http://127.0.0.1:8001"]
+    assert [line["message"] for line in lines] == [
+        "Uvicorn running on http://127.0.0.1:8001",
+        "a warning of the WebSocket library",
+    ]
