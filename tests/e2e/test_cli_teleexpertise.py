@@ -24,16 +24,6 @@ from tests.teleexpertise.samples import patient
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
 async def start(server: ServerProcess, home: Path, me: str, *options: str) -> Terminal:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
     process = await asyncio.create_subprocess_exec(
