@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import ServerProcess, production_env
+from tests.e2e.server import ROOT, ServerProcess, production_env
 
 
 @pytest.fixture
@@ -53,3 +57,34 @@ def start_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[object]
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database as ``make run`` sets it up (migrations, then the demo data),
+    made once per test process; each test serves a copy of its own."""
+    path = tmp_path_factory.mktemp("embedded") / "relais.sqlite3"
+    env = {"RELAIS_DEBUG": "1", "RELAIS_DATABASE_URL": f"sqlite:///{path}"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**clean, **env},
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    return path
+
+
+@pytest.fixture
+def embedded_server(embedded_database: Path, tmp_path: Path):
+    database = tmp_path / "relais.sqlite3"
+    shutil.copyfile(embedded_database, database)
+    env = {"RELAIS_DEBUG": "1", "RELAIS_DATABASE_URL": f"sqlite:///{database}"}
+    # Daphne, as ``make run`` (runserver) serves the embedded default.
+    server = ServerProcess(env=env, log_path=tmp_path / "server.log", kind="daphne")
+    server.start()
+    yield server
+    server.stop()
