@@ -17,6 +17,7 @@ from chat.runtime import Runtime, close_runtime, start_runtime
 from chat.services.devices import do_issue_device_token
 from directory.demo import ensure_demo_practitioners
 from directory.models import Practitioner
+from tests.e2e.server import ServerProcess, production_env
 
 # Each test run uses its own Redis channel names, so runs never hear each other; under
 # pytest-xdist (make test), each worker too: workers have databases of their own, where
@@ -101,3 +102,22 @@ def small_limits(settings: Any) -> Iterator[None]:
         }
     ):
         yield
+
+
+@pytest.fixture(scope="session")
+def shared_server(
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server process per test worker (development login on, production
+    settings otherwise), shared by the end-to-end tests that never stop, restart or
+    reconfigure their server (``server`` in tests/e2e/conftest.py). It runs on the
+    worker's test database, so it sees what each test writes; it keeps no state of its
+    own between tests that the flush after each test would leave stale. Stopped before
+    the test database is dropped (it depends on ``django_db_setup``)."""
+    process = ServerProcess(
+        env=production_env(RELAIS_DEBUG="1"),
+        log_path=tmp_path_factory.mktemp("shared-server") / "server.log",
+    )
+    process.start()
+    yield process
+    process.stop()

@@ -37,16 +37,6 @@ NURSE, DOCTOR, PHYSIO = "810003456786", "810001987659", "810004123450"
 ORGANISATION, NAME = "org:1750000123", "Centre de santé des Pentes"
 
 
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
 def create_archiver(server_env: dict[str, str], token_file: Path) -> subprocess.CompletedProcess:
     """What the operator runs, against the server's database."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
@@ -160,7 +150,7 @@ async def test_a_care_team_room_is_archived_by_its_organisation(server, server_e
     assert await sync_to_async(shares_after.count)() == 0  # the earlier ones were read
     assert await sync_to_async(Envelope.objects.filter(room_id=room).count)() == 4
     assert archiver.alerts.empty()
-    assert token not in (tmp_path / "server.log").read_text()
+    assert token not in server.log_path.read_text()
     for client in (nurse, doctor, archiver):
         await client.close()
 

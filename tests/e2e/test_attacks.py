@@ -28,22 +28,9 @@ from keylog.services import _append as operator_append
 from keylog.services import chain_of
 from tests import identities
 from tests.e2e.sdk import new_client, next_alert, next_message
-from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 NURSE, DOCTOR, PHYSIO = "810003456786", "810001987659", "810004123450"
-
-
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    """The server, and this test acting as its dishonest operator with its log key (the
-    development key file both processes read)."""
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
 
 
 def rogue_device(national_id: str) -> tuple[int, DeviceKeyPair]:

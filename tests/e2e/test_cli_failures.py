@@ -21,14 +21,6 @@ pytestmark = pytest.mark.e2e
 NURSE, DOCTOR = "810003456786", "810001987659"
 
 
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "s.log")
-    process.start()
-    yield process
-    process.stop()
-
-
 async def run_cli(home, *args: str) -> tuple[int, str]:
     """Run ``python -m client`` to its end; its exit code and everything it printed."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}

@@ -18,20 +18,9 @@ from documents.cda import check_cda
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, wound_photo
 from tests.e2e.terminal import Terminal
-from tests.e2e.test_embedded import embedded_server  # noqa: F401 - the fixture
 from tests.teleexpertise.samples import patient
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
 
 
 async def start(server: ServerProcess, home: Path, me: str, *options: str) -> Terminal:
@@ -116,7 +105,7 @@ async def test_the_nurse_to_gp_flow_in_two_terminals(server, tmp_path):
     assert await gp.quit() == 0
 
 
-async def test_the_flow_on_the_embedded_server(embedded_server, tmp_path):  # noqa: F811
+async def test_the_flow_on_the_embedded_server(embedded_server, tmp_path):
     """What ``make run`` serves (SQLite, in-process fan-out): the same steps work."""
     (tmp_path / "patient.json").write_text(json.dumps(patient().to_dict()))
     gp = await start(

@@ -24,7 +24,6 @@ from e2ee.encoding import unb64u
 from e2ee.errors import CryptoError, CryptoErrorCode
 from tests.e2e.operator import Operator
 from tests.e2e.sdk import barrier, next_message, open_client, wait_alert
-from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 NURSE, DOCTOR, PHYSIO = "810003456786", "810001987659", "810004123450"
@@ -39,14 +38,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "s.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

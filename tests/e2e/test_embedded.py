@@ -5,38 +5,14 @@ CLI (``python -m client chat``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.terminal import Terminal
 
 pytestmark = pytest.mark.e2e
 NURSE, PHARMACIST = "810003456786", "810002765435"
-
-
-@pytest.fixture
-def embedded_server(tmp_path: Path):
-    env = {"RELAIS_DEBUG": "1", "RELAIS_DATABASE_URL": f"sqlite:///{tmp_path}/relais.sqlite3"}
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
-    for command in (["migrate", "--noinput"], ["seed_demo"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env={**clean, **env},
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    # Daphne, as ``make run`` (runserver) serves the embedded default.
-    server = ServerProcess(env=env, log_path=tmp_path / "server.log", kind="daphne")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_two_terminals_chat_end_to_end_on_the_embedded_server(embedded_server, tmp_path):

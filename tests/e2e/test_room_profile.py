@@ -12,7 +12,6 @@ import pytest
 from client.api import ApiError
 from client.teleexpertise.profile import RoomProfileContent, profile_of, set_profile
 from tests.e2e.sdk import TIMEOUT, new_client
-from tests.e2e.server import ServerProcess
 from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, ORGANISATION, plaintext_found
 from tests.e2e.test_archiver import archiver_client, create_archiver
 from tests.teleexpertise.samples import patient
@@ -20,16 +19,6 @@ from tests.teleexpertise.samples import patient
 pytestmark = [pytest.mark.e2e]
 PHYSIO = "810004123450"
 NOTES = "Pansement tous les deux jours ; allergie au latex."
-
-
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
 
 
 async def publish(client, room, profile):
@@ -49,6 +38,7 @@ async def current_profile(client, room):
     return profile_of(client, room)
 
 
+@pytest.mark.own_server  # it stops its server
 async def test_the_patient_of_a_care_team_room(server, server_env, tmp_path):
     token_file = tmp_path / "archiver.json"
     await asyncio.to_thread(create_archiver, server_env, token_file)

@@ -16,23 +16,12 @@ from chat.models import Envelope
 from e2ee.envelopes import decrypt_envelope, parse_envelope
 from e2ee.errors import CryptoError, CryptoErrorCode
 from tests.e2e.sdk import new_client, next_alert, next_message, reopen, wait_alert
-from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 NURSE, PHARMACIST, DOCTOR = "810003456786", "810002765435", "810001987659"
 
 
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    """A production-like server with the development login on (the SDK's login here)."""
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
+@pytest.mark.own_server  # it kills and restarts its server
 async def test_two_clients_chat_add_and_remove_a_member_and_survive_reconnects(server, tmp_path):
     nurse = await new_client(server.http_url, tmp_path, NURSE, "nurse")
     pharmacist = await new_client(server.http_url, tmp_path, PHARMACIST, "pharmacist")
@@ -108,6 +97,7 @@ async def test_two_clients_chat_add_and_remove_a_member_and_survive_reconnects(s
 SECRETS = ["Plaie talon gauche 3 cm", "Patient Jean Dupont né 1944", "amoxicilline 1g x3"]
 
 
+@pytest.mark.own_server  # it stops its server
 async def test_the_server_never_holds_the_plaintext(server, tmp_path):
     nurse = await new_client(server.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(server.http_url, tmp_path, DOCTOR, "doctor")

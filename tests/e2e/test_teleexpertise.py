@@ -33,7 +33,6 @@ from documents.errors import DocumentError
 from teleexpertise.models import BillingAct, Teleexpertise
 from teleexpertise.services.clock import run_clock
 from teleexpertise.workflow import State
-from tests.e2e.server import ServerProcess
 from tests.e2e.teleexpertise_helpers import (
     DOCTOR,
     NURSE,
@@ -59,16 +58,7 @@ PRECISION = "Pas de fièvre, exsudat séreux modéré."
 ANSWER = "Pas de signe d'infection : hydrocolloïde, contrôle à J+7, adresser si extension."
 
 
-@pytest.fixture
-def server(server_env, tmp_path, practitioners):
-    process = ServerProcess(
-        env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "server.log"
-    )
-    process.start()
-    yield process
-    process.stop()
-
-
+@pytest.mark.own_server  # it stops its server
 async def test_nurse_asks_the_gp_and_both_are_paid(server, server_env, tmp_path):
     token_file = tmp_path / "archiver.json"
     await asyncio.to_thread(create_archiver, server_env, token_file)

@@ -76,12 +76,11 @@ def server(server_env, tmp_path, practitioners, witness_key):
 
 
 @pytest.fixture
-def dev_server(server_env, tmp_path, practitioners):
-    """A development server without witnesses, for the operator's tricks."""
-    process = ServerProcess(env={**server_env, "RELAIS_DEBUG": "1"}, log_path=tmp_path / "dev.log")
-    process.start()
-    yield process
-    process.stop()
+def dev_server(server_env, practitioners, shared_server):
+    """A development server without witnesses, for the operator's tricks: the test
+    worker's shared one."""
+    shared_server.wait_healthy()
+    return shared_server
 
 
 def start_witness(server: ServerProcess, key: Ed25519PrivateKey, tmp_path) -> subprocess.Popen:
