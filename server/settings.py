@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "push",
     "identity",
     "teleexpertise",
+    "webapp",
     # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
     # served from STATIC_URL, never a CDN.
     "drf_spectacular",
