@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Route,
+    ViewportSize,
+    async_playwright,
+)
 
 from tests.e2e.server import ServerProcess, production_env
 from tests.web.build import CHROMIUM, TEST_BUNDLES, ensure_built
@@ -95,17 +102,19 @@ async def app_page(
         await context.close()
 
 
-VECTORS_PAGE = "/__tests__/vectors.html"
+# The vectors page needs no server: Playwright answers its two requests, on a loopback
+# origin (a secure context, as the app's, so WebCrypto is there).
+VECTORS_PAGE = "http://localhost/__tests__/vectors.html"
 
 
 @pytest.fixture
-async def vectors_page(web_server: ServerProcess, browser: Browser) -> AsyncIterator[Page]:
-    """A page of the server's origin (a secure context, as the app's) that loads the
-    vectors runner, a bundle the tests build and serve themselves: never shipped."""
+async def vectors_page(web_build: None, browser: Browser) -> AsyncIterator[Page]:
+    """A page that loads the vectors runner, a bundle the tests build and serve
+    themselves: it is never shipped with the app."""
     context = await new_device(browser)
     bundle = (TEST_BUNDLES / "vectors.js").read_bytes()
 
-    async def serve(route: Any) -> None:
+    async def serve(route: Route) -> None:
         if route.request.url.endswith(".js"):
             await route.fulfill(body=bundle, content_type="text/javascript")
         else:
@@ -115,9 +124,9 @@ async def vectors_page(web_server: ServerProcess, browser: Browser) -> AsyncIter
                 content_type="text/html",
             )
 
-    await context.route("**/__tests__/**", serve)
+    await context.route("http://localhost/__tests__/**", serve)
     page = await context.new_page()
-    await page.goto(web_server.http_url + VECTORS_PAGE)
+    await page.goto(VECTORS_PAGE)
     await page.wait_for_function("() => globalThis.relaisVectors !== undefined")
     yield page
     await context.close()
