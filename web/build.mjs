@@ -20,6 +20,7 @@ const results = await Promise.all([
   esbuild.build({ ...common, entryPoints: { main: "src/main.ts" }, outdir: shipped }),
   esbuild.build({ ...common, format: "iife", entryPoints: { sw: "src/sw.ts" }, outdir: shipped }),
   esbuild.build({ ...common, entryPoints: { vectors: "tests/vectors.ts" }, outdir: "build-tests" }),
+  esbuild.build({ ...common, entryPoints: { attachments: "tests/attachments_page.ts" }, outdir: "build-tests" }),
 ]);
 for (const result of results) {
   for (const [file, info] of Object.entries(result.metafile.outputs)) {
