@@ -13,9 +13,9 @@ from tests.web.conftest import new_device
 PAGE_PATH = "/__tests__/attachments.html"
 PAGE = (
     '<!DOCTYPE html><html lang="fr"><meta charset="utf-8"><title>attachments</title>'
-    '<input type="file" id="picker" accept="image/*" capture="environment">'
-    '<input type="file" id="files">'
-    '<script type="module" src="/__tests__/attachments.js"></script></html>'
+    '<link rel="stylesheet" href="/__tests__/attachments.css">'
+    '<body class="screen"><script type="module" src="/__tests__/attachments.js"></script>'
+    "</body></html>"
 )
 
 
@@ -25,11 +25,14 @@ async def open_attachments_page(
     """A new device (browser context) on ``origin`` with the attachments page open.
     Loopback origins are secure contexts, so WebCrypto is there."""
     context = await new_device(browser)
-    bundle = (TEST_BUNDLES / "attachments.js").read_bytes()
+    script = (TEST_BUNDLES / "attachments.js").read_bytes()
+    styles = (TEST_BUNDLES / "attachments.css").read_bytes()
 
     async def serve(route: Route) -> None:
         if route.request.url.endswith(".js"):
-            await route.fulfill(body=bundle, content_type="text/javascript")
+            await route.fulfill(body=script, content_type="text/javascript")
+        elif route.request.url.endswith(".css"):
+            await route.fulfill(body=styles, content_type="text/css")
         else:
             await route.fulfill(body=PAGE, content_type="text/html")
 

@@ -21,9 +21,7 @@ VECTORS = json.loads(
 
 async def test_every_attachment_vector_passes_in_the_browser(web_build, browser):
     context, page = await open_attachments_page(browser)
-    results = await page.evaluate(
-        "(data) => globalThis.relaisAttachmentVectors.run(data)", VECTORS
-    )
+    results = await page.evaluate("(data) => globalThis.relaisAttachmentVectors.run(data)", VECTORS)
     await context.close()
 
     assert [f"{r['name']}: {r.get('error')}" for r in results if not r["ok"]] == []

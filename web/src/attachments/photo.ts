@@ -6,7 +6,8 @@
 //   applied (createImageBitmap, imageOrientation "from-image"; colours converted to the
 //   canvas's sRGB) → resize to the long edge → draw the pixels alone on a fresh canvas
 //   → re-encode (JPEG or WebP): nothing of the file but its pixels survives (EXIF, GPS,
-//   XMP, IPTC, comments, ICC profile), which `metadataSegments` checks on the output →
+//   XMP, IPTC, comments, ICC profile; the encoder's own sRGB profile is dropped too),
+//   which `metadataSegments` checks on every output →
 //   a thumbnail small enough to travel inside the encrypted message.
 //
 // HEIC/HEIF (iPhone photos) and TIFF: Chromium cannot decode them; they are refused
@@ -95,10 +96,39 @@ export async function inspectImage(file: Blob, options: PhotoOptions = PHOTO_DEF
   return header;
 }
 
+/** The canvas's pixels as a JPEG or WebP file that holds nothing else: Chromium's
+ * encoder adds the canvas's sRGB colour profile (APP2), which is dropped — the pixels
+ * are sRGB, which viewers assume without a profile. Anything else that is not pixels
+ * is refused rather than sent. */
 async function encode(canvas: OffscreenCanvas, mime: OutputMime, quality: number): Promise<Uint8Array> {
   const blob = await canvas.convertToBlob({ type: mime, quality: quality / 100 });
   if (blob.type !== mime) throw refusal("image_unreadable", `This browser cannot encode ${mime}.`, `Ce navigateur ne sait pas encoder ${mime}.`);
-  return new Uint8Array(await blob.arrayBuffer());
+  const encoded = new Uint8Array(await blob.arrayBuffer());
+  const data = mime === "image/jpeg" ? withoutJpegMetadata(encoded) : encoded;
+  const leftovers = metadataSegments(data);
+  if (leftovers.length) throw refusal("image_unreadable", `The encoder wrote metadata (${leftovers.join(", ")}).`, `L'encodeur a écrit des métadonnées (${leftovers.join(", ")}).`);
+  return data;
+}
+
+/** A JPEG without the segments before its scan that are not needed to decode it. */
+export function withoutJpegMetadata(jpeg: Uint8Array): Uint8Array {
+  const kept: Uint8Array[] = [jpeg.subarray(0, 2)];
+  let at = 2;
+  while (at + 4 <= jpeg.length && jpeg[at] === 0xff) {
+    const marker = jpeg[at + 1]!;
+    if (marker === 0xda) break;
+    const end = at + 2 + ((jpeg[at + 2]! << 8) | jpeg[at + 3]!);
+    if (PLAIN_JPEG_MARKERS.has(marker)) kept.push(jpeg.subarray(at, end));
+    at = end;
+  }
+  kept.push(jpeg.subarray(at));
+  const out = new Uint8Array(kept.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of kept) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /** A fresh canvas holding ``source`` scaled to width × height, on white for JPEG (which
@@ -151,8 +181,6 @@ export async function processPhoto(file: Blob, overrides: Partial<PhotoOptions> 
     bitmap.close();
   }
   const data = await encode(pixels, options.outputMime, options.quality);
-  const leftovers = metadataSegments(data);
-  if (leftovers.length) throw new Error(`the encoder wrote metadata segments ${leftovers.join(", ")}`);
   const thumbnail = await thumbnailOf(pixels, options);
   return { data, mime: options.outputMime, width: pixels.width, height: pixels.height, thumbnail };
 }

@@ -60,6 +60,28 @@ export const fr = {
   members: "Membres",
   archivedBy: "Archivé par {name}",
   linkDevice: "Lier un appareil",
+  // Photos and files (ui/attachments.ts)
+  attachPhoto: "Photo",
+  attachPhotoLabel: "Prendre ou choisir une photo",
+  attachFile: "Fichier",
+  attachFileLabel: "Joindre un fichier",
+  attachPreviewTitle: "Aperçu avant envoi",
+  attachPreparing: "Préparation de la photo…",
+  attachCleaned: "Photo redressée, réduite à {width} × {height} px ; position GPS et autres métadonnées retirées.",
+  attachFileSummary: "{name} ({size})",
+  attachCaption: "Légende (facultative)",
+  attachSend: "Envoyer",
+  attachCancel: "Annuler",
+  attachUploading: "Chiffrement et envoi : {percent} %",
+  attachDownloading: "Téléchargement : {percent} %",
+  attachSent: "Envoyé.",
+  attachOpenPhoto: "Ouvrir la photo {name} en plein écran",
+  attachPhotoAlt: "Photo {name}",
+  attachNoPreview: "Photo sans aperçu",
+  attachClose: "Fermer",
+  attachDownload: "Télécharger {name} ({size})",
+  attachUnnamed: "fichier",
+  attachBadDescriptor: "Pièce jointe illisible : {reason}",
 } as const;
 
 export type MessageKey = keyof typeof fr;
