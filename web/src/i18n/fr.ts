@@ -60,6 +60,22 @@ export const fr = {
   members: "Membres",
   archivedBy: "Archivé par {name}",
   linkDevice: "Lier un appareil",
+  waitingForPeer: "{name} ouvrira la conversation dès que possible (le numéro le plus petit la crée).",
+  noDevice: "{name} n’a pas encore d’appareil certifié.",
+  identityExists: "Ce professionnel utilise déjà Relais sur un autre appareil : liez ce navigateur depuis cet appareil ou utilisez le code de récupération.",
+  unlockIntro: "Cet appareil garde les clés de {name}. Saisissez la phrase de passe.",
+  openConversation: "Ouvrir la conversation avec {name}",
+  membersHint: "Numéros RPPS/ADELI des membres, séparés par des virgules",
+  blocked: "Bloqué : les clés ont changé depuis votre vérification.",
+  acceptChange: "Accepter le changement",
+  itsMine: "C’est mon appareil",
+  dismiss: "Fermer",
+  failed: "échec",
+  reordered: "arrivé dans le désordre",
+  roomRefused: "Conversation refusée : son historique signé n’est pas valide ({reason}).",
+  scanHint: "Code QR à scanner par votre correspondant",
+  created: "Créé le {when}",
+  revoked: "révoqué",
 } as const;
 
 export type MessageKey = keyof typeof fr;
