@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.sdk import new_client, next_message
+from tests.e2e.teleexpertise_helpers import plaintext_found
 from tests.web.conftest import DESKTOP, PHONE, screenshot
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,9 @@ async def open_direct_room(page: Page, query: str, national_id: str) -> None:
     await page.locator("#composer").wait_for()
 
 
-async def test_two_browsers_chat_end_to_end(app_page):
+async def test_two_browsers_chat_end_to_end_and_the_server_holds_no_plaintext(
+    app_page, web_server, tmp_path
+):
     doctor = await app_page(DOCTOR, viewport=DESKTOP)
     nurse = await app_page(NURSE, viewport=PHONE)
     await open_direct_room(doctor, "Martin", NURSE)
@@ -59,6 +62,9 @@ async def test_two_browsers_chat_end_to_end(app_page):
     # Each message shows once on each side.
     assert await doctor.locator("#messages li").count() == 2
     assert await nurse.locator("#messages li").count() == 2
+    # Nothing of the conversation is on the server: database rows, Redis, logs.
+    needles = ["comment va la plaie", "pas de fièvre", "Pansement refait"]
+    assert await plaintext_found(needles, [tmp_path / "server.log"]) == []
 
 
 async def test_a_browser_and_the_python_sdk_chat_both_ways(app_page, web_server, tmp_path):

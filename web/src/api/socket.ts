@@ -31,11 +31,13 @@ export class Socket {
     this.stopped = false;
     this.connect();
     globalThis.addEventListener("online", this.wake);
+    globalThis.addEventListener("offline", this.drop);
   }
 
   stop(): void {
     this.stopped = true;
     globalThis.removeEventListener("online", this.wake);
+    globalThis.removeEventListener("offline", this.drop);
     clearTimeout(this.timer);
     this.ws?.close(1000);
     this.ws = null;
@@ -46,6 +48,13 @@ export class Socket {
     this.ws!.send(JSON.stringify(frame));
     return true;
   }
+
+  /** The network is gone: close now rather than wait for a timeout; reconnect (and
+   * catch up) when it is back. */
+  private readonly drop = (): void => {
+    clearTimeout(this.timer);
+    this.ws?.close(4000);
+  };
 
   private readonly wake = (): void => {
     if (!this.ws && !this.stopped) {
@@ -94,6 +103,7 @@ export class Socket {
         return;
       }
       this.events.status(navigator.onLine ? "connecting" : "offline");
+      if (!navigator.onLine) return; // the "online" event reconnects
       this.timer = setTimeout(() => this.connect(), this.delay) as unknown as number;
       this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
     };

@@ -11,7 +11,7 @@ import type { SafetyNumber } from "../e2ee/safety";
 import { errorText, t } from "../i18n";
 import * as db from "../store/db";
 import { whenLanguageChanges } from "./chrome";
-import { conversationView } from "./conversation";
+import { connectionStatus, conversationView } from "./conversation";
 import { type DeviceRow, devicesView } from "./devices";
 import { h, replace } from "./dom";
 import { loginView, unlockView } from "./login";
@@ -130,8 +130,7 @@ export class App {
 
   private statusBar(): Node {
     const client = this.client!;
-    const label = client.connection === "online" ? t("online") : client.connection === "connecting" ? t("reconnecting") : t("offline");
-    return h("div", {}, h("p", { class: "status", id: "connection", "data-state": client.connection, role: "status" }, label), alertsView(client, null));
+    return h("div", {}, connectionStatus(client), alertsView(client, null));
   }
 
   private summaries(): RoomSummary[] {

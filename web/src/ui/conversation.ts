@@ -21,6 +21,12 @@ export interface ConversationActions {
   safety(nationalId: string): void;
 }
 
+export function connectionStatus(client: RelaisClient): HTMLElement {
+  const state = client.connection;
+  const label = state === "online" ? t("online") : state === "connecting" ? t("reconnecting") : t("offline");
+  return h("p", { class: "status", id: "connection", "data-state": state, role: "status" }, label);
+}
+
 function time(ts: number): string {
   return new Date(ts).toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" });
 }
@@ -75,6 +81,7 @@ export function conversationView(client: RelaisClient, roomId: number, actions: 
     "section",
     { class: "screen conversation", "aria-labelledby": "screen-title" },
     header(client.roomTitle(roomId), actions.back, "screen-title", others.length === 1 ? [h("button", { type: "button", id: "safety", class: "secondary", onclick: () => actions.safety(others[0]!) }, t("safetyNumber"))] : []),
+    connectionStatus(client),
     alertsView(client, roomId),
     refused ? h("p", { role: "alert", class: "alert" }, t("roomRefused", { reason: refused })) : null,
     list,
