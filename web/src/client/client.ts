@@ -537,8 +537,8 @@ export class RelaisClient {
 
   private async memberFor(nationalId: string, role: string): Promise<JsonObject> {
     const identity = await this.identityOf(nationalId, false);
-    if (!identity.identityKey || identity.devices.size === 0) throw new KeyTransparencyError(`${nationalId} has no certified device yet`);
     if (this.isBlocked(nationalId)) throw new SecurityError(`the identity key of ${nationalId} changed since you verified it`);
+    if (!identity.identityKey || identity.devices.size === 0) throw new KeyTransparencyError(`${nationalId} has no certified device yet`);
     const devices = [...identity.devices.values()].map((d) => ({ device: d.device, signKey: d.signKey, crossSig: d.crossSig }));
     return memberContent(nationalId, role, identity.identityKey, devices);
   }
