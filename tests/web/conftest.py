@@ -75,13 +75,18 @@ async def new_device(browser: Browser, *, viewport: ViewportSize | None = None) 
     return context
 
 
-async def log_in(page: Page, base_url: str, national_id: str) -> None:
-    """The development login, as a user does it, up to the rooms list."""
+async def log_in(page: Page, base_url: str, national_id: str) -> str:
+    """The development login of a practitioner's first device, as a user does it: it
+    makes their identity, shows the recovery code once, then the rooms list. The code."""
     await page.goto(base_url + "/")
     await page.get_by_label("Numéro RPPS").fill(national_id)
     await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
     await page.get_by_role("button", name="Se connecter (développement)").click()
+    code = await page.locator("#recovery-code").text_content()
+    await page.get_by_role("button", name="Je l’ai noté").click()
     await page.locator("#room-list").wait_for()
+    await page.locator('#connection[data-state="online"]').wait_for()
+    return code or ""
 
 
 @pytest.fixture

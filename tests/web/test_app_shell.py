@@ -11,10 +11,10 @@ from email.message import Message
 import pytest
 from playwright.async_api import ConsoleMessage
 
-from tests.web.conftest import DESKTOP, PHONE, new_device, screenshot
+from tests.web.conftest import DESKTOP, PASSPHRASE, PHONE, new_device, screenshot
 
 pytestmark = pytest.mark.e2e
-NURSE = "810003456786"
+NURSE, DOCTOR = "810003456786", "810001987659"
 
 
 def fetch(url: str) -> tuple[int, Message, bytes]:
@@ -83,7 +83,11 @@ def violations_of(found: list[str]):
 
 
 async def test_the_development_login_lands_on_the_rooms_list(web_server, browser):
-    for name, viewport in [("login-phone", PHONE), ("login-desktop", DESKTOP)]:
+    # Two practitioners: each one's first device makes their identity.
+    for name, viewport, practitioner in [
+        ("login-phone", PHONE, NURSE),
+        ("login-desktop", DESKTOP, DOCTOR),
+    ]:
         context = await new_device(browser, viewport=viewport)
         page = await context.new_page()
         violations: list[str] = []
@@ -91,10 +95,17 @@ async def test_the_development_login_lands_on_the_rooms_list(web_server, browser
         await page.goto(web_server.http_url + "/")
         await page.get_by_role("button", name="Se connecter (développement)").wait_for()
         await screenshot(page, name)
-        await page.get_by_label("Numéro RPPS").fill(NURSE)
-        await page.get_by_label("Phrase de passe").fill("phrase de passe du test")
+        await page.get_by_label("Numéro RPPS").fill(practitioner)
+        await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
         await page.get_by_role("button", name="Se connecter (développement)").click()
+        # The first device makes the identity and shows the recovery code once.
+        code = await page.locator("#recovery-code").text_content()
+        assert code is not None
+        assert len(code.replace("-", "")) == 32
+        await screenshot(page, f"recovery-{name.split('-')[1]}")
+        await page.get_by_role("button", name="Je l’ai noté").click()
         await page.get_by_role("heading", name="Conversations").wait_for()
         assert await page.locator("#room-list").is_visible()
+        await page.locator('#connection[data-state="online"]').wait_for()
         assert violations == []
         await context.close()

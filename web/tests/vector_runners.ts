@@ -1,6 +1,9 @@
 // One runner per vector file. ``check(name, body)`` records one named case.
 import { b64u, concat, fromHex, fromUtf8, hex, unb64u } from "../src/e2ee/bytes";
-import { canonicalText, parseCanonical, type JsonObject } from "../src/e2ee/canonical";
+import { canonicalJson, canonicalText, parseCanonical, type JsonObject } from "../src/e2ee/canonical";
+import { decryptEnvelope, type DeviceRef, encryptEnvelope, newOutboundSession, parseEnvelope, sessionKey } from "../src/e2ee/envelopes";
+import { acceptShare, openShare, sealShare, shareKexSerial } from "../src/e2ee/shares";
+import { applyEvent, replayChain, type RoomState } from "../src/e2ee/state";
 import { verifyKex } from "../src/e2ee/kex";
 import { commitment, LinkCode } from "../src/e2ee/linking";
 import * as merkle from "../src/e2ee/merkle";
@@ -222,5 +225,91 @@ runners.keylog = async (v, check) => {
     assertEqual(await cosign(witness, logKey.publicKey, heads[2]!), v.cosignature_of_head_3, "cosignature");
     await verifyCosignature(v.cosignature_of_head_3, logKey.publicKey, witness.publicKey, heads[2]!);
     await assertRefused(() => verifyCosignature(v.cosignature_of_head_3, logKey.publicKey, witness.publicKey, heads[1]!), "a cosignature of another head", "bad_signature");
+  });
+};
+
+runners.room_state = async (v, check) => {
+  await check("identities", async () => {
+    for (const person of v.identities) {
+      const owner = await SigningKey.fromSeed(unb64u(person.identity_private));
+      assertEqual(b64u(owner.publicKey), person.identity_key, `${person.name} identity key`);
+    }
+  });
+  await check("the chain verifies", async () => {
+    let current: RoomState | null = null;
+    for (const [i, raw] of v.events.entries()) {
+      const applied = await applyEvent(current, utf8(raw));
+      assertEqual(b64u(applied.event.hash), v.heads[i], `head ${i}`);
+      current = applied.state;
+    }
+    assertEqual(current!.epoch, v.final_epoch, "final epoch");
+    assertEqual([...current!.members.keys()].sort(), ["810001987659", "810003456786"], "members");
+    assertEqual([...current!.members.get("810001987659")!.devices.keys()].sort((a, b) => a - b), [9, 12], "devices");
+  });
+  for (const c of v.rejected) {
+    await check(`refused: ${c.why}`, async () => {
+      const partial = await replayChain(v.events.slice(0, c.after).map(utf8));
+      await assertRefused(() => applyEvent(partial, utf8(c.event)), c.why, c.code);
+    });
+  }
+};
+
+async function chainOf(context: Record<string, unknown>, events: number): Promise<{ state: RoomState; devices: Map<string, { signing: SigningKey; kexPrivate: Uint8Array }> }> {
+  const chain = context.room_state as Vector;
+  const devices = new Map();
+  for (const d of chain.devices) devices.set(d.name, await deviceKeys(d));
+  return { state: await replayChain(chain.events.slice(0, events).map(utf8)), devices };
+}
+
+runners.envelope = async (v, check, context) => {
+  const { state, devices } = await chainOf(context, v.chain_events);
+  const start = v.session;
+  const sender: DeviceRef = [v.sender[0], v.sender[1]];
+  await check("envelopes reproduce", async () => {
+    const outbound = { room: state.room, sender, keyId: unb64u(start.key_id), chainKey: unb64u(start.chain_key), index: start.index, epoch: state.epoch, createdAtMs: 0, sharedWith: [] };
+    // The log head the vectors gossip (a seed-derived root in tests/vectors/generate.py).
+    const log = JSON.parse(v.envelopes[0]).log;
+    const made = [];
+    for (const [i, content] of v.contents.entries()) {
+      made.push(fromUtf8(await encryptEnvelope(outbound, state, devices.get("nurse")!.signing, content, v.seqs[i], v.timestamps[i], log)));
+    }
+    assertEqual(made, v.envelopes, "envelopes");
+  });
+  await check("envelopes decrypt once", async () => {
+    const inbound = { room: state.room, sender, keyId: unb64u(start.key_id), chainKey: unb64u(start.chain_key), nextIndex: 0, epoch: state.epoch, skipped: new Map() };
+    const sessions = new Map([[sessionKey(sender, inbound.keyId), inbound]]);
+    for (const [i, envelope] of v.envelopes.entries()) {
+      const opened = await decryptEnvelope(state, parseEnvelope(utf8(envelope)), sessions);
+      assertEqual([opened.content, opened.seq], [v.contents[i], v.seqs[i]], "content");
+    }
+    await assertRefused(async () => decryptEnvelope(state, parseEnvelope(utf8(v.envelopes[0])), sessions), "a replay", "replay");
+    const forged = JSON.parse(v.envelopes[1]);
+    forged.index = 5;
+    await assertRefused(async () => decryptEnvelope(state, parseEnvelope(canonicalJson(forged)), sessions), "a changed header", "bad_signature");
+  });
+};
+
+runners.hpke_share = async (v, check, context) => {
+  const { state, devices } = await chainOf(context, v.chain_events);
+  const message = utf8(v.to_device_message);
+  const recipient: DeviceRef = [v.recipient[0], v.recipient[1]];
+  await check("the share opens and is accepted", async () => {
+    assertEqual(shareKexSerial(message), 1, "kex serial");
+    const opened = await openShare(message, devices.get("pharmacist")!.kexPrivate, recipient);
+    assertEqual(opened.body, v.share, "share");
+    assertTrue(opened.profileKey !== null, "profile key");
+    const session = await acceptShare(opened, state);
+    assertEqual(b64u(session.chainKey), v.share.chain_key, "chain key");
+    await assertRefused(() => openShare(message, devices.get("doctor")!.kexPrivate, recipient), "another device's key", "decrypt_failed");
+    await assertRefused(() => openShare(message, devices.get("pharmacist")!.kexPrivate, ["810002765435", 12]), "another recipient", "wrong_recipient");
+  });
+  await check("a share sealed here opens", async () => {
+    const session = newOutboundSession(state.room, ["810003456786", 7], state.epoch, 0);
+    const pharmacist = devices.get("pharmacist")!;
+    const kex = { nationalId: recipient[0], device: recipient[1], kexKey: await x25519Public(pharmacist.kexPrivate), serial: 3, createdAt: 0, expiresAt: 1, raw: new Uint8Array() };
+    const sealed = await sealShare(session, state.epoch, devices.get("nurse")!.signing, recipient, kex);
+    assertEqual(shareKexSerial(sealed), 3, "kex serial");
+    const accepted = await acceptShare(await openShare(sealed, pharmacist.kexPrivate, recipient), state);
+    assertEqual(b64u(accepted.chainKey), b64u(session.chainKey), "chain key");
   });
 };

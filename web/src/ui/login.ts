@@ -73,3 +73,27 @@ export function loginView(config: ServerConfig, actions: LoginActions, error: st
     !config.devLogin && !config.psc ? h("p", {}, t("noLogin")) : null,
   );
 }
+
+export function unlockView(name: string, unlock: (passphrase: string) => void, logout: () => void, error: string | null): HTMLElement {
+  const passphrase = h("input", { id: "passphrase", name: "passphrase", type: "password", autocomplete: "current-password", required: true, maxlength: 200 });
+  return h(
+    "section",
+    { class: "screen login" },
+    header(t("unlockTitle"), null, "login-title"),
+    h("p", {}, t("unlockIntro", { name })),
+    error ? h("p", { role: "alert", class: "error" }, error) : null,
+    h(
+      "form",
+      {
+        class: "card",
+        onsubmit: (event: Event) => {
+          event.preventDefault();
+          unlock(passphrase.value);
+        },
+      },
+      h("p", { class: "field" }, h("label", { for: "passphrase" }, t("passphraseLabel")), passphrase),
+      h("button", { type: "submit", id: "unlock" }, t("unlockButton")),
+    ),
+    h("p", {}, h("button", { type: "button", class: "secondary", id: "logout", onclick: logout }, t("logout"))),
+  );
+}
