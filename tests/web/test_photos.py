@@ -30,12 +30,12 @@ from client.session import RelaisClient
 from tests.attachments.conftest import SERVER_LIMITS, AttachmentServer
 from tests.attachments.photos import SECRETS, phone_jpeg, red_corner
 from tests.attachments.test_images import assert_no_metadata, png_bomb
-from tests.e2e.sdk import next_message, token_client
+from tests.e2e.sdk import new_client, next_message, token_client
 from tests.web.attachment_pages import open_attachments_page
 from tests.web.conftest import PHONE, screenshot
 
 pytestmark = pytest.mark.e2e
-NURSE, DOCTOR = "810003456786", "810001987659"
+NURSE, DOCTOR, PHARMACIST = "810003456786", "810001987659", "810002765435"
 
 
 class Device:
@@ -387,3 +387,68 @@ async def test_unreadable_heic_and_bomb_photos_are_refused_before_decoding_in_bo
     assert english[0] == "mime_unsupported"
     assert "cannot read HEIC/HEIF photos" in english[1]
     await context.close()
+
+
+async def test_in_the_app_a_camera_photo_reaches_the_sdk_stripped_upright_and_the_reverse(
+    app_page, web_server, tmp_path
+):
+    """The conversation screen of the app itself: the nurse's browser and a pharmacist's
+    Python SDK client in a direct room, photos both ways."""
+    nurse_page = await app_page(NURSE, viewport=PHONE)
+    pharmacist = await new_client(web_server.http_url, tmp_path, PHARMACIST, "pharmacist")
+    try:
+        room = await pharmacist.create_room(kind="direct", members=[NURSE])
+        await pharmacist.send_text(room, "Pouvez-vous m'envoyer la photo de la plaie ?")
+        await nurse_page.locator("#room-list button.room").first.click()
+        await nurse_page.locator("#messages li", has_text="la photo de la plaie").wait_for()
+
+        await nurse_page.get_by_label("Prendre ou choisir une photo").set_input_files(
+            {"name": "IMG_2042.JPG", "mimeType": "image/jpeg", "buffer": phone_jpeg(orientation=6)}
+        )
+        preview = nurse_page.locator("img[data-preview=photo]")
+        await preview.wait_for()
+        await nurse_page.wait_for_function(
+            "(img) => img.naturalWidth > 0", arg=await preview.element_handle()
+        )
+        # (The app's Content-Security-Policy keeps pages from fetching blob: URLs, so the
+        # bytes the preview shows are compared on the test page, in the first test.)
+        assert await preview.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [
+            900,
+            1200,
+        ]
+        await screenshot(nurse_page, "conversation-photo-preview-phone")
+        await nurse_page.locator("button[data-attach=send]").click()
+
+        message = await next_message(pharmacist)
+        descriptor = message.attachment
+        assert descriptor is not None
+        assert message.sender[0] == NURSE
+        photo = (
+            await pharmacist.download_attachment(descriptor, tmp_path / "from-browser.jpg")
+        ).read_bytes()
+        assert_no_metadata(photo)
+        image = Image.open(io.BytesIO(photo))
+        assert red_corner(image) == "top-right"  # upright
+        assert image.size == (descriptor.width, descriptor.height) == (900, 1200)
+        # The nurse's own message shows the photo's thumbnail.
+        await nurse_page.locator(f'[data-attachment="{descriptor.blob}"] img').wait_for()
+
+        sent = await pharmacist.send_photo(
+            room, phone_jpeg(1600, 1200, orientation=8), name="ordonnance.jpg"
+        )
+        opener = nurse_page.get_by_role(
+            "button", name="Ouvrir la photo ordonnance.jpg en plein écran"
+        )
+        await opener.click()
+        full = nurse_page.locator("img[data-full=photo]")
+        await full.wait_for()
+        await nurse_page.wait_for_function(
+            "(img) => img.naturalWidth > 0", arg=await full.element_handle()
+        )
+        assert await full.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [
+            sent.descriptor.width,
+            sent.descriptor.height,
+        ]
+        await screenshot(nurse_page, "conversation-photo-full-screen-phone")
+    finally:
+        await pharmacist.close()

@@ -599,6 +599,18 @@ export class RelaisClient {
     return id;
   }
 
+  /** Queue an attachment's message (ui/attachments.ts), with the id its upload named. */
+  async sendAttachment(roomId: number, content: JsonObject, id: string): Promise<void> {
+    const text = typeof content.text === "string" ? content.text : "";
+    const attachment = content.attachment as JsonObject;
+    const message: ChatMessage = { id, room: roomId, seq: null, sender: this.nationalId, senderDevice: this.device, text, ts: Date.now(), own: true, state: "pending", flags: [], attachment };
+    (this.data.messages[String(roomId)] ??= []).push(message);
+    this.data.outbox.push({ id, room: roomId, text, ts: message.ts, content });
+    await this.save();
+    this.changed();
+    void this.flushOutbox();
+  }
+
   private flushing = false;
 
   async flushOutbox(): Promise<void> {
@@ -611,7 +623,7 @@ export class RelaisClient {
           const room = await this.roomForSending(item.room);
           await this.ensureSenderKey(room);
           room.stored.sentSeq += 1;
-          const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
+          const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, item.content ?? { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
           await this.save(); // the ratchet moved: never reuse a message key
           if (this.socket?.send({ type: "send", room: item.room, id: item.id, body: b64u(envelope) })) this.inFlight.add(item.id);
         } catch (error) {
@@ -824,7 +836,8 @@ export class RelaisClient {
       seq,
       sender: opened.sender[0],
       senderDevice: opened.sender[1],
-      text: typeof opened.content.text === "string" ? opened.content.text : `[${String(opened.content.type)}]`,
+      text: typeof opened.content.text === "string" ? opened.content.text : opened.content.type === "attachment" ? "" : `[${String(opened.content.type)}]`,
+      ...(opened.content.type === "attachment" ? { attachment: opened.content.attachment as JsonObject } : {}),
       ts: opened.ts,
       own,
       state: own ? "sent" : "delivered",

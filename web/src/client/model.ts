@@ -1,5 +1,6 @@
 // What the web client keeps, in the vault (client/vault.ts): keys, verified room
 // chains, sender keys, the decrypted history it shows, the outbox. JSON only.
+import type { JsonObject } from "../e2ee/canonical";
 import type { LogData } from "./logview";
 
 export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
@@ -15,6 +16,7 @@ export interface ChatMessage {
   own: boolean;
   state: MessageState;
   flags: string[];
+  attachment?: JsonObject; // a photo's or file's descriptor (docs/protocol.md §11.2), checked when shown
 }
 
 export interface StoredOutbound {
@@ -63,6 +65,7 @@ export interface OutboxItem {
   room: number;
   text: string;
   ts: number;
+  content?: JsonObject; // another content than a text (an attachment), sent as it is
 }
 
 export interface VaultData {

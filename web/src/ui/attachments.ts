@@ -7,6 +7,7 @@
 import "./attachments.css";
 import { h, replace } from "./dom";
 import { errorText, t } from "../i18n";
+import type { JsonObject } from "../e2ee/canonical";
 import {
   AttachmentApi,
   AttachmentError,
@@ -255,4 +256,48 @@ export function attachmentView(descriptor: Descriptor, api: AttachmentApi): HTML
     if (cached) download(name, cached, descriptor.mime);
   });
   return h("div", { class: "attachment file" }, button, bar, status);
+}
+
+// In the conversation screen, which is drawn again at every change: the composer of a
+// room and the view of a received attachment are made once and moved into each new
+// drawing, so that a preview, an upload or a download in progress survives it.
+
+/** What the conversation screen gives: the device's token and its encrypted sending. */
+export interface ConversationClient {
+  readonly data: { token: string };
+  sendAttachment(roomId: number, content: JsonObject, id: string): Promise<void>;
+}
+
+const composers = new Map<string, HTMLElement>();
+const received = new Map<string, HTMLElement>();
+
+/** The photo and file buttons of a room, with its preview and progress bar. */
+export function roomAttachments(client: ConversationClient, roomId: number): HTMLElement {
+  const key = `${client.data.token.slice(0, 8)}:${roomId}`;
+  let composer = composers.get(key);
+  if (!composer) {
+    composer = attachmentComposer({
+      api: new AttachmentApi(client.data.token),
+      room: roomId,
+      sendContent: (content, messageId) => client.sendAttachment(roomId, content as unknown as JsonObject, messageId),
+    });
+    composers.set(key, composer);
+  }
+  return composer;
+}
+
+/** A message's attachment: its thumbnail or download button, or why it cannot be shown. */
+export function messageAttachment(value: unknown, token: string): HTMLElement {
+  let descriptor: Descriptor;
+  try {
+    descriptor = checkDescriptor(value);
+  } catch (error) {
+    return h("p", { role: "alert" }, t("attachBadDescriptor", { reason: errorMessage(error) }));
+  }
+  let view = received.get(descriptor.blob);
+  if (!view) {
+    view = attachmentView(descriptor, new AttachmentApi(token));
+    received.set(descriptor.blob, view);
+  }
+  return view;
 }

@@ -5,6 +5,7 @@ import { type MessageKey, t } from "../i18n";
 import { alertsView } from "./alerts";
 import { header } from "./chrome";
 import { h } from "./dom";
+import { messageAttachment, roomAttachments } from "./attachments";
 
 const STATES: Record<ChatMessage["state"], MessageKey> = {
   pending: "statePending",
@@ -41,6 +42,7 @@ export function conversationView(client: RelaisClient, roomId: number, actions: 
       { class: m.own ? "message own" : "message", "data-seq": m.seq ?? "", "data-state": m.state },
       !m.own ? h("span", { class: "meta" }, client.nameOf(m.sender)) : null,
       h("span", { class: "text" }, m.text),
+      m.attachment ? messageAttachment(m.attachment, client.data.token) : null,
       h(
         "span",
         { class: "meta" },
@@ -86,6 +88,7 @@ export function conversationView(client: RelaisClient, roomId: number, actions: 
     refused ? h("p", { role: "alert", class: "alert" }, t("roomRefused", { reason: refused })) : null,
     list,
     typing && typing.until > Date.now() ? h("p", { class: "status" }, t("typing", { name: typing.name })) : null,
+    roomAttachments(client, roomId),
     form,
   );
   queueMicrotask(() => {
