@@ -83,7 +83,7 @@ async def log_in(page: Page, base_url: str, national_id: str) -> str:
     await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
     await page.get_by_role("button", name="Se connecter (développement)").click()
     code = await page.locator("#recovery-code").text_content()
-    await page.get_by_role("button", name="Je l’ai noté").click()
+    await page.locator("#recovery-done").click()
     await page.locator("#room-list").wait_for()
     await page.locator('#connection[data-state="online"]').wait_for()
     return code or ""

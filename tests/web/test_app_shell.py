@@ -103,7 +103,7 @@ async def test_the_development_login_lands_on_the_rooms_list(web_server, browser
         assert code is not None
         assert len(code.replace("-", "")) == 32
         await screenshot(page, f"recovery-{name.split('-')[1]}")
-        await page.get_by_role("button", name="Je l’ai noté").click()
+        await page.locator("#recovery-done").click()
         await page.get_by_role("heading", name="Conversations").wait_for()
         assert await page.locator("#room-list").is_visible()
         await page.locator('#connection[data-state="online"]').wait_for()

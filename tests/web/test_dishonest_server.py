@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 async def create_care_team(page: Page, title: str, members: list[str]) -> None:
     await page.get_by_role("button", name="Nouvelle équipe de soins").click()
-    await page.get_by_label("Nom de l’équipe").fill(title)
+    await page.locator("#team-title").fill(title)
     await page.get_by_label("Membres", exact=True).fill(", ".join(members))
     await page.get_by_role("button", name="Créer").click()
 

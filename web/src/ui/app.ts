@@ -2,7 +2,8 @@
 // render what they are given; the protocol lives in e2ee/ and client/, the transport
 // in api/.
 import { ApiError } from "../api/errors";
-import { Api } from "../api/http";
+import { Api, type DevLogin } from "../api/http";
+import { finishPscLogin, startPscLogin } from "../api/psc";
 import { IdentityExistsError, RelaisClient } from "../client/client";
 import type { VaultData } from "../client/model";
 import { Vault, WrongPassphrase } from "../client/vault";
@@ -33,6 +34,7 @@ type Screen =
   | { name: "safety"; peer: string; number: SafetyNumber };
 
 const WHO_KEY = "relais.who"; // the practitioner's name on the unlock screen (not a secret)
+const PSC_PASSPHRASE = "relais.psc-passphrase";
 
 export class App {
   private readonly api = new Api();
@@ -53,6 +55,14 @@ export class App {
 
   async start(): Promise<void> {
     this.render();
+    const passphrase = sessionStorage.getItem(PSC_PASSPHRASE);
+    sessionStorage.removeItem(PSC_PASSPHRASE);
+    try {
+      const login = await finishPscLogin(this.api);
+      if (login && passphrase) return await this.register(login, passphrase);
+    } catch (error) {
+      return this.show({ name: "login", error: this.describe(error) });
+    }
     if (await Vault.exists()) {
       this.show({ name: "unlock", who: localStorage.getItem(WHO_KEY) ?? "", error: null });
     } else {
@@ -74,7 +84,7 @@ export class App {
         view = h("p", {}, t("loading"));
         break;
       case "login":
-        view = loginView(this.config, { devLogin: (id, pass) => void this.devLogin(id, pass), psc: () => undefined }, screen.error);
+        view = loginView(this.config, { devLogin: (id, pass) => void this.devLogin(id, pass), psc: (pass) => void this.psc(pass) }, screen.error);
         break;
       case "unlock":
         view = unlockView(screen.who, (pass) => void this.unlock(pass), () => void this.logout(), screen.error);
@@ -175,7 +185,21 @@ export class App {
   private async devLogin(nationalId: string, passphrase: string): Promise<void> {
     try {
       if (passphrase.length < 8) throw new Error(t("passphraseHint"));
-      const login = await this.api.devLogin(nationalId, "Navigateur");
+      await this.register(await this.api.devLogin(nationalId, "Navigateur"), passphrase);
+    } catch (error) {
+      this.show({ name: "login", error: this.describe(error) });
+    }
+  }
+
+  /** Pro Santé Connect: the passphrase waits in this tab's session storage for the
+   * way back (it never leaves the browser). */
+  private async psc(passphrase: string): Promise<void> {
+    sessionStorage.setItem(PSC_PASSPHRASE, passphrase);
+    await startPscLogin();
+  }
+
+  private async register(login: DevLogin, passphrase: string): Promise<void> {
+    try {
       const p = login.practitioner;
       const displayName = `${p.first_name} ${p.last_name}`;
       const vault = await Vault.create(passphrase);
