@@ -1,7 +1,7 @@
 // The attachment vectors' runner (tests/vectors/attachments.json, docs/protocol.md §11.3),
 // loaded by the browser tests' own page; never shipped with the app. It recomputes every
 // blob and descriptor from the vector's inputs, as tests/attachments/test_vectors.py does.
-import { decodeDescriptor, encodeDescriptor, DESCRIPTOR_BYTES } from "../src/attachments/descriptor";
+import { compactDescriptor, decodeDescriptor, encodeDescriptor, DESCRIPTOR_BYTES } from "../src/attachments/descriptor";
 import { AttachmentError } from "../src/attachments/errors";
 import { paddedSize, unpad } from "../src/attachments/padding";
 import { decryptBlob, encryptBlob, payloadKeyBytes, chunkNonce, HEADER_BYTES, makeHeader } from "../src/attachments/stream";
@@ -124,7 +124,8 @@ async function withEmptyFinalChunk(vector: StreamVector, key: Uint8Array, salt: 
   return concat(...parts, last);
 }
 
-async function run(data: Vectors): Promise<CaseResult[]> {
+/** ``compact``: each descriptor's compact form as the Python SDK encodes it (§12.2). */
+async function run(data: Vectors, compact: Record<string, string> = {}): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   const check = async (name: string, body: () => Promise<void>): Promise<void> => {
     try {
@@ -197,6 +198,17 @@ async function run(data: Vectors): Promise<CaseResult[]> {
       assertEqual(canonicalText(parsed), canonicalText(descriptor.value), "value");
       assertEqual(encoded.length, DESCRIPTOR_BYTES, "length");
       assertTrue(data.descriptor_bytes === DESCRIPTOR_BYTES, "descriptor_bytes");
+    });
+  }
+
+  for (const [name, expected] of Object.entries(compact)) {
+    await check(`compact descriptor ${name}`, async () => {
+      const full = decodeDescriptor(data.descriptors[name]!.canonical_json);
+      const encoded = new TextDecoder().decode(encodeDescriptor(compactDescriptor(full)));
+      assertEqual(encoded, expected, "compact JSON");
+      assertEqual(canonicalText(decodeDescriptor(encoded, true)), canonicalText(compactDescriptor(full)), "compact parsed");
+      await refusedWith("bad_descriptor", async () => decodeDescriptor(encoded), "a compact descriptor read as a full one");
+      await refusedWith("bad_descriptor", async () => decodeDescriptor(data.descriptors[name]!.canonical_json, true), "a full descriptor read as a compact one");
     });
   }
 
