@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from channels.db import database_sync_to_async
 from PIL import Image
 from playwright.async_api import Page
 
+from attachments.models import Attachment
 from client.attachments.descriptor import descriptor_from_dict
 from client.attachments.padding import padded_size
 from client.attachments.stream import ciphertext_size
@@ -85,6 +87,15 @@ async def devices(
     yield open_device
     for client in opened:
         await client.close()
+
+
+def _attachment_rows() -> list[str]:
+    return list(Attachment.objects.values_list("state", flat=True))
+
+
+async def attachment_rows() -> list[str]:
+    rows: list[str] = await database_sync_to_async(_attachment_rows)()
+    return rows
 
 
 async def direct_room(nurse: RelaisClient, doctor: RelaisClient) -> int:
@@ -349,15 +360,19 @@ async def test_a_file_uploaded_by_the_browser_resumes_after_a_lost_part_with_pro
     assert received == bytes((i * 7) % 256 for i in range(1_200_000))
 
 
-async def test_unreadable_heic_and_bomb_photos_are_refused_before_decoding_in_both_languages(
+async def test_heic_bomb_and_too_large_files_are_refused_with_their_code_in_both_languages(
     media_server,
     devices,
     browser,
     web_build,
 ):
     nurse = await devices("nurse", "phone")
+    doctor = await devices("doctor", "desktop")
+    room = await direct_room(nurse.client, doctor.client)
     context, page = await page_of(browser, media_server)
-    await page.evaluate("([token]) => relaisAttachmentsUi.mountComposer(token, 1)", [nurse.token])
+    await page.evaluate(
+        "([token, room]) => relaisAttachmentsUi.mountComposer(token, room)", [nurse.token, room]
+    )
     picker = page.get_by_label("Prendre ou choisir une photo")
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
     await picker.set_input_files(
@@ -375,7 +390,20 @@ async def test_unreadable_heic_and_bomb_photos_are_refused_before_decoding_in_bo
     )
     await page.get_by_text("(image_too_many_pixels)").wait_for()
 
-    # The same refusal in English, for a user who chose English.
+    # Over the server's per-file limit (3 MiB here): its code and its French message.
+    await page.get_by_label("Joindre un fichier").set_input_files(
+        {
+            "name": "scanner.bin",
+            "mimeType": "application/octet-stream",
+            "buffer": os.urandom(4 * 1024 * 1024),
+        }
+    )
+    await page.locator("[data-preview=file]").wait_for()
+    await page.locator("button[data-attach=send]").click()
+    await page.get_by_text("(attachment_too_large)").wait_for()
+    assert not await attachment_rows()  # nothing stored, nothing left uploading
+
+    # The HEIC refusal in English, for a user who chose English.
     english = await page.evaluate(
         """async () => {
              const m = relaisAttachments;

@@ -41,6 +41,15 @@ function checkId(attachment: string): string {
   return attachment;
 }
 
+// The server's codes (docs/protocol.md §11.5), for an answer without the error envelope
+// (a proxy in front of the server, for instance): by HTTP status.
+const BY_STATUS: Record<number, [code: string, english: string, french: string]> = {
+  413: ["attachment_too_large", "The file is larger than the server accepts.", "Le fichier dépasse la taille acceptée par le serveur."],
+  507: ["quota_exceeded", "Your storage quota is full.", "Votre quota de stockage est plein."],
+  404: ["attachment_not_found", "This attachment is not available (deleted, or not shared with you).", "Cette pièce jointe n'est pas disponible (supprimée, ou non partagée avec vous)."],
+  422: ["attachment_hash_mismatch", "The uploaded file was damaged on the way; send it again.", "Le fichier envoyé a été abîmé en route ; envoyez-le à nouveau."],
+};
+
 /** The server's error envelope as an AttachmentError. */
 function serverError(status: number, body: string): AttachmentError {
   try {
@@ -52,7 +61,9 @@ function serverError(status: number, body: string): AttachmentError {
   } catch {
     // not JSON: below
   }
-  return new AttachmentError("internal", `HTTP ${status}`, `HTTP ${status}`, status);
+  const known = BY_STATUS[status];
+  if (known) return new AttachmentError(known[0], known[1], known[2], status);
+  return new AttachmentError("transfer_failed", `The server answered HTTP ${status}.`, `Le serveur a répondu HTTP ${status}.`, status);
 }
 
 export class AttachmentApi {
