@@ -414,6 +414,23 @@ async def test_heic_bomb_and_too_large_files_are_refused_with_their_code_in_both
     )
     assert english[0] == "mime_unsupported"
     assert "cannot read HEIC/HEIF photos" in english[1]
+
+    # The content decides a picked file's type (a PNG named .jpg is read as a PNG); a
+    # type the caller declares must be the content's.
+    outcomes = await page.evaluate(
+        """async () => {
+             const m = relaisAttachments;
+             const canvas = new OffscreenCanvas(40, 30);
+             canvas.getContext("2d").fillRect(0, 0, 10, 10);
+             const png = await canvas.convertToBlob({ type: "image/png" });
+             const named = new Blob([png], { type: "image/jpeg" });
+             const cleaned = await m.processPhoto(named);
+             try { await m.processPhoto(png, {}, "image/jpeg"); }
+             catch (error) { return [cleaned.mime, cleaned.width, error.code, error.messageFr]; }
+             return [cleaned.mime, cleaned.width, "accepted"]; }"""
+    )
+    assert outcomes[:3] == ["image/jpeg", 40, "mime_mismatch"]
+    assert "ne correspond pas" in outcomes[3]
     await context.close()
 
 

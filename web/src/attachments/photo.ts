@@ -74,17 +74,19 @@ export function targetSize(width: number, height: number, longEdge: number): [nu
   return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
 }
 
-/** Checks a picked file before decoding: its size, its type by content (the declared
- * type, when the browser gives one, must agree), its pixel count from the header. */
-export async function inspectImage(file: Blob, options: PhotoOptions = PHOTO_DEFAULTS): Promise<{ mime: ImageType; width: number; height: number }> {
+/** Checks a picked file before decoding: its size, its type by content, its pixel
+ * count from the header. The content decides, as the SDK's guess_type does for a file a
+ * user picked (a browser's type comes from the name); a caller that declares a type
+ * (``declared``) has it checked against the content (mime_mismatch). */
+export async function inspectImage(file: Blob, options: PhotoOptions = PHOTO_DEFAULTS, declaredType?: string): Promise<{ mime: ImageType; width: number; height: number }> {
   if (file.size > options.maxInputBytes) {
     throw refusal("file_too_large", `${file.size} bytes; at most ${options.maxInputBytes}.`, `${file.size} octets ; au plus ${options.maxInputBytes}.`);
   }
   const data = new Uint8Array(await file.arrayBuffer());
   const found = imageTypeOf(data);
   if (found === null) throw refusal("image_unreadable");
-  const declared = file.type.toLowerCase().replace("image/jpg", "image/jpeg").replace("image/heif", "image/heic");
-  if (declared.startsWith("image/") && declared !== found && !(found === "image/bmp" && declared === "image/x-ms-bmp")) {
+  const declared = (declaredType ?? "").toLowerCase().replace("image/jpg", "image/jpeg").replace("image/heif", "image/heic");
+  if (declared && declared !== found && !(found === "image/bmp" && declared === "image/x-ms-bmp")) {
     throw refusal("mime_mismatch", `Declared ${declared}, the content is ${found}.`, `Déclaré ${declared}, le contenu est ${found}.`);
   }
   if (!DECODABLE.has(found)) throw heicRefusal(found);
@@ -161,11 +163,11 @@ async function thumbnailOf(pixels: OffscreenCanvas, options: PhotoOptions): Prom
 }
 
 /** Clean a photo for sending: upright, resized, re-encoded without any metadata, with
- * its thumbnail. AttachmentError: file_too_large, mime_mismatch, mime_unsupported (HEIC),
+ * its thumbnail; ``declaredType``, when given, must be the content's. AttachmentError: file_too_large, mime_mismatch, mime_unsupported (HEIC),
  * image_unreadable, image_too_many_pixels. */
-export async function processPhoto(file: Blob, overrides: Partial<PhotoOptions> = {}): Promise<ProcessedPhoto> {
+export async function processPhoto(file: Blob, overrides: Partial<PhotoOptions> = {}, declaredType?: string): Promise<ProcessedPhoto> {
   const options = { ...PHOTO_DEFAULTS, ...overrides };
-  await inspectImage(file, options);
+  await inspectImage(file, options, declaredType);
   let bitmap: ImageBitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "default", premultiplyAlpha: "default" });
