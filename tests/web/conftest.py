@@ -23,6 +23,7 @@ from playwright.async_api import (
     Route,
     ViewportSize,
     async_playwright,
+    expect,
 )
 
 from tests.e2e.server import ServerProcess, production_env
@@ -33,6 +34,9 @@ TIMEOUT_MS = 20_000
 PHONE: ViewportSize = {"width": 360, "height": 740}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+# Assertions wait for the page as long as actions do: the machine running the suite may
+# be busy with other test processes.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")

@@ -25,13 +25,19 @@ def bubble(page: Page, text: str):
     return page.locator("#messages li", has_text=text)
 
 
-async def open_direct_room(page: Page, query: str, national_id: str) -> None:
+async def open_direct_room(
+    page: Page, query: str, national_id: str, screenshot_as: str | None = None
+) -> None:
     """Start a conversation from a directory search (the lower national id creates the
     direct room: docs/protocol.md §10.11)."""
     await page.get_by_role("button", name="Nouvelle conversation").click()
     await page.get_by_label("Rechercher un professionnel").fill(query)
     await page.get_by_role("button", name="Rechercher", exact=True).click()
-    await page.locator(f'#results [data-national-id="{national_id}"]').click()
+    result = page.locator(f'#results [data-national-id="{national_id}"]')
+    await result.wait_for()
+    if screenshot_as:
+        await screenshot(page, screenshot_as)
+    await result.click()
     await page.locator("#composer").wait_for()
 
 
@@ -40,7 +46,7 @@ async def test_two_browsers_chat_end_to_end_and_the_server_holds_no_plaintext(
 ):
     doctor = await app_page(DOCTOR, viewport=DESKTOP)
     nurse = await app_page(NURSE, viewport=PHONE)
-    await open_direct_room(doctor, "Martin", NURSE)
+    await open_direct_room(doctor, "Martin", NURSE, screenshot_as="search-desktop")
     await send(doctor, "Bonjour, comment va la plaie de Mme D. ?")
     await expect(bubble(doctor, "comment va la plaie")).to_have_attribute(
         "data-state", "delivered", timeout=20_000
@@ -62,6 +68,9 @@ async def test_two_browsers_chat_end_to_end_and_the_server_holds_no_plaintext(
     # Each message shows once on each side.
     assert await doctor.locator("#messages li").count() == 2
     assert await nurse.locator("#messages li").count() == 2
+    await doctor.get_by_role("button", name="Retour").click()
+    await doctor.locator("#room-list button.room").first.wait_for()
+    await screenshot(doctor, "rooms-desktop")
     # Nothing of the conversation is on the server: database rows, Redis, logs.
     needles = ["comment va la plaie", "pas de fièvre", "Pansement refait"]
     assert await plaintext_found(needles, [tmp_path / "server.log"]) == []

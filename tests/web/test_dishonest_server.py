@@ -21,6 +21,7 @@ async def create_care_team(page: Page, title: str, members: list[str]) -> None:
     await page.get_by_role("button", name="Nouvelle équipe de soins").click()
     await page.locator("#team-title").fill(title)
     await page.get_by_label("Membres", exact=True).fill(", ".join(members))
+    await screenshot(page, f"care-team-{page.viewport_size['width'] if page.viewport_size else 0}")
     await page.get_by_role("button", name="Créer").click()
 
 

@@ -265,7 +265,13 @@ export class RelaisClient {
         this.receipt(frame.room as number, frame.seq as number, "delivered");
         break;
       case "backlog":
-        for (const item of frame.messages as Frame[]) await this.onEnvelope(item);
+        this.batching = true;
+        try {
+          for (const item of frame.messages as Frame[]) await this.onEnvelope(item);
+        } finally {
+          this.batching = false;
+        }
+        this.data.messages[String(frame.room)]?.sort(bySeq);
         await this.save();
         break;
       case "synced":
@@ -612,6 +618,7 @@ export class RelaisClient {
   }
 
   private flushing = false;
+  private batching = false;
 
   async flushOutbox(): Promise<void> {
     if (this.flushing || !this.synced || !this.socket?.open) return;
@@ -843,7 +850,7 @@ export class RelaisClient {
       state: own ? "sent" : "delivered",
       flags,
     });
-    list.sort(bySeq);
+    if (!this.batching) list.sort(bySeq);
     if (list.length > MAX_MESSAGES_PER_ROOM) list.splice(0, list.length - MAX_MESSAGES_PER_ROOM);
     if (!this.data.names[opened.sender[0]]) void this.learnName(opened.sender[0]).then(() => this.changed());
     return true;

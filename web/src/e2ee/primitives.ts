@@ -87,10 +87,25 @@ export class SigningKey {
   }
 }
 
+// Imported public keys, by their bytes: a room's few senders are verified again and again.
+const verifyKeys = new Map<string, Promise<CryptoKey>>();
+
+function verifyKey(publicKey: Uint8Array): Promise<CryptoKey> {
+  const name = String.fromCharCode(...publicKey);
+  let key = verifyKeys.get(name);
+  if (!key) {
+    if (verifyKeys.size >= 1024) verifyKeys.clear();
+    key = subtle.importKey("raw", view(publicKey), "Ed25519", false, ["verify"]);
+    verifyKeys.set(name, key);
+    key.catch(() => verifyKeys.delete(name));
+  }
+  return key;
+}
+
 export async function verifyBytes(publicKey: Uint8Array, signature: Uint8Array, data: Uint8Array): Promise<boolean> {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   try {
-    const key = await subtle.importKey("raw", view(publicKey), "Ed25519", false, ["verify"]);
+    const key = await verifyKey(publicKey);
     return await subtle.verify("Ed25519", key, view(signature), view(data));
   } catch {
     return false;
