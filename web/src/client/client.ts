@@ -6,7 +6,8 @@ import type { Api } from "../api/http";
 import { ApiError } from "../api/errors";
 import { type Frame, Socket } from "../api/socket";
 import { b64u, equal, fromUtf8, randomBytes, unb64u, utf8 } from "../e2ee/bytes";
-import type { JsonObject } from "../e2ee/canonical";
+import { canonicalJson, type JsonObject } from "../e2ee/canonical";
+import { commitment, LinkCode, linkRequest, openBundle, parseRequest, sealBundle } from "../e2ee/linking";
 import { decryptEnvelope, encryptEnvelope, type InboundSession, needsRotation, newOutboundSession, type OutboundSession, parseEnvelope, sessionKey } from "../e2ee/envelopes";
 import { CryptoError } from "../e2ee/errors";
 import { bind, certify } from "../e2ee/identity";
@@ -139,28 +140,7 @@ export class RelaisClient {
     const accountSecret = randomBytes(32);
     const recoveryPublic = await code.publicKey();
     const now = Date.now();
-    const data: VaultData = {
-      version: 1,
-      nationalId: login.nationalId,
-      device: login.device,
-      token: login.token,
-      displayName: login.displayName,
-      identity: b64u(identity.seed),
-      accountSecret: b64u(accountSecret),
-      recoveryPublic: b64u(recoveryPublic),
-      sign: b64u(signing.seed),
-      kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: now }],
-      log: {},
-      knownDevices: { [String(login.device)]: b64u(signing.publicKey) },
-      contacts: {},
-      rooms: {},
-      messages: {},
-      outbox: [],
-      kexSeen: {},
-      receipts: {},
-      names: {},
-      alerts: [],
-    };
+    const data = newVaultData(login, identity, signing, kex, accountSecret, b64u(recoveryPublic));
     const client = new RelaisClient(api, vault, data);
     client.signing = signing;
     client.identity = identity;
@@ -192,6 +172,115 @@ export class RelaisClient {
     await api.call("PUT", "backup/identity", { sealed: b64u(backup) });
     await client.save();
     return { client, code };
+  }
+
+  // Linking (docs/protocol.md §10.4.4) --------------------------------------------------
+
+  /** A new device of a practitioner who already uses Relais: its keys and a link
+   * request; show ``code`` (QR payload or short code) for an existing device to take. */
+  static async startLink(api: Api, login: { token: string; device: number; nationalId: string }): Promise<PendingLink> {
+    api.setToken(login.token);
+    const signing = await SigningKey.generate();
+    const kex = await generateX25519();
+    const request = linkRequest(login.nationalId, login.device, signing.publicKey, kex.publicKey);
+    const answer = await api.post<{ link_id: string }>("devices/link-requests", { request: fromUtf8(canonicalJson(request)) });
+    return { code: new LinkCode(unb64u(answer.link_id, 5), await commitment(request)), signing, kex, request };
+  }
+
+  /** Whether an existing device approved the request yet; the client once it did: the
+   * identity taken from the bundle, checked against the log, this device certified
+   * with it and added to its practitioner's rooms by events it signs itself. */
+  static async finishLink(api: Api, vault: Vault, login: { token: string; device: number; nationalId: string; displayName: string }, pending: PendingLink): Promise<RelaisClient | null> {
+    const answer = await api.get<{ bundle: string | null }>(`devices/link-requests/${pending.code.linkIdText}`);
+    if (answer.bundle === null) return null;
+    const bundle = await openBundle(unb64u(answer.bundle), pending.kex.privateKey);
+    if (bundle.national_id !== login.nationalId || bundle.device !== login.device) throw new SecurityError("the link bundle is for another device");
+    const identity = await SigningKey.fromSeed(unb64u(bundle.identity_key, 32));
+    const trust = (bundle.trust ?? {}) as { known_devices?: Record<string, string> };
+    const data = newVaultData(login, identity, pending.signing, pending.kex, unb64u(bundle.account_secret, 32), typeof bundle.recovery_key === "string" ? bundle.recovery_key : "");
+    for (const [device, key] of Object.entries(trust.known_devices ?? {})) if (typeof key === "string") data.knownDevices[device] = key;
+    const client = new RelaisClient(api, vault, data);
+    client.signing = pending.signing;
+    client.identity = identity;
+    await client.log.start();
+    const mine = await client.identityOf(login.nationalId, false);
+    if (!mine.identityKey || !equal(mine.identityKey, identity.publicKey)) throw new KeyTransparencyError("the identity key received is not the one the log holds");
+    await client.certifySelf(pending.kex);
+    await client.joinMyRooms();
+    await client.save();
+    return client;
+  }
+
+  private async certifySelf(kex: { publicKey: Uint8Array }): Promise<void> {
+    const [nid, device] = this.me;
+    const answer = await this.api.post<{ index: number; entry: string; proof: string[]; tree_head: unknown }>("devices/keys", {
+      sign_key: b64u(this.signing.publicKey),
+      kex_key: b64u(kex.publicKey),
+      signature: b64u(await signDeviceRegistration(this.signing, nid, device, "device", this.identity.publicKey)),
+      cross_signature: b64u(await certify(this.identity, nid, device, "device", this.signing.publicKey)),
+      kex_signature: b64u(await signKexRegistration(this.signing, nid, device, kex.publicKey)),
+    });
+    const record = await this.log.checkAppended(answer);
+    if (record.type !== "device" || record.device !== device || !equal(record.signKey, this.signing.publicKey)) throw new KeyTransparencyError("the log certified other keys than ours");
+    await this.api.call("PUT", "devices/kex", { kex: fromUtf8(await publishKex(this.signing, nid, device, kex.publicKey, 1, Date.now())) });
+    this.data.knownDevices[String(device)] = b64u(this.signing.publicKey);
+  }
+
+  /** This device into every room of its practitioner that does not list it yet. */
+  private async joinMyRooms(): Promise<void> {
+    await this.refreshRooms();
+    const crossSig = await certify(this.identity, this.nationalId, this.device, "device", this.signing.publicKey);
+    for (const room of this.rooms.values()) {
+      const member = room.state.members.get(this.nationalId);
+      if (room.stored.left || room.stored.compromised || !member || member.devices.has(this.device) || !equal(member.identityKey, this.identity.publicKey)) continue;
+      const raw = await signEvent({
+        state: room.state,
+        room: room.state.room,
+        author: this.me,
+        key: this.signing,
+        action: "add_device",
+        content: { national_id: this.nationalId, device: { device: this.device, sign_key: b64u(this.signing.publicKey), cross_sig: b64u(crossSig) } },
+        timestamp: Date.now(),
+        log: this.log.gossip(),
+      });
+      await this.api.post(`rooms/${room.id}/state`, { event: fromUtf8(raw) });
+      room.state = (await applyEvent(room.state, raw)).state;
+      room.stored.events.push(fromUtf8(raw));
+    }
+  }
+
+  /** From an existing device: the request behind a code, checked against it. */
+  async linkRequestFor(codeText: string): Promise<{ code: LinkCode; request: JsonObject; device: number; name: string }> {
+    let code: LinkCode;
+    try {
+      code = LinkCode.parse(codeText);
+    } catch {
+      throw new SecurityError("this is not a Relais link code");
+    }
+    const answer = await this.api.get<{ request: string; device: number; device_name: string }>(`devices/link-requests/${code.linkIdText}`);
+    const request = parseRequest(utf8(answer.request));
+    if (!(await code.matches(request))) throw new SecurityError("the request does not match the code shown on the new device: do not link it");
+    if (request.national_id !== this.nationalId || request.device !== answer.device) throw new SecurityError("the request is for another practitioner or device");
+    return { code, request, device: answer.device, name: answer.device_name };
+  }
+
+  /** The user approved: the identity goes to the new device, sealed to its key. */
+  async approveLink(found: { code: LinkCode; request: JsonObject; device: number }): Promise<void> {
+    const bundle: JsonObject = {
+      v: 2,
+      type: "link_bundle",
+      national_id: this.nationalId,
+      device: found.device,
+      identity_key: this.data.identity,
+      account_secret: this.data.accountSecret,
+      recovery_key: this.data.recoveryPublic || null,
+      trust: { contacts: {}, verified: {}, known_devices: { ...this.data.knownDevices } },
+    };
+    const sealed = await sealBundle(found.request, bundle);
+    await this.api.post(`devices/link-requests/${found.code.linkIdText}/approve`, { bundle: b64u(sealed) });
+    this.data.knownDevices[String(found.device)] = found.request.sign_key as string;
+    this.data.alerts = this.data.alerts.filter((a) => !(a.kind === "unknown_device" && a.subject === String(found.device)));
+    await this.save();
   }
 
   save(): Promise<void> {
@@ -974,6 +1063,38 @@ export class RelaisClient {
     void this.save();
     this.changed();
   }
+}
+
+export interface PendingLink {
+  code: LinkCode;
+  signing: SigningKey;
+  kex: { privateKey: Uint8Array; publicKey: Uint8Array };
+  request: JsonObject;
+}
+
+function newVaultData(login: { token: string; device: number; nationalId: string; displayName: string }, identity: SigningKey, signing: SigningKey, kex: { privateKey: Uint8Array; publicKey: Uint8Array }, accountSecret: Uint8Array, recoveryPublic: string): VaultData {
+  return {
+    version: 1,
+    nationalId: login.nationalId,
+    device: login.device,
+    token: login.token,
+    displayName: login.displayName,
+    identity: b64u(identity.seed),
+    accountSecret: b64u(accountSecret),
+    recoveryPublic,
+    sign: b64u(signing.seed),
+    kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: Date.now() }],
+    log: {},
+    knownDevices: { [String(login.device)]: b64u(signing.publicKey) },
+    contacts: {},
+    rooms: {},
+    messages: {},
+    outbox: [],
+    kexSeen: {},
+    receipts: {},
+    names: {},
+    alerts: [],
+  };
 }
 
 function bySeq(a: ChatMessage, b: ChatMessage): number {

@@ -77,6 +77,11 @@ export const en: Messages = {
   scanHint: "QR code for your correspondent to scan",
   created: "Created on {when}",
   revoked: "revoked",
+  linkWaitTitle: "Link this browser",
+  linkWaitText: "This professional already uses Relais on another device. There, open \"Devices\", \"Link a device\", and type this code (or scan the QR code).",
+  linkCodeLabel: "Code shown by the new device",
+  linkCheck: "Check the code",
+  approveDevice: "Approve device no. {device} ({name})",
   // Photos and files (ui/attachments.ts)
   attachPhoto: "Photo",
   attachPhotoLabel: "Take or choose a photo",

@@ -76,6 +76,11 @@ export const fr = {
   scanHint: "Code QR à scanner par votre correspondant",
   created: "Créé le {when}",
   revoked: "révoqué",
+  linkWaitTitle: "Lier ce navigateur",
+  linkWaitText: "Ce professionnel utilise déjà Relais sur un autre appareil. Sur cet appareil, ouvrez « Appareils », « Lier un appareil », et saisissez ce code (ou scannez le code QR).",
+  linkCodeLabel: "Code affiché par le nouvel appareil",
+  linkCheck: "Vérifier le code",
+  approveDevice: "Approuver l’appareil n° {device} ({name})",
   // Photos and files (ui/attachments.ts)
   attachPhoto: "Photo",
   attachPhotoLabel: "Prendre ou choisir une photo",

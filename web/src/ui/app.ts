@@ -13,12 +13,12 @@ import { errorText, t } from "../i18n";
 import * as db from "../store/db";
 import { whenLanguageChanges } from "./chrome";
 import { connectionStatus, conversationView } from "./conversation";
-import { type DeviceRow, devicesView } from "./devices";
+import { type DeviceRow, devicesView, linkApproveView, linkWaitView } from "./devices";
 import { h, replace } from "./dom";
 import { loginView, unlockView } from "./login";
 import { careTeamView, type Practitioner, searchDirectory, searchView } from "./people";
 import { roomsView, type RoomSummary } from "./rooms";
-import { recoveryView, safetyView } from "./safety";
+import { qrImage, recoveryView, safetyView } from "./safety";
 import { alertsView } from "./alerts";
 
 type Screen =
@@ -31,7 +31,9 @@ type Screen =
   | { name: "search"; query: string; results: Practitioner[] | null; message: string | null }
   | { name: "care-team"; error: string | null }
   | { name: "devices"; devices: DeviceRow[] }
-  | { name: "safety"; peer: string; number: SafetyNumber };
+  | { name: "safety"; peer: string; number: SafetyNumber }
+  | { name: "link-wait"; shortCode: string; qrPayload: string }
+  | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null };
 
 const WHO_KEY = "relais.who"; // the practitioner's name on the unlock screen (not a secret)
 const PSC_PASSPHRASE = "relais.psc-passphrase";
@@ -120,7 +122,13 @@ export class App {
         view = careTeamView({ back: () => this.showRooms(), create: (title, members) => void this.createCareTeam(title, members) }, screen.error);
         break;
       case "devices":
-        view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device));
+        view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device), () => this.show({ name: "link-approve", found: null, error: null }));
+        break;
+      case "link-wait":
+        view = linkWaitView(screen.shortCode, qrImage(screen.qrPayload, screen.shortCode));
+        break;
+      case "link-approve":
+        view = linkApproveView({ back: () => void this.showDevices(), check: (code) => void this.checkLink(code), approve: () => void this.approveLink() }, screen.found, screen.error);
         break;
       case "safety":
         view = safetyView(client!.nameOf(screen.peer), screen.number, client!.isVerified(screen.peer), () => this.showRooms(), () => void client!.markVerified(screen.peer).then(() => this.render()));
@@ -199,16 +207,53 @@ export class App {
   }
 
   private async register(login: DevLogin, passphrase: string): Promise<void> {
+    const p = login.practitioner;
+    const info = { token: login.token, device: login.device, nationalId: p.national_id, displayName: `${p.first_name} ${p.last_name}` };
     try {
-      const p = login.practitioner;
-      const displayName = `${p.first_name} ${p.last_name}`;
       const vault = await Vault.create(passphrase);
-      const { client, code } = await RelaisClient.registerFirstDevice(this.api, vault, { token: login.token, device: login.device, nationalId: p.national_id, displayName });
-      localStorage.setItem(WHO_KEY, displayName);
-      this.attach(client);
-      this.show({ name: "recovery", code: code.toString() });
+      try {
+        const { client, code } = await RelaisClient.registerFirstDevice(this.api, vault, info);
+        localStorage.setItem(WHO_KEY, info.displayName);
+        this.attach(client);
+        this.show({ name: "recovery", code: code.toString() });
+      } catch (error) {
+        if (!(error instanceof IdentityExistsError)) throw error;
+        // Already on another device: this one is linked from it (§10.4.4).
+        const pending = await RelaisClient.startLink(this.api, info);
+        this.show({ name: "link-wait", shortCode: pending.code.shortCode, qrPayload: pending.code.qrPayload });
+        const poll = async (): Promise<void> => {
+          const client = await RelaisClient.finishLink(this.api, vault, info, pending);
+          if (!client) {
+            setTimeout(() => void poll().catch((e: unknown) => this.show({ name: "login", error: this.describe(e) })), 1000);
+            return;
+          }
+          localStorage.setItem(WHO_KEY, info.displayName);
+          this.attach(client);
+          this.showRooms();
+        };
+        await poll();
+      }
     } catch (error) {
       this.show({ name: "login", error: this.describe(error) });
+    }
+  }
+
+  private async checkLink(code: string): Promise<void> {
+    try {
+      this.show({ name: "link-approve", found: await this.client!.linkRequestFor(code), error: null });
+    } catch (error) {
+      this.show({ name: "link-approve", found: null, error: this.describe(error) });
+    }
+  }
+
+  private async approveLink(): Promise<void> {
+    const screen = this.screen;
+    if (screen.name !== "link-approve" || !screen.found) return;
+    try {
+      await this.client!.approveLink(screen.found);
+      await this.showDevices();
+    } catch (error) {
+      this.show({ name: "link-approve", found: null, error: this.describe(error) });
     }
   }
 

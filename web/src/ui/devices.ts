@@ -13,12 +13,13 @@ export interface DeviceRow {
   created_at: string;
 }
 
-export function devicesView(client: RelaisClient, devices: DeviceRow[], back: () => void, revoke: (device: number) => void): HTMLElement {
+export function devicesView(client: RelaisClient, devices: DeviceRow[], back: () => void, revoke: (device: number) => void, link: () => void): HTMLElement {
   return h(
     "section",
     { class: "screen devices", "aria-labelledby": "screen-title" },
     header(t("devices"), back),
     alertsView(client, null),
+    h("p", {}, h("button", { type: "button", id: "link-device", onclick: link }, t("linkDevice"))),
     h(
       "ul",
       { class: "room-list", id: "device-list" },
@@ -32,5 +33,45 @@ export function devicesView(client: RelaisClient, devices: DeviceRow[], back: ()
         ),
       ),
     ),
+  );
+}
+
+export interface LinkApproveActions {
+  back(): void;
+  check(code: string): void;
+  approve(): void;
+}
+
+export function linkApproveView(actions: LinkApproveActions, found: { device: number; name: string } | null, error: string | null): HTMLElement {
+  const input = h("input", { id: "link-code", autocomplete: "off", required: true, maxlength: 120 });
+  return h(
+    "section",
+    { class: "screen link", "aria-labelledby": "screen-title" },
+    header(t("linkDevice"), actions.back),
+    error ? h("p", { role: "alert", class: "error" }, error) : null,
+    h(
+      "form",
+      {
+        class: "card",
+        onsubmit: (event: Event) => {
+          event.preventDefault();
+          actions.check(input.value);
+        },
+      },
+      h("p", { class: "field" }, h("label", { for: "link-code" }, t("linkCodeLabel")), input),
+      h("button", { type: "submit", id: "link-check" }, t("linkCheck")),
+    ),
+    found ? h("p", {}, h("button", { type: "button", id: "link-approve", onclick: actions.approve }, t("approveDevice", { device: found.device, name: found.name }))) : null,
+  );
+}
+
+export function linkWaitView(shortCode: string, qr: HTMLElement): HTMLElement {
+  return h(
+    "section",
+    { class: "screen link", "aria-labelledby": "screen-title" },
+    header(t("linkWaitTitle"), null),
+    h("p", {}, t("linkWaitText")),
+    h("p", { class: "recovery-code card", id: "link-short-code" }, shortCode),
+    h("div", {}, qr),
   );
 }
