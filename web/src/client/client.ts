@@ -707,33 +707,47 @@ export class RelaisClient {
   }
 
   private flushing = false;
+  private flushAgain = false;
   private batching = false;
 
+  /** Send every queued message not on its way yet. A call while a pass runs makes that
+   * pass look again once done, so a message queued meanwhile is never left behind. */
   async flushOutbox(): Promise<void> {
-    if (this.flushing || !this.synced || !this.socket?.open) return;
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    if (!this.synced || !this.socket?.open) return;
     this.flushing = true;
     try {
-      for (const item of [...this.data.outbox]) {
-        if (this.inFlight.has(item.id) || !MESSAGE_ID.test(item.id)) continue;
-        try {
-          const room = await this.roomForSending(item.room);
-          await this.ensureSenderKey(room);
-          room.stored.sentSeq += 1;
-          const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, item.content ?? { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
-          await this.save(); // the ratchet moved: never reuse a message key
-          if (this.socket?.send({ type: "send", room: item.room, id: item.id, body: b64u(envelope) })) this.inFlight.add(item.id);
-        } catch (error) {
-          if (error instanceof SecurityError || error instanceof KeyTransparencyError) {
-            this.fail(item.id, error.message);
-            this.alert("key_transparency", item.room, error.message);
-          } else {
-            console.error("send", error);
-          }
-        }
-      }
+      do {
+        this.flushAgain = false;
+        await this.flushPass();
+      } while (this.flushAgain && this.synced && this.socket?.open);
     } finally {
       this.flushing = false;
       this.changed();
+    }
+  }
+
+  private async flushPass(): Promise<void> {
+    for (const item of [...this.data.outbox]) {
+      if (this.inFlight.has(item.id) || !MESSAGE_ID.test(item.id)) continue;
+      try {
+        const room = await this.roomForSending(item.room);
+        await this.ensureSenderKey(room);
+        room.stored.sentSeq += 1;
+        const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, item.content ?? { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
+        await this.save(); // the ratchet moved: never reuse a message key
+        if (this.socket?.send({ type: "send", room: item.room, id: item.id, body: b64u(envelope) })) this.inFlight.add(item.id);
+      } catch (error) {
+        if (error instanceof SecurityError || error instanceof KeyTransparencyError) {
+          this.fail(item.id, error.message);
+          this.alert("key_transparency", item.room, error.message);
+        } else {
+          console.error("send", error);
+        }
+      }
     }
   }
 
