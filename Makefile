@@ -14,7 +14,20 @@ STAMP := $(VENV)/.installed-stamp
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/relais
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test test-deploy lint bench services clean
+.PHONY: run test test-deploy lint bench services clean web
+
+# The web client (web/, docs/web.md): its npm packages from the lock file, then the
+# esbuild bundles into webapp/static/webapp/dist/ (built here, never committed).
+WEB_STAMP := web/node_modules/.package-lock.json
+NPM_MISSING := the web client is built with Node.js and npm: apt-get install nodejs npm \
+	(Debian), or see nodejs.org
+
+$(WEB_STAMP): web/package-lock.json
+	@command -v npm >/dev/null || { echo "$(NPM_MISSING)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: $(WEB_STAMP)
+	cd web && npm run --silent build
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +41,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) web
 	mkdir -p var
 	RELAIS_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	RELAIS_DEBUG=1 $(BIN)/python manage.py seed_demo
@@ -37,17 +50,18 @@ run: $(RUN_STAMP)
 services:
 	scripts/services.sh ensure
 
-lint: $(STAMP)
+lint: $(STAMP) $(WEB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	RELAIS_DEBUG=1 $(BIN)/mypy .
 	RELAIS_DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	cd web && npm run --silent typecheck
 
 # Test processes in parallel (pytest-xdist), one per core by default; TEST_WORKERS=0 runs
 # the suite in one process.
 TEST_WORKERS ?= auto
 
-test: $(STAMP) services lint
+test: $(STAMP) services lint web
 	RELAIS_DEBUG=1 \
 	RELAIS_DATABASE_URL=$(TEST_DATABASE_URL) \
 	RELAIS_REDIS_URL=$(TEST_REDIS_URL) \
@@ -58,7 +72,8 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache web/node_modules web/build-tests \
+		webapp/static/webapp/dist
 
 # The loopback Pro Santé Connect-shaped OpenID provider of the identity tests
 # (panva's oidc-provider, run by Node.js; docs/identity.md).

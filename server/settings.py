@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "identity",
     "teleexpertise",
     "archiving",
+    "webapp",
     # The REST API's OpenAPI schema and its page (docs/api.md); Swagger UI's files are
     # served from STATIC_URL, never a CDN.
     "drf_spectacular",

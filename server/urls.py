@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/", api_index, name="api-v1-index"),
     path("api/v1/", include("mobile_api.urls")),
     path("admin/", admin.site.urls),
+    # The web client at the root (docs/web.md); last, so the paths above come first.
+    path("", include("webapp.urls")),
 ]
 
 # Errors raised before a REST view answers get the API's error envelope under /api/.

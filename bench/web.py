@@ -1,0 +1,153 @@
+"""The web client measured in headless Chromium (docs/web.md, "What is measured"):
+
+* time to open the app, cold (new browser profile, nothing cached) and warm (reload:
+  HTTP cache and service worker);
+* size of the code shipped (the built files the page loads), raw and gzip;
+* time to decrypt and show 1,000 messages: a browser that was offline catches up on
+  1,000 messages another device (the Python SDK) sent meanwhile, until the open
+  conversation shows them all.
+
+Against the embedded server (SQLite, in-process fan-out, development login), as
+``make run`` starts it. ``python -m bench.web`` (after ``make web``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.async_api import Browser, Page, async_playwright
+
+from client.session import RelaisClient
+from client.store import KeyStore
+from tests.e2e.server import ROOT, ServerProcess
+from tests.web.build import CHROMIUM, SHIPPED
+
+NURSE, PHARMACIST = "810003456786", "810002765435"
+MESSAGES = 1000
+OPENINGS = 5
+PASSPHRASE = "phrase de passe du banc"  # noqa: S105 - the throwaway stores of one run
+
+
+def embedded_server(directory: Path) -> ServerProcess:
+    env = {
+        "RELAIS_DEBUG": "1",
+        "RELAIS_DATABASE_URL": f"sqlite:///{directory}/relais.sqlite3",
+        # One SDK device sends the 1,000 messages as fast as it can.
+        "RELAIS_RATE_USER": "100000/minute",
+        "RELAIS_RATE_SEND_DEVICE": "100000/minute",
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
+    for command in (["migrate", "--noinput"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={**clean, **env},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    server = ServerProcess(env=env, log_path=directory / "server.log", kind="daphne")
+    server.start()
+    return server
+
+
+def shipped_sizes() -> dict[str, tuple[int, int]]:
+    sizes = {}
+    for path in sorted(SHIPPED.iterdir()):
+        data = path.read_bytes()
+        sizes[path.name] = (len(data), len(gzip.compress(data, compresslevel=6)))
+    return sizes
+
+
+async def open_times(browser: Browser, url: str) -> tuple[list[float], list[float]]:
+    """Milliseconds from navigation to the login form, cold then warm."""
+    cold, warm = [], []
+    for _ in range(OPENINGS):
+        context = await browser.new_context()
+        page = await context.new_page()
+        start = time.perf_counter()
+        await page.goto(url)
+        await page.locator("#dev-login").wait_for()
+        cold.append((time.perf_counter() - start) * 1000)
+        await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        start = time.perf_counter()
+        await page.reload()
+        await page.locator("#dev-login").wait_for()
+        warm.append((time.perf_counter() - start) * 1000)
+        await context.close()
+    return cold, warm
+
+
+async def log_in(page: Page, url: str) -> None:
+    await page.goto(url)
+    await page.locator("#national-id").fill(NURSE)
+    await page.locator("#passphrase").fill(PASSPHRASE)
+    await page.locator("#dev-login").click()
+    await page.locator("#recovery-done").click()
+    await page.locator('#connection[data-state="online"]').wait_for()
+
+
+async def catch_up_time(browser: Browser, server: ServerProcess, directory: Path) -> float:
+    """Milliseconds from the network coming back to 1,000 more messages shown."""
+    context = await browser.new_context()
+    context.set_default_timeout(300_000)
+    page = await context.new_page()
+    await log_in(page, server.http_url + "/")
+    store = KeyStore.open(directory / "pharmacist.store", PASSPHRASE, n=2**10)
+    pharmacist = RelaisClient(server=server.http_url, store=store)
+    await pharmacist.register_dev(PHARMACIST, device_name="bench")
+    await pharmacist.connect()
+    try:
+        room = await pharmacist.create_room(kind="direct", members=[NURSE])
+        await pharmacist.send_text(room, "Bonjour")
+        await page.locator("#room-list button.room").first.click()
+        await page.locator("#messages li").first.wait_for()
+        await context.set_offline(True)
+        await page.locator('#connection[data-state="offline"]').wait_for()
+        for number in range(MESSAGES):
+            await pharmacist.send_text(room, f"Message {number} du banc d'essai")
+        start = time.perf_counter()
+        await context.set_offline(False)
+        await page.locator(f"#messages li >> nth={MESSAGES}").wait_for()
+        return (time.perf_counter() - start) * 1000
+    finally:
+        await pharmacist.close()
+        await context.close()
+
+
+async def main() -> None:
+    if not (SHIPPED / "main.js").exists():
+        raise SystemExit("build the web client first: make web")
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        server = embedded_server(directory)
+        try:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+                )
+                cold, warm = await open_times(browser, server.http_url + "/")
+                catch_up = await catch_up_time(browser, server, directory)
+                await browser.close()
+        finally:
+            server.stop()
+    print("Relais web client, headless Chromium, embedded server on loopback")
+    print(f"open the app, cold: median {statistics.median(cold):.0f} ms ({OPENINGS} runs)")
+    print(f"open the app, warm: median {statistics.median(warm):.0f} ms ({OPENINGS} runs)")
+    total_raw = total_gzip = 0
+    for name, (raw, packed) in shipped_sizes().items():
+        total_raw, total_gzip = total_raw + raw, total_gzip + packed
+        print(f"shipped {name}: {raw / 1024:.1f} KiB, gzip {packed / 1024:.1f} KiB")
+    print(f"shipped in all: {total_raw / 1024:.1f} KiB, gzip {total_gzip / 1024:.1f} KiB")
+    print(f"decrypt and show {MESSAGES} messages (catch-up after a cut): {catch_up:.0f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

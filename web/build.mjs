@@ -1,0 +1,29 @@
+// Builds the web client with esbuild (docs/web.md, "Build"):
+//   the app and its stylesheet, and the service worker, into the Django app's static
+//   directory (webapp/static/webapp/dist/), served at /app/dist/ and /sw.js;
+//   the test pages' bundle (the shared vectors runner) into web/build-tests/, which the
+//   browser tests serve themselves: it is never shipped.
+import * as esbuild from "esbuild";
+
+const shipped = "../webapp/static/webapp/dist";
+const common = {
+  bundle: true,
+  minify: true,
+  format: "esm",
+  target: ["chrome111", "firefox115", "safari16.4"],
+  legalComments: "none",
+  logLevel: "warning",
+  metafile: true,
+};
+
+const results = await Promise.all([
+  esbuild.build({ ...common, entryPoints: { main: "src/main.ts" }, outdir: shipped }),
+  esbuild.build({ ...common, format: "iife", entryPoints: { sw: "src/sw.ts" }, outdir: shipped }),
+  esbuild.build({ ...common, entryPoints: { vectors: "tests/vectors.ts" }, outdir: "build-tests" }),
+  esbuild.build({ ...common, entryPoints: { attachments: "tests/attachments_page.ts" }, outdir: "build-tests" }),
+]);
+for (const result of results) {
+  for (const [file, info] of Object.entries(result.metafile.outputs)) {
+    console.log(`${file.padEnd(48)} ${String(info.bytes).padStart(8)} bytes`);
+  }
+}

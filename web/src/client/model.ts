@@ -1,0 +1,96 @@
+// What the web client keeps, in the vault (client/vault.ts): keys, verified room
+// chains, sender keys, the decrypted history it shows, the outbox. JSON only.
+import type { JsonObject } from "../e2ee/canonical";
+import type { LogData } from "./logview";
+
+export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
+
+export interface ChatMessage {
+  id: string;
+  room: number;
+  seq: number | null;
+  sender: string;
+  senderDevice: number;
+  text: string;
+  ts: number;
+  own: boolean;
+  state: MessageState;
+  flags: string[];
+  attachment?: JsonObject; // a photo's or file's descriptor (docs/protocol.md §11.2), checked when shown
+}
+
+export interface StoredOutbound {
+  keyId: string;
+  chainKey: string;
+  index: number;
+  epoch: number;
+  createdAtMs: number;
+  sharedWith: string[];
+}
+
+export interface StoredInbound {
+  sender: [string, number];
+  keyId: string;
+  chainKey: string;
+  nextIndex: number;
+  epoch: number;
+  skipped: [number, string, string][];
+}
+
+export interface StoredRoom {
+  events: string[];
+  outbound: StoredOutbound | null;
+  inbound: StoredInbound[];
+  lastSeq: number;
+  sentSeq: number;
+  readSeq: number;
+  profileKeys: Record<string, string>;
+  left: boolean;
+  compromised: string;
+  behind: number;
+  senderSeqs: Record<string, number[]>;
+}
+
+export interface Alert {
+  id: string;
+  kind: string;
+  room: number | null;
+  detail: string;
+  subject: string;
+  ts: number;
+}
+
+export interface OutboxItem {
+  id: string;
+  room: number;
+  text: string;
+  ts: number;
+  content?: JsonObject; // another content than a text (an attachment), sent as it is
+}
+
+export interface VaultData {
+  version: 1;
+  nationalId: string;
+  device: number;
+  token: string;
+  displayName: string;
+  identity: string;
+  accountSecret: string;
+  recoveryPublic: string;
+  sign: string;
+  kex: { serial: number; private: string; createdAt: number }[];
+  log: LogData;
+  knownDevices: Record<string, string>;
+  contacts: Record<string, { identityKey: string; verified: boolean }>;
+  rooms: Record<string, StoredRoom>;
+  messages: Record<string, ChatMessage[]>;
+  outbox: OutboxItem[];
+  kexSeen: Record<string, number>;
+  receipts: Record<string, { delivered: number; read: number }>;
+  names: Record<string, string>;
+  alerts: Alert[];
+}
+
+export function newRoom(events: string[]): StoredRoom {
+  return { events, outbound: null, inbound: [], lastSeq: 0, sentSeq: 0, readSeq: 0, profileKeys: {}, left: false, compromised: "", behind: -1, senderSeqs: {} };
+}

@@ -1,0 +1,346 @@
+// The app: which screen shows, and the actions that move between screens. Views only
+// render what they are given; the protocol lives in e2ee/ and client/, the transport
+// in api/.
+import { ApiError } from "../api/errors";
+import { Api, type DevLogin } from "../api/http";
+import { finishPscLogin, startPscLogin } from "../api/psc";
+import { IdentityExistsError, RelaisClient } from "../client/client";
+import type { VaultData } from "../client/model";
+import { Vault, WrongPassphrase } from "../client/vault";
+import type { ServerConfig } from "../config";
+import type { SafetyNumber } from "../e2ee/safety";
+import { errorText, t } from "../i18n";
+import * as db from "../store/db";
+import { whenLanguageChanges } from "./chrome";
+import { connectionStatus, conversationView } from "./conversation";
+import { type DeviceRow, devicesView, linkApproveView, linkWaitView } from "./devices";
+import { h, replace } from "./dom";
+import { loginView, unlockView } from "./login";
+import { careTeamView, type Practitioner, searchDirectory, searchView } from "./people";
+import { roomsView, type RoomSummary } from "./rooms";
+import { qrImage, recoveryView, safetyView } from "./safety";
+import { alertsView } from "./alerts";
+
+type Screen =
+  | { name: "loading" }
+  | { name: "login"; error: string | null }
+  | { name: "unlock"; who: string; error: string | null }
+  | { name: "recovery"; code: string }
+  | { name: "rooms" }
+  | { name: "room"; room: number }
+  | { name: "search"; query: string; results: Practitioner[] | null; message: string | null }
+  | { name: "care-team"; error: string | null }
+  | { name: "devices"; devices: DeviceRow[] }
+  | { name: "safety"; peer: string; number: SafetyNumber }
+  | { name: "link-wait"; shortCode: string; qrPayload: string }
+  | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null };
+
+const WHO_KEY = "relais.who"; // the practitioner's name on the unlock screen (not a secret)
+const PSC_PASSPHRASE = "relais.psc-passphrase";
+
+export class App {
+  private readonly api = new Api();
+  private client: RelaisClient | null = null;
+  private screen: Screen = { name: "loading" };
+  private draft = "";
+  private typingSent = false;
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly config: ServerConfig,
+  ) {
+    whenLanguageChanges(() => this.render());
+    globalThis.addEventListener("popstate", () => {
+      if (this.client && this.screen.name !== "rooms") this.showRooms();
+    });
+  }
+
+  async start(): Promise<void> {
+    this.render();
+    const passphrase = sessionStorage.getItem(PSC_PASSPHRASE);
+    sessionStorage.removeItem(PSC_PASSPHRASE);
+    try {
+      const login = await finishPscLogin(this.api);
+      if (login && passphrase) return await this.register(login, passphrase);
+    } catch (error) {
+      return this.show({ name: "login", error: this.describe(error) });
+    }
+    if (await Vault.exists()) {
+      this.show({ name: "unlock", who: localStorage.getItem(WHO_KEY) ?? "", error: null });
+    } else {
+      this.show({ name: "login", error: null });
+    }
+  }
+
+  private show(screen: Screen): void {
+    this.screen = screen;
+    this.render();
+  }
+
+  private render(): void {
+    const screen = this.screen;
+    const client = this.client;
+    let view: Node;
+    switch (screen.name) {
+      case "loading":
+        view = h("p", {}, t("loading"));
+        break;
+      case "login":
+        view = loginView(this.config, { devLogin: (id, pass) => void this.devLogin(id, pass), psc: (pass) => void this.psc(pass) }, screen.error);
+        break;
+      case "unlock":
+        view = unlockView(screen.who, (pass) => void this.unlock(pass), () => void this.logout(), screen.error);
+        break;
+      case "recovery":
+        view = recoveryView(screen.code, () => this.showRooms());
+        break;
+      case "rooms":
+        view = roomsView(this.summaries(), {
+          open: (room) => this.openRoom(room),
+          logout: () => void this.logout(),
+          newConversation: () => this.show({ name: "search", query: "", results: null, message: null }),
+          newCareTeam: () => this.show({ name: "care-team", error: null }),
+          devices: () => void this.showDevices(),
+        }, this.statusBar());
+        break;
+      case "room":
+        view = conversationView(client!, screen.room, {
+          back: () => this.showRooms(),
+          send: (text) => void client!.sendText(screen.room, text),
+          typing: (active) => {
+            if (active !== this.typingSent) client!.setTyping(screen.room, active);
+            this.typingSent = active;
+          },
+          safety: (peer) => void this.showSafety(peer),
+        }, "");
+        client!.markRead(screen.room);
+        break;
+      case "search":
+        view = searchView({ back: () => this.showRooms(), search: (q) => void this.search(q), start: (id) => void this.startWith(id) }, screen.query, screen.results, screen.message);
+        break;
+      case "care-team":
+        view = careTeamView({ back: () => this.showRooms(), create: (title, members) => void this.createCareTeam(title, members) }, screen.error);
+        break;
+      case "devices":
+        view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device), () => this.show({ name: "link-approve", found: null, error: null }));
+        break;
+      case "link-wait":
+        view = linkWaitView(screen.shortCode, qrImage(screen.qrPayload, screen.shortCode));
+        break;
+      case "link-approve":
+        view = linkApproveView({ back: () => void this.showDevices(), check: (code) => void this.checkLink(code), approve: () => void this.approveLink() }, screen.found, screen.error);
+        break;
+      case "safety":
+        view = safetyView(client!.nameOf(screen.peer), screen.number, client!.isVerified(screen.peer), () => this.showRooms(), () => void client!.markVerified(screen.peer).then(() => this.render()));
+        break;
+    }
+    // Keep what the user is typing across a re-render of the conversation.
+    const composer = this.root.querySelector<HTMLInputElement>("#composer");
+    const typed = composer?.value ?? "";
+    const focused = document.activeElement === composer;
+    replace(this.root, view);
+    if (screen.name === "room") {
+      const next = this.root.querySelector<HTMLInputElement>("#composer");
+      if (next && typed && !next.value) next.value = typed;
+      if (next && focused) next.focus();
+    }
+  }
+
+  private statusBar(): Node {
+    const client = this.client!;
+    return h("div", {}, connectionStatus(client), alertsView(client, null));
+  }
+
+  private summaries(): RoomSummary[] {
+    const client = this.client!;
+    return [...client.rooms.values()]
+      .filter((room) => !room.stored.left)
+      .map((room) => {
+        const messages = client.messages(room.id);
+        const last = messages[messages.length - 1];
+        return {
+          id: room.id,
+          name: client.roomTitle(room.id),
+          unread: client.unread(room.id),
+          unreadCapped: false,
+          lastActivity: last ? new Date(last.ts).toISOString() : null,
+        };
+      })
+      .sort((a, b) => (b.lastActivity ?? "").localeCompare(a.lastActivity ?? ""));
+  }
+
+  private describe(error: unknown): string {
+    if (error instanceof ApiError) return errorText(error);
+    if (error instanceof IdentityExistsError) return t("identityExists");
+    return `${t("errorTitle")}: ${error instanceof Error ? error.message : String(error)}`;
+  }
+
+  private attach(client: RelaisClient): void {
+    this.client = client;
+    let scheduled = false;
+    client.onChange(() => {
+      if (scheduled) return;
+      scheduled = true;
+      requestAnimationFrame(() => {
+        scheduled = false;
+        if (["rooms", "room", "devices"].includes(this.screen.name)) this.render();
+      });
+    });
+    client.connect();
+    void client.learnNames();
+  }
+
+  private async devLogin(nationalId: string, passphrase: string): Promise<void> {
+    try {
+      if (passphrase.length < 8) throw new Error(t("passphraseHint"));
+      await this.register(await this.api.devLogin(nationalId, "Navigateur"), passphrase);
+    } catch (error) {
+      this.show({ name: "login", error: this.describe(error) });
+    }
+  }
+
+  /** Pro Santé Connect: the passphrase waits in this tab's session storage for the
+   * way back (it never leaves the browser). */
+  private async psc(passphrase: string): Promise<void> {
+    sessionStorage.setItem(PSC_PASSPHRASE, passphrase);
+    await startPscLogin();
+  }
+
+  private async register(login: DevLogin, passphrase: string): Promise<void> {
+    const p = login.practitioner;
+    const info = { token: login.token, device: login.device, nationalId: p.national_id, displayName: `${p.first_name} ${p.last_name}` };
+    try {
+      const vault = await Vault.create(passphrase);
+      try {
+        const { client, code } = await RelaisClient.registerFirstDevice(this.api, vault, info);
+        localStorage.setItem(WHO_KEY, info.displayName);
+        this.attach(client);
+        this.show({ name: "recovery", code: code.toString() });
+      } catch (error) {
+        if (!(error instanceof IdentityExistsError)) throw error;
+        // Already on another device: this one is linked from it (§10.4.4).
+        const pending = await RelaisClient.startLink(this.api, info);
+        this.show({ name: "link-wait", shortCode: pending.code.shortCode, qrPayload: pending.code.qrPayload });
+        const poll = async (): Promise<void> => {
+          const client = await RelaisClient.finishLink(this.api, vault, info, pending);
+          if (!client) {
+            setTimeout(() => void poll().catch((e: unknown) => this.show({ name: "login", error: this.describe(e) })), 1000);
+            return;
+          }
+          localStorage.setItem(WHO_KEY, info.displayName);
+          this.attach(client);
+          this.showRooms();
+        };
+        await poll();
+      }
+    } catch (error) {
+      this.show({ name: "login", error: this.describe(error) });
+    }
+  }
+
+  private async checkLink(code: string): Promise<void> {
+    try {
+      this.show({ name: "link-approve", found: await this.client!.linkRequestFor(code), error: null });
+    } catch (error) {
+      this.show({ name: "link-approve", found: null, error: this.describe(error) });
+    }
+  }
+
+  private async approveLink(): Promise<void> {
+    const screen = this.screen;
+    if (screen.name !== "link-approve" || !screen.found) return;
+    try {
+      await this.client!.approveLink(screen.found);
+      await this.showDevices();
+    } catch (error) {
+      this.show({ name: "link-approve", found: null, error: this.describe(error) });
+    }
+  }
+
+  private async unlock(passphrase: string): Promise<void> {
+    const who = localStorage.getItem(WHO_KEY) ?? "";
+    try {
+      const { vault, data } = await Vault.open<VaultData>(passphrase);
+      this.attach(await RelaisClient.open(this.api, vault, data));
+      this.showRooms();
+    } catch (error) {
+      this.show({ name: "unlock", who, error: error instanceof WrongPassphrase ? t("wrongPassphrase") : this.describe(error) });
+    }
+  }
+
+  private showRooms(): void {
+    this.show({ name: "rooms" });
+  }
+
+  private openRoom(room: number): void {
+    history.pushState({ room }, "");
+    this.show({ name: "room", room });
+  }
+
+  private async search(query: string): Promise<void> {
+    try {
+      const results = await searchDirectory(this.api, query);
+      this.show({ name: "search", query, results: results.filter((p) => p.national_id !== this.client?.nationalId), message: null });
+    } catch (error) {
+      this.show({ name: "search", query, results: null, message: this.describe(error) });
+    }
+  }
+
+  /** The one direct room of two people: opened if it exists; created by this device
+   * when its practitioner's national id sorts first (docs/protocol.md §10.11), else
+   * waited for. */
+  private async startWith(nationalId: string): Promise<void> {
+    const client = this.client!;
+    await client.learnName(nationalId);
+    const existing = client.directRoomWith(nationalId);
+    const screen = this.screen.name === "search" ? this.screen : { name: "search" as const, query: "", results: null };
+    try {
+      if (existing !== null) return this.openRoom(existing);
+      if (client.nationalId < nationalId) return this.openRoom(await client.createRoom("direct", [nationalId]));
+      await client.refreshRooms();
+      const found = client.directRoomWith(nationalId);
+      if (found !== null) return this.openRoom(found);
+      this.show({ ...screen, message: t("waitingForPeer", { name: client.nameOf(nationalId) }) });
+    } catch (error) {
+      this.show({ ...screen, message: this.describe(error) });
+    }
+  }
+
+  private async createCareTeam(title: string, members: string[]): Promise<void> {
+    const client = this.client!;
+    try {
+      const room = await client.createRoom("care_team", members, title);
+      await client.learnNames();
+      this.openRoom(room);
+    } catch (error) {
+      this.show({ name: "care-team", error: this.describe(error) });
+    }
+  }
+
+  private async showDevices(): Promise<void> {
+    const client = this.client!;
+    await client.checkMyDevices();
+    this.show({ name: "devices", devices: await client.devices() });
+  }
+
+  private async revoke(device: number): Promise<void> {
+    await this.client!.revokeDevice(device);
+    await this.showDevices();
+  }
+
+  private async showSafety(peer: string): Promise<void> {
+    const client = this.client!;
+    this.show({ name: "safety", peer, number: await client.safetyNumberWith(peer) });
+  }
+
+  private async logout(): Promise<void> {
+    const client = this.client;
+    client?.disconnect();
+    if (client) await this.api.logout().catch(() => undefined);
+    this.api.setToken(null);
+    this.client = null;
+    localStorage.removeItem(WHO_KEY);
+    await db.wipe();
+    this.show({ name: "login", error: null });
+  }
+}

@@ -1,0 +1,1 @@
+"""The web client: the installable app served at ``/`` (docs/web.md)."""
