@@ -344,7 +344,7 @@ async def test_a_file_uploaded_by_the_browser_resumes_after_a_lost_part_with_pro
         done = [d for d, _ in events]
         assert done == sorted(done)  # progress only moves forward
         assert events[-1] == [total, total]
-        assert len(set(done)) > 1, events  # seen as the bytes move, not once at the end
+        assert len(set(done)) > 1, events  # shown from the start, not once at the end
     parts = -(-total // (256 * 1024))
     assert len({d for d, _ in result["events"]}) > parts  # at least each part, and the start
     assert result["same"]

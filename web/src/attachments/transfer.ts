@@ -220,6 +220,7 @@ export class AttachmentApi {
       if (!response.ok) throw serverError(response.status, await response.text());
       if (received && response.status !== 206) throw refusal("transfer_failed", "Resume was refused.", "La reprise a été refusée.");
       if (response.body === null) throw new Retryable();
+      onProgress?.(received, size); // the answer has started: the bar shows where it starts
       const reader = response.body.getReader();
       for (;;) {
         let piece: ReadableStreamReadResult<Uint8Array>;
