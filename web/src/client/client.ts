@@ -932,9 +932,12 @@ export class RelaisClient {
     seen.push(opened.seq);
     const own = opened.sender[0] === this.nationalId;
     if (own && opened.sender[1] === this.device) {
-      const mine = list.find((m) => m.own && m.seq === null && m.text === opened.content.text);
+      // The server stores the client message id it acknowledged: the message this device
+      // already shows (pending, or sent and back in a catch-up) is that one, whatever its
+      // text; an attachment without a caption has none.
+      const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
       if (mine) {
-        mine.seq = seq;
+        mine.seq ??= seq;
         mine.state = mine.state === "pending" ? "sent" : mine.state;
         list.sort(bySeq);
         return true;
