@@ -62,8 +62,8 @@ export class RelaisClient {
   private listeners = new Set<() => void>();
 
   private constructor(
-    private readonly api: Api,
-    private readonly vault: Vault,
+    readonly api: Api,
+    readonly vault: Vault,
     readonly data: VaultData,
   ) {
     this.log = new LogView(api, data.log);
@@ -557,6 +557,7 @@ export class RelaisClient {
     try {
       const entry = await this.api.get<{ first_name: string; last_name: string; profession_label: string }>(`directory/practitioners/${encodeURIComponent(nationalId)}`);
       this.data.names[nationalId] = `${entry.first_name} ${entry.last_name}`.trim() + (entry.profession_label ? ` (${entry.profession_label})` : "");
+      void this.save(); // the service worker's notifications name people from the vault
     } catch {
       // the number stays shown
     }

@@ -104,4 +104,9 @@ export const en: Messages = {
   attachDownload: "Download {name} ({size})",
   attachUnnamed: "file",
   attachBadDescriptor: "Unreadable attachment: {reason}",
+  notifyEnable: "Turn on notifications",
+  notifyOn: "Notifications on for this device",
+  notifyMute: "Mute this conversation",
+  notifyUnmute: "Unmute this conversation",
+  notifyRefused: "Notifications refused by the browser",
 };

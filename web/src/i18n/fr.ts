@@ -103,6 +103,11 @@ export const fr = {
   attachDownload: "Télécharger {name} ({size})",
   attachUnnamed: "fichier",
   attachBadDescriptor: "Pièce jointe illisible : {reason}",
+  notifyEnable: "Activer les notifications",
+  notifyOn: "Notifications activées sur cet appareil",
+  notifyMute: "Couper les notifications de cette conversation",
+  notifyUnmute: "Rétablir les notifications de cette conversation",
+  notifyRefused: "Notifications refusées par le navigateur",
 } as const;
 
 export type MessageKey = keyof typeof fr;
