@@ -54,7 +54,7 @@ export class RelaisClient {
   private socket: Socket | null = null;
   private signing!: SigningKey;
   private identity!: SigningKey;
-  private readonly log: LogView;
+  readonly log: LogView;
   private lookups = new Map<string, { at: number; identity: VerifiedIdentity }>();
   private inFlight = new Set<string>();
   private synced = false;

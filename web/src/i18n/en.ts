@@ -109,4 +109,8 @@ export const en: Messages = {
   notifyMute: "Mute this conversation",
   notifyUnmute: "Unmute this conversation",
   notifyRefused: "Notifications refused by the browser",
+  roomInfo: "About this conversation",
+  archivedByOrganisation: "Archived by {name} (structure {structure}): this organisation's archiver receives the conversation's messages",
+  archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
+  notArchived: "This conversation is not archived",
 };

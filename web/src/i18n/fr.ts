@@ -108,6 +108,10 @@ export const fr = {
   notifyMute: "Couper les notifications de cette conversation",
   notifyUnmute: "Rétablir les notifications de cette conversation",
   notifyRefused: "Notifications refusées par le navigateur",
+  roomInfo: "Informations sur la conversation",
+  archivedByOrganisation: "Archivée par {name} (structure {structure}) : l'archiveur de cet organisme reçoit les messages de la conversation",
+  archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
+  notArchived: "Conversation non archivée",
 } as const;
 
 export type MessageKey = keyof typeof fr;

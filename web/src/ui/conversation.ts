@@ -7,6 +7,7 @@ import { header } from "./chrome";
 import { h } from "./dom";
 import { messageAttachment, roomAttachments } from "./attachments";
 import { roomNotifications } from "./notifications";
+import { roomInfo } from "./roominfo";
 
 const STATES: Record<ChatMessage["state"], MessageKey> = {
   pending: "statePending",
@@ -86,6 +87,7 @@ export function conversationView(client: RelaisClient, roomId: number, actions: 
     header(client.roomTitle(roomId), actions.back, "screen-title", others.length === 1 ? [h("button", { type: "button", id: "safety", class: "secondary", onclick: () => actions.safety(others[0]!) }, t("safetyNumber"))] : []),
     connectionStatus(client),
     roomNotifications(client, roomId),
+    roomInfo(client, roomId),
     alertsView(client, roomId),
     refused ? h("p", { role: "alert", class: "alert" }, t("roomRefused", { reason: refused })) : null,
     list,

@@ -1,0 +1,54 @@
+"""The room's information panel says who archives it: the archiver the verified room
+state names, proven in the log as an organisation's archiver device, with the
+organisation's name from the directory (as the SDK's ``archiver_notice``)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import expect
+
+from tests.e2e.sdk import new_client
+from tests.e2e.test_archiver import NAME, ORGANISATION, archiver_client, create_archiver
+from tests.web.conftest import screenshot
+
+pytestmark = pytest.mark.e2e
+NURSE, DOCTOR = "810003456786", "810001987659"
+
+
+async def test_the_info_panel_names_the_organisation_that_archives_the_room(
+    app_page, web_server, server_env, tmp_path
+):
+    token_file = tmp_path / "archiver.json"
+    create_archiver(server_env, token_file)
+    archiver = await archiver_client(web_server, tmp_path, token_file)
+    doctor = await app_page(DOCTOR)
+    nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
+    try:
+        room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+        await nurse.send_text(room, "Pansement refait, plaie propre.")
+        await doctor.locator("#room-list button.room").first.click()
+        await doctor.locator("#messages li", has_text="plaie propre").wait_for()
+
+        await doctor.get_by_text("Informations sur la conversation").click()
+        line = doctor.locator("#archiver")
+        await expect(line).to_have_text(
+            f"Archivée par {NAME} (structure 1750000123) : l'archiveur de cet organisme "
+            "reçoit les messages de la conversation"
+        )
+        await screenshot(doctor, "conversation-archiver-desktop")
+    finally:
+        await nurse.close()
+        await archiver.close()
+
+
+async def test_a_room_without_archiver_says_so(app_page, web_server, tmp_path):
+    doctor = await app_page(DOCTOR)
+    nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
+    try:
+        room = await nurse.create_room(kind="direct", members=[DOCTOR])
+        await nurse.send_text(room, "Bonjour")
+        await doctor.locator("#room-list button.room").first.click()
+        await doctor.get_by_text("Informations sur la conversation").click()
+        await expect(doctor.locator("#archiver")).to_have_text("Conversation non archivée")
+    finally:
+        await nurse.close()
