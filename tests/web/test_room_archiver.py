@@ -8,8 +8,15 @@ import pytest
 from playwright.async_api import expect
 
 from tests.e2e.sdk import new_client
-from tests.e2e.test_archiver import NAME, ORGANISATION, archiver_client, create_archiver
+from tests.e2e.test_archiver import (
+    NAME,
+    ORGANISATION,
+    archiver_client,
+    create_archiver,
+    messages_of,
+)
 from tests.web.conftest import screenshot
+from tests.web.test_chat import bubble, send
 
 pytestmark = pytest.mark.e2e
 NURSE, DOCTOR = "810003456786", "810001987659"
@@ -36,6 +43,17 @@ async def test_the_info_panel_names_the_organisation_that_archives_the_room(
             "reçoit les messages de la conversation"
         )
         await screenshot(doctor, "conversation-archiver-desktop")
+
+        # The browser shares its sender key with the archiver device the log proved,
+        # as with any member's device: the archiver reads what the browser sends.
+        await send(doctor, "Vu, je passe jeudi.")
+        await expect(bubble(doctor, "je passe jeudi")).to_have_attribute("data-state", "sent")
+        await archiver.connect()
+        received = await messages_of(archiver, 2)
+        assert [(m.seq, m.sender[0], m.text) for m in received] == [
+            (1, NURSE, "Pansement refait, plaie propre."),
+            (2, DOCTOR, "Vu, je passe jeudi."),
+        ]
     finally:
         await nurse.close()
         await archiver.close()

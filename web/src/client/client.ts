@@ -575,7 +575,9 @@ export class RelaisClient {
   private async identityOf(nationalId: string, reuse = true): Promise<VerifiedIdentity> {
     const cached = this.lookups.get(nationalId);
     if (reuse && cached && Date.now() - cached.at < LOOKUP_REUSE_MS) return cached.identity;
-    const identity = await this.log.identityOf(nationalId);
+    // An organisation (its number is "org:…", never a practitioner's) has archiver
+    // devices only: a room's archiver gets its sender keys as a member's device does.
+    const identity = await this.log.identityOf(nationalId, nationalId.startsWith("org:") ? "archiver" : "device");
     this.lookups.set(nationalId, { at: Date.now(), identity });
     if (nationalId !== this.nationalId && identity.identityKey) this.noteContactKey(nationalId, identity.identityKey);
     return identity;
