@@ -5,8 +5,10 @@ organisation's name from the directory (as the SDK's ``archiver_notice``)."""
 from __future__ import annotations
 
 import pytest
+from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import expect
 
+from chat.models import Envelope, ToDeviceMessage
 from tests.e2e.sdk import new_client
 from tests.e2e.test_archiver import (
     NAME,
@@ -14,6 +16,8 @@ from tests.e2e.test_archiver import (
     archiver_client,
     create_archiver,
     messages_of,
+    present_a_false_archiver,
+    uncertified_archiver,
 )
 from tests.web.conftest import screenshot
 from tests.web.test_chat import bubble, send
@@ -68,5 +72,35 @@ async def test_a_room_without_archiver_says_so(app_page, web_server, tmp_path):
         await doctor.locator("#room-list button.room").first.click()
         await doctor.get_by_text("Informations sur la conversation").click()
         await expect(doctor.locator("#archiver")).to_have_text("Conversation non archivée")
+    finally:
+        await nurse.close()
+
+
+async def test_an_archiver_the_log_does_not_prove_is_a_warning_and_gets_nothing(
+    app_page, web_server, tmp_path
+):
+    """The server names, in a signed state event it forges with a member's key, a real
+    archiver device of the organisation but with keys the log never saw."""
+    doctor = await app_page(DOCTOR)
+    nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
+    try:
+        room = await nurse.create_room(kind="care_team", members=[DOCTOR])
+        await nurse.send_text(room, "avant")
+        await doctor.locator("#room-list button.room").first.click()
+        await doctor.locator("#messages li", has_text="avant").wait_for()
+        false_archiver = await sync_to_async(uncertified_archiver)()
+        await sync_to_async(present_a_false_archiver)(room, nurse, false_archiver)
+
+        await send(doctor, "le secret que l'archiveur usurpé voudrait lire")
+        await expect(bubble(doctor, "voudrait lire")).to_have_attribute("data-state", "failed")
+        await doctor.get_by_text("Informations sur la conversation").click()
+        line = doctor.locator("#archiver")
+        await expect(line).to_contain_text("Sécurité : l'archiveur de la conversation est refusé")
+        await expect(line).to_have_attribute("role", "alert")
+        received = await sync_to_async(
+            ToDeviceMessage.objects.filter(recipient_id=false_archiver.device).count
+        )()
+        assert received == 0
+        assert await sync_to_async(Envelope.objects.filter(room_id=room).count)() == 1
     finally:
         await nurse.close()
