@@ -117,14 +117,20 @@ async def notifications_when(
         await page.wait_for_timeout(100)
 
 
-@database_sync_to_async
-def stored_subscription_endpoints() -> list[str]:
-    return [s.endpoint for s in PushSubscription.objects.all()]
+async def stored_subscription_endpoints() -> list[str]:
+    def read() -> list[str]:
+        return [s.endpoint for s in PushSubscription.objects.all()]
+
+    endpoints: list[str] = await database_sync_to_async(read)()
+    return endpoints
 
 
-@database_sync_to_async
-def device_mutes(room: int) -> list[tuple[int, bool]]:
-    return [(m.room_id, m.device_id is not None) for m in RoomMute.objects.filter(room_id=room)]
+async def device_mutes(room: int) -> list[tuple[int, bool]]:
+    def read() -> list[tuple[int, bool]]:
+        return [(m.room_id, m.device_id is not None) for m in RoomMute.objects.filter(room_id=room)]
+
+    mutes: list[tuple[int, bool]] = await database_sync_to_async(read)()
+    return mutes
 
 
 async def test_a_content_free_push_is_decrypted_in_the_service_worker_and_names_who_wrote(
