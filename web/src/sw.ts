@@ -1,6 +1,25 @@
 // The service worker: keeps the app's own files so that it opens without a network
 // (read only: what was decrypted before stays readable). It never caches the API.
+import { notifyPush, onAppMessage } from "./push/worker";
+
 const worker = self as unknown as ServiceWorkerGlobalScope;
+
+// Web Push (push/worker.ts): a content-free wake-up, decrypted and written here.
+worker.addEventListener("push", (event) => {
+  event.waitUntil(notifyPush(worker.registration, event.data?.text() ?? ""));
+});
+
+worker.addEventListener("message", (event) => onAppMessage(event.data));
+
+worker.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  event.waitUntil(
+    worker.clients.matchAll({ type: "window" }).then((windows) => {
+      const open = windows[0];
+      return open ? open.focus().then(() => undefined) : worker.clients.openWindow("/").then(() => undefined);
+    }),
+  );
+});
 
 const CACHE = "relais-shell-v1";
 const SHELL = ["/", "/manifest.webmanifest", "/app/icons/icon-192.png"];
@@ -48,4 +67,3 @@ worker.addEventListener("fetch", (event) => {
   );
 });
 
-export {};

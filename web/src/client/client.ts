@@ -54,7 +54,7 @@ export class RelaisClient {
   private socket: Socket | null = null;
   private signing!: SigningKey;
   private identity!: SigningKey;
-  private readonly log: LogView;
+  readonly log: LogView;
   private lookups = new Map<string, { at: number; identity: VerifiedIdentity }>();
   private inFlight = new Set<string>();
   private synced = false;
@@ -62,8 +62,8 @@ export class RelaisClient {
   private listeners = new Set<() => void>();
 
   private constructor(
-    private readonly api: Api,
-    private readonly vault: Vault,
+    readonly api: Api,
+    readonly vault: Vault,
     readonly data: VaultData,
   ) {
     this.log = new LogView(api, data.log);
@@ -557,6 +557,7 @@ export class RelaisClient {
     try {
       const entry = await this.api.get<{ first_name: string; last_name: string; profession_label: string }>(`directory/practitioners/${encodeURIComponent(nationalId)}`);
       this.data.names[nationalId] = `${entry.first_name} ${entry.last_name}`.trim() + (entry.profession_label ? ` (${entry.profession_label})` : "");
+      void this.save(); // the service worker's notifications name people from the vault
     } catch {
       // the number stays shown
     }
@@ -574,7 +575,9 @@ export class RelaisClient {
   private async identityOf(nationalId: string, reuse = true): Promise<VerifiedIdentity> {
     const cached = this.lookups.get(nationalId);
     if (reuse && cached && Date.now() - cached.at < LOOKUP_REUSE_MS) return cached.identity;
-    const identity = await this.log.identityOf(nationalId);
+    // An organisation (its number is "org:…", never a practitioner's) has archiver
+    // devices only: a room's archiver gets its sender keys as a member's device does.
+    const identity = await this.log.identityOf(nationalId, nationalId.startsWith("org:") ? "archiver" : "device");
     this.lookups.set(nationalId, { at: Date.now(), identity });
     if (nationalId !== this.nationalId && identity.identityKey) this.noteContactKey(nationalId, identity.identityKey);
     return identity;
@@ -932,9 +935,12 @@ export class RelaisClient {
     seen.push(opened.seq);
     const own = opened.sender[0] === this.nationalId;
     if (own && opened.sender[1] === this.device) {
-      const mine = list.find((m) => m.own && m.seq === null && m.text === opened.content.text);
+      // The server stores the client message id it acknowledged: the message this device
+      // already shows (pending, or sent and back in a catch-up) is that one, whatever its
+      // text; an attachment without a caption has none.
+      const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
       if (mine) {
-        mine.seq = seq;
+        mine.seq ??= seq;
         mine.state = mine.state === "pending" ? "sent" : mine.state;
         list.sort(bySeq);
         return true;

@@ -6,6 +6,7 @@ import type { Api } from "../api/http";
 import { b64u, equal, unb64u } from "../e2ee/bytes";
 import { CryptoError } from "../e2ee/errors";
 import { type CertifiedDevice, type LabelChain, type LogRecord, parseLogEntry, verifyChain, verifyKexRegistration, verifyLabel } from "../e2ee/transparency";
+import type { DeviceKind } from "../e2ee/identity";
 import { checkConsistency, checkInclusion, parseTreeHead, type TreeHead, verifyVrfKey } from "../e2ee/tree_heads";
 
 const MAX_AGE_MS = 3600_000;
@@ -111,8 +112,8 @@ export class LogView {
     return this.data.head ? { size: this.data.head.size, root: this.data.head.root } : null;
   }
 
-  /** ``nationalId``'s identity key and devices, each proof checked. */
-  async identityOf(nationalId: string): Promise<VerifiedIdentity> {
+  /** ``nationalId``'s identity key and devices of ``kind``, each proof checked. */
+  async identityOf(nationalId: string, kind: DeviceKind = "device"): Promise<VerifiedIdentity> {
     if (!this.data.logKey) await this.start();
     const answer = await this.api.get<{
       national_id: string;
@@ -143,7 +144,7 @@ export class LogView {
     const kexKeys = new Map(answer.kex_keys.map((k) => [k.device, k]));
     for (const [number, certified] of chain.devices as Map<number, CertifiedDevice>) {
       const signed = kexKeys.get(number);
-      if (certified.kind !== "device" || !signed) continue;
+      if (certified.kind !== kind || !signed) continue;
       try {
         const kexKey = unb64u(signed.kex_key, 32);
         await verifyKexRegistration(nationalId, number, certified.signKey, kexKey, unb64u(signed.signature, 64));

@@ -54,6 +54,24 @@ export class Vault {
     }
   }
 
+  /** The vault opened with a key the unlocked app handed over (the service worker's
+   * notifications, push/worker.ts); null when there is no vault or the key is not its. */
+  static async openWithKey<T>(key: CryptoKey): Promise<T | null> {
+    const sealed = await db.get<SealedVault>(RECORD);
+    if (!sealed) return null;
+    try {
+      const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: view(unb64u(sealed.nonce)), additionalData: view(AAD) }, key, view(unb64u(sealed.ct)));
+      return JSON.parse(fromUtf8(new Uint8Array(plain))) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Hand the (non-extractable) key to this origin's service worker, in memory only. */
+  shareWith(worker: ServiceWorker): void {
+    worker.postMessage({ type: "vault-unlocked", key: this.key });
+  }
+
   async save(data: unknown): Promise<void> {
     const nonce = randomBytes(12);
     const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: view(nonce), additionalData: view(AAD) }, this.key, view(utf8(JSON.stringify(data))));

@@ -104,4 +104,13 @@ export const en: Messages = {
   attachDownload: "Download {name} ({size})",
   attachUnnamed: "file",
   attachBadDescriptor: "Unreadable attachment: {reason}",
+  notifyEnable: "Turn on notifications",
+  notifyOn: "Notifications on for this device",
+  notifyMute: "Mute this conversation",
+  notifyUnmute: "Unmute this conversation",
+  notifyRefused: "Notifications refused by the browser",
+  roomInfo: "About this conversation",
+  archivedByOrganisation: "Archived by {name} (structure {structure}): this organisation's archiver receives the conversation's messages",
+  archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
+  notArchived: "This conversation is not archived",
 };

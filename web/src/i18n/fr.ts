@@ -103,6 +103,15 @@ export const fr = {
   attachDownload: "Télécharger {name} ({size})",
   attachUnnamed: "fichier",
   attachBadDescriptor: "Pièce jointe illisible : {reason}",
+  notifyEnable: "Activer les notifications",
+  notifyOn: "Notifications activées sur cet appareil",
+  notifyMute: "Couper les notifications de cette conversation",
+  notifyUnmute: "Rétablir les notifications de cette conversation",
+  notifyRefused: "Notifications refusées par le navigateur",
+  roomInfo: "Informations sur la conversation",
+  archivedByOrganisation: "Archivée par {name} (structure {structure}) : l'archiveur de cet organisme reçoit les messages de la conversation",
+  archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
+  notArchived: "Conversation non archivée",
 } as const;
 
 export type MessageKey = keyof typeof fr;

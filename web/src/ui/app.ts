@@ -7,6 +7,8 @@ import { finishPscLogin, startPscLogin } from "../api/psc";
 import { IdentityExistsError, RelaisClient } from "../client/client";
 import type { VaultData } from "../client/model";
 import { Vault, WrongPassphrase } from "../client/vault";
+import { lockWorker, unlockWorker } from "../push/page";
+import { forgetNotifications } from "./notifications";
 import type { ServerConfig } from "../config";
 import type { SafetyNumber } from "../e2ee/safety";
 import { errorText, t } from "../i18n";
@@ -188,6 +190,7 @@ export class App {
     });
     client.connect();
     void client.learnNames();
+    void unlockWorker(client.vault);
   }
 
   private async devLogin(nationalId: string, passphrase: string): Promise<void> {
@@ -339,6 +342,8 @@ export class App {
     if (client) await this.api.logout().catch(() => undefined);
     this.api.setToken(null);
     this.client = null;
+    forgetNotifications();
+    await lockWorker();
     localStorage.removeItem(WHO_KEY);
     await db.wipe();
     this.show({ name: "login", error: null });

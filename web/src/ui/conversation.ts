@@ -6,6 +6,8 @@ import { alertsView } from "./alerts";
 import { header } from "./chrome";
 import { h } from "./dom";
 import { messageAttachment, roomAttachments } from "./attachments";
+import { roomNotifications } from "./notifications";
+import { roomInfo } from "./roominfo";
 
 const STATES: Record<ChatMessage["state"], MessageKey> = {
   pending: "statePending",
@@ -84,6 +86,8 @@ export function conversationView(client: RelaisClient, roomId: number, actions: 
     { class: "screen conversation", "aria-labelledby": "screen-title" },
     header(client.roomTitle(roomId), actions.back, "screen-title", others.length === 1 ? [h("button", { type: "button", id: "safety", class: "secondary", onclick: () => actions.safety(others[0]!) }, t("safetyNumber"))] : []),
     connectionStatus(client),
+    roomNotifications(client, roomId),
+    roomInfo(client, roomId),
     alertsView(client, roomId),
     refused ? h("p", { role: "alert", class: "alert" }, t("roomRefused", { reason: refused })) : null,
     list,
