@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from pathlib import Path
 
 import pytest
+from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import Page, expect
 
 from client.teleexpertise.contents import Accept, Request
 from documents.cda import Organisation
+from teleexpertise.models import BillingAct
 from teleexpertise.workflow import State
 from tests.e2e.teleexpertise_helpers import (
     DOCTOR,
@@ -110,7 +113,30 @@ async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_ser
         await nurse.get_by_role("button", name="Demandes envoyées").click()
         case = nurse.locator(f'#te-cases [data-room="{room}"]')
         await expect(case).to_have_attribute("data-state", "closed")
+        await expect(case).to_contain_text("Plaie qui s'aggrave")
         await screenshots(nurse, "sent")
+
+        # The nurse's RQD, recorded by the browser once the report arrived, decrypted here.
+        await nurse.get_by_role("button", name="Actes").click()
+        act = nurse.locator(f'#te-ledger tr[data-room="{room}"][data-code="RQD"]')
+        await expect(act).to_contain_text("PAT-TROIS DOMINIQUE (1979-03-28)")
+        await expect(act).to_contain_text("10,00 €")
+        await screenshots(nurse, "ledger")
+        async with nurse.expect_download() as waiting:
+            await nurse.get_by_role("button", name="Exporter en CSV").click()
+        download = await waiting.value
+        assert download.suggested_filename == "actes-teleexpertise.csv"
+        data = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        lines = data.decode("utf-8").split("\r\n")
+        assert lines[0].startswith("date;acte;montant_eur;zone;facturable;")
+        assert lines[1] == (
+            f"{date.today().isoformat()};RQD;10.00;metropole;oui;;PAT-TROIS;DOMINIQUE;"
+            f"1979-03-28;F;279035121518989;1.2.250.1.213.1.4.10;QUAL;{NURSE};{DOCTOR};{room}"
+        )
+        acts = await sync_to_async(list)(
+            BillingAct.objects.order_by("code").values_list("code", "billable")
+        )
+        assert acts == [("RQD", True), ("TE2", True)]
     finally:
         await doctor.close()
     needles = [QUESTION, ANSWER, "PAT-TROIS", "MARIE-LOUISE", "279035121518989", "1979-03-28"]

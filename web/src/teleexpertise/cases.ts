@@ -168,17 +168,31 @@ export async function createCaseRoom(client: RelaisClient, requis: string, reaso
   return client.createRoom("teleexpertise", [requis], "", { v: 1, type: "room_profile", title, patient });
 }
 
+/** This device's own step, kept with the room's messages: the server does not send a
+ * device its own envelopes back. */
+async function keep(client: RelaisClient, room: number, id: string, answer: StepAnswer, content: JsonObject): Promise<void> {
+  const list = (client.data.messages[String(room)] ??= []);
+  if (!list.some((m) => m.id === id)) {
+    list.push({ id, room, seq: answer.step.seq, sender: client.nationalId, senderDevice: client.device, text: `[${String(content.type)}]`, ts: Date.now(), own: true, state: "sent", flags: [], event: content });
+  }
+  await client.save();
+}
+
 /** Send the request event with its step (``POST teleexpertise``). */
 export async function sendRequest(client: RelaisClient, api: Api, room: number, messageId: string, content: JsonObject): Promise<StepAnswer> {
   const body = await client.seal(room, content);
-  return api.post<StepAnswer>("teleexpertise", { room, requis: (content.requis as JsonObject).national_id, deadline: content.deadline, id: messageId, body: b64u(body) });
+  const answer = await api.post<StepAnswer>("teleexpertise", { room, requis: (content.requis as JsonObject).national_id, deadline: content.deadline, id: messageId, body: b64u(body) });
+  await keep(client, room, messageId, answer, content);
+  return answer;
 }
 
 /** Any later step with its event (``POST teleexpertise/{room}/steps``). */
 export async function sendStep(client: RelaisClient, api: Api, room: number, action: string, content: JsonObject): Promise<StepAnswer> {
   const id = crypto.randomUUID();
   const body = await client.seal(room, content);
-  return api.post<StepAnswer>(`teleexpertise/${room}/steps`, { action, id, body: b64u(body) });
+  const answer = await api.post<StepAnswer>(`teleexpertise/${room}/steps`, { action, id, body: b64u(body) });
+  await keep(client, room, id, answer, content);
+  return answer;
 }
 
 export async function listCases(api: Api, role: "requerant" | "requis"): Promise<CaseSummary[]> {

@@ -15,8 +15,11 @@ import { acceptEvent, cancelEvent, type CaseSummary, closeEvent, createCaseRoom,
 import { type IdentityStatus, OIDS, PatientError, patientIdentity, STATUSES } from "../../teleexpertise/patient";
 import { type TeleKey, tt } from "./strings";
 import { requestForm } from "./form";
+import { ledgerView } from "./ledger";
+import { type LedgerEntry, readLedger, recordAct, zoneOfPostcode } from "../../teleexpertise/ledger";
+import { unb64u } from "../../e2ee/bytes";
 
-type Tab = { name: "sent" } | { name: "received" } | { name: "new" } | { name: "case"; room: number };
+type Tab = { name: "sent" } | { name: "received" } | { name: "new" } | { name: "ledger" } | { name: "case"; room: number };
 
 export function describeError(error: unknown): string {
   if (error instanceof ApiError || error instanceof AttachmentError) return errorText(error);
@@ -36,6 +39,7 @@ export class TeleexpertiseScreen {
   private busy = false;
   private loading = false;
   private form: HTMLElement | null = null;
+  private ledger: LedgerEntry[] = [];
   private readonly stop: () => void;
 
   constructor(
@@ -61,12 +65,30 @@ export class TeleexpertiseScreen {
     this.loading = true;
     try {
       [this.sent, this.received] = await Promise.all([listCases(this.api, "requerant"), listCases(this.api, "requis")]);
+      const secret = unb64u(this.client.data.accountSecret);
+      this.ledger = await readLedger(this.api, secret, this.client.nationalId);
+      await this.recordMyActs(secret);
     } catch (error) {
       this.message = describeError(error);
     } finally {
       this.loading = false;
     }
     this.render();
+  }
+
+  /** The requérant's RQD, once the report of a case of theirs has arrived (the requis'
+   * device records the TE2 with its report, from the SDK). */
+  private async recordMyActs(secret: Uint8Array): Promise<void> {
+    for (const c of this.sent) {
+      if (c.state !== "answered" && c.state !== "closed") continue;
+      const request = this.requestOf(c.room);
+      if (!request || !this.event(c.room, "report") || this.ledger.some((e) => e.room === c.room && e.code === "RQD")) continue;
+      const me = await this.api.get<{ postcode?: string | null }>(`directory/practitioners/${this.client.nationalId}`);
+      const today = new Date();
+      const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, "0")}-${String(today.getDate()).padStart(2, "0")}`;
+      const entry = await recordAct(this.api, secret, this.client.nationalId, { code: "RQD", room: c.room, patient: request.patient as JsonObject, requerant: c.requerant, requis: c.requis, zone: zoneOfPostcode(me.postcode ?? ""), day });
+      this.ledger.push(entry);
+    }
   }
 
   private go(tab: Tab): void {
@@ -80,7 +102,7 @@ export class TeleexpertiseScreen {
     const tabs = h(
       "nav",
       { class: "te-tabs" },
-      ...(["sent", "received", "new"] as const).map((name) =>
+      ...(["sent", "received", "new", "ledger"] as const).map((name) =>
         h("button", { type: "button", "aria-pressed": String(this.tab.name === name), onclick: () => this.go({ name }) }, tt(name === "new" ? "newRequest" : name)),
       ),
     );
@@ -97,6 +119,9 @@ export class TeleexpertiseScreen {
         this.form ??= requestForm((form) => void this.submit(form));
         this.form.querySelector("button[type=submit]")?.toggleAttribute("disabled", this.busy);
         body = this.form;
+        break;
+      case "ledger":
+        body = ledgerView(this.ledger);
         break;
       case "case":
         body = this.caseView(this.tab.room);

@@ -53,6 +53,15 @@ const FR = {
   due: "échéance",
   from: "de",
   to: "à",
+  ledger: "Actes",
+  exportCsv: "Exporter en CSV",
+  noActs: "Aucun acte enregistré.",
+  day: "Date",
+  act: "Acte",
+  amount: "Montant",
+  billable: "Facturable",
+  yes: "oui",
+  no: "non",
 };
 
 export type TeleKey = keyof typeof FR;
@@ -109,6 +118,15 @@ const EN: Record<TeleKey, string> = {
   due: "due",
   from: "from",
   to: "to",
+  ledger: "Acts",
+  exportCsv: "Export as CSV",
+  noActs: "No act recorded.",
+  day: "Date",
+  act: "Act",
+  amount: "Amount",
+  billable: "Billable",
+  yes: "yes",
+  no: "no",
 };
 
 export function tt(key: TeleKey): string {
