@@ -6,6 +6,7 @@ browser, which accepts it; nothing of the patient or the texts reaches the serve
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import Page, expect
 
 from client.teleexpertise.contents import Accept, Request
+from client.teleexpertise.tariffs import TariffTable
 from documents.cda import Organisation
 from teleexpertise.models import BillingAct
 from teleexpertise.workflow import State
@@ -27,12 +29,16 @@ from tests.e2e.teleexpertise_helpers import (
     wound_photo,
 )
 from tests.teleexpertise.samples import consent, patient
+from tests.web.attachment_pages import open_attachments_page
 from tests.web.conftest import DESKTOP, PHONE, screenshot
 
 pytestmark = pytest.mark.e2e
 
 QUESTION = "Plaie du talon gauche qui s'aggrave depuis dix jours : faut-il changer de pansement ?"
 ANSWER = "Pas de signe d'infection : hydrocolloïde, contrôle à J+7, adresser si extension."
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "tests" / "vectors" / "teleexpertise.json"
+TARIFFS = ROOT / "web" / "src" / "teleexpertise" / "tariffs.json"
 CENTRE = Organisation("1750000123", "Centre de santé des Pentes")
 
 
@@ -179,3 +185,33 @@ async def test_the_sdk_asks_a_doctor_in_the_browser_who_accepts(app_page, web_se
     finally:
         await nurse.close()
     assert await plaintext_found([QUESTION, "PAT-TROIS"], [tmp_path / "server.log"]) == []
+
+
+async def test_the_billing_vectors_pass_in_the_browser(web_build, browser):
+    """The browser's pseudonym and ledger entry are the SDK's, byte for byte
+    (tests/vectors/teleexpertise.json, docs/protocol.md §12.7)."""
+    vectors = json.loads(VECTORS.read_text())
+    context, page = await open_attachments_page(browser)
+    results = await page.evaluate(
+        "(data) => globalThis.relaisTeleexpertiseVectors.run(data)", vectors
+    )
+    await context.close()
+    assert [f"{r['name']}: {r.get('error')}" for r in results if not r["ok"]] == []
+    assert len(results) == len(vectors["pseudonym"]["cases"]) + 2
+
+
+def test_the_browser_tariffs_are_the_sdk_table():
+    """web/src/teleexpertise/tariffs.json is client/teleexpertise/tariffs.toml."""
+    browser = json.loads(TARIFFS.read_text())
+    sdk = [
+        {
+            "code": row.code.value,
+            "zone": row.zone.value,
+            "valid_from": row.valid_from.isoformat(),
+            "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+            "amount_cents": row.amount_cents,
+            "yearly_limit_per_patient": row.yearly_limit_per_patient,
+        }
+        for row in TariffTable.load().rows
+    ]
+    assert browser == sdk

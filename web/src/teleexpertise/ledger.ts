@@ -45,7 +45,7 @@ export interface LedgerEntry {
   not_billable_reason: string;
 }
 
-interface Act {
+export interface Act {
   id: number;
   room: number;
   code: string;
@@ -77,15 +77,24 @@ export function normalisedTrait(text: string): string {
   return plain.toUpperCase().replace(/[-'\u2019]/g, " ").split(/\s+/).filter(Boolean).join(" ");
 }
 
-export async function pseudonym(secret: Uint8Array, year: number, patient: JsonObject): Promise<string> {
-  const traits = {
+export function billingTraits(patient: JsonObject): JsonObject {
+  return {
     birth_family_name: normalisedTrait(String(patient.birth_family_name)),
     first_birth_given_name: normalisedTrait(String((patient.birth_given_names as string[])[0])),
     birth_date: String(patient.birth_date),
     sex: String(patient.sex),
   };
-  const key = await crypto.subtle.importKey("raw", view(await accountKey(secret, "billing-pseudonym")), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return b64u(new Uint8Array(await crypto.subtle.sign("HMAC", key, view(labelled(PSEUDONYM_LABEL, { patient: traits, year })))));
+}
+
+/** The patient's pseudonym for this practitioner and year, from the
+ * ``billing-pseudonym`` key. */
+export async function pseudonymWithKey(pseudonymKey: Uint8Array, year: number, patient: JsonObject): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", view(pseudonymKey), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return b64u(new Uint8Array(await crypto.subtle.sign("HMAC", key, view(labelled(PSEUDONYM_LABEL, { patient: billingTraits(patient), year })))));
+}
+
+export async function pseudonym(secret: Uint8Array, year: number, patient: JsonObject): Promise<string> {
+  return pseudonymWithKey(await accountKey(secret, "billing-pseudonym"), year, patient);
 }
 
 function associatedData(nationalId: string, room: number, code: string): Uint8Array {
@@ -106,11 +115,15 @@ export async function sealEntry(secret: Uint8Array, nationalId: string, entry: L
 /** Decrypt a stored entry: ``bad_ledger_entry`` when it is not this practitioner's
  * entry for this room and act (altered, moved, or not ours). */
 export async function openEntry(secret: Uint8Array, nationalId: string, act: Act): Promise<LedgerEntry> {
+  return openEntryWithKey(await accountKey(secret, "billing-ledger"), nationalId, act);
+}
+
+/** As openEntry, from the ``billing-ledger`` key itself. */
+export async function openEntryWithKey(key: Uint8Array, nationalId: string, act: Act): Promise<LedgerEntry> {
   const refused = new StepError("bad_ledger_entry", "A ledger entry does not open: altered, moved or not yours.", "Une écriture du registre ne s'ouvre pas : modifiée, déplacée ou pas la vôtre.");
   try {
     const sealed = unb64u(act.entry);
     if (sealed[0] !== ENTRY_VERSION || sealed.length < 1 + NONCE_BYTES + 16) throw refused;
-    const key = await accountKey(secret, "billing-ledger");
     const plain = await aesGcmDecrypt(key, sealed.slice(1, 1 + NONCE_BYTES), sealed.slice(1 + NONCE_BYTES), associatedData(nationalId, act.room, act.code));
     const entry = parseCanonical(plain) as unknown as LedgerEntry;
     if (entry.v !== ENTRY_VERSION || entry.room !== act.room || entry.code !== act.code) throw refused;
