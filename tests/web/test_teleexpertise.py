@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from playwright.async_api import Page, expect
+from playwright.async_api import FilePayload, Page, expect
 
 from client.teleexpertise.contents import Accept, Request
 from client.teleexpertise.tariffs import TariffTable
@@ -70,7 +70,7 @@ async def fill_request(page: Page) -> None:
     await page.get_by_label("Motif").fill("Plaie qui s'aggrave")
     await page.get_by_label("Question").fill(QUESTION)
     await page.get_by_label("Photos").set_input_files(
-        [{"name": "plaie-talon.jpg", "mimeType": "image/jpeg", "buffer": wound_photo()}]
+        [FilePayload(name="plaie-talon.jpg", mimeType="image/jpeg", buffer=wound_photo())]
     )
 
 
