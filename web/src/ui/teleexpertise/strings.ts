@@ -67,7 +67,7 @@ const FR = {
 export type TeleKey = keyof typeof FR;
 
 const EN: Record<TeleKey, string> = {
-  title: "Teleconsultation requests",
+  title: "Téléexpertise",
   open: "Téléexpertise",
   sent: "Requests sent",
   received: "Requests received",
