@@ -7,6 +7,7 @@ import "../src/styles.css";
 import * as attachments from "../src/attachments";
 import { attachmentComposer, attachmentOf, attachmentView, type AttachmentContent } from "../src/ui/attachments";
 import "./attachment_vectors";
+import "./teleexpertise_vectors";
 
 const sent: { content: AttachmentContent; messageId: string }[] = [];
 

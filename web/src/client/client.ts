@@ -650,7 +650,7 @@ export class RelaisClient {
 
   /** A room with ``members``, each with every device the log certifies for them; this
    * device signs as the first admin. A care team gets its title as an encrypted profile. */
-  async createRoom(kind: "direct" | "care_team", members: string[], title = ""): Promise<number> {
+  async createRoom(kind: "direct" | "care_team" | "teleexpertise", members: string[], title = "", profile?: JsonObject): Promise<number> {
     const others = [...new Set(members)].filter((m) => m !== this.nationalId).sort();
     const role = kind === "direct" ? "admin" : "member";
     const mine = { device: this.device, signKey: this.signing.publicKey, crossSig: await certify(this.identity, this.nationalId, this.device, "device", this.signing.publicKey) };
@@ -663,6 +663,7 @@ export class RelaisClient {
     const room: LocalRoom = { id: answer.id, state, stored: newRoom([fromUtf8(raw)]), outbound: null, inbound: new Map(), pending: [] };
     this.rooms.set(answer.id, room);
     if (kind === "care_team" && title) await this.setProfile(room, { title });
+    if (profile) await this.setProfile(room, profile);
     await this.ensureSenderKey(await this.roomForSending(answer.id));
     await this.save();
     this.changed();
@@ -707,6 +708,17 @@ export class RelaisClient {
     await this.save();
     this.changed();
     void this.flushOutbox();
+  }
+
+  /** Encrypt ``content`` as this device's next envelope in a room, for a call that
+   * sends it with a step (teleexpertise/, docs/protocol.md §12.3). */
+  async seal(roomId: number, content: JsonObject): Promise<Uint8Array> {
+    const room = await this.roomForSending(roomId);
+    await this.ensureSenderKey(room);
+    room.stored.sentSeq += 1;
+    const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, content, room.stored.sentSeq, Date.now(), this.log.gossip());
+    await this.save(); // the ratchet moved: never reuse a message key
+    return envelope;
   }
 
   private flushing = false;
@@ -954,6 +966,7 @@ export class RelaisClient {
       senderDevice: opened.sender[1],
       text: typeof opened.content.text === "string" ? opened.content.text : opened.content.type === "attachment" ? "" : `[${String(opened.content.type)}]`,
       ...(opened.content.type === "attachment" ? { attachment: opened.content.attachment as JsonObject } : {}),
+      ...(String(opened.content.type).startsWith("teleexpertise.") ? { event: opened.content } : {}),
       ts: opened.ts,
       own,
       state: own ? "sent" : "delivered",

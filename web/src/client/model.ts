@@ -17,6 +17,7 @@ export interface ChatMessage {
   state: MessageState;
   flags: string[];
   attachment?: JsonObject; // a photo's or file's descriptor (docs/protocol.md §11.2), checked when shown
+  event?: JsonObject; // a téléexpertise event (docs/protocol.md §12.2), checked when read
 }
 
 export interface StoredOutbound {

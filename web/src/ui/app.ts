@@ -22,6 +22,7 @@ import { careTeamView, type Practitioner, searchDirectory, searchView } from "./
 import { roomsView, type RoomSummary } from "./rooms";
 import { qrImage, recoveryView, safetyView } from "./safety";
 import { alertsView } from "./alerts";
+import { TeleexpertiseScreen } from "./teleexpertise/screen";
 
 type Screen =
   | { name: "loading" }
@@ -35,7 +36,8 @@ type Screen =
   | { name: "devices"; devices: DeviceRow[] }
   | { name: "safety"; peer: string; number: SafetyNumber }
   | { name: "link-wait"; shortCode: string; qrPayload: string }
-  | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null };
+  | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null }
+  | { name: "teleexpertise"; screen: TeleexpertiseScreen };
 
 const WHO_KEY = "relais.who"; // the practitioner's name on the unlock screen (not a secret)
 const PSC_PASSPHRASE = "relais.psc-passphrase";
@@ -104,6 +106,7 @@ export class App {
           newCareTeam: () => this.show({ name: "care-team", error: null }),
           devices: () => void this.showDevices(),
         }, this.statusBar());
+        view.appendChild(h("button", { type: "button", id: "open-teleexpertise", onclick: () => this.show({ name: "teleexpertise", screen: new TeleexpertiseScreen(client!, this.api, () => this.showRooms(), () => this.screen.name === "teleexpertise" && this.render()) }) }, "Téléexpertise"));
         break;
       case "room":
         view = conversationView(client!, screen.room, {
@@ -131,6 +134,9 @@ export class App {
         break;
       case "link-approve":
         view = linkApproveView({ back: () => void this.showDevices(), check: (code) => void this.checkLink(code), approve: () => void this.approveLink() }, screen.found, screen.error);
+        break;
+      case "teleexpertise":
+        view = screen.screen.view();
         break;
       case "safety":
         view = safetyView(client!.nameOf(screen.peer), screen.number, client!.isVerified(screen.peer), () => this.showRooms(), () => void client!.markVerified(screen.peer).then(() => this.render()));
