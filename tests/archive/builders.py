@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PIL import Image
@@ -20,8 +20,9 @@ from archive.content import (
 )
 from documents import codes
 from documents.cda import Author, CdaDocument, InstanceId, Organisation, Professional, build_cda
-from documents.ins import IdentityStatus, InsOid, PatientIdentity, Sex
+from documents.ins import IdentityStatus, PatientIdentity
 from documents.pdf import Transcript, TranscriptEntry, transcript_pdf
+from tests.documents.samples import patient as patient  # the ANS test patient, shared
 
 ORGANISATION = ArchiveOrganisation(
     name="Centre de santé des Pentes",
@@ -33,23 +34,6 @@ NURSE = ArchivedAuthor("810003456786", "Claire MARTIN", "60", "MARTIN", "Claire"
 DOCTOR = ArchivedAuthor("810001987659", "Dr Paul DURAND", "10", "DURAND", "Paul")
 START = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 RECIPIENT = "dpi@chb.mssante.fr"
-
-
-def patient(**changes: Any) -> PatientIdentity:
-    values: dict[str, Any] = {
-        "status": IdentityStatus.QUAL,
-        "birth_family_name": "PAT-TROIS",
-        "birth_given_names": ("DOMINIQUE", "MARIE-LOUISE"),
-        "birth_date": date(1979, 3, 28),
-        "sex": Sex.F,
-        "birthplace": "51215",
-        "used_family_name": "PAT-TROIS",
-        "used_given_name": "DOMI",
-        "matricule": "279035121518989",
-        "oid": InsOid.TEST,
-    }
-    values.update(changes)
-    return PatientIdentity(**values)
 
 
 def unqualified_patient() -> PatientIdentity:

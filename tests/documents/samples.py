@@ -19,7 +19,7 @@ DOCTOR = Professional("810001987659", "DURAND", "Paul", "10", "SM26", ORGANISATI
 NURSE = Professional("810003456786", "MARTIN", "Claire", "60", None, ORGANISATION)
 
 
-def patient(**changes) -> PatientIdentity:
+def patient(**changes: Any) -> PatientIdentity:
     values: dict[str, Any] = {
         "status": IdentityStatus.QUAL,
         "birth_family_name": "PAT-TROIS",
