@@ -5,13 +5,18 @@
 * size of the code shipped (the built files the page loads), raw and gzip;
 * time to decrypt and show 1,000 messages: a browser that was offline catches up on
   1,000 messages another device (the Python SDK) sent meanwhile, until the open
-  conversation shows them all.
+  conversation shows them all; with the main thread's busy time over that span (the
+  part of it the machine's load does not inflate as much) and the load average;
+* time to open that conversation again after unlocking the app (reload, passphrase,
+  rooms list, then the conversation with its messages read back from IndexedDB).
 
 Against the embedded server (SQLite, in-process fan-out, development login), as
-``make run`` starts it. ``python -m bench.web`` (after ``make web``)."""
+``make run`` starts it. ``python -m bench.web`` (after ``make web``);
+``--messages 5000`` for another count."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gzip
 import os
@@ -22,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
 from client.session import RelaisClient
 from client.store import KeyStore
@@ -30,7 +35,6 @@ from tests.e2e.server import ROOT, ServerProcess
 from tests.web.build import CHROMIUM, SHIPPED
 
 NURSE, PHARMACIST = "810003456786", "810002765435"
-MESSAGES = 1000
 OPENINGS = 5
 PASSPHRASE = "phrase de passe du banc"  # noqa: S105 - the throwaway stores of one run
 
@@ -85,6 +89,12 @@ async def open_times(browser: Browser, url: str) -> tuple[list[float], list[floa
     return cold, warm
 
 
+async def main_thread_busy(devtools: CDPSession) -> float:
+    """Seconds the page's main thread spent running tasks (DevTools' TaskDuration)."""
+    metrics = (await devtools.send("Performance.getMetrics"))["metrics"]
+    return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+
 async def log_in(page: Page, url: str) -> None:
     await page.goto(url)
     await page.locator("#national-id").fill(NURSE)
@@ -94,8 +104,15 @@ async def log_in(page: Page, url: str) -> None:
     await page.locator('#connection[data-state="online"]').wait_for()
 
 
-async def catch_up_time(browser: Browser, server: ServerProcess, directory: Path) -> float:
-    """Milliseconds from the network coming back to 1,000 more messages shown."""
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+async def catch_up_time(
+    browser: Browser, server: ServerProcess, directory: Path, messages: int
+) -> dict[str, float | str]:
+    """Milliseconds from the network coming back to ``messages`` more messages shown;
+    the main thread's busy time meanwhile; then the conversation opened after an unlock."""
     context = await browser.new_context()
     context.set_default_timeout(300_000)
     page = await context.new_page()
@@ -111,18 +128,39 @@ async def catch_up_time(browser: Browser, server: ServerProcess, directory: Path
         await page.locator("#messages li").first.wait_for()
         await context.set_offline(True)
         await page.locator('#connection[data-state="offline"]').wait_for()
-        for number in range(MESSAGES):
+        for number in range(messages):
             await pharmacist.send_text(room, f"Message {number} du banc d'essai")
+        devtools = await context.new_cdp_session(page)
+        await devtools.send("Performance.enable")
+        busy_before = await main_thread_busy(devtools)
+        load = load_average()
         start = time.perf_counter()
         await context.set_offline(False)
-        await page.locator(f"#messages li >> nth={MESSAGES}").wait_for()
-        return (time.perf_counter() - start) * 1000
+        await page.locator(f"#messages li >> nth={messages}").wait_for()
+        result: dict[str, float | str] = {"catch_up": (time.perf_counter() - start) * 1000}
+        result["busy"] = (await main_thread_busy(devtools) - busy_before) * 1000
+        result["load"] = f"{load} before, {load_average()} after"
+        # Opening it again: reload, unlock, the rooms list, the conversation.
+        await page.reload()
+        await page.locator("#passphrase").fill(PASSPHRASE)
+        start = time.perf_counter()
+        await page.locator("#passphrase").press("Enter")
+        await page.locator("#room-list button.room").first.wait_for()
+        result["unlock"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        await page.locator("#room-list button.room").first.click()
+        await page.locator(f"#messages li >> nth={messages}").wait_for()
+        result["open"] = (time.perf_counter() - start) * 1000
+        return result
     finally:
         await pharmacist.close()
         await context.close()
 
 
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=1000, help="messages to catch up on")
+    messages = parser.parse_args().messages
     if not (SHIPPED / "main.js").exists():
         raise SystemExit("build the web client first: make web")
     with tempfile.TemporaryDirectory() as temporary:
@@ -134,7 +172,7 @@ async def main() -> None:
                     executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
                 )
                 cold, warm = await open_times(browser, server.http_url + "/")
-                catch_up = await catch_up_time(browser, server, directory)
+                catch_up = await catch_up_time(browser, server, directory, messages)
                 await browser.close()
         finally:
             server.stop()
@@ -146,7 +184,13 @@ async def main() -> None:
         total_raw, total_gzip = total_raw + raw, total_gzip + packed
         print(f"shipped {name}: {raw / 1024:.1f} KiB, gzip {packed / 1024:.1f} KiB")
     print(f"shipped in all: {total_raw / 1024:.1f} KiB, gzip {total_gzip / 1024:.1f} KiB")
-    print(f"decrypt and show {MESSAGES} messages (catch-up after a cut): {catch_up:.0f} ms")
+    print(
+        f"decrypt and show {messages} messages (catch-up after a cut): "
+        f"{catch_up['catch_up']:.0f} ms"
+        f" (main thread busy {catch_up['busy']:.0f} ms; load average {catch_up['load']})"
+    )
+    print(f"unlock to the rooms list: {catch_up['unlock']:.0f} ms")
+    print(f"open the conversation of {messages + 1} stored messages: {catch_up['open']:.0f} ms")
 
 
 if __name__ == "__main__":

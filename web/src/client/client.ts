@@ -20,6 +20,7 @@ import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, mem
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
 import { KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
+import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./history";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
 
@@ -39,6 +40,8 @@ interface LocalRoom {
   outbound: OutboundSession | null;
   inbound: Map<string, InboundSession>;
   pending: Frame[];
+  /** Each sender's message numbers seen (stored.senderSeqs), as sets, made when first needed. */
+  senders?: Map<string, { seqs: Set<number>; max: number }>;
 }
 
 const MAX_MESSAGES_PER_ROOM = 5000;
@@ -59,6 +62,9 @@ export class RelaisClient {
   private inFlight = new Set<string>();
   private synced = false;
   private saving: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | null = null;
+  private closed = false;
+  private readonly chunks = new HistoryChunks();
   private listeners = new Set<() => void>();
 
   private constructor(
@@ -97,6 +103,7 @@ export class RelaisClient {
     client.signing = await SigningKey.fromSeed(unb64u(data.sign));
     client.identity = await SigningKey.fromSeed(unb64u(data.identity));
     api.setToken(data.token);
+    await client.loadHistory();
     for (const [id, stored] of Object.entries(data.rooms)) {
       try {
         client.rooms.set(Number(id), await client.localRoom(Number(id), stored));
@@ -105,6 +112,30 @@ export class RelaisClient {
       }
     }
     return client;
+  }
+
+  /** The history's chunks (client/history.ts), read and opened together; a vault from
+   * before the history had records of its own holds it in ``messages``. */
+  private async loadHistory(): Promise<void> {
+    const index = (this.data.history ??= {});
+    const wanted: { room: string; chunk: number; nonce: Uint8Array }[] = [];
+    for (const [room, entry] of Object.entries(index)) {
+      for (const [chunk, nonce] of Object.entries(entry.chunks)) wanted.push({ room, chunk: Number(chunk), nonce: unb64u(nonce, 12) });
+    }
+    wanted.sort((a, b) => (a.room === b.room ? a.chunk - b.chunk : a.room < b.room ? -1 : 1));
+    const opened = await this.vault.open(wanted.map((w) => ({ key: chunkRecord(w.room, w.chunk), nonce: w.nonce, aad: chunkAad(w.room, w.chunk) })));
+    const rooms = new Set(wanted.map((w) => w.room));
+    for (const room of rooms) this.data.messages[room] = [];
+    wanted.forEach((w, i) => {
+      const plain = opened[i];
+      if (!plain) {
+        this.alert("history_damaged", Number(w.room), `messages ${w.chunk * CHUNK_MESSAGES + 1} to ${(w.chunk + 1) * CHUNK_MESSAGES} of this room could not be read back`);
+        return;
+      }
+      const messages = JSON.parse(fromUtf8(plain)) as ChatMessage[];
+      this.chunks.loaded(w.room, w.chunk, messages);
+      this.data.messages[w.room]!.push(...messages);
+    });
   }
 
   private async localRoom(id: number, stored: StoredRoom): Promise<LocalRoom> {
@@ -283,7 +314,30 @@ export class RelaisClient {
     await this.save();
   }
 
+  /** Write the vault and the history's changed chunks. Saves run one after the other; a
+   * save asked for while another waits joins it: that one reads the state when it
+   * starts, so it holds everything done before either call. */
   save(): Promise<void> {
+    if (this.queued) return this.queued;
+    const queued = this.saving
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.write();
+      });
+    this.queued = this.saving = queued;
+    return queued;
+  }
+
+  /** Stop: no more frames, and the saves asked for so far finished (logout). */
+  async close(): Promise<void> {
+    this.disconnect();
+    this.closed = true;
+    await this.saving.catch(() => undefined);
+  }
+
+  private async write(): Promise<void> {
+    if (this.closed) return;
     for (const room of this.rooms.values()) {
       const stored = room.stored;
       stored.inbound = [...room.inbound.values()].map((s) => ({
@@ -298,9 +352,14 @@ export class RelaisClient {
       stored.outbound = o ? { keyId: b64u(o.keyId), chainKey: b64u(o.chainKey), index: o.index, epoch: o.epoch, createdAtMs: o.createdAtMs, sharedWith: o.sharedWith } : null;
       this.data.rooms[String(room.id)] = stored;
     }
-    const snapshot = JSON.parse(JSON.stringify(this.data)) as VaultData;
-    this.saving = this.saving.then(() => this.vault.save(snapshot));
-    return this.saving;
+    const { writes, deletes } = this.chunks.changes(this.data.messages, (this.data.history ??= {}));
+    const record: VaultData = { ...this.data, messages: {} };
+    try {
+      await this.vault.save(record, writes, deletes);
+    } catch (error) {
+      this.chunks.forget(); // the next save writes every chunk again
+      throw error;
+    }
   }
 
   // Connection -------------------------------------------------------------------------
@@ -326,7 +385,12 @@ export class RelaisClient {
     this.socket = null;
   }
 
+  /** Catch-up is asked for first, so that the server reads what was missed while this
+   * device checks the log, its rooms and its keys; the pages it sends are handled once
+   * this is done (frames are handled in order). A room found meanwhile is asked for
+   * after. */
   private async onReady(): Promise<void> {
+    const asked = this.requestSync(new Set());
     try {
       await this.log.start();
     } catch (error) {
@@ -334,10 +398,18 @@ export class RelaisClient {
     }
     await this.refreshRooms();
     await this.processToDevice();
+    if (this.socket?.open) this.requestSync(asked);
     await this.checkMyDevices();
+  }
+
+  /** ``sync`` for the rooms not in ``asked`` (all of them the first time); the rooms
+   * asked for now. */
+  private requestSync(asked: Set<number>): Set<number> {
     const rooms: Record<string, number> = {};
-    for (const room of this.rooms.values()) if (!room.stored.left) rooms[String(room.id)] = room.stored.lastSeq;
-    this.socket?.send({ type: "sync", rooms });
+    for (const room of this.rooms.values()) if (!room.stored.left && !asked.has(room.id)) rooms[String(room.id)] = room.stored.lastSeq;
+    const ids = Object.keys(rooms).map(Number);
+    if (ids.length || !asked.size) this.socket?.send({ type: "sync", rooms });
+    return new Set([...asked, ...ids]);
   }
 
   private async onFrame(frame: Frame): Promise<void> {
@@ -356,7 +428,8 @@ export class RelaisClient {
       case "backlog":
         this.batching = true;
         try {
-          for (const item of frame.messages as Frame[]) await this.onEnvelope(item);
+          const held = new Set(this.messages(frame.room as number).map((m) => m.seq));
+          for (const item of frame.messages as Frame[]) await this.onEnvelope(item, false, held);
         } finally {
           this.batching = false;
         }
@@ -903,7 +976,9 @@ export class RelaisClient {
 
   // Receiving --------------------------------------------------------------------------------
 
-  private async onEnvelope(item: Frame, retrying = false): Promise<boolean> {
+  /** ``held``: the numbers of the messages the room's list holds, when the caller keeps
+   * them (a catch-up page), instead of looking through the list for each message. */
+  private async onEnvelope(item: Frame, retrying = false, held?: Set<number | null>): Promise<boolean> {
     const roomId = item.room as number;
     const seq = item.seq as number;
     let room = this.rooms.get(roomId) ?? (await this.loadRoom(roomId));
@@ -911,7 +986,7 @@ export class RelaisClient {
     room.stored.lastSeq = Math.max(room.stored.lastSeq, seq);
     const key = String(roomId);
     const list = (this.data.messages[key] ??= []);
-    if (list.some((m) => m.seq === seq)) return true; // already shown (a catch-up repeat)
+    if (held ? held.has(seq) : list.some((m) => m.seq === seq)) return true; // already shown (a catch-up repeat)
     let opened;
     try {
       const parsed = parseEnvelope(unb64u((item.body as string).replace(/=+$/, ""), undefined, "body"));
@@ -937,14 +1012,17 @@ export class RelaisClient {
       this.alert("bad_sender", roomId, `message ${seq}: server and envelope disagree`);
       return true;
     }
-    const seen = (room.stored.senderSeqs[`${opened.sender[0]}/${opened.sender[1]}`] ??= []);
-    if (seen.includes(opened.seq)) {
+    const seen = this.senderSeen(room, `${opened.sender[0]}/${opened.sender[1]}`);
+    if (seen.seqs.has(opened.seq)) {
       this.alert("replay", roomId, `message ${seq}: its sender's number ${opened.seq} came twice`);
       return true;
     }
     const flags: string[] = [];
-    if (seen.length && opened.seq < Math.max(...seen)) flags.push("reordered");
-    seen.push(opened.seq);
+    if (seen.seqs.size && opened.seq < seen.max) flags.push("reordered");
+    seen.seqs.add(opened.seq);
+    seen.max = Math.max(seen.max, opened.seq);
+    room.stored.senderSeqs[`${opened.sender[0]}/${opened.sender[1]}`]!.push(opened.seq);
+    held?.add(seq);
     const own = opened.sender[0] === this.nationalId;
     if (own && opened.sender[1] === this.device) {
       // The server stores the client message id it acknowledged: the message this device
@@ -973,9 +1051,20 @@ export class RelaisClient {
       flags,
     });
     if (!this.batching) list.sort(bySeq);
-    if (list.length > MAX_MESSAGES_PER_ROOM) list.splice(0, list.length - MAX_MESSAGES_PER_ROOM);
+    trimHistory((this.data.history ??= {}), key, list, MAX_MESSAGES_PER_ROOM);
     if (!this.data.names[opened.sender[0]]) void this.learnName(opened.sender[0]).then(() => this.changed());
     return true;
+  }
+
+  private senderSeen(room: LocalRoom, sender: string): { seqs: Set<number>; max: number } {
+    room.senders ??= new Map();
+    let seen = room.senders.get(sender);
+    if (!seen) {
+      const stored = (room.stored.senderSeqs[sender] ??= []);
+      seen = { seqs: new Set(stored), max: stored.reduce((a, b) => Math.max(a, b), 0) };
+      room.senders.set(sender, seen);
+    }
+    return seen;
   }
 
   private async retryPending(id: number): Promise<void> {

@@ -1,8 +1,10 @@
 // Where this device's keys live (docs/web.md, "Where keys live"): one record in
 // IndexedDB, encrypted with AES-256-GCM under a key derived from the user's passphrase
-// (PBKDF2-SHA256, 600,000 iterations, WebCrypto). The derived key is a non-extractable
-// CryptoKey held in memory while the app is unlocked; logout deletes the record.
-import { b64u, randomBytes, unb64u, utf8, fromUtf8 } from "../e2ee/bytes";
+// (PBKDF2-SHA256, 600,000 iterations, WebCrypto), and the decrypted history in records
+// of its own sealed with the same key (client/history.ts), written in the same
+// transaction. The derived key is a non-extractable CryptoKey held in memory while the
+// app is unlocked; logout deletes the records.
+import { b64u, equal, randomBytes, unb64u, utf8, fromUtf8 } from "../e2ee/bytes";
 import { view } from "../e2ee/primitives";
 import * as db from "../store/db";
 
@@ -15,6 +17,19 @@ interface SealedVault {
   iterations: number;
   nonce: string;
   ct: string;
+}
+
+/** A record sealed with the vault's key besides the vault itself (client/history.ts). */
+interface SealedRecord {
+  nonce: Uint8Array;
+  ct: ArrayBuffer;
+}
+
+export interface SealedWrite {
+  key: string;
+  nonce: Uint8Array;
+  aad: Uint8Array;
+  plaintext: Uint8Array;
 }
 
 export class WrongPassphrase extends Error {}
@@ -72,9 +87,34 @@ export class Vault {
     worker.postMessage({ type: "vault-unlocked", key: this.key });
   }
 
-  async save(data: unknown): Promise<void> {
+  /** The vault's record and, in the same transaction, other records sealed with its key
+   * (``aad`` names each) and records deleted. */
+  async save(data: unknown, records: SealedWrite[] = [], deletes: string[] = []): Promise<void> {
+    const plaintext = utf8(JSON.stringify(data)); // the state as it is at the call
     const nonce = randomBytes(12);
-    const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv: view(nonce), additionalData: view(AAD) }, this.key, view(utf8(JSON.stringify(data))));
-    await db.put(RECORD, { salt: b64u(this.salt), iterations: this.iterations, nonce: b64u(nonce), ct: b64u(new Uint8Array(ct)) } satisfies SealedVault);
+    const [ct, ...sealed] = await Promise.all([
+      crypto.subtle.encrypt({ name: "AES-GCM", iv: view(nonce), additionalData: view(AAD) }, this.key, view(plaintext)),
+      ...records.map((r) => crypto.subtle.encrypt({ name: "AES-GCM", iv: view(r.nonce), additionalData: view(r.aad) }, this.key, view(r.plaintext))),
+    ]);
+    const puts: [string, unknown][] = [[RECORD, { salt: b64u(this.salt), iterations: this.iterations, nonce: b64u(nonce), ct: b64u(new Uint8Array(ct!)) } satisfies SealedVault]];
+    records.forEach((r, i) => puts.push([r.key, { nonce: r.nonce, ct: sealed[i]! } satisfies SealedRecord]));
+    await db.write(puts, deletes);
+  }
+
+  /** Records sealed by ``save``, opened; null for one that is missing, was sealed with
+   * another nonce than ``nonce`` (an older copy) or does not authenticate. */
+  async open(records: { key: string; nonce: Uint8Array; aad: Uint8Array }[]): Promise<(Uint8Array | null)[]> {
+    const stored = await db.getMany<SealedRecord>(records.map((r) => r.key));
+    return Promise.all(
+      records.map(async (r, i) => {
+        const found = stored[i];
+        if (!found || !equal(new Uint8Array(found.nonce), r.nonce)) return null;
+        try {
+          return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: view(r.nonce), additionalData: view(r.aad) }, this.key, found.ct));
+        } catch {
+          return null;
+        }
+      }),
+    );
   }
 }

@@ -2,7 +2,8 @@
 import { CryptoError } from "./errors";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const LOOKUP = new Map([...ALPHABET].map((c, i) => [c, i]));
+const LOOKUP = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -30,9 +31,10 @@ export function unb64u(text: unknown, length?: number, field = "value"): Uint8Ar
   let bits = 0;
   let value = 0;
   let o = 0;
-  for (const char of text) {
-    const digit = LOOKUP.get(char);
-    if (digit === undefined) throw new CryptoError("bad_encoding", `${field} is not base64url`);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const digit = code < 128 ? LOOKUP[code]! : -1;
+    if (digit < 0) throw new CryptoError("bad_encoding", `${field} is not base64url`);
     value = (value << 6) | digit;
     bits += 6;
     if (bits >= 8) {

@@ -9,7 +9,11 @@ export interface JsonObject {
   [key: string]: JsonValue;
 }
 
+const SURROGATE = /[\ud800-\udfff]/;
+
 function compareCodePoints(a: string, b: string): number {
+  // Without surrogates, UTF-16 code units sort as code points (every key of the protocol).
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   const x = [...a];
   const y = [...b];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
@@ -23,7 +27,7 @@ function encode(value: unknown, depth: number): string {
   if (depth > 16) throw new CryptoError("bad_encoding", "nested too deeply");
   if (value === null || typeof value === "boolean") return JSON.stringify(value);
   if (typeof value === "string") {
-    if (/[\ud800-\udfff]/u.test(value.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ""))) {
+    if (SURROGATE.test(value) && /[\ud800-\udfff]/u.test(value.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ""))) {
       throw new CryptoError("bad_encoding", "lone surrogate");
     }
     return JSON.stringify(value);

@@ -112,6 +112,7 @@ async function keyFor(session: InboundSession, index: number): Promise<{ keys: M
 export interface ParsedEnvelope {
   header: JsonObject;
   ciphertext: Uint8Array;
+  ct: string; // the ciphertext as the envelope writes it (what the signature covers)
   signature: Uint8Array;
   sender: DeviceRef;
   keyId: Uint8Array;
@@ -142,6 +143,7 @@ export function parseEnvelope(data: Uint8Array): ParsedEnvelope {
   return {
     header,
     ciphertext: unb64u(body.ct, undefined, "ct"),
+    ct: body.ct as string,
     signature: unb64u(body.sig, 64, "sig"),
     sender: [sender.national_id as string, sender.device as number],
     keyId,
@@ -173,7 +175,7 @@ export async function decryptEnvelope(state: RoomState, envelope: ParsedEnvelope
   if (isArchiverDevice(state, ...envelope.sender)) throw new CryptoError("not_authorised", "the archiver does not send");
   const senderKey = deviceAt(state, ...envelope.sender, envelope.epoch);
   if (!senderKey) throw new CryptoError("unknown_device", "sender not in the room at that epoch");
-  await verify(senderKey, envelope.signature, ENVELOPE, { ...envelope.header, ct: b64u(envelope.ciphertext) });
+  await verify(senderKey, envelope.signature, ENVELOPE, { ...envelope.header, ct: envelope.ct });
   const session = sessions.get(sessionKey(envelope.sender, envelope.keyId));
   if (!session) throw new CryptoError("unknown_key", "no sender key with this id");
   if (session.epoch > envelope.epoch || removedBetween(state, session.epoch, envelope.epoch)) throw new CryptoError("stale_key", "sender key not rotated after a removal");

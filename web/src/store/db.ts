@@ -33,6 +33,25 @@ export async function put(key: string, value: unknown): Promise<void> {
   await done(db.transaction(STORE, "readwrite").objectStore(STORE).put(value, key));
 }
 
+/** Several records read in one transaction (undefined where a key holds nothing). */
+export async function getMany<T>(keys: string[]): Promise<(T | undefined)[]> {
+  if (!keys.length) return [];
+  const store = (await database()).transaction(STORE).objectStore(STORE);
+  return Promise.all(keys.map((key) => done(store.get(key)) as Promise<T | undefined>));
+}
+
+/** Records written and deleted in one transaction: all of them, or none. */
+export async function write(puts: [string, unknown][], deletes: string[] = []): Promise<void> {
+  const transaction = (await database()).transaction(STORE, "readwrite");
+  const store = transaction.objectStore(STORE);
+  for (const [key, value] of puts) store.put(value, key);
+  for (const key of deletes) store.delete(key);
+  await new Promise<void>((resolve, reject) => {
+    transaction.oncomplete = () => resolve();
+    transaction.onabort = transaction.onerror = () => reject(transaction.error ?? new Error("IndexedDB transaction failed"));
+  });
+}
+
 export async function remove(key: string): Promise<void> {
   const db = await database();
   await done(db.transaction(STORE, "readwrite").objectStore(STORE).delete(key));

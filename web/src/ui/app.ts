@@ -14,7 +14,7 @@ import type { SafetyNumber } from "../e2ee/safety";
 import { errorText, t } from "../i18n";
 import * as db from "../store/db";
 import { whenLanguageChanges } from "./chrome";
-import { connectionStatus, conversationView } from "./conversation";
+import { connectionStatus, ConversationScreen } from "./conversation";
 import { type DeviceRow, devicesView, linkApproveView, linkWaitView } from "./devices";
 import { h, replace } from "./dom";
 import { loginView, unlockView } from "./login";
@@ -30,7 +30,7 @@ type Screen =
   | { name: "unlock"; who: string; error: string | null }
   | { name: "recovery"; code: string }
   | { name: "rooms" }
-  | { name: "room"; room: number }
+  | { name: "room"; room: number; screen: ConversationScreen }
   | { name: "search"; query: string; results: Practitioner[] | null; message: string | null }
   | { name: "care-team"; error: string | null }
   | { name: "devices"; devices: DeviceRow[] }
@@ -46,7 +46,6 @@ export class App {
   private readonly api = new Api();
   private client: RelaisClient | null = null;
   private screen: Screen = { name: "loading" };
-  private draft = "";
   private typingSent = false;
 
   constructor(
@@ -109,16 +108,13 @@ export class App {
         view.appendChild(h("button", { type: "button", id: "open-teleexpertise", onclick: () => this.show({ name: "teleexpertise", screen: new TeleexpertiseScreen(client!, this.api, () => this.showRooms(), () => this.screen.name === "teleexpertise" && this.render()) }) }, "Téléexpertise"));
         break;
       case "room":
-        view = conversationView(client!, screen.room, {
-          back: () => this.showRooms(),
-          send: (text) => void client!.sendText(screen.room, text),
-          typing: (active) => {
-            if (active !== this.typingSent) client!.setTyping(screen.room, active);
-            this.typingSent = active;
-          },
-          safety: (peer) => void this.showSafety(peer),
-        }, "");
         client!.markRead(screen.room);
+        if (screen.screen.element.parentNode === this.root) {
+          // The open conversation is updated in place (ui/conversation.ts).
+          screen.screen.update();
+          return;
+        }
+        view = screen.screen.element;
         break;
       case "search":
         view = searchView({ back: () => this.showRooms(), search: (q) => void this.search(q), start: (id) => void this.startWith(id) }, screen.query, screen.results, screen.message);
@@ -142,16 +138,7 @@ export class App {
         view = safetyView(client!.nameOf(screen.peer), screen.number, client!.isVerified(screen.peer), () => this.showRooms(), () => void client!.markVerified(screen.peer).then(() => this.render()));
         break;
     }
-    // Keep what the user is typing across a re-render of the conversation.
-    const composer = this.root.querySelector<HTMLInputElement>("#composer");
-    const typed = composer?.value ?? "";
-    const focused = document.activeElement === composer;
     replace(this.root, view);
-    if (screen.name === "room") {
-      const next = this.root.querySelector<HTMLInputElement>("#composer");
-      if (next && typed && !next.value) next.value = typed;
-      if (next && focused) next.focus();
-    }
   }
 
   private statusBar(): Node {
@@ -283,7 +270,17 @@ export class App {
 
   private openRoom(room: number): void {
     history.pushState({ room }, "");
-    this.show({ name: "room", room });
+    const client = this.client!;
+    const screen = new ConversationScreen(client, room, {
+      back: () => this.showRooms(),
+      send: (text) => void client.sendText(room, text),
+      typing: (active) => {
+        if (active !== this.typingSent) client.setTyping(room, active);
+        this.typingSent = active;
+      },
+      safety: (peer) => void this.showSafety(peer),
+    });
+    this.show({ name: "room", room, screen });
   }
 
   private async search(query: string): Promise<void> {
@@ -344,7 +341,7 @@ export class App {
 
   private async logout(): Promise<void> {
     const client = this.client;
-    client?.disconnect();
+    await client?.close();
     if (client) await this.api.logout().catch(() => undefined);
     this.api.setToken(null);
     this.client = null;
