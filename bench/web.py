@@ -39,8 +39,9 @@ OPENINGS = 5
 PASSPHRASE = "phrase de passe du banc"  # noqa: S105 - the throwaway stores of one run
 
 
-def embedded_server(directory: Path) -> ServerProcess:
+def embedded_server(directory: Path, extra: dict[str, str] | None = None) -> ServerProcess:
     env = {
+        **(extra or {}),
         "RELAIS_DEBUG": "1",
         "RELAIS_DATABASE_URL": f"sqlite:///{directory}/relais.sqlite3",
         # One SDK device sends the 1,000 messages as fast as it can.
