@@ -53,8 +53,10 @@ async def test_the_policy_sends_the_same_archive_to_each_members_address(
     # The physiotherapist's listed mailbox is unknown to the operator: refused at RCPT
     # while the others are accepted.
     await sync_to_async(give_address)(PHYSIO, mail_server.unknown_address)
+    await sync_to_async(give_address)(NURSE)  # the directory lists none for her
     nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
     doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    physio = await new_client(relais.http_url, tmp_path, PHYSIO, "physio")
     room = await nurse.create_room(
         kind="care_team", members=[DOCTOR, PHYSIO], archiver=ORGANISATION
     )
@@ -105,7 +107,7 @@ async def test_the_policy_sends_the_same_archive_to_each_members_address(
     assert f"-> {personal} (member {DOCTOR}): accepted" in text
     assert f"-> member {NURSE}: not_sent {NO_ADDRESS}" in text
     assert "recipient refused" in text
-    for client in (nurse, doctor, service.client):
+    for client in (nurse, doctor, physio, service.client):
         await client.close()
 
 
