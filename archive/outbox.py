@@ -436,6 +436,7 @@ class Outbox:
                 "error = ? WHERE id = ?",
                 (ArchiveState.FAILED.value, code, error[:MAX_REPLY], archive.id),
             )
+            outbox_recipients.mark_failed(db, archive.id, code, error)
             _trace(
                 db, now, self.author, "send_refused", archive.id, archive.message_id, code, error
             )

@@ -113,3 +113,11 @@ def of_archive(db: sqlite3.Connection, archive_id: int) -> list[RecipientRow]:
         )
         for row in rows
     ]
+
+
+def mark_failed(db: sqlite3.Connection, archive_id: int, code: str, reply: str) -> None:
+    """The SMTP server refused the mail for good: nobody pending got it."""
+    db.execute(
+        "UPDATE recipients SET state = ?, code = ?, reply = ? WHERE archive_id = ? AND state = ?",
+        (RecipientState.REFUSED, code, reply[:MAX_REPLY], archive_id, RecipientState.PENDING),
+    )
