@@ -13,12 +13,14 @@ import { CryptoError } from "../e2ee/errors";
 import { bind, certify } from "../e2ee/identity";
 import { publishKex, verifyKex, type KexKey } from "../e2ee/kex";
 import { decryptProfile, encryptProfile, generateProfileKey, type ProfileKey } from "../e2ee/profile";
-import { identityBackup, RecoveryCode, sealToRecovery } from "../e2ee/recovery";
+import { identityBackup, openSealed, RecoveryCode, restoreIdentity, sealToRecovery } from "../e2ee/recovery";
+import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, sealTransfer, verifyTransfer } from "../e2ee/history";
 import { safetyNumber, type SafetyNumber } from "../e2ee/safety";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../e2ee/shares";
 import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, memberContent, replayChain, roomDevices, type RoomDevice, type RoomState, signEvent } from "../e2ee/state";
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
+import { History, newHistoryData, restoreFromBackup } from "./history";
 import { KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
@@ -31,6 +33,14 @@ export class SecurityError extends Error {
 }
 
 export class IdentityExistsError extends Error {}
+
+/** Recovery refused: ``reason`` names why, for the screen to say it (ui/recovery.ts). */
+export class RecoveryError extends Error {
+  constructor(readonly reason: "bad_code" | "no_backup" | "wrong_code" | "bad_backup" | "not_logged") {
+    super(reason);
+    this.name = "RecoveryError";
+  }
+}
 
 interface LocalRoom {
   id: number;
@@ -55,6 +65,7 @@ export class RelaisClient {
   private signing!: SigningKey;
   private identity!: SigningKey;
   readonly log: LogView;
+  readonly history: History;
   private lookups = new Map<string, { at: number; identity: VerifiedIdentity }>();
   private inFlight = new Set<string>();
   private synced = false;
@@ -67,6 +78,8 @@ export class RelaisClient {
     readonly data: VaultData,
   ) {
     this.log = new LogView(api, data.log);
+    data.history ??= newHistoryData(); // a vault written before history keys
+    this.history = new History(data.history);
   }
 
   get nationalId(): string {
@@ -211,6 +224,47 @@ export class RelaisClient {
     return client;
   }
 
+  /** Every device was lost (docs/protocol.md §10.9): the identity comes back from the
+   * backup sealed to the recovery code, is checked against the log, certifies this
+   * device; then the history keys come back and the rooms are joined. Nothing is written
+   * on the server before the code opened the backup and the log confirmed its key. */
+  static async recover(api: Api, vault: Vault, login: { token: string; device: number; nationalId: string; displayName: string }, pending: PendingLink, codeText: string): Promise<RelaisClient> {
+    let code: RecoveryCode;
+    try {
+      code = RecoveryCode.parse(codeText);
+    } catch {
+      throw new RecoveryError("bad_code");
+    }
+    api.setToken(login.token);
+    let sealed: string;
+    try {
+      sealed = (await api.get<{ sealed: string }>("backup/identity")).sealed;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "not_found") throw new RecoveryError("no_backup");
+      throw error;
+    }
+    let restored: { identityPrivate: Uint8Array; accountSecret: Uint8Array };
+    try {
+      restored = restoreIdentity(await openSealed(code, unb64u(sealed, undefined, "sealed")), login.nationalId);
+    } catch (error) {
+      if (error instanceof CryptoError) throw new RecoveryError(error.code === "decrypt_failed" ? "wrong_code" : "bad_backup");
+      throw error;
+    }
+    const identity = await SigningKey.fromSeed(restored.identityPrivate);
+    const data = newVaultData(login, identity, pending.signing, pending.kex, restored.accountSecret, b64u(await code.publicKey()));
+    const client = new RelaisClient(api, vault, data);
+    client.signing = pending.signing;
+    client.identity = identity;
+    await client.log.start();
+    const mine = await client.identityOf(login.nationalId, false);
+    if (!mine.identityKey || !equal(mine.identityKey, identity.publicKey)) throw new RecoveryError("not_logged");
+    await client.certifySelf(pending.kex);
+    await restoreFromBackup(api, code, client.history);
+    await client.joinMyRooms();
+    await client.save();
+    return client;
+  }
+
   private async certifySelf(kex: { publicKey: Uint8Array }): Promise<void> {
     const [nid, device] = this.me;
     const answer = await this.api.post<{ index: number; entry: string; proof: string[]; tree_head: unknown }>("devices/keys", {
@@ -281,6 +335,56 @@ export class RelaisClient {
     this.data.knownDevices[String(found.device)] = found.request.sign_key as string;
     this.data.alerts = this.data.alerts.filter((a) => !(a.kind === "unknown_device" && a.subject === String(found.device)));
     await this.save();
+    await this.forwardHistory(found.device, unb64u(found.request.kex_key, 32));
+  }
+
+  /** Every history key this device holds, to a device it just linked, sealed to the key
+   * of its request (docs/protocol.md §10.4.4, step 5). */
+  private async forwardHistory(device: number, kexKey: Uint8Array): Promise<void> {
+    const keys = this.history.keys();
+    const messages: { device: number; body: string }[] = [];
+    for (let start = 0; start < keys.length; start += KEYS_PER_TRANSFER) {
+      const sealed = await sealTransfer(keys.slice(start, start + KEYS_PER_TRANSFER), this.me, this.signing, [this.nationalId, device], kexKey);
+      messages.push({ device, body: b64u(sealed) });
+    }
+    for (let start = 0; start < messages.length; start += 500) await this.api.post("devices/messages", { messages: messages.slice(start, start + 500) });
+  }
+
+  /** History keys from another device of this practitioner (it linked this one): taken
+   * only from a device the log certifies under this practitioner's identity key. */
+  private async onHistoryTransfer(body: Uint8Array): Promise<void> {
+    let transfer: OpenedTransfer | null = null;
+    for (const kex of [...this.data.kex].sort((a, b) => b.serial - a.serial)) {
+      try {
+        transfer = await openTransfer(body, unb64u(kex.private), this.me);
+        break;
+      } catch {
+        // sealed to another of this device's keys
+      }
+    }
+    try {
+      if (!transfer) throw new CryptoError("decrypt_failed", "history keys");
+      if (transfer.sender[0] !== this.nationalId) throw new CryptoError("not_authorised", "history keys from someone else");
+      const mine = await this.identityOf(this.nationalId, false);
+      const sender = mine.devices.get(transfer.sender[1]);
+      if (!mine.identityKey || !equal(mine.identityKey, this.identity.publicKey) || !sender) throw new CryptoError("unknown_device", "history keys from a device the log does not certify");
+      await verifyTransfer(transfer, sender.signKey);
+    } catch (error) {
+      this.alert(error instanceof CryptoError ? error.code : "key_transparency", null, `history keys refused: ${String(error)}`);
+      return;
+    }
+    for (const key of transfer.keys) this.history.record(key);
+    for (const room of this.rooms.values()) await this.retryPending(room.id);
+    void this.uploadHistory();
+  }
+
+  /** Back up the history keys not backed up yet (sealed to the recovery key). */
+  private async uploadHistory(): Promise<void> {
+    try {
+      if ((await this.history.upload(this.api, this.data.recoveryPublic)) > 0) await this.save();
+    } catch {
+      // tried again after the next catch-up
+    }
   }
 
   save(): Promise<void> {
@@ -365,6 +469,7 @@ export class RelaisClient {
         break;
       case "synced":
         this.synced = true;
+        void this.uploadHistory();
         for (const [room, seq] of Object.entries(frame.rooms as Record<string, number>)) if (seq > 0) this.receipt(Number(room), seq, "delivered");
         await this.flushOutbox();
         break;
@@ -819,7 +924,12 @@ export class RelaisClient {
 
   private async ensureSenderKey(room: LocalRoom): Promise<void> {
     const now = Date.now();
-    if (!room.outbound || needsRotation(room.outbound, room.state, now)) room.outbound = newOutboundSession(room.state.room, this.me, room.state.epoch, now);
+    if (!room.outbound || needsRotation(room.outbound, room.state, now)) {
+      const o = newOutboundSession(room.state.room, this.me, room.state.epoch, now);
+      room.outbound = o;
+      // Its first chain key, so that this practitioner's devices read what it sends.
+      if (this.history.record({ room: o.room, sender: o.sender, keyId: o.keyId, index: 0, chainKey: o.chainKey, epoch: o.epoch })) void this.uploadHistory();
+    }
     await this.share(room);
   }
 
@@ -922,7 +1032,14 @@ export class RelaisClient {
           this.alert("withheld_state", roomId, `another member used room state ${parsed.epoch} that the server does not show`);
         }
       }
-      if (!room.inbound.has(sessionKey(parsed.sender, parsed.keyId)) && !retrying) await this.processToDevice();
+      const held = sessionKey(parsed.sender, parsed.keyId);
+      if (!room.inbound.has(held)) {
+        // A sender key held as a history key only: this device's own earlier messages,
+        // or what was sent before it was linked or recovered.
+        const past = this.history.session(room.state.room, parsed.sender, parsed.keyId);
+        if (past) room.inbound.set(held, past);
+        else if (!retrying) await this.processToDevice();
+      }
       opened = await decryptEnvelope(room.state, parsed, room.inbound);
     } catch (error) {
       if (error instanceof CryptoError && (error.code === "unknown_key" || error.code === "future_epoch")) {
@@ -952,6 +1069,7 @@ export class RelaisClient {
       // text; an attachment without a caption has none.
       const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
       if (mine) {
+        this.data.outbox = this.data.outbox.filter((o) => o.id !== mine.id); // the server has it
         mine.seq ??= seq;
         mine.state = mine.state === "pending" ? "sent" : mine.state;
         list.sort(bySeq);
@@ -1014,6 +1132,10 @@ export class RelaisClient {
       await this.checkMyDevices();
       return;
     }
+    if (isTransfer(body)) {
+      await this.onHistoryTransfer(body);
+      return;
+    }
     try {
       const serial = shareKexSerial(body);
       const kex = this.data.kex.find((k) => k.serial === serial);
@@ -1028,7 +1150,10 @@ export class RelaisClient {
       if (opened.epoch > room.state.epoch) room = await this.refreshState(room.id);
       const session = await acceptShare(opened, room.state);
       const key = sessionKey(session.sender, session.keyId);
-      if (!room.inbound.has(key)) room.inbound.set(key, session); // never rewound by a replay
+      if (!room.inbound.has(key)) {
+        room.inbound.set(key, session); // never rewound by a replay
+        if (this.history.recordSession(session)) void this.uploadHistory();
+      }
       if (opened.profileKey) room.stored.profileKeys[b64u(opened.profileKey.keyId)] = b64u(opened.profileKey.key);
       await this.retryPending(room.id);
     } catch (error) {
@@ -1127,6 +1252,7 @@ function newVaultData(login: { token: string; device: number; nationalId: string
     receipts: {},
     names: {},
     alerts: [],
+    history: newHistoryData(),
   };
 }
 
