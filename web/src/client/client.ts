@@ -942,7 +942,9 @@ export class RelaisClient {
     if (!missing.length) return;
     const ready: RoomDevice[] = [];
     for (const device of missing) {
-      const identity = await this.identityOf(device.nationalId);
+      let identity = await this.identityOf(device.nationalId);
+      // A reused lookup may predate the device (linked or recovered since): ask again.
+      if (!identity.devices.has(device.device)) identity = await this.identityOf(device.nationalId, false);
       if (!identity.identityKey || !equal(identity.identityKey, device.identityKey)) {
         if (!identity.identityKey || device === room.state.archiver) {
           const detail = `device ${device.device} of ${device.nationalId} is not certified`;
