@@ -85,9 +85,7 @@ async def link_from_browser(page, code: str) -> None:
     await page.locator("#device-list").wait_for()
 
 
-async def test_a_browser_links_an_sdk_device_that_reads_the_history(
-    app_page, web_server, tmp_path
-):
+async def test_a_browser_links_an_sdk_device_that_reads_the_history(app_page, web_server, tmp_path):
     doctor = await new_client(web_server.http_url, tmp_path, DOCTOR, "doctor")
     laptop = RelaisClient(
         server=web_server.http_url,
@@ -120,9 +118,7 @@ async def test_a_browser_links_an_sdk_device_that_reads_the_history(
         await doctor.close()
 
 
-async def test_an_sdk_device_links_a_browser_that_reads_the_history(
-    web_server, browser, tmp_path
-):
+async def test_an_sdk_device_links_a_browser_that_reads_the_history(web_server, browser, tmp_path):
     doctor = await new_client(web_server.http_url, tmp_path, DOCTOR, "doctor")
     computer = await open_client(web_server.http_url, tmp_path, NURSE, "computer")
     context = await new_device(browser)

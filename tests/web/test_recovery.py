@@ -60,7 +60,7 @@ async def backed_up(national_id: str, count: int) -> None:
         return HistoryKey.objects.filter(practitioner_id=national_id).count()
 
     async with asyncio.timeout(20):
-        while await sync_to_async(held)() < count:
+        while await sync_to_async(held)() < count:  # noqa: ASYNC110 (the server's database)
             await asyncio.sleep(0.1)
 
 
@@ -128,9 +128,7 @@ async def test_the_recovery_code_restores_a_browser_that_reads_the_history(
         await doctor.close()
 
 
-async def test_a_wrong_code_is_a_clear_error_and_changes_nothing_on_the_server(
-    web_server, browser
-):
+async def test_a_wrong_code_is_a_clear_error_and_changes_nothing_on_the_server(web_server, browser):
     code = await first_browser_code(browser, web_server.http_url, NURSE)
     context = await new_device(browser, viewport=PHONE)
     page = await context.new_page()
@@ -140,10 +138,11 @@ async def test_a_wrong_code_is_a_clear_error_and_changes_nothing_on_the_server(
 
     await type_code(page, str(recovery.RecoveryCode.generate()))
     await expect(error).to_contain_text("Code de récupération incorrect")
-    await expect(error).to_contain_text("Rien n’a été modifié")
+    await expect(error).to_contain_text("Rien n")
+    await expect(error).to_contain_text("a été modifié")
     await screenshot(page, "recover-wrong-code-phone")
     await type_code(page, "pas un code")
-    await expect(error).to_contain_text("Ce n’est pas un code de récupération")
+    await expect(error).to_contain_text("pas un code de récupération : il a 32 lettres")
     await page.get_by_label("Langue").select_option("en")
     await type_code(page, str(recovery.RecoveryCode.generate()), label="Recovery code")
     await expect(error).to_contain_text("Wrong recovery code")
@@ -181,8 +180,8 @@ def tamper(national_id: str, code_text: str, how: str) -> None:
     ("how", "refusal"),
     [
         ("altered", "sauvegarde endommagée"),
-        ("rogue_identity", "n’est pas celle que le journal de transparence publie"),
-        ("another_practitioner", "cette sauvegarde n’est pas la vôtre"),
+        ("rogue_identity", "pas celle que le journal de transparence publie"),
+        ("another_practitioner", "Sécurité : cette sauvegarde n"),
     ],
 )
 async def test_a_backup_the_server_altered_or_substituted_is_refused(
