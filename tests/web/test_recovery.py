@@ -20,7 +20,7 @@ from e2ee import recovery
 from e2ee.keys import raw_private
 from keylog.models import LogEntry
 from keyring.models import HistoryKey, IdentityBackup, PublishedKexKey
-from tests.e2e.sdk import new_client, next_message
+from tests.e2e.sdk import new_client, next_message, open_client
 from tests.web.conftest import PASSPHRASE, PHONE, log_in, new_device, screenshot
 from tests.web.test_chat import DOCTOR, NURSE, bubble, send
 from tests.web.test_dishonest_server import create_care_team
@@ -124,6 +124,38 @@ async def test_the_recovery_code_restores_a_browser_that_reads_the_history(
         # The same identity key: the doctor's safety number with the nurse is unchanged.
         assert (await doctor.safety_number(NURSE)).digits == before
         await context.close()
+    finally:
+        await doctor.close()
+
+
+async def test_the_python_sdk_recovers_from_what_a_browser_backed_up(web_server, browser, tmp_path):
+    """The browser's backup is the SDK's: the identity backup and the history keys a
+    browser sealed are opened by the SDK's recovery, which reads the history."""
+    doctor = await new_client(web_server.http_url, tmp_path, DOCTOR, "doctor")
+    lost = await new_device(browser)
+    try:
+        page = await lost.new_page()
+        code = await log_in(page, web_server.http_url, NURSE)
+        await create_care_team(page, "Suivi de M. R.", [DOCTOR])
+        await page.locator("#composer").wait_for()
+        await send(page, "Du navigateur perdu")
+        assert (await asyncio.wait_for(next_message(doctor), 20)).text == "Du navigateur perdu"
+        await doctor.send_text(next(iter(doctor.rooms)), "Du médecin")
+        await expect(bubble(page, "Du médecin")).to_be_visible()
+        await backed_up(NURSE, 2)
+        await lost.close()
+
+        restored = await open_client(
+            web_server.http_url, tmp_path, NURSE, "nurse-new", recovery_code=code
+        )
+        try:
+            texts: set[str] = set()
+            async with asyncio.timeout(20):
+                while len(texts) < 2:
+                    texts.add((await next_message(restored)).text)
+            assert texts == {"Du navigateur perdu", "Du médecin"}
+        finally:
+            await restored.close()
     finally:
         await doctor.close()
 
