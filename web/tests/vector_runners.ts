@@ -3,7 +3,7 @@ import { b64u, concat, fromHex, fromUtf8, hex, unb64u } from "../src/e2ee/bytes"
 import { canonicalJson, canonicalText, parseCanonical, type JsonObject } from "../src/e2ee/canonical";
 import { decryptEnvelope, type DeviceRef, encryptEnvelope, newOutboundSession, parseEnvelope, sessionKey } from "../src/e2ee/envelopes";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../src/e2ee/shares";
-import { applyEvent, replayChain, type RoomState } from "../src/e2ee/state";
+import { applyEvent, replayChain, type RoomState, signEvent } from "../src/e2ee/state";
 import { verifyKex } from "../src/e2ee/kex";
 import { commitment, LinkCode } from "../src/e2ee/linking";
 import * as merkle from "../src/e2ee/merkle";
@@ -250,6 +250,23 @@ runners.room_state = async (v, check) => {
     await check(`refused: ${c.why}`, async () => {
       const partial = await replayChain(v.events.slice(0, c.after).map(utf8));
       await assertRefused(() => applyEvent(partial, utf8(c.event)), c.why, c.code);
+    });
+  }
+  const policy = v.archive_to_members;
+  await check("archive_to_members: the policy event reproduces and round-trips", async () => {
+    const before = await replayChain(v.events.slice(0, policy.after).map(utf8));
+    const nurse = await deviceKeys(v.devices.find((d: Vector) => d.name === "nurse"));
+    const made = await signEvent({ state: before, room: before.room, author: ["810003456786", 7], key: nurse.signing, action: "set_policy", content: { policy: { ...policy.policy } }, timestamp: JSON.parse(policy.event).event.ts, log: null });
+    assertEqual(fromUtf8(made), policy.event, "set_policy event");
+    const applied = await applyEvent(before, made);
+    assertEqual(b64u(applied.event.hash), policy.head, "head");
+    assertEqual(canonicalText(applied.state.policy), canonicalText(policy.policy), "policy");
+    assertTrue(!Object.hasOwn(before.policy, "archive_to_members"), "absent before");
+  });
+  for (const c of policy.refused) {
+    await check(`archive_to_members refused: ${c.why}`, async () => {
+      const before = await replayChain(v.events.slice(0, policy.after).map(utf8));
+      await assertRefused(() => applyEvent(before, utf8(c.event)), c.why, c.code);
     });
   }
 };

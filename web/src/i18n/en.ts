@@ -124,5 +124,6 @@ export const en: Messages = {
   roomInfo: "About this conversation",
   archivedByOrganisation: "Archived by {name} (structure {structure}): this organisation's archiver receives the conversation's messages",
   archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
+  archiveToMembers: "Archives also sent to each member's MSSanté address",
   notArchived: "This conversation is not archived",
 };

@@ -123,6 +123,7 @@ export const fr = {
   roomInfo: "Informations sur la conversation",
   archivedByOrganisation: "Archivée par {name} (structure {structure}) : l'archiveur de cet organisme reçoit les messages de la conversation",
   archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
+  archiveToMembers: "Archives aussi envoyées à l'adresse MSSanté de chaque membre",
   notArchived: "Conversation non archivée",
 } as const;
 
