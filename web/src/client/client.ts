@@ -833,6 +833,7 @@ export class RelaisClient {
   }
 
   async roomForSending(id: number): Promise<LocalRoom> {
+    if (this.log.forked) throw new SecurityError(`the key log forked, nothing is sent: ${this.log.forked}`);
     const room = await this.refreshState(id);
     if (room.stored.compromised) throw new SecurityError(`room ${id} refused: ${room.stored.compromised}`);
     if (room.stored.left) throw new SecurityError(`you are no longer a member of room ${id}`);

@@ -294,6 +294,21 @@ export class LogView {
     return { nationalId, identityKey: chain.identityKey, devices, chain };
   }
 
+  /** ``nationalId``'s label, proven by the VRF alone: no head is needed for it (the
+   * monitor starts even while the witnesses have not cosigned a head yet). */
+  async labelOf(nationalId: string): Promise<Uint8Array> {
+    if (!this.data.logKey) await this.start();
+    const answer = await this.api.get<{ national_id: string; label: string; vrf_proof: string }>(`keys/practitioners/${encodeURIComponent(nationalId)}`);
+    try {
+      const label = unb64u(answer.label, 32, "label");
+      await verifyLabel(this.vrfPublic, nationalId, label, unb64u(answer.vrf_proof, 80, "vrf_proof"));
+      return label;
+    } catch (error) {
+      if (error instanceof CryptoError) throw new KeyTransparencyError(`the label of ${nationalId} is not the VRF's: ${error.message}`);
+      throw error;
+    }
+  }
+
   /** The answer of an append: included in a head of the log consistent with this view. */
   async checkAppended(answer: { index: number; entry: string; proof: string[]; tree_head: unknown; cosignatures?: unknown[] }): Promise<LogRecord> {
     const head = await this.note(answer.tree_head, answer.cosignatures ?? []);

@@ -24,7 +24,7 @@ export interface MonitorReport {
 /** Audit the log and compare the entries under ``nationalId``'s label with the
  * identity key and devices this device knows. */
 export async function monitorOwnLabel(log: LogView, nationalId: string, identityKey: Uint8Array, knownDevices: Record<string, string>): Promise<MonitorReport> {
-  const label = log.data.ownLabel ? unb64u(log.data.ownLabel, 32) : (await log.identityOf(nationalId)).chain.label;
+  const label = log.data.ownLabel ? unb64u(log.data.ownLabel, 32) : await log.labelOf(nationalId);
   const audited = await log.audit(label);
   const records: [number, LogRecord][] = [];
   try {
