@@ -327,11 +327,15 @@ export class LogView {
   async audit(ownLabel: Uint8Array): Promise<Audited> {
     this.refuseIfForked();
     let refused = "";
+    const notify = this.onNewHead;
+    this.onNewHead = null; // this pass audits up to the new head itself
     try {
       await this.start();
     } catch (error) {
       if (error instanceof ForkDetectedError || !(error instanceof KeyTransparencyError)) throw error;
       refused = error.message; // not acceptable: audit up to the largest we have
+    } finally {
+      this.onNewHead = notify;
     }
     const target = this.largest();
     if (target === null) return { size: 0, own: [], refused };
