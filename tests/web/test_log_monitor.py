@@ -15,16 +15,20 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from playwright.async_api import Page, Response, Route, expect
 
-from chat.models import Device, Envelope
-from e2ee.tree_heads import parse_tree_head, sign_tree_head
+from chat.models import Device, Envelope, Room
+from e2ee.encoding import b64u
+from e2ee.keys import raw_public
+from e2ee.tree_heads import cosign, parse_tree_head, sign_tree_head
 from keylog.keys import log_public, log_signing_key
 from keyring.models import PublishedKexKey
 from tests.e2e.sdk import new_client, next_message
 from tests.e2e.test_attacks import rogue_device
-from tests.web.conftest import PASSPHRASE, screenshot
+from tests.web.conftest import PASSPHRASE, log_in, new_device, screenshot
 from tests.web.test_chat import NURSE, PHARMACIST, bubble, send
+from tests.web.test_dishonest_server import create_care_team
 
 pytestmark = pytest.mark.e2e
 DAY_MS = 24 * 3600 * 1000
@@ -148,6 +152,56 @@ async def test_a_contact_showing_a_forked_head_alerts_and_blocks(app_page, web_s
         await screenshot(nurse, "log-fork-gossip-desktop")
         await sending_is_blocked(nurse, room)
     finally:
+        await pharmacist.close()
+
+
+def cosigned(witness: Ed25519PrivateKey, value: Any) -> dict[str, Any]:
+    head = parse_tree_head(value, log_public=log_public())
+    return cosign(witness_key=witness, log_public=log_public(), head=head)
+
+
+async def test_heads_need_the_cosignature_of_the_witness_the_browser_pinned(
+    web_server, browser, tmp_path
+):
+    """The log names a witness when the browser first meets it (here a witness this test
+    runs, whose cosignatures it adds to the log's answers); from then on a head it has
+    not cosigned is refused, and nothing is looked up with it."""
+    witness = Ed25519PrivateKey.generate()
+    cosigning = {"on": True}
+
+    async def witnessed(route: Route) -> None:
+        response = await route.fetch()
+        if response.status != 200:
+            await route.fulfill(response=response)
+            return
+        body = await response.json()
+        if route.request.url.endswith("/api/v1/keys/log"):
+            body["witnesses"] = [b64u(raw_public(witness))]
+        if cosigning["on"]:
+            for holder in (body, body.get("latest") or {}):
+                if "tree_head" in holder:
+                    signature = await sync_to_async(cosigned)(witness, holder["tree_head"])
+                    holder["cosignatures"] = [*holder.get("cosignatures", []), signature]
+        await route.fulfill(response=response, json=body)
+
+    pharmacist = await new_client(web_server.http_url, tmp_path, PHARMACIST, "pharmacist")
+    context = await new_device(browser)
+    try:
+        await context.route(re.compile(r"/api/v1/keys/"), witnessed)
+        nurse = await context.new_page()
+        await log_in(nurse, web_server.http_url, NURSE)
+        await create_care_team(nurse, "Équipe cosignée", [PHARMACIST])
+        await nurse.locator("#composer").wait_for()
+        assert await sync_to_async(Room.objects.count)() == 1
+
+        # The witness stops cosigning (it refused a head): the browser uses no lookup.
+        cosigning["on"] = False
+        await nurse.get_by_role("button", name="Retour").click()
+        await create_care_team(nurse, "Équipe sans témoin", [PHARMACIST])
+        await expect(nurse.locator(".error")).to_contain_text("witnesses required")
+        assert await sync_to_async(Room.objects.count)() == 1
+    finally:
+        await context.close()
         await pharmacist.close()
 
 
