@@ -54,6 +54,9 @@ export const fr = {
   alertOwnDevice: "Un nouvel appareil a été ajouté à votre compte : {name}. Si ce n’est pas vous, révoquez-le.",
   alertKeyChanged:
     "Les clés de {name}, que vous aviez vérifié, ont changé. Les messages sont bloqués tant que vous n’avez pas vérifié à nouveau.",
+  alertLogFork:
+    "Le journal des clés est incohérent : le serveur montre des historiques différents selon les appareils. Pour votre sécurité, cet appareil n’envoie plus de clés ni de messages. Prévenez le responsable de la sécurité de votre structure. ({detail})",
+  alertOwnIdentity: "Une clé d’identité qui n’est pas la vôtre a été publiée à votre nom : quelqu’un tente peut-être de se faire passer pour vous.",
   alertRefused: "Changement refusé : {reason}",
   errorTitle: "Erreur",
   typing: "{name} écrit…",
