@@ -148,6 +148,16 @@ export function declineEvent(reason: string): JsonObject {
   return event("decline", { reason: text(reason, "reason", MAX_NOTE) });
 }
 
+/** A clarification question of the requis; its id is new. */
+export function clarificationRequestEvent(question: string, now = new Date()): JsonObject {
+  return event("clarification_request", { question_id: crypto.randomUUID(), question: text(question, "question", MAX_QUESTION), asked_at: isoUtc(now) });
+}
+
+/** The requérant's answer to an open question. */
+export function clarificationAnswerEvent(questionId: string, answer: string, now = new Date()): JsonObject {
+  return event("clarification_answer", { question_id: text(questionId, "question_id", 64), answer: text(answer, "answer", MAX_ANSWER), answered_at: isoUtc(now), attachments: [] });
+}
+
 export function closeEvent(note: string): JsonObject {
   return event("close", { note: text(note, "note", MAX_NOTE, false) });
 }
