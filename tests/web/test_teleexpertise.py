@@ -114,6 +114,14 @@ async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_ser
         assert reported.state is State.ANSWERED
         await expect(nurse.locator("#te-state")).to_have_text("répondue")
         await expect(nurse.locator("#te-answer")).to_contain_text(ANSWER)
+        # The SDK's compte rendu, decrypted and checked here, downloads as its PDF.
+        async with nurse.expect_download() as waiting:
+            await nurse.locator("#te-download-pdf").click()
+        download = await waiting.value
+        assert download.suggested_filename == "compte-rendu-teleexpertise.pdf"
+        pdf = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert reported.documents is not None
+        assert pdf == reported.documents.pdf
         await doctor_te.close(room, "")
         await expect(nurse.locator("#te-state")).to_have_text("clôturée")
         await nurse.get_by_role("button", name="Demandes envoyées").click()
@@ -173,7 +181,7 @@ async def test_the_sdk_asks_a_doctor_in_the_browser_who_accepts(app_page, web_se
         await expect(doctor_page.locator("#te-question")).to_contain_text(QUESTION)
         await doctor_page.get_by_role("button", name="Accepter").click()
         await expect(doctor_page.locator("#te-state")).to_have_text("acceptée")
-        await expect(doctor_page.locator("#te-report-missing")).to_be_visible()
+        await expect(doctor_page.locator("#te-report-form")).to_be_visible()
         await screenshots(doctor_page, "case")
 
         # The nurse's SDK verifies the browser's accept event.

@@ -3,7 +3,7 @@
 // PDF to open or download, the events refused with their reason, and the steps this
 // practitioner may take now (accept, decline, ask, answer a question, write the report,
 // cancel, close).
-import { checkDescriptor, type Descriptor, fetchAttachment, AttachmentApi, thumbnailBlob } from "../../attachments";
+import { checkDescriptor, type Descriptor, fetchAttachment, AttachmentApi } from "../../attachments";
 import type { RelaisClient } from "../../client/client";
 import type { JsonObject } from "../../e2ee/canonical";
 import { language } from "../../i18n";
@@ -19,6 +19,7 @@ export interface CaseActions {
   custodian: { name: string; structureId: string } | null; // the room's archiver's structure, when proven
   savedStructure: { id: string; name: string };
   openFile(descriptor: Descriptor, download: boolean): void;
+  photoUrl(descriptor: Descriptor): string | null; // decrypted here, once loaded
 }
 
 function when(iso: string): string {
@@ -37,12 +38,12 @@ function photos(list: JsonObject[], actions: CaseActions, id: string): HTMLEleme
       } catch {
         return h("li", {}, tt("fileUnreadable"));
       }
-      const preview = thumbnailBlob(descriptor);
       const label = descriptor.name ?? descriptor.mime;
+      const preview = descriptor.mime.startsWith("image/") ? actions.photoUrl(descriptor) : null;
       return h(
         "li",
         {},
-        preview ? h("img", { src: URL.createObjectURL(preview), alt: label, class: "te-thumb", width: descriptor.thumbnail?.width ?? 96, height: descriptor.thumbnail?.height ?? 96 }) : null,
+        preview ? h("img", { src: preview, alt: label, class: "te-photo" }) : null,
         h("button", { type: "button", class: "te-open-file", onclick: () => actions.openFile(descriptor, false) }, `${tt("openFile")} ${label}`),
       );
     }),

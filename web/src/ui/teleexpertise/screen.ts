@@ -5,7 +5,7 @@
 import "./teleexpertise.css";
 import type { Api } from "../../api/http";
 import { ApiError } from "../../api/errors";
-import { AttachmentApi, AttachmentError, type Descriptor, processPhoto, sendPhoto } from "../../attachments";
+import { AttachmentApi, AttachmentError, type Descriptor, fetchAttachment, processPhoto, sendPhoto } from "../../attachments";
 import type { RelaisClient } from "../../client/client";
 import { archiverNotice } from "../../client/archiver";
 import type { JsonObject } from "../../e2ee/canonical";
@@ -49,6 +49,7 @@ export class TeleexpertiseScreen {
   private ledger: LedgerEntry[] = [];
   private zone: "metropole" | "drom" | null = null;
   private warned: { key: string; resume: () => void } | null = null; // a step beyond the yearly limit, waiting for "send anyway"
+  private photos = new Map<string, string | null>(); // blob id → object URL of the decrypted photo
   private custodians = new Map<number, { name: string; structureId: string } | null>();
   private readonly stop: () => void;
 
@@ -68,6 +69,7 @@ export class TeleexpertiseScreen {
 
   close(): void {
     this.stop();
+    for (const url of this.photos.values()) if (url) URL.revokeObjectURL(url);
   }
 
   async reload(): Promise<void> {
@@ -224,7 +226,25 @@ export class TeleexpertiseScreen {
       custodian: this.custodians.get(room) ?? null,
       savedStructure: saved,
       openFile: (descriptor: Descriptor, download: boolean) => void this.openFile(descriptor, download),
+      photoUrl: (descriptor: Descriptor) => this.photoUrl(descriptor),
     });
+  }
+
+  /** A photo of the case, downloaded, checked and decrypted on first display. */
+  private photoUrl(descriptor: Descriptor): string | null {
+    if (!this.photos.has(descriptor.blob)) {
+      this.photos.set(descriptor.blob, null);
+      void fetchAttachment(new AttachmentApi(this.client.data.token), descriptor)
+        .then((data) => {
+          this.photos.set(descriptor.blob, URL.createObjectURL(new Blob([data as Uint8Array<ArrayBuffer>], { type: descriptor.mime })));
+          this.render();
+        })
+        .catch((error: unknown) => {
+          this.message = describeError(error);
+          this.render();
+        });
+    }
+    return this.photos.get(descriptor.blob) ?? null;
   }
 
   /** The structure that keeps the documents: the organisation whose archiver the room's
