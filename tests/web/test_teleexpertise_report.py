@@ -8,8 +8,10 @@ refused in the browser too. Nothing of the patient or the texts reaches the serv
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
@@ -20,9 +22,10 @@ from client.teleexpertise.cases import CaseBook, room_facts
 from client.teleexpertise.contents import ClarificationRequest, Report
 from client.teleexpertise.errors import TeleexpertiseError
 from client.teleexpertise.report import report_documents
+from documents import codes
 from documents.cda import NS, Organisation, check_cda
 from teleexpertise.models import BillingAct
-from teleexpertise.workflow import State
+from teleexpertise.workflow import REQUIS_PROFESSIONS, State
 from tests.e2e.teleexpertise_helpers import (
     DOCTOR,
     NURSE,
@@ -45,6 +48,7 @@ ANSWER = (
 CLARIFICATION = "La plaie sent-elle mauvais ? Y a-t-il de la fièvre ?"
 CLARIFIED = "Non, pas d'odeur ; 37,2 °C ce matin."
 CENTRE = Organisation("1750000123", "Centre de santé des Pentes")
+CODES = Path(__file__).resolve().parents[2] / "web" / "src" / "teleexpertise" / "codes.json"
 
 
 def skeleton(cda: bytes) -> list[str]:
@@ -145,9 +149,11 @@ async def test_a_doctor_in_the_browser_reports_to_a_nurse_on_the_sdk(
     assert custodian is not None
     assert custodian.find("cda:name", NS).text == CENTRE.name  # type: ignore[union-attr]
     # ... and has the shape of the SDK's CDA for the same case, element for element.
+    report = case.report
+    assert report is not None
     sdk = report_documents(
-        case=case, answer=ANSWER, reported_at=case.report.reported_at, custodian=CENTRE
-    )  # type: ignore[union-attr]
+        case=case, answer=ANSWER, reported_at=report.reported_at, custodian=CENTRE
+    )
     assert skeleton(cda) == skeleton(sdk.cda)
     for path in ("cda:code", "cda:recordTarget", "cda:author/cda:assignedAuthor/cda:code"):
         ours, theirs = tree.find(path, NS), etree.fromstring(sdk.cda).find(path, NS)
@@ -277,3 +283,29 @@ async def test_a_request_beyond_the_yearly_limit_is_flagged_first(app_page, web_
             await doctor.wait_for_room(lambda r: r.state.kind == "teleexpertise")
     finally:
         await doctor.close()
+
+
+def test_the_browser_codes_are_the_value_sets():
+    """web/src/teleexpertise/codes.json is the part of documents/valuesets the browser's
+    CDA needs: J01 for the professions that may be requis, and the fixed codes."""
+    browser = json.loads(CODES.read_text())
+
+    def entry(code: codes.Code) -> dict[str, str]:
+        value = {"code": code.code, "system": code.system, "display": code.display}
+        if code.system_name:
+            value["system_name"] = code.system_name
+        return value
+
+    j01 = {
+        key: entry(code)
+        for key, code in codes.value_set("J01").items()
+        if key.split("/")[0] in {f"G15_{p}" for p in REQUIS_PROFESSIONS}
+    }
+    assert browser == {
+        "J01": j01,
+        "J07": {"85208-7": entry(codes.document_type("85208-7"))},
+        "J04": {"AMBULATOIRE": entry(codes.code_in("J04", "AMBULATOIRE"))},
+        "J02": {"SA07": entry(codes.code_in("J02", "SA07"))},
+        "J143": {key: entry(codes.code_in("J143", key)) for key in ("F", "M", "UN")},
+        "confidentiality": entry(codes.NORMAL_CONFIDENTIALITY),
+    }

@@ -49,6 +49,7 @@ export class TeleexpertiseScreen {
   private ledger: LedgerEntry[] = [];
   private zone: "metropole" | "drom" | null = null;
   private warned: { key: string; resume: () => void } | null = null; // a step beyond the yearly limit, waiting for "send anyway"
+  private readonly reporting = new Set<number>(); // rooms whose report this screen is sending (it records their act)
   private photos = new Map<string, string | null>(); // blob id → object URL of the decrypted photo
   private custodians = new Map<number, { name: string; structureId: string } | null>();
   private readonly stop: () => void;
@@ -88,16 +89,18 @@ export class TeleexpertiseScreen {
     this.render();
   }
 
-  /** The requérant's RQD, once the verified report of a case of theirs has arrived (the
-   * requis' device records the TE2 with its report). */
+  /** This practitioner's act once the verified report of a case exists: the
+   * requérant's RQD when it arrives; the requis' TE2 is recorded right after their report
+   * is sent, and again here if that failed (one act per case: the server keeps one). */
   private async recordMyActs(secret: Uint8Array): Promise<void> {
-    for (const c of this.sent) {
+    const cases: [CaseSummary, ActCode][] = [...this.sent.map((c): [CaseSummary, ActCode] => [c, "RQD"]), ...this.received.map((c): [CaseSummary, ActCode] => [c, "TE2"])];
+    for (const [c, code] of cases) {
       if (c.state !== "answered" && c.state !== "closed") continue;
+      if (this.reporting.has(c.room) || this.ledger.some((e) => e.room === c.room && e.code === code)) continue;
       const found = this.verified(c.room);
       const report = eventOf(found, "report");
-      if (!found.request || !report || this.ledger.some((e) => e.room === c.room && e.code === "RQD")) continue;
-      const request = found.request;
-      const entry = await recordAct(this.api, secret, this.client.nationalId, { code: "RQD", room: c.room, patient: request.patient as JsonObject, requerant: c.requerant, requis: c.requis, zone: await this.myZone(), day: localDay(new Date(String(report.reported_at))) });
+      if (!found.request || !report) continue;
+      const entry = await recordAct(this.api, secret, this.client.nationalId, { code, room: c.room, patient: found.request.patient as JsonObject, requerant: c.requerant, requis: c.requis, zone: await this.myZone(), day: localDay(new Date(String(report.reported_at))) });
       this.ledger.push(entry);
     }
   }
@@ -328,6 +331,7 @@ export class TeleexpertiseScreen {
         custodian = checkOrganisation(structureId, structureName);
         localStorage.setItem(STRUCTURE_KEY, JSON.stringify({ id: custodian.nationalId, name: custodian.name }));
       }
+      this.reporting.add(room);
       await sendReport(this.client, this.api, found, answer, custodian, (stage) => {
         this.message = tt(stage === "documents" ? "reportBuilding" : stage === "upload" ? "reportUploading" : stage === "send" ? "sending" : "reportAct");
         this.render();
@@ -337,6 +341,7 @@ export class TeleexpertiseScreen {
       this.message = describeError(error);
     } finally {
       this.busy = false;
+      this.reporting.delete(room);
     }
     await this.reload();
   }
