@@ -14,7 +14,12 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import FilePayload, Page, expect
 
-from client.teleexpertise.contents import Accept, Request
+from client.teleexpertise.contents import (
+    Accept,
+    ClarificationAnswer,
+    ClarificationRequest,
+    Request,
+)
 from client.teleexpertise.tariffs import TariffTable
 from documents.cda import Organisation
 from teleexpertise.models import BillingAct
@@ -110,6 +115,17 @@ async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_ser
 
         await doctor_te.accept(room)
         await expect(nurse.locator("#te-state")).to_have_text("acceptée")
+        # The doctor's clarification question, answered in the browser, verified by the SDK.
+        asked = await doctor_te.ask(room, "Depuis quand la plaie suinte-t-elle ?")
+        assert isinstance(asked.event, ClarificationRequest)
+        reply = nurse.locator(f"#te-reply-{asked.event.question_id}")
+        await reply.fill("Depuis trois jours, sans fièvre.")
+        await nurse.get_by_role("button", name="Envoyer la précision").click()
+        got = await next_event(doctor_te)
+        assert isinstance(got.event, ClarificationAnswer)
+        assert (got.sender, got.event.answer) == (NURSE, "Depuis trois jours, sans fièvre.")
+        assert got.event.question_id == asked.event.question_id
+        await expect(nurse.locator("#te-clarifications .te-replied")).to_contain_text("trois jours")
         reported = await doctor_te.report(room, ANSWER)
         assert reported.state is State.ANSWERED
         await expect(nurse.locator("#te-state")).to_have_text("répondue")

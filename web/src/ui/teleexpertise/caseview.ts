@@ -20,6 +20,14 @@ export interface CaseActions {
   savedStructure: { id: string; name: string };
   openFile(descriptor: Descriptor, download: boolean): void;
   photoUrl(descriptor: Descriptor): string | null; // decrypted here, once loaded
+  drafts: Map<string, string>; // what is typed in the case's fields, kept across re-renders
+}
+
+/** A text field whose content survives the screen being drawn again. */
+function typed<T extends HTMLInputElement | HTMLTextAreaElement>(element: T, drafts: Map<string, string>, initial = ""): T {
+  element.value = drafts.get(element.id) ?? initial;
+  element.addEventListener("input", () => drafts.set(element.id, element.value));
+  return element;
 }
 
 function when(iso: string): string {
@@ -91,7 +99,7 @@ export function caseView(client: RelaisClient, summary: CaseSummary, found: Veri
           const item = h("li", { "data-question": id }, h("p", { class: "te-asked" }, `${tt("clarificationQuestion")} : ${String(q.content.question)}`));
           if (reply) item.append(h("p", { class: "te-replied" }, `${tt("clarificationAnswer")} : ${String(reply.answer)}`));
           else if (mine === "requerant" && found.openQuestions.has(id) && (summary.state === "requested" || summary.state === "accepted")) {
-            const box = h("textarea", { id: `te-reply-${id}`, class: "te-reply", maxlength: 20000, rows: 3, "aria-label": tt("clarificationAnswer") }) as HTMLTextAreaElement;
+            const box = typed(h("textarea", { id: `te-reply-${id}`, class: "te-reply", maxlength: 20000, rows: 3, "aria-label": tt("clarificationAnswer") }), actions.drafts);
             item.append(box, h("button", { type: "button", disabled: actions.busy, onclick: () => actions.step("clarification_answer", { question_id: id, answer: box.value.trim(), attachments: [] }) }, tt("sendClarificationAnswer")));
           }
           return item;
@@ -119,11 +127,11 @@ export function caseView(client: RelaisClient, summary: CaseSummary, found: Veri
   const act = (label: TeleKey, action: string, fields: () => JsonObject) => h("button", { type: "button", disabled: actions.busy, onclick: () => actions.step(action, fields()) }, tt(label));
   const active = summary.state === "requested" || summary.state === "accepted";
   if (mine === "requis" && summary.state === "requested") {
-    const reason = h("input", { id: "te-decline-reason", maxlength: 2000 }) as HTMLInputElement;
+    const reason = typed(h("input", { id: "te-decline-reason", maxlength: 2000 }), actions.drafts);
     buttons.push(act("accept", "accept", () => ({ note: "" })), h("p", { class: "field" }, h("label", { for: "te-decline-reason" }, tt("declineReason")), reason), act("decline", "decline", () => ({ reason: reason.value })));
   }
   if (mine === "requis" && active) {
-    const question = h("textarea", { id: "te-ask", maxlength: 5000, rows: 2 }) as HTMLTextAreaElement;
+    const question = typed(h("textarea", { id: "te-ask", maxlength: 5000, rows: 2 }), actions.drafts);
     buttons.push(h("p", { class: "field" }, h("label", { for: "te-ask" }, tt("askClarification")), question), act("sendClarification", "clarification_request", () => ({ question: question.value.trim() })));
   }
   if (mine === "requis" && summary.state === "accepted") buttons.push(reportForm(actions));
@@ -133,10 +141,10 @@ export function caseView(client: RelaisClient, summary: CaseSummary, found: Veri
 }
 
 function reportForm(actions: CaseActions): HTMLElement {
-  const answer = h("textarea", { id: "te-report-text", maxlength: 20000, rows: 8, required: true }) as HTMLTextAreaElement;
+  const answer = typed(h("textarea", { id: "te-report-text", maxlength: 20000, rows: 8, required: true }), actions.drafts);
   const keeper: Node[] = [];
-  const structureId = h("input", { id: "te-structure-id", maxlength: 64, value: actions.savedStructure.id }) as HTMLInputElement;
-  const structureName = h("input", { id: "te-structure-name", maxlength: 256, value: actions.savedStructure.name }) as HTMLInputElement;
+  const structureId = typed(h("input", { id: "te-structure-id", maxlength: 64 }), actions.drafts, actions.savedStructure.id);
+  const structureName = typed(h("input", { id: "te-structure-name", maxlength: 256 }), actions.drafts, actions.savedStructure.name);
   if (actions.custodian) keeper.push(h("p", { id: "te-custodian" }, `${tt("custodian")} : ${actions.custodian.name} (${actions.custodian.structureId})`));
   else keeper.push(h("p", { class: "field" }, h("label", { for: "te-structure-id" }, tt("structureId")), structureId), h("p", { class: "field" }, h("label", { for: "te-structure-name" }, tt("structureName")), structureName));
   return h(

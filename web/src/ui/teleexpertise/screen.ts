@@ -28,6 +28,31 @@ const STRUCTURE_KEY = "relais.teleexpertise.structure";
 
 type Tab = { name: "sent" } | { name: "received" } | { name: "new" } | { name: "ledger" } | { name: "case"; room: number };
 
+/** The screen is drawn again whenever an envelope arrives: a field being typed in is
+ * moved into the new tree (or, in a case, drawn anew with its typed text), which
+ * drops its focus. Give it back, with its selection,
+ * once the new tree is in place (a microtask: before any keystroke is handled). */
+function keepFocus(): void {
+  const active = document.activeElement;
+  if (!(active instanceof HTMLInputElement || active instanceof HTMLTextAreaElement) || !active.closest("#teleexpertise")) return;
+  let start: number | null = null;
+  let end: number | null = null;
+  try {
+    start = active.selectionStart;
+    end = active.selectionEnd;
+  } catch {
+    // a date or checkbox input has no text selection
+  }
+  const id = active.id;
+  queueMicrotask(() => {
+    // The same element, moved; or, in a case, the one drawn anew with the same id.
+    const next = active.isConnected ? active : id ? document.getElementById(id) : null;
+    if (!(next instanceof HTMLInputElement || next instanceof HTMLTextAreaElement) || document.activeElement === next) return;
+    next.focus({ preventScroll: true });
+    if (start !== null && end !== null) next.setSelectionRange(start, end);
+  });
+}
+
 export function describeError(error: unknown): string {
   if (error instanceof ApiError || error instanceof AttachmentError) return errorText(error);
   if (error instanceof StepError || error instanceof PatientError) return `${error.code}: ${errorText({ code: error.code, message: error.english, messageFr: error.french })}`;
@@ -50,6 +75,7 @@ export class TeleexpertiseScreen {
   private zone: "metropole" | "drom" | null = null;
   private warned: { key: string; resume: () => void } | null = null; // a step beyond the yearly limit, waiting for "send anyway"
   private readonly reporting = new Set<number>(); // rooms whose report this screen is sending (it records their act)
+  private readonly drafts = new Map<string, string>(); // field id → text typed in a case
   private photos = new Map<string, string | null>(); // blob id → object URL of the decrypted photo
   private custodians = new Map<number, { name: string; structureId: string } | null>();
   private readonly stop: () => void;
@@ -144,6 +170,7 @@ export class TeleexpertiseScreen {
   }
 
   view(): HTMLElement {
+    keepFocus();
     const tabs = h(
       "nav",
       { class: "te-tabs" },
@@ -230,6 +257,7 @@ export class TeleexpertiseScreen {
       savedStructure: saved,
       openFile: (descriptor: Descriptor, download: boolean) => void this.openFile(descriptor, download),
       photoUrl: (descriptor: Descriptor) => this.photoUrl(descriptor),
+      drafts: this.drafts,
     });
   }
 
@@ -287,6 +315,7 @@ export class TeleexpertiseScreen {
       if (action === "accept" && !(await this.withinLimit(`accept:${room}`, "TE2", found.request.patient as JsonObject, () => void this.step(room, action, fields)))) return;
       const content = this.content(action, fields, found);
       await sendStep(this.client, this.api, room, action, content);
+      for (const id of ["te-ask", "te-decline-reason", `te-reply-${String(fields.question_id ?? "")}`]) this.drafts.delete(id);
       this.message = null;
     } catch (error) {
       this.message = describeError(error);
@@ -336,6 +365,7 @@ export class TeleexpertiseScreen {
         this.message = tt(stage === "documents" ? "reportBuilding" : stage === "upload" ? "reportUploading" : stage === "send" ? "sending" : "reportAct");
         this.render();
       });
+      this.drafts.delete("te-report-text");
       this.message = null;
     } catch (error) {
       this.message = describeError(error);
