@@ -5,7 +5,7 @@
 // act is recorded (§12.7). The PDF and CDA code (pdf-lib, fontkit, the fonts and the
 // value sets) loads on first use, in its own chunk.
 import type { Api } from "../api/http";
-import { AttachmentApi, buildDescriptor, checkDescriptor, compactDescriptor, type Descriptor, encryptFile, fetchAttachment } from "../attachments";
+import { AttachmentApi, buildDescriptor, compactDescriptor, type Descriptor, encryptFile } from "../attachments";
 import type { RelaisClient } from "../client/client";
 import { b64u, unb64u } from "../e2ee/bytes";
 import { canonicalJson, type JsonObject } from "../e2ee/canonical";
@@ -213,12 +213,4 @@ async function recordTe2(client: RelaisClient, api: Api, found: VerifiedCase, re
     zone: zoneOfPostcode(me.postcode ?? ""),
     day: localDay(reportedAt),
   });
-}
-
-/** The report's PDF from its descriptor, downloaded and checked against it. */
-export async function reportPdf(client: RelaisClient, report: JsonObject): Promise<{ data: Uint8Array; name: string } | null> {
-  const pdf = (report.documents as JsonObject[]).find((d) => d.mime === "application/pdf");
-  if (!pdf) return null;
-  const descriptor = checkDescriptor(pdf, true);
-  return { data: await fetchAttachment(new AttachmentApi(client.data.token), descriptor), name: descriptor.name ?? PDF_NAME };
 }
