@@ -120,12 +120,22 @@ async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_ser
         assert isinstance(asked.event, ClarificationRequest)
         reply = nurse.locator(f"#te-reply-{asked.event.question_id}")
         await reply.fill("Depuis trois jours, sans fièvre.")
+        await nurse.locator(f"#te-reply-photos-{asked.event.question_id}").set_input_files(
+            [FilePayload(name="plaie-j3.jpg", mimeType="image/jpeg", buffer=wound_photo())]
+        )
         await nurse.get_by_role("button", name="Envoyer la précision").click()
         got = await next_event(doctor_te)
         assert isinstance(got.event, ClarificationAnswer)
         assert (got.sender, got.event.answer) == (NURSE, "Depuis trois jours, sans fièvre.")
         assert got.event.question_id == asked.event.question_id
+        (later_photo,) = got.event.attachments
+        assert later_photo.name == "plaie-j3.jpg"
+        saved = await doctor.save_attachment(later_photo, tmp_path / "doctor-j3")
+        assert saved.read_bytes().startswith(b"\xff\xd8")
         await expect(nurse.locator("#te-clarifications .te-replied")).to_contain_text("trois jours")
+        await expect(nurse.locator(f"#te-reply-files-{asked.event.question_id} img")).to_have_count(
+            1
+        )
         reported = await doctor_te.report(room, ANSWER)
         assert reported.state is State.ANSWERED
         await expect(nurse.locator("#te-state")).to_have_text("répondue")

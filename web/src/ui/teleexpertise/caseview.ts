@@ -21,6 +21,8 @@ export interface CaseActions {
   openFile(descriptor: Descriptor, download: boolean): void;
   photoUrl(descriptor: Descriptor): string | null; // decrypted here, once loaded
   drafts: Map<string, string>; // what is typed in the case's fields, kept across re-renders
+  picked: Map<string, File[]>; // photos chosen for a clarification answer, by question id
+  answer(questionId: string, text: string): void;
 }
 
 /** A text field whose content survives the screen being drawn again. */
@@ -97,10 +99,21 @@ export function caseView(client: RelaisClient, summary: CaseSummary, found: Veri
           const id = String(q.content.question_id);
           const reply = answers.get(id);
           const item = h("li", { "data-question": id }, h("p", { class: "te-asked" }, `${tt("clarificationQuestion")} : ${String(q.content.question)}`));
-          if (reply) item.append(h("p", { class: "te-replied" }, `${tt("clarificationAnswer")} : ${String(reply.answer)}`));
+          if (reply) {
+            item.append(h("p", { class: "te-replied" }, `${tt("clarificationAnswer")} : ${String(reply.answer)}`));
+            const files = photos(reply.attachments as JsonObject[], actions, `te-reply-files-${id}`);
+            if (files) item.append(files);
+          }
           else if (mine === "requerant" && found.openQuestions.has(id) && (summary.state === "requested" || summary.state === "accepted")) {
             const box = typed(h("textarea", { id: `te-reply-${id}`, class: "te-reply", maxlength: 20000, rows: 3, "aria-label": tt("clarificationAnswer") }), actions.drafts);
-            item.append(box, h("button", { type: "button", disabled: actions.busy, onclick: () => actions.step("clarification_answer", { question_id: id, answer: box.value.trim(), attachments: [] }) }, tt("sendClarificationAnswer")));
+            const chosen = actions.picked.get(id) ?? [];
+            const picker = h("input", { type: "file", id: `te-reply-photos-${id}`, accept: "image/*", multiple: true }) as HTMLInputElement;
+            picker.addEventListener("change", () => actions.picked.set(id, [...(picker.files ?? [])].slice(0, 10)));
+            item.append(
+              box,
+              h("p", { class: "field" }, h("label", { for: `te-reply-photos-${id}` }, tt("photos")), picker, chosen.length ? h("span", {}, ` ${chosen.length} ${tt("attachments")}`) : null),
+              h("button", { type: "button", disabled: actions.busy, onclick: () => actions.answer(id, box.value.trim()) }, tt("sendClarificationAnswer")),
+            );
           }
           return item;
         }),

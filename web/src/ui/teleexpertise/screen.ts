@@ -75,6 +75,7 @@ export class TeleexpertiseScreen {
   private zone: "metropole" | "drom" | null = null;
   private warned: { key: string; resume: () => void } | null = null; // a step beyond the yearly limit, waiting for "send anyway"
   private readonly reporting = new Set<number>(); // rooms whose report this screen is sending (it records their act)
+  private readonly picked = new Map<string, File[]>();
   private readonly drafts = new Map<string, string>(); // field id → text typed in a case
   private photos = new Map<string, string | null>(); // blob id → object URL of the decrypted photo
   private custodians = new Map<number, { name: string; structureId: string } | null>();
@@ -258,6 +259,8 @@ export class TeleexpertiseScreen {
       openFile: (descriptor: Descriptor, download: boolean) => void this.openFile(descriptor, download),
       photoUrl: (descriptor: Descriptor) => this.photoUrl(descriptor),
       drafts: this.drafts,
+      picked: this.picked,
+      answer: (questionId, text) => void this.answer(room, questionId, text),
     });
   }
 
@@ -337,14 +340,40 @@ export class TeleexpertiseScreen {
         return closeEvent(String(fields.note ?? ""));
       case "clarification_request":
         return clarificationRequestEvent(String(fields.question ?? ""));
-      case "clarification_answer": {
-        const id = String(fields.question_id ?? "");
-        if (!found.openQuestions.has(id)) throw new StepError("transition_refused", "This clarification question is not open.", "Cette demande de précision n'est pas ouverte.");
-        return clarificationAnswerEvent(id, String(fields.answer ?? ""));
-      }
       default:
         throw new StepError("bad_field", `Unknown step ${action}.`, `Étape inconnue ${action}.`);
     }
+  }
+
+  /** The requérant's answer to an open question, with photos (cleaned as in a
+   * conversation, uploaded with the answer's message id, withdrawn if it is refused). */
+  private async answer(room: number, questionId: string, text: string): Promise<void> {
+    this.busy = true;
+    this.message = tt("sending");
+    this.render();
+    const files = new AttachmentApi(this.client.data.token);
+    const uploaded: Descriptor[] = [];
+    try {
+      const found = this.verified(room);
+      if (!found.request) throw new StepError("unknown_teleexpertise", "This room has no téléexpertise known to this device.", "Ce salon n'a pas de téléexpertise connue de cet appareil.");
+      nextState(found.state, "clarification_answer", roleOf(found.request, this.client.nationalId));
+      if (!found.openQuestions.has(questionId)) throw new StepError("transition_refused", "This clarification question is not open.", "Cette demande de précision n'est pas ouverte.");
+      clarificationAnswerEvent(questionId, text); // checked before any upload
+      const chosen = this.picked.get(questionId) ?? [];
+      const photos = await Promise.all(chosen.map((file) => processPhoto(file)));
+      const messageId = crypto.randomUUID();
+      for (const [index, photo] of photos.entries()) uploaded.push(await sendPhoto(files, photo, { room, messageId }, chosen[index]!.name.slice(0, 200) || undefined));
+      await sendStep(this.client, this.api, room, "clarification_answer", clarificationAnswerEvent(questionId, text, uploaded), messageId);
+      this.drafts.delete(`te-reply-${questionId}`);
+      this.picked.delete(questionId);
+      this.message = null;
+    } catch (error) {
+      for (const d of uploaded) await files.abortQuietly(d.blob);
+      this.message = describeError(error);
+    } finally {
+      this.busy = false;
+    }
+    await this.reload();
   }
 
   private async report(room: number, answer: string, structureId: string, structureName: string): Promise<void> {
