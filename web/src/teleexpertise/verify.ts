@@ -215,18 +215,42 @@ export function checkEvent(content: JsonObject): string {
   return action;
 }
 
-const ROLE_NAMES: Record<Role, [string, string]> = { requerant: ["the requérant", "requérant"], requis: ["the requis", "requis"] };
+const ROLE_NAMES: Record<Role, [string, string]> = { requerant: ["The requérant", "Le requérant"], requis: ["The requis", "Le requis"] };
+// teleexpertise/workflow.py _ACTION_NAMES and _STATE_NAMES.
+const ACTION_NAMES: Record<string, [string, string]> = {
+  request: ["send the request", "envoyer la demande"],
+  accept: ["accept", "accepter"],
+  decline: ["decline", "refuser"],
+  clarification_request: ["ask for a clarification", "demander une précision"],
+  clarification_answer: ["answer a clarification", "répondre à une précision"],
+  report: ["send the report", "envoyer le compte rendu"],
+  close: ["close", "clore"],
+  cancel: ["cancel", "annuler"],
+};
+const STATE_NAMES: Record<string, [string, string]> = {
+  none: ["does not exist yet", "n'existe pas encore"],
+  requested: ["is waiting for an answer", "attend une réponse"],
+  accepted: ["was accepted", "a été acceptée"],
+  declined: ["was declined", "a été refusée"],
+  answered: ["was answered", "a reçu sa réponse"],
+  closed: ["is closed", "est close"],
+  cancelled: ["was cancelled", "a été annulée"],
+  expired: ["has expired", "a expiré"],
+};
 
 /** The state after ``role`` takes ``action`` in ``state``; StepError ``role_refused``
  * or ``transition_refused`` (teleexpertise/workflow.py next_state). */
 export function nextState(state: State | null, action: string, role: Role): State | null {
   const rule = RULES[action];
-  if (!rule) throw malformed("unknown event");
+  const names = ACTION_NAMES[action];
+  if (!rule || !names) throw malformed("unknown event");
   if (!rule.roles.includes(role)) {
-    throw bad("role_refused", `As ${ROLE_NAMES[role][0]} you cannot take the step ${action}.`, `En tant que ${ROLE_NAMES[role][1]}, vous ne pouvez pas faire l'étape ${action}.`);
+    throw bad("role_refused", `${ROLE_NAMES[role][0]} cannot ${names[0]}.`, `${ROLE_NAMES[role][1]} ne peut pas ${names[1]}.`);
   }
   if (!rule.sources.includes(state)) {
-    throw bad("transition_refused", `The step ${action} is not possible when the request is ${state ?? "absent"}.`, "Cette étape n'est pas possible dans l'état actuel.");
+    const [english, french] = STATE_NAMES[state ?? "none"]!;
+    const de = /^[aeéiou]/.test(names[1]) ? `d'${names[1]}` : `de ${names[1]}`;
+    throw bad("transition_refused", `Cannot ${names[0]}: the téléexpertise ${english}.`, `Impossible ${de} : la téléexpertise ${french}.`);
   }
   return rule.target ?? state;
 }
