@@ -7,7 +7,6 @@ refused in the browser too. Nothing of the patient or the texts reaches the serv
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import date
@@ -24,7 +23,7 @@ from client.teleexpertise.errors import TeleexpertiseError
 from client.teleexpertise.report import report_documents
 from documents import codes
 from documents.cda import NS, Organisation, check_cda
-from teleexpertise.models import BillingAct
+from teleexpertise.models import BillingAct, Teleexpertise
 from teleexpertise.workflow import REQUIS_PROFESSIONS, State
 from tests.e2e.teleexpertise_helpers import (
     DOCTOR,
@@ -251,38 +250,45 @@ async def test_the_browser_refuses_the_events_the_sdk_refuses(app_page, web_serv
     assert await plaintext_found(["Réponse inventée", QUESTION], [tmp_path / "server.log"]) == []
 
 
-async def test_a_request_beyond_the_yearly_limit_is_flagged_first(app_page, web_server, tmp_path):
-    """When the server counts four billable RQD this year for the patient's pseudonym,
-    the browser warns before a fifth request and sends it only on "send anyway" (the act
-    will not be billable). The count is the server's answer: here it says four."""
+async def test_steps_beyond_the_yearly_limit_are_flagged_first(app_page, web_server):
+    """When the server counts four billable acts this year for the patient's pseudonym,
+    the browser warns before a fifth request (RQD) or acceptance (TE2) and takes the
+    step only on "send anyway" (the act will not be billable). The count is the server's
+    answer: here it says four."""
     nurse = await app_page(NURSE)
-    doctor, _doctor_te = await te_client(web_server, tmp_path, DOCTOR, "doctor")
+    doctor = await app_page(DOCTOR)
     asked: list[str] = []
 
     async def four_acts(route: Route) -> None:
         asked.append(route.request.url)
         await route.fulfill(json={"count": 4})
 
-    try:
-        await nurse.route("**/billing/count?*", four_acts)
-        await open_teleexpertise(nurse)
-        await fill_request(nurse)
-        await nurse.get_by_label("Le patient a donné son consentement").check()
-        await nurse.get_by_role("button", name="Envoyer la demande").click()
-        await expect(nurse.locator("#te-message")).to_contain_text("billing_limit_reached")
-        await expect(nurse.locator("#te-message")).to_contain_text("5e acte RQD")
-        assert len(asked) == 1
-        assert "code=RQD" in asked[0]
-        assert "pseudonym=" in asked[0]
-        assert "PAT-TROIS" not in asked[0]
-        await doctor.refresh_rooms()
-        assert not [r for r in doctor.rooms.values() if r.state.kind == "teleexpertise"]
-        await nurse.locator("#te-send-anyway").click()
-        await expect(nurse.locator("#te-state")).to_have_text("demandée")
-        async with asyncio.timeout(20):
-            await doctor.wait_for_room(lambda r: r.state.kind == "teleexpertise")
-    finally:
-        await doctor.close()
+    await nurse.route("**/billing/count?*", four_acts)
+    await doctor.route("**/billing/count?*", four_acts)
+    await open_teleexpertise(nurse)
+    await fill_request(nurse)
+    await nurse.get_by_label("Le patient a donné son consentement").check()
+    await nurse.get_by_role("button", name="Envoyer la demande").click()
+    await expect(nurse.locator("#te-message")).to_contain_text("billing_limit_reached")
+    await expect(nurse.locator("#te-message")).to_contain_text("5e acte RQD")
+    assert len(asked) == 1
+    assert "code=RQD" in asked[0]
+    assert "pseudonym=" in asked[0]
+    assert "PAT-TROIS" not in asked[0]
+    assert await sync_to_async(Teleexpertise.objects.count)() == 0  # nothing sent
+    await nurse.locator("#te-send-anyway").click()
+    await expect(nurse.locator("#te-state")).to_have_text("demandée")
+
+    await open_teleexpertise(doctor)
+    await doctor.get_by_role("button", name="Demandes reçues").click()
+    await doctor.locator("#te-cases [data-room]").click()
+    await doctor.get_by_role("button", name="Accepter").click()
+    await expect(doctor.locator("#te-message")).to_contain_text("5e acte TE2")
+    assert "code=TE2" in asked[-1]
+    await expect(doctor.locator("#te-state")).to_have_text("demandée")
+    await doctor.locator("#te-send-anyway").click()
+    await expect(doctor.locator("#te-state")).to_have_text("acceptée")
+    await expect(nurse.locator("#te-state")).to_have_text("acceptée")
 
 
 def test_the_browser_codes_are_the_value_sets():
