@@ -1,6 +1,7 @@
 // What the web client keeps, in the vault (client/vault.ts): keys, verified room
 // chains, sender keys, the decrypted history it shows, the outbox. JSON only.
 import type { JsonObject } from "../e2ee/canonical";
+import type { HistoryData } from "./history";
 import type { LogData } from "./logview";
 
 export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
@@ -90,6 +91,7 @@ export interface VaultData {
   receipts: Record<string, { delivered: number; read: number }>;
   names: Record<string, string>;
   alerts: Alert[];
+  history: HistoryData;
 }
 
 export function newRoom(events: string[]): StoredRoom {
