@@ -21,7 +21,9 @@ import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, mem
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
 import { History, newHistoryData, restoreFromBackup } from "./history";
-import { KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
+import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
+import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
+import { auditedSignKey, monitorOwnLabel } from "./monitor";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
 
@@ -54,6 +56,8 @@ interface LocalRoom {
 const MAX_MESSAGES_PER_ROOM = 5000;
 const LOOKUP_REUSE_MS = 30_000;
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// How often an open app audits the log and checks whether its key-agreement key is due.
+const WATCH_INTERVAL_MS = 10 * 60_000;
 
 export type Connection = "online" | "connecting" | "offline";
 
@@ -152,7 +156,7 @@ export class RelaisClient {
     const code = RecoveryCode.generate();
     const accountSecret = randomBytes(32);
     const recoveryPublic = await code.publicKey();
-    const now = Date.now();
+    const now = keyClock();
     const data = newVaultData(login, identity, signing, kex, accountSecret, b64u(recoveryPublic));
     const client = new RelaisClient(api, vault, data);
     client.signing = signing;
@@ -276,7 +280,7 @@ export class RelaisClient {
     });
     const record = await this.log.checkAppended(answer);
     if (record.type !== "device" || record.device !== device || !equal(record.signKey, this.signing.publicKey)) throw new KeyTransparencyError("the log certified other keys than ours");
-    await this.api.call("PUT", "devices/kex", { kex: fromUtf8(await publishKex(this.signing, nid, device, kex.publicKey, 1, Date.now())) });
+    await this.api.call("PUT", "devices/kex", { kex: fromUtf8(await publishKex(this.signing, nid, device, kex.publicKey, 1, this.data.kex[0]!.createdAt)) });
     this.data.knownDevices[String(device)] = b64u(this.signing.publicKey);
   }
 
@@ -423,19 +427,37 @@ export class RelaisClient {
       },
     });
     this.socket.start();
+    this.log.onNewHead = () => this.scheduleMonitor();
+    this.watch ??= setInterval(() => void this.watchTick(), WATCH_INTERVAL_MS);
   }
 
   disconnect(): void {
     this.socket?.stop();
     this.socket = null;
+    if (this.watch !== null) clearInterval(this.watch);
+    this.watch = null;
+  }
+
+  private watch: ReturnType<typeof setInterval> | null = null;
+
+  /** While the app is open: the monitor, and the key-agreement key when due. */
+  private async watchTick(): Promise<void> {
+    try {
+      await this.rotateKeysIfDue();
+    } catch (error) {
+      console.error("key rotation", error);
+    }
+    this.scheduleMonitor();
   }
 
   private async onReady(): Promise<void> {
     try {
       await this.log.start();
     } catch (error) {
-      this.alert("log_head_refused", null, String(error));
+      if (error instanceof ForkDetectedError) this.logFork(null, error.message);
+      else this.alert("log_head_refused", null, String(error));
     }
+    await this.rotateKeysIfDue().catch((error: unknown) => console.error("key rotation", error));
     await this.refreshRooms();
     await this.processToDevice();
     await this.checkMyDevices();
@@ -554,6 +576,7 @@ export class RelaisClient {
     const room: LocalRoom = { id, state, stored: newRoom(events), outbound: null, inbound: new Map(), pending: [] };
     if (!state.members.has(this.nationalId)) room.stored.left = true;
     this.rooms.set(id, room);
+    for (const event of events) await this.checkGossip((JSON.parse(event) as { event: { log: JsonObject | null } }).event.log, id);
     return room;
   }
 
@@ -578,6 +601,7 @@ export class RelaisClient {
         room.state = applied.state;
         room.stored.events.push(item.event);
         const event = applied.event;
+        await this.checkGossip(event.log, id);
         if (["remove_member", "remove_device", "set_archiver", "set_identity", "set_profile"].includes(event.action)) room.outbound = null;
         if (event.action === "remove_member" && event.content.national_id === this.nationalId) {
           room.stored.left = true;
@@ -914,6 +938,7 @@ export class RelaisClient {
   }
 
   async roomForSending(id: number): Promise<LocalRoom> {
+    if (this.log.forked) throw new SecurityError(`the key log forked, nothing is sent: ${this.log.forked}`);
     const room = await this.refreshState(id);
     if (room.stored.compromised) throw new SecurityError(`room ${id} refused: ${room.stored.compromised}`);
     if (room.stored.left) throw new SecurityError(`you are no longer a member of room ${id}`);
@@ -1027,6 +1052,7 @@ export class RelaisClient {
     let opened;
     try {
       const parsed = parseEnvelope(unb64u((item.body as string).replace(/=+$/, ""), undefined, "body"));
+      await this.checkGossip(parsed.log, roomId);
       if (parsed.epoch > room.state.epoch) {
         room = await this.refreshState(roomId);
         if (parsed.epoch > room.state.epoch && room.stored.behind < parsed.epoch) {
@@ -1165,36 +1191,86 @@ export class RelaisClient {
 
   // Own devices ------------------------------------------------------------------------------
 
-  /** Devices the log certifies for this practitioner that this device does not know:
-   * each is an alert until the user says it is theirs. */
-  async checkMyDevices(): Promise<number[]> {
-    let identity: VerifiedIdentity;
+  /** The monitor (client/monitor.ts): every entry of the log since the last audited
+   * head, and each identity key or device under this practitioner's label that this
+   * device does not know is an alert, until the user says the device is theirs. */
+  checkMyDevices(): Promise<number[]> {
+    // One pass at a time: each continues from where the previous one stopped.
+    const pass = this.monitorChain.then(() => this.monitorPass());
+    this.monitorChain = pass.then(
+      () => undefined,
+      () => undefined,
+    );
+    return pass;
+  }
+
+  private monitorChain: Promise<void> = Promise.resolve();
+  private monitorQueued = false;
+
+  /** A monitor pass after the one running, unless one is already waiting (a new head). */
+  scheduleMonitor(): void {
+    if (this.monitorQueued || this.log.forked) return;
+    this.monitorQueued = true;
+    this.monitorChain = this.monitorChain.then(() => {
+      this.monitorQueued = false;
+    });
+    void this.checkMyDevices();
+  }
+
+  private async monitorPass(): Promise<number[]> {
+    let report;
     try {
-      identity = await this.identityOf(this.nationalId, false);
+      report = await monitorOwnLabel(this.log, this.nationalId, this.identity.publicKey, this.data.knownDevices);
     } catch (error) {
-      this.alert("log_head_refused", null, String(error));
+      if (error instanceof ForkDetectedError) this.logFork(null, error.message);
+      else this.alert("log_head_refused", null, `the log could not be audited: ${String(error)}`);
       return [];
     }
-    if (identity.identityKey && !equal(identity.identityKey, this.identity.publicKey)) {
-      this.alert("unknown_identity_key", null, "the log holds another identity key for you", this.nationalId);
+    for (const finding of report.findings) this.alert(finding.kind, null, finding.detail, finding.subject);
+    if (report.findings.length) await this.save();
+    return report.findings.filter((f) => f.kind === "unknown_device").map((f) => Number(f.subject));
+  }
+
+  /** Two heads of the log that cannot both be true: a blocking alert (once); the log
+   * view accepts nothing more, so no lookup, and so no key share, is made from it. */
+  private logFork(room: number | null, detail: string): void {
+    if (!this.data.alerts.some((a) => a.kind === "log_fork")) this.alert("log_fork", room, detail);
+    void this.save();
+  }
+
+  /** A log head another member or device saw (an envelope's or a room event's), checked
+   * against this view (docs/protocol.md §10.6.4). */
+  private async checkGossip(log: JsonObject | null, room: number | null): Promise<void> {
+    if (!log || typeof log.size !== "number" || typeof log.root !== "string") return;
+    try {
+      await this.log.observeGossip(log.size, log.root);
+    } catch (error) {
+      if (error instanceof ForkDetectedError) this.logFork(room, error.message);
+      else if (error instanceof KeyTransparencyError) this.alert("key_transparency", room, error.message);
+      // a network failure: the next head carried is checked again
     }
-    const unknown: number[] = [];
-    for (const [entryIndex, record] of identity.chain.history) {
-      if (record.type !== "device") continue;
-      if (this.data.knownDevices[String(record.device)] !== b64u(record.signKey)) {
-        unknown.push(record.device);
-        if (!this.data.alerts.some((a) => a.kind === "unknown_device" && a.subject === String(record.device))) {
-          this.alert("unknown_device", null, `device ${record.device} (log entry ${entryIndex}) is certified for you`, String(record.device));
-        }
-      }
+  }
+
+  /** A new key-agreement key when the current one is a week old (keyClock), published
+   * before use; replaced private keys go after their grace; every room's sender key
+   * rotates with it (docs/protocol.md §10.6.1). True if it rotated. */
+  async rotateKeysIfDue(): Promise<boolean> {
+    const now = keyClock();
+    const forgot = forgetOldKex(this.data.kex, now);
+    if (!rotationDue(this.data.kex, now)) {
+      if (forgot) await this.save();
+      return false;
     }
-    return unknown;
+    await rotateKex(this.api, this.data.kex, this.signing, this.nationalId, this.device, now);
+    for (const room of this.rooms.values()) room.outbound = null;
+    await this.save();
+    this.changed();
+    return true;
   }
 
   approveDevice(device: number): void {
-    const identity = this.lookups.get(this.nationalId)?.identity;
-    const found = identity?.chain.history.find(([, r]) => r.type === "device" && r.device === device)?.[1];
-    if (found && found.type === "device") this.data.knownDevices[String(device)] = b64u(found.signKey);
+    const signKey = auditedSignKey(this.log, device);
+    if (signKey) this.data.knownDevices[String(device)] = signKey;
     this.data.alerts = this.data.alerts.filter((a) => !(a.kind === "unknown_device" && a.subject === String(device)));
     void this.save();
     this.changed();
@@ -1243,7 +1319,7 @@ function newVaultData(login: { token: string; device: number; nationalId: string
     accountSecret: b64u(accountSecret),
     recoveryPublic,
     sign: b64u(signing.seed),
-    kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: Date.now() }],
+    kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: keyClock() }],
     log: {},
     knownDevices: { [String(login.device)]: b64u(signing.publicKey) },
     contacts: {},

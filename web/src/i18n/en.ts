@@ -55,6 +55,9 @@ export const en: Messages = {
   alertOwnDevice: "A new device was added to your account: {name}. If it was not you, revoke it.",
   alertKeyChanged:
     "The keys of {name}, whom you had verified, changed. Messages are blocked until you verify again.",
+  alertLogFork:
+    "The key log is inconsistent: the server shows different histories to different devices. For your safety, this device sends no more keys or messages. Tell your organisation's security officer. ({detail})",
+  alertOwnIdentity: "An identity key that is not yours was published in your name: someone may be trying to impersonate you.",
   alertRefused: "Change refused: {reason}",
   errorTitle: "Error",
   typing: "{name} is typing…",
@@ -124,5 +127,6 @@ export const en: Messages = {
   roomInfo: "About this conversation",
   archivedByOrganisation: "Archived by {name} (structure {structure}): this organisation's archiver receives the conversation's messages",
   archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
+  archiveToMembers: "Archives also sent to each member's MSSanté address",
   notArchived: "This conversation is not archived",
 };

@@ -54,6 +54,9 @@ export const fr = {
   alertOwnDevice: "Un nouvel appareil a été ajouté à votre compte : {name}. Si ce n’est pas vous, révoquez-le.",
   alertKeyChanged:
     "Les clés de {name}, que vous aviez vérifié, ont changé. Les messages sont bloqués tant que vous n’avez pas vérifié à nouveau.",
+  alertLogFork:
+    "Le journal des clés est incohérent : le serveur montre des historiques différents selon les appareils. Pour votre sécurité, cet appareil n’envoie plus de clés ni de messages. Prévenez le responsable de la sécurité de votre structure. ({detail})",
+  alertOwnIdentity: "Une clé d’identité qui n’est pas la vôtre a été publiée à votre nom : quelqu’un tente peut-être de se faire passer pour vous.",
   alertRefused: "Changement refusé : {reason}",
   errorTitle: "Erreur",
   typing: "{name} écrit…",
@@ -123,6 +126,7 @@ export const fr = {
   roomInfo: "Informations sur la conversation",
   archivedByOrganisation: "Archivée par {name} (structure {structure}) : l'archiveur de cet organisme reçoit les messages de la conversation",
   archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
+  archiveToMembers: "Archives aussi envoyées à l'adresse MSSanté de chaque membre",
   notArchived: "Conversation non archivée",
 } as const;
 
