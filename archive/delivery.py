@@ -49,7 +49,7 @@ class SmtpDelivery:
             raise _mail_error(error) from None
         refused = "; ".join(f"{to}: {reply}" for to, reply in sorted(result.refused.items()))
         reply = f"{result.reply} (refused: {refused})" if refused else result.reply
-        return Accepted(str(result.code), reply)
+        return Accepted(str(result.code), reply, dict(result.refused))
 
     def receipts(self, *, after_uid: int) -> ReceiptBatch:
         try:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from archive.oauth2 import TokenError, xoauth2_response
 from archive.transport_config import ImapConfig
 from archive.transport_errors import MailboxError, describe, tls_context, tls_error
 
@@ -139,7 +140,7 @@ def _imap_session(config: ImapConfig) -> imaplib.IMAP4:
     except OSError as error:
         raise MailboxError("imap_unreachable", False, describe(error)) from error
     try:
-        _imap_call(imap.login, config.username, config.password)
+        _login(imap, config)
     except MailboxError as error:
         with contextlib.suppress(OSError):
             imap.shutdown()
@@ -150,6 +151,25 @@ def _imap_session(config: ImapConfig) -> imaplib.IMAP4:
         code = "client_certificate_refused" if "certificate" in error.reply else "imap_login_failed"
         raise MailboxError(code, False, error.reply) from error
     return imap
+
+
+def _login(imap: imaplib.IMAP4, config: ImapConfig) -> None:
+    """LOGIN with the password, or AUTHENTICATE XOAUTH2 with a token (``config.oauth2``)."""
+    if config.oauth2 is None:
+        _imap_call(imap.login, config.username, config.password)
+        return
+    try:
+        token = config.oauth2.token()
+    except TokenError as error:
+        raise MailboxError("oauth2_token_failed", False, error.reply) from None
+    response = xoauth2_response(config.username, token).encode()
+
+    def respond(challenge: bytes) -> bytes:
+        # The first continuation is empty; a later one carries the server's error:
+        # an empty answer ends the exchange and the server says NO.
+        return b"" if challenge else response
+
+    _imap_call(imap.authenticate, "XOAUTH2", respond)
 
 
 def _open(config: ImapConfig, context: ssl.SSLContext) -> imaplib.IMAP4:

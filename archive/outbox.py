@@ -11,6 +11,8 @@ returns), readable by its owner only. It holds:
   state: ``pending`` → ``sent`` (only once the SMTP server accepted it) →
   ``integrated`` / ``rejected`` (an MDN read back over IMAP, with its code 900-906), or
   ``failed`` (a permanent refusal: kept and shown to the operator, never dropped);
+* ``recipients``: each archive's recipients, which got it and which were refused
+  (``archive.outbox_recipients``);
 * ``traces``: every action on the mailbox (time, author, action, request, the server's
   answer), never content;
 * ``meta``: the IMAP position of the receipts read.
@@ -25,15 +27,17 @@ import json
 import os
 import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from archive import outbox_recipients
 from archive.cuts import Cut, RoomProgress, after_cut
+from archive.outbox_recipients import RecipientRow
 from archive.sealing import Sealer
 
 DATABASE = "outbox.sqlite3"
@@ -134,13 +138,18 @@ class StoredArchive:
 
 @dataclass(frozen=True, slots=True)
 class NewArchive:
-    """A built archive ready to be stored: its range and its mail's bytes."""
+    """A built archive ready to be stored: its range and its mail's bytes.
+    ``members``: which member each member address belongs to (lower-cased address ->
+    national id); ``skipped``: the members who get no copy, with why
+    (``archive.recipients``)."""
 
     cut: Cut
     message_id: str
     attachment_name: str
     recipients: tuple[str, ...]
     mail: bytes
+    members: Mapping[str, str] = field(default_factory=dict)
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def _utc_now() -> datetime:
@@ -179,6 +188,7 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(outbox_recipients.SCHEMA)
         self._sealer = sealer
         self.clock = clock
         self._draw = draw
@@ -291,6 +301,20 @@ class Outbox:
                 "DELETE FROM received WHERE room_id = ? AND seq BETWEEN ? AND ?",
                 (cut.room_id, cut.first_seq, cut.last_seq),
             )
+            outbox_recipients.insert(
+                db, archive_id, archive.recipients, archive.members, archive.skipped
+            )
+            for national_id, reason in archive.skipped:
+                _trace(
+                    db,
+                    now,
+                    self.author,
+                    "member_not_sent",
+                    archive_id,
+                    f"room {cut.room_id} member {national_id}",
+                    reason,
+                    "",
+                )
             _write_progress(db, updated)
             # The cut answers any request for one (the operator's, from another process).
             db.execute("UPDATE rooms SET cut_requested = 0 WHERE room_id = ?", (cut.room_id,))
@@ -341,15 +365,43 @@ class Outbox:
         with self._transaction() as db:
             _trace(db, self.clock(), self.author, "send", archive.id, request, "", "")
 
-    def mark_sent(self, archive: StoredArchive, *, code: str, reply: str) -> None:
+    def mark_sent(
+        self,
+        archive: StoredArchive,
+        *,
+        code: str,
+        reply: str,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
+        """The SMTP server accepted the mail's data. ``refused``: the recipients it
+        refused for good while accepting others (address -> reply); the archive is
+        sent all the same, and each refusal is kept and traced."""
         now = self.clock()
+        refused = refused or {}
         with self._transaction() as db:
             db.execute(
                 "UPDATE archives SET state = ?, attempts = attempts + 1, sent_at = ?, "
                 "error_code = '', error = '' WHERE id = ? AND state = ?",
                 (ArchiveState.SENT.value, _iso(now), archive.id, ArchiveState.PENDING.value),
             )
+            outbox_recipients.mark_sent(db, archive.id, refused)
             _trace(db, now, self.author, "sent", archive.id, archive.message_id, code, reply)
+            for address, answer in sorted(refused.items()):
+                _trace(
+                    db,
+                    now,
+                    self.author,
+                    "recipient_refused",
+                    archive.id,
+                    f"{archive.message_id} rcpt {address}",
+                    answer.split(" ", 1)[0],
+                    answer,
+                )
+
+    def recipients(self, archive_id: int) -> list[RecipientRow]:
+        """The archive's recipients and what became of each; an archive stored before
+        recipients were kept has none."""
+        return outbox_recipients.of_archive(self._db, archive_id)
 
     def mark_retry(self, archive: StoredArchive, *, code: str, error: str) -> datetime:
         """A temporary failure: the archive stays pending; the next attempt after a
@@ -384,6 +436,7 @@ class Outbox:
                 "error = ? WHERE id = ?",
                 (ArchiveState.FAILED.value, code, error[:MAX_REPLY], archive.id),
             )
+            outbox_recipients.mark_failed(db, archive.id, code, error)
             _trace(
                 db, now, self.author, "send_refused", archive.id, archive.message_id, code, error
             )

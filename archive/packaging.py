@@ -30,6 +30,7 @@ from archive.errors import ArchiveError
 from archive.mail import build_archive_mail
 from archive.outbox import NewArchive
 from archive.ports import PackagingError
+from archive.recipients import resolve
 from archive.records import ReceivedRecord
 from client.api import ApiError
 from client.archiver import ArchiverClient
@@ -98,7 +99,8 @@ class Packaging:
 
     async def package(self, cut: Cut, records: Sequence[ReceivedRecord]) -> NewArchive:
         try:
-            content = await self._content(cut, records)
+            recipients = await resolve(self.client, cut.room_id, self.recipients)
+            content = await self._content(cut, records, recipients.addresses)
             mail = build_archive_mail(content)
         except ArchiveError as error:
             raise PackagingError(error.code, error.message, error.message_fr) from None
@@ -114,9 +116,13 @@ class Packaging:
             attachment_name=mail.attachment_name,
             recipients=content.recipients,
             mail=wire_bytes(mail.message),
+            members=recipients.members,
+            skipped=tuple((s.national_id, s.reason) for s in recipients.skipped),
         )
 
-    async def _content(self, cut: Cut, records: Sequence[ReceivedRecord]) -> ArchiveContent:
+    async def _content(
+        self, cut: Cut, records: Sequence[ReceivedRecord], recipients: tuple[str, ...]
+    ) -> ArchiveContent:
         room = self.client.rooms.get(cut.room_id)
         kind = room.state.kind if room is not None else "care_team"
         profile = self._profile(cut.room_id)
@@ -148,7 +154,7 @@ class Packaging:
             cut_at=cut.cut_at,
             messages=tuple(messages),
             patient=patient,
-            recipients=self.recipients,
+            recipients=recipients,
             reports=tuple(reports),
         )
 

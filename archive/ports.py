@@ -5,7 +5,7 @@ is tested with fakes of them, and runs with the real ones (``archive.packaging``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,10 +34,12 @@ class Packager(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """The SMTP server's answer to the end of DATA."""
+    """The SMTP server's answer to the end of DATA; ``refused``: the recipients it
+    refused for good while accepting the others (address -> its reply)."""
 
     code: str
     reply: str
+    refused: Mapping[str, str] = field(default_factory=dict)
 
 
 class MailError(Exception):

@@ -5,8 +5,11 @@ answers with a ``multipart/report; report-type=disposition-notification`` (RFC 8
 ``processed`` when it integrated the documents, ``processed/Error: <code>^<label>…`` with
 an MSSanté error code (900-906) when it could not. A mail that could not be delivered at
 all comes back from the operator as a ``multipart/report; report-type=delivery-status``
-(RFC 3464). :func:`parse_receipt` turns either into a :class:`Receipt` tied to the
-archive's ``Message-ID``; any other mail gives ``None``. See docs/archive.md, "Receipts".
+(RFC 3464). A receiving system asked for no MDN, or one that does not send them,
+reports an integration failure with an ordinary mail whose subject starts
+``[Erreur d'intégration !][<code>]``, the original mail attached. :func:`parse_receipt`
+turns any of them into a :class:`Receipt` tied to the archive's ``Message-ID``; any other
+mail gives ``None``. See docs/archive.md, "Receipts".
 
 Nothing from the mail's subject or returned content is kept (the subject of an MSSanté
 mail names the patient): only the report fields.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 from typing import Literal
@@ -47,7 +51,7 @@ MSSANTE_ERRORS: dict[int, tuple[str, str]] = {
     906: ("other integration error", "autre erreur d'intégration"),
 }
 
-Kind = Literal["mdn", "dsn"]
+Kind = Literal["mdn", "dsn", "error_mail"]
 Outcome = Literal["integrated", "rejected", "failed"]
 
 
@@ -56,9 +60,10 @@ class Receipt:
     """What came back for the mail ``original_message_id``.
 
     ``outcome``: ``integrated`` (MDN without error), ``rejected`` (MDN with an error or a
-    ``deleted`` disposition), ``failed`` (a bounce: not delivered). ``code``: the MSSanté
-    error code (900-906) of a rejecting MDN. ``status``: the MDN's disposition
-    (``processed/error``) or the bounce's status (``5.1.1``). ``text``: the receiver's
+    ``deleted`` disposition, or an ``[Erreur d'intégration !]`` mail), ``failed`` (a
+    bounce: not delivered). ``code``: the MSSanté error code (900-906) of a rejection.
+    ``status``: the MDN's disposition (``processed/error``), the bounce's status
+    (``5.1.1``) or ``error_mail``. ``text``: the receiver's
     error label or the bounce's diagnostic.
     """
 
@@ -75,7 +80,7 @@ def parse_receipt(raw: bytes) -> Receipt | None:
     an MDN or a failed-delivery DSN. Only the first :data:`MAX_RECEIPT_BYTES` are read."""
     message = message_from_bytes(raw[:MAX_RECEIPT_BYTES], policy=policy.compat32)
     if message.get_content_type() != "multipart/report":
-        return None
+        return _error_mail(message)
     report_type = str(message.get_param("report-type") or "").lower()
     payload = message.get_payload()
     if not isinstance(payload, list):
@@ -194,6 +199,55 @@ def _returned_message_id(parts: list[Message]) -> str | None:
                 headers = BytesHeaderParser().parsebytes(body)
                 return _message_id(_fields(headers).get("message-id"))
     return None
+
+
+# --- "[Erreur d'intégration !][<code>]" mails ----------------------------------------
+
+# The subject's prefix (ANS, CDA documents by secure mail, "structure des messages"),
+# with a typographic apostrophe or spaces tolerated.
+_ERROR_SUBJECT = re.compile(
+    r"^\s*\[\s*erreur d['\u2019]\s*int[ée]gration\s*!?\s*\]\s*\[\s*(?P<code>\d{3})\s*\]",
+    re.IGNORECASE,
+)
+
+
+def _error_mail(message: Message) -> Receipt | None:
+    """An ordinary mail saying the receiver could not integrate the archive (no MDN was
+    asked for): the code from the subject, the archive from the attached original
+    mail, or else from ``In-Reply-To``. Only the code is kept: the rest of the subject
+    names the patient."""
+    match = _ERROR_SUBJECT.match(_subject(message))
+    if match is None:
+        return None
+    payload = message.get_payload()
+    parts = (
+        [part for part in payload if isinstance(part, Message)] if isinstance(payload, list) else []
+    )
+    original = _returned_message_id(parts) or _message_id(
+        _unfold(str(message.get("In-Reply-To", ""))) or None
+    )
+    if not original:
+        return None
+    code = int(match["code"])
+    label = MSSANTE_ERRORS[code][1] if code in MSSANTE_ERRORS else ""
+    return Receipt(
+        original_message_id=original,
+        kind="error_mail",
+        outcome="rejected",
+        code=code,
+        status="error_mail",
+        text=label,
+    )
+
+
+def _subject(message: Message) -> str:
+    raw = message.get("Subject")
+    if raw is None:
+        return ""
+    try:
+        return _unfold(str(make_header(decode_header(str(raw)))))
+    except (LookupError, UnicodeError, ValueError):
+        return _unfold(str(raw))
 
 
 # --- Shared -------------------------------------------------------------------------

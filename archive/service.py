@@ -267,9 +267,18 @@ class ArchiveService:
                     f"nouvel essai / retry at {at.isoformat(timespec='seconds')}"
                 )
                 break
-            self.outbox.mark_sent(archive, code=answer.code, reply=answer.reply)
+            self.outbox.mark_sent(
+                archive, code=answer.code, reply=answer.reply, refused=answer.refused
+            )
             accepted += 1
             self.out(f"archive {archive.id} envoyée / sent ({answer.code})")
+            if answer.refused:
+                # Addresses name people: the log gives the count, the status the rest.
+                count = len(answer.refused)
+                self.out(
+                    f"!! archive {archive.id} : {count} destinataire(s) refusé(s) / "
+                    f"{count} recipient(s) refused (archive status)"
+                )
         return accepted
 
     # 4. Receipts --------------------------------------------------------------------
@@ -336,6 +345,7 @@ class ArchiveService:
                 "rejected": status.rejected,
                 "failed": status.failed,
                 "last_error_code": status.last_error_code,
+                **_recipient_counts(status.recipients),
             }
             for status in room_statuses(self.outbox)
             if not status.removed
@@ -380,6 +390,16 @@ class ArchiveService:
                 pause = self.settings.retry_connection.total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+
+
+def _recipient_counts(recipients: list[dict[str, str]]) -> dict[str, int]:
+    """The last archive's recipients as numbers: the server sees no address."""
+    states = [r["state"] for r in recipients]
+    return {
+        "recipients_accepted": states.count("accepted"),
+        "recipients_refused": states.count("refused"),
+        "members_not_sent": states.count("not_sent"),
+    }
 
 
 def _transport_error(error: Exception) -> bool:

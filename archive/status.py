@@ -1,7 +1,7 @@
 """What the operator sees of the archiver (docs/archive.md, "Operator view"): per room,
 archived up to which sequence number, what is pending, what failed and why, what the
-receiving side integrated or rejected (with its code). Metadata only: no content, no
-patient, nothing sealed is opened."""
+receiving side integrated or rejected (with its code), and which recipients got the
+last archive. Metadata only: no content, no patient, nothing sealed is opened."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archive.outbox import ArchiveState, Outbox
+from archive.outbox_recipients import RecipientRow, RecipientState
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class RoomStatus:
     last_error_code: str = ""
     last_error: str = ""
     problems: list[str] = field(default_factory=list)
+    # The room's last archive: each recipient and what became of it.
+    recipients: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +55,15 @@ def room_statuses(outbox: Outbox) -> list[RoomStatus]:
                     f"pending after {archive.attempts} attempts, {archive.error_code}: "
                     f"{archive.error}, next at {archive.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
                 )
+        archives = outbox.archives(progress.room_id)
+        for archive in archives:
+            problems.extend(
+                f"archive {archive.id} (seq {archive.first_seq}-{archive.last_seq}) "
+                f"recipient refused: {row.who}: {row.reply}"
+                for row in outbox.recipients(archive.id)
+                if row.state is RecipientState.REFUSED
+            )
+        last = outbox.recipients(archives[-1].id) if archives else []
         not_built = outbox.get_meta(f"package_error:{progress.room_id}")
         if not_built:
             problems.append(f"archive not built (retried every turn): {not_built}")
@@ -71,9 +83,27 @@ def room_statuses(outbox: Outbox) -> list[RoomStatus]:
                 last_error_code=last_code,
                 last_error=last_error,
                 problems=problems,
+                recipients=[_recipient_json(row) for row in last],
             )
         )
     return statuses
+
+
+def _recipient_json(row: RecipientRow) -> dict[str, str]:
+    return {
+        "address": row.address,
+        "national_id": row.national_id,
+        "state": row.state.value,
+        "code": row.code,
+    }
+
+
+def _recipient_line(recipient: dict[str, str]) -> str:
+    who = recipient["address"] or f"member {recipient['national_id']}"
+    if recipient["address"] and recipient["national_id"]:
+        who += f" (member {recipient['national_id']})"
+    code = f" {recipient['code']}" if recipient["code"] else ""
+    return f"      -> {who}: {recipient['state']}{code}"
 
 
 def status_lines(statuses: list[RoomStatus]) -> list[str]:
@@ -93,4 +123,7 @@ def status_lines(statuses: list[RoomStatus]) -> list[str]:
             f"{status.rejected:>8}  {status.failed:>6}{removed}"
         )
         lines.extend(f"      !! {problem}" for problem in status.problems)
+        if status.recipients:
+            lines.append("      last archive's recipients / destinataires de la dernière archive:")
+            lines.extend(_recipient_line(r) for r in status.recipients)
     return lines

@@ -27,6 +27,7 @@ from email.utils import getaddresses
 from io import BytesIO
 
 from archive.imap import FetchBatch, FetchedMail, fetch_new, find_message
+from archive.oauth2 import TokenError, xoauth2_response
 from archive.transport_config import (
     ImapConfig,
     SmtpConfig,
@@ -130,6 +131,27 @@ def _connect(config: SmtpConfig) -> smtplib.SMTP:
         raise DeliveryError("smtp_unreachable", False, describe(error)) from error
 
 
+def _login(smtp: smtplib.SMTP, config: SmtpConfig) -> None:
+    """PLAIN or LOGIN with the password, or XOAUTH2 with a token (``config.oauth2``)."""
+    user = config.username or ""
+    if config.oauth2 is None:
+        smtp.login(user, config.password or "")
+        return
+    try:
+        token = config.oauth2.token()
+    except TokenError as error:
+        raise DeliveryError("oauth2_token_failed", False, error.reply) from None
+    if not smtp.has_extn("auth") or "XOAUTH2" not in smtp.esmtp_features["auth"].upper():
+        raise DeliveryError("authentication_failed", False, "the server does not offer XOAUTH2")
+
+    def respond(challenge: bytes | None = None) -> str:
+        # A challenge after the first response carries the server's error (JSON): an
+        # empty answer ends the exchange, and the server says 535.
+        return xoauth2_response(user, token) if challenge is None else ""
+
+    smtp.auth("XOAUTH2", respond)
+
+
 def _secure_session(smtp: smtplib.SMTP, config: SmtpConfig, context: ssl.SSLContext) -> None:
     _ehlo(smtp, after_tls=False)
     if not smtp.has_extn("starttls"):
@@ -149,7 +171,7 @@ def _secure_session(smtp: smtplib.SMTP, config: SmtpConfig, context: ssl.SSLCont
     _ehlo(smtp, after_tls=True)
     if config.username is not None:
         try:
-            smtp.login(config.username, config.password or "")
+            _login(smtp, config)
         except smtplib.SMTPAuthenticationError as error:
             raise DeliveryError(
                 "authentication_failed", False, _text(error.smtp_code, error.smtp_error)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archive.oauth2 import ClientCredentials
+
 
 class TransportConfigError(ValueError):
     """A required ``RELAIS_ARCHIVE_*`` setting is missing or malformed."""
@@ -16,7 +18,8 @@ class TransportConfigError(ValueError):
 @dataclass(frozen=True)
 class SmtpConfig:
     """Where and how to send. ``username``/``password``: the SASL login (PLAIN or LOGIN,
-    after STARTTLS only) when the operator requires one besides the certificate."""
+    after STARTTLS only) when the operator requires one besides the certificate;
+    ``oauth2``: log in as ``username`` with SASL XOAUTH2 and a token from it instead."""
 
     host: str
     port: int
@@ -27,12 +30,14 @@ class SmtpConfig:
     helo: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    oauth2: ClientCredentials | None = None
 
 
 @dataclass(frozen=True)
 class ImapConfig:
     """Which mailbox to read and how. ``implicit_tls``: IMAPS (TLS from the first byte,
-    usually port 993) instead of STARTTLS (usually port 143)."""
+    usually port 993) instead of STARTTLS (usually port 143). ``oauth2``: log in with
+    SASL XOAUTH2 and a token from it instead of ``password``."""
 
     host: str
     port: int
@@ -44,11 +49,19 @@ class ImapConfig:
     mailbox: str = "INBOX"
     timeout: float = 30.0
     implicit_tls: bool = False
+    oauth2: ClientCredentials | None = None
 
 
 def smtp_config_from_env(environ: Mapping[str, str] | None = None) -> SmtpConfig:
     """``RELAIS_ARCHIVE_SMTP_*`` (docs/configuration.md)."""
-    env = _Settings(os.environ if environ is None else environ, "RELAIS_ARCHIVE_SMTP_")
+    source = os.environ if environ is None else environ
+    env = _Settings(source, "RELAIS_ARCHIVE_SMTP_")
+    oauth2 = oauth2_from_env(source)
+    if oauth2 is not None and env.optional("USERNAME") is None:
+        raise TransportConfigError(
+            "RELAIS_ARCHIVE_SMTP_USERNAME (the mailbox) is needed with "
+            "RELAIS_ARCHIVE_OAUTH2_TOKEN_URL"
+        )
     return SmtpConfig(
         host=env.required("HOST"),
         port=env.integer("PORT", 587),
@@ -59,6 +72,26 @@ def smtp_config_from_env(environ: Mapping[str, str] | None = None) -> SmtpConfig
         helo=env.optional("HELO"),
         username=env.optional("USERNAME"),
         password=env.optional("PASSWORD"),
+        oauth2=oauth2,
+    )
+
+
+def oauth2_from_env(environ: Mapping[str, str]) -> ClientCredentials | None:
+    """``RELAIS_ARCHIVE_OAUTH2_*``: when ``TOKEN_URL`` is set, SMTP and IMAP log in with
+    SASL XOAUTH2 and a token of the client credentials grant."""
+    env = _Settings(environ, "RELAIS_ARCHIVE_OAUTH2_")
+    url = env.optional("TOKEN_URL")
+    if url is None:
+        return None
+    if not url.startswith("https://"):
+        raise TransportConfigError("RELAIS_ARCHIVE_OAUTH2_TOKEN_URL must be https://")
+    ca = env.optional("CA_BUNDLE")
+    return ClientCredentials(
+        token_url=url,
+        client_id=env.required("CLIENT_ID"),
+        client_secret=env.required("CLIENT_SECRET"),
+        ca_bundle=Path(ca) if ca else None,
+        timeout=env.number("TIMEOUT", 30.0),
     )
 
 
@@ -71,6 +104,7 @@ def imap_config_from_env(environ: Mapping[str, str] | None = None) -> ImapConfig
     if tls not in ("starttls", "implicit"):
         raise TransportConfigError("RELAIS_ARCHIVE_IMAP_TLS must be starttls or implicit")
     implicit = tls == "implicit"
+    oauth2 = oauth2_from_env(source)
 
     def inherited(name: str) -> str:
         value = env.optional(name) or smtp.optional(name)
@@ -85,10 +119,12 @@ def imap_config_from_env(environ: Mapping[str, str] | None = None) -> ImapConfig
         client_cert=Path(inherited("CLIENT_CERT")),
         client_key=Path(inherited("CLIENT_KEY")),
         username=inherited("USERNAME"),
-        password=inherited("PASSWORD"),
+        # With XOAUTH2 there is no password (an empty one, never sent).
+        password="" if oauth2 is not None else inherited("PASSWORD"),
         mailbox=env.optional("MAILBOX") or "INBOX",
         timeout=env.number("TIMEOUT", 30.0),
         implicit_tls=implicit,
+        oauth2=oauth2,
     )
 
 

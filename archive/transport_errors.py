@@ -78,6 +78,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The mailbox server refused the archiver's login.",
         "Le serveur de la boîte aux lettres a refusé l'identification de l'archiveur.",
     ),
+    "oauth2_token_failed": (
+        "No login token could be had from the identity provider; it will be tried again later.",
+        "Aucun jeton d'identification n'a pu être obtenu du fournisseur d'identité ; "
+        "nouvel essai plus tard.",
+    ),
     "mailbox_missing": (
         "The configured mailbox does not exist on the server.",
         "La boîte configurée n'existe pas sur le serveur.",

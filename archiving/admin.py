@@ -23,6 +23,9 @@ class ArchiveRoomStatusAdmin(admin.ModelAdmin[ArchiveRoomStatus]):
         "rejected",
         "failed",
         "last_error_code",
+        "recipients_accepted",
+        "recipients_refused",
+        "members_not_sent",
         "reported_at",
     )
     list_filter = ("last_error_code",)

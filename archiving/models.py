@@ -10,8 +10,11 @@ from chat.models import Device, Room
 
 class ArchiveRoomStatus(models.Model):
     """The latest report of ``archiver_device`` about ``room``: archived up to which
-    sequence number, received up to which, how many archives are in each state, and the
-    last error code (``smtp_unreachable``, ``903``...)."""
+    sequence number, received up to which, how many archives are in each state, the
+    last error code (``smtp_unreachable``, ``903``...), and for the room's last archive
+    how many recipients the MSSanté operator accepted and refused and how many members
+    got no copy (no address in the directory): numbers, the addresses stay at the
+    organisation."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
     archiver_device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
@@ -23,6 +26,9 @@ class ArchiveRoomStatus(models.Model):
     rejected = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     last_error_code = models.CharField(max_length=40, blank=True, default="")
+    recipients_accepted = models.PositiveIntegerField(default=0)
+    recipients_refused = models.PositiveIntegerField(default=0)
+    members_not_sent = models.PositiveIntegerField(default=0)
     reported_at = models.DateTimeField()
 
     class Meta:

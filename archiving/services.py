@@ -26,6 +26,9 @@ class RoomReport:
     rejected: int
     failed: int
     last_error_code: str
+    recipients_accepted: int = 0
+    recipients_refused: int = 0
+    members_not_sent: int = 0
 
 
 def do_report_status(*, device_id: int, reports: list[RoomReport]) -> int:
@@ -58,6 +61,9 @@ def do_report_status(*, device_id: int, reports: list[RoomReport]) -> int:
                     "rejected": report.rejected,
                     "failed": report.failed,
                     "last_error_code": report.last_error_code,
+                    "recipients_accepted": report.recipients_accepted,
+                    "recipients_refused": report.recipients_refused,
+                    "members_not_sent": report.members_not_sent,
                     "reported_at": now,
                 },
             )

@@ -28,6 +28,15 @@ class RoomReportIn(BodySerializer):
     integrated = serializers.IntegerField(min_value=0, max_value=10**9)
     rejected = serializers.IntegerField(min_value=0, max_value=10**9)
     failed = serializers.IntegerField(min_value=0, max_value=10**9)
+    recipients_accepted = serializers.IntegerField(
+        min_value=0, max_value=1000, required=False, default=0
+    )
+    recipients_refused = serializers.IntegerField(
+        min_value=0, max_value=1000, required=False, default=0
+    )
+    members_not_sent = serializers.IntegerField(
+        min_value=0, max_value=1000, required=False, default=0
+    )
     last_error_code = WholeRegexField(
         ERROR_CODE,
         max_length=40,
@@ -53,7 +62,9 @@ class ArchiverStatusView(APIView):
     @extend_schema(
         summary="Report the archive status of my rooms (archiver devices only)",
         description="Per room: archived up to which sequence number, counts per state, "
-        "the last error code. Metadata only (docs/archive.md, 'Operator view'). "
+        "the last error code, and for the last archive how many recipients were accepted "
+        "and refused and how many members got no copy. Metadata only (docs/archive.md, "
+        "'Operator view'). "
         "`not_found` for a device that is not an archiver, `not_member` when a room "
         "does not name this archiver; all or nothing.",
         request=StatusIn,

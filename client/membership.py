@@ -15,6 +15,7 @@ verified again and the event signed anew.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -137,6 +138,20 @@ class MembershipMethods:
                 "devices": [d.entry_json() for d in room_devices(identity)],
             },
         )
+
+    async def set_room_policy(self, room_id: int, policy: state.Policy) -> None:
+        """Sign a new policy for the room (admins only)."""
+        await self._change(room_id, "set_policy", {"policy": policy.to_json()})
+
+    async def set_archive_to_members(self, room_id: int, enabled: bool) -> None:
+        """Ask the room's archiver to send each archive also to every member's personal
+        MSSanté addresses (``enabled``), or only to the organisation's mailbox; the
+        rest of the policy is kept. Every member's app shows the choice."""
+        client = cast("RelaisClient", self)
+        room = await client.refresh_state(room_id)
+        policy = dataclasses.replace(room.state.policy, archive_to_members=enabled)
+        if policy != room.state.policy:
+            await self.set_room_policy(room_id, policy)
 
     async def set_room_profile(self, room_id: int, content: JsonObject) -> int:
         """Set a new version of the room's encrypted profile (admins only); its version.

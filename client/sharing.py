@@ -53,14 +53,21 @@ async def _identities(
     directory: KeyDirectory, devices: list[RoomDevice], archiver: RoomDevice | None
 ) -> dict[DeviceRef, VerifiedIdentity]:
     found: dict[tuple[str, str], VerifiedIdentity] = {}
+    fresh: set[tuple[str, str]] = set()
     out: dict[DeviceRef, VerifiedIdentity] = {}
     for device in devices:
         kind: DeviceKind = "archiver" if device == archiver else "device"
-        if (device.national_id, kind) not in found:
-            found[device.national_id, kind] = await directory.identity_of(
+        key = (device.national_id, kind)
+        if key not in found:
+            found[key] = await directory.identity_of(
                 device.national_id, kind=kind, reuse_seconds=LOOKUP_REUSE_SECONDS
             )
-        out[device.ref] = found[device.national_id, kind]
+        if device.device not in found[key].devices and key not in fresh:
+            # A reused lookup may predate the device (linked or recovered since): the
+            # log is asked again before the device counts as unknown.
+            found[key] = await directory.identity_of(device.national_id, kind=kind)
+            fresh.add(key)
+        out[device.ref] = found[key]
     return out
 
 

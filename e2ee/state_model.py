@@ -36,29 +36,40 @@ DeviceRef = tuple[str, int]  # (national id, device number)
 class Policy:
     """``archiver_required``: the room must include the organisation's archiver device
     (shown to every member). Sender keys rotate after ``rotate_after_messages``
-    messages or ``rotate_after_seconds``, whichever comes first."""
+    messages or ``rotate_after_seconds``, whichever comes first.
+    ``archive_to_members``: the archiver also sends each archive to every member's
+    personal MSSanté addresses (docs/archive.md); written only when true, so a policy
+    without it has the bytes it always had."""
 
     archiver_required: bool
     rotate_after_messages: int
     rotate_after_seconds: int
+    archive_to_members: bool = False
 
     def to_json(self) -> JsonObject:
-        return {
+        body: JsonObject = {
             "archiver_required": self.archiver_required,
             "rotate_after_messages": self.rotate_after_messages,
             "rotate_after_seconds": self.rotate_after_seconds,
         }
+        if self.archive_to_members:
+            body["archive_to_members"] = True
+        return body
 
     @classmethod
     def from_json(cls, value: object) -> Policy:
-        body = expect_object(
-            value,
-            {"archiver_required", "rotate_after_messages", "rotate_after_seconds"},
-            field="policy",
-        )
+        keys = {"archiver_required", "rotate_after_messages", "rotate_after_seconds"}
+        if isinstance(value, dict) and "archive_to_members" in value:
+            keys.add("archive_to_members")
+        body = expect_object(value, keys, field="policy")
         if not isinstance(body["archiver_required"], bool):
             raise CryptoError(CryptoErrorCode.BAD_ENCODING, "archiver_required must be a bool")
+        # Only ``true`` is written: ``false`` is the field left out, so a policy has
+        # one encoding.
+        if "archive_to_members" in body and body["archive_to_members"] is not True:
+            raise CryptoError(CryptoErrorCode.BAD_ENCODING, "archive_to_members must be true")
         return cls(
+            archive_to_members="archive_to_members" in body,
             archiver_required=body["archiver_required"],
             rotate_after_messages=expect_int(
                 body["rotate_after_messages"],

@@ -17,7 +17,9 @@ const common = {
 };
 
 const results = await Promise.all([
-  esbuild.build({ ...common, entryPoints: { main: "src/main.ts" }, outdir: shipped }),
+  // Split: code loaded on first use (the téléexpertise report's PDF and CDA writers,
+  // with pdf-lib, fontkit and the fonts) is its own chunk, fetched when needed.
+  esbuild.build({ ...common, splitting: true, chunkNames: "chunks/[name]-[hash]", loader: { ".ttf": "binary" }, entryPoints: { main: "src/main.ts" }, outdir: shipped }),
   esbuild.build({ ...common, format: "iife", entryPoints: { sw: "src/sw.ts" }, outdir: shipped }),
   esbuild.build({ ...common, entryPoints: { vectors: "tests/vectors.ts" }, outdir: "build-tests" }),
   esbuild.build({ ...common, entryPoints: { attachments: "tests/attachments_page.ts" }, outdir: "build-tests" }),

@@ -20,8 +20,11 @@ from webapp.security import secure
 
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "webapp"
 BUILD_DIR = STATIC_DIR / "dist"
-# What /app/ may serve: built bundles and icons, nothing else of the tree.
-_ASSET = re.compile(r"^(dist|icons)/[a-z0-9][a-z0-9.-]{0,80}\.(js|css|png|svg|map)$")
+# What /app/ may serve: built bundles (with the chunks loaded on first use, named by
+# their content's hash) and icons, nothing else of the tree.
+_ASSET = re.compile(
+    r"^(dist|icons|dist/chunks)/[A-Za-z0-9][A-Za-z0-9.-]{0,80}\.(js|css|png|svg|map)$"
+)
 MISSING_BUILD = (
     "The web app is not built: run `make run` (or `cd web && npm ci && npm run build`); "
     "building it needs Node.js and npm (apt-get install nodejs npm)."

@@ -37,6 +37,7 @@ from tests.archive.operator_config import (
     UNKNOWN_ADDRESS,
     USERS,
     dovecot_conf,
+    oauth2_conf,
     postfix_main_cf,
 )
 from tests.archive.pki import Pki, make_pki
@@ -77,8 +78,9 @@ class MailServer:
     """Postfix (submission with STARTTLS, client certificate and login required) and
     Dovecot (LMTP delivery, IMAP with STARTTLS or implicit TLS) on loopback."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, *, oauth2_introspection: str | None = None) -> None:
         self.state = state
+        self.oauth2_introspection = oauth2_introspection
         self.pki = make_pki(state / "pki")
         self.smtp_port = free_port()
         self.plain_smtp_port = free_port()  # no STARTTLS offered
@@ -118,8 +120,16 @@ class MailServer:
         (state / "dovecot-users").write_text(
             "".join(f"{address}:{{PLAIN}}{PASSWORD}::::::\n" for address in self.users.values())
         )
+        if self.oauth2_introspection:
+            (state / "dovecot-oauth2.conf.ext").write_text(oauth2_conf(self.oauth2_introspection))
         (state / "dovecot.conf").write_text(
-            dovecot_conf(state, self.pki, self.imap_port, self.imaps_port)
+            dovecot_conf(
+                state,
+                self.pki,
+                self.imap_port,
+                self.imaps_port,
+                oauth2=self.oauth2_introspection is not None,
+            )
         )
 
     def _postfix(self, *arguments: str) -> int:
@@ -371,13 +381,15 @@ def _wait_for_port(port: int, *, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_mail_server() -> Iterator[MailServer]:
-    """A started server in a fresh private directory, stopped and removed afterwards."""
+def running_mail_server(*, oauth2_introspection: str | None = None) -> Iterator[MailServer]:
+    """A started server in a fresh private directory, stopped and removed afterwards.
+    ``oauth2_introspection``: also accept XOAUTH2 / OAUTHBEARER logins whose bearer
+    token this introspection endpoint (with its client's credentials) says is active."""
     if os.geteuid() != 0:
         raise RuntimeError("the test mail server runs Postfix and Dovecot: it needs root")
     # A short path: Dovecot's and Postfix's Unix sockets live under it (108 bytes max).
     state = Path(tempfile.mkdtemp(prefix="relais-mail-"))
-    server = MailServer(state)
+    server = MailServer(state, oauth2_introspection=oauth2_introspection)
     try:
         server.start()
         yield server

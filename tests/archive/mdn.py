@@ -67,3 +67,30 @@ def build_mdn(
     ).encode()
     returned = original.as_bytes(policy=policy.SMTP)
     return head + b"\r\n" + body + returned + f"\r\n--{boundary}--\r\n".encode()
+
+
+def build_error_mail(*, original: EmailMessage, sender: str, to: str, code: int) -> bytes:
+    """The ordinary mail a receiving system sends when it could not integrate a mail
+    that asked for no MDN (ANS, same volet): subject ``[Erreur d'intégration !][<code>]``
+    followed by the original subject, a French text, the original mail as
+    ``message/rfc822``, then its attachments again."""
+    mail = EmailMessage(policy=policy.SMTP)
+    mail["Date"] = format_datetime(datetime.datetime.now(datetime.UTC))
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Message-ID"] = make_msgid(domain=sender.split("@")[1])
+    mail["Subject"] = f"[Erreur d'intégration !][{code}] {original['Subject']}"
+    mail.set_content(
+        f"Le message ci-joint n'a pas pu être intégré (erreur {code}).\n", charset="utf-8"
+    )
+    mail.add_attachment(original)
+    for part in original.iter_attachments():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            mail.add_attachment(
+                payload,
+                maintype=part.get_content_maintype(),
+                subtype=part.get_content_subtype(),
+                filename=part.get_filename(),
+            )
+    return mail.as_bytes()

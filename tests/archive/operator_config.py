@@ -122,8 +122,34 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-def dovecot_conf(state: Path, pki: Pki, imap_port: int, imaps_port: int) -> str:
+def oauth2_conf(introspection_url: str) -> str:
+    """Dovecot's OAuth2 passdb (XOAUTH2, OAUTHBEARER): the bearer token is checked at
+    the identity provider's introspection endpoint and must be active and issued to
+    the mailbox logging in (its ``client_id``: a mailbox's software credentials)."""
+    return f"""\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = client_id
+active_attribute = active
+active_value = true
+"""
+
+
+def dovecot_conf(
+    state: Path, pki: Pki, imap_port: int, imaps_port: int, *, oauth2: bool = False
+) -> str:
     run, queue = state / "dovecot-run", state / "queue"
+    mechanisms = "plain login xoauth2 oauthbearer" if oauth2 else "plain login"
+    oauth2_passdb = (
+        f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {state / "dovecot-oauth2.conf.ext"}
+}}
+"""
+        if oauth2
+        else ""
+    )
     return f"""\
 base_dir = {run}
 state_dir = {state / "dovecot-state"}
@@ -141,13 +167,13 @@ ssl_verify_client_cert = yes
 ssl_require_crl = no
 verbose_ssl = yes
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # Tests log in with wrong passwords on purpose: no delay after a failure, and no
 # growing penalty for loopback afterwards (anvil's penalty socket closed below).
 auth_failure_delay = 0
 auth_verbose = yes
 auth_username_format = %Lu
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%Lu {state / "dovecot-users"}
 }}

@@ -15,6 +15,7 @@ import pytest
 
 from archive.cuts import Cut, CutReason, RoomProgress
 from archive.outbox import DATABASE, ArchiveState, Backoff, NewArchive, Outbox
+from archive.outbox_recipients import RecipientState
 from archive.sealing import Sealer, SealError, new_key
 
 START = datetime(2026, 3, 14, 8, 0, tzinfo=UTC)
@@ -167,10 +168,19 @@ def test_a_rejection_keeps_its_code_and_a_permanent_refusal_is_kept(tmp_path):
     outbox.mark_failed(outbox.archive(second), code="550", error="5.1.1 Recipient address rejected")
     failed = outbox.archive(second)
     assert (failed.state, failed.error_code) == (ArchiveState.FAILED, "550")
+    # Who got what: the first archive's recipient accepted it, the second's was refused.
+    assert [(r.address, r.state, r.code) for r in outbox.recipients(first)] == [
+        ("archives@cds.mssante.fr", RecipientState.ACCEPTED, "")
+    ]
+    assert [(r.state, r.code) for r in outbox.recipients(second)] == [
+        (RecipientState.REFUSED, "550")
+    ]
     assert outbox.due() == []
     assert outbox.mail(second)  # kept
     assert outbox.retry_failed(second)
     assert [a.id for a in outbox.due()] == [second]
+    outbox.mark_sent(outbox.archive(second), code="250", reply="ok")  # fixed, sent again
+    assert [r.state for r in outbox.recipients(second)] == [RecipientState.ACCEPTED]
     assert (
         outbox.mark_receipt(
             message_id="<unknown@x>",

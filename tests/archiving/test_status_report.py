@@ -88,3 +88,24 @@ def test_deny_by_default(archived_room):
     assert refused.status_code == 400
     assert not ArchiveRoomStatus.objects.exists()
     assert Client().post(URL, report(room), content_type="application/json").status_code == 401
+
+
+def test_the_last_archives_recipients_are_numbers(archived_room):
+    device, _, room, _ = archived_room
+    counts = {"recipients_accepted": 2, "recipients_refused": 1, "members_not_sent": 1}
+    answer = device.client.post(URL, report(room, **counts), format="json")
+    assert answer.status_code == 200
+    [row] = ArchiveRoomStatus.objects.all()
+    assert (row.recipients_accepted, row.recipients_refused, row.members_not_sent) == (2, 1, 1)
+    out = io.StringIO()
+    call_command("archive_status", stdout=out)
+    assert "2/1/1" in out.getvalue().splitlines()[1].split()
+    # An address is not a number: refused, nothing changed.
+    refused = device.client.post(
+        URL, report(room, recipients_refused="dr.martin@medecin.mssante.fr"), format="json"
+    )
+    assert refused.status_code == 400
+    # An archiver that does not know these fields reports as before (zeros).
+    assert device.client.post(URL, report(room), format="json").status_code == 200
+    row.refresh_from_db()
+    assert (row.recipients_accepted, row.recipients_refused, row.members_not_sent) == (0, 0, 0)

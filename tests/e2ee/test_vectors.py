@@ -120,6 +120,35 @@ def test_room_state_chain():
         assert refused.value.code == case["code"]
 
 
+def test_archive_to_members_policy():
+    """The optional policy field: the event reproduces byte for byte, applies, and the
+    policy reads back as written; ``false``, a non-boolean or an unknown field are
+    refused."""
+    v = load("room_state")
+    case = v["archive_to_members"]
+    before = state.replay_chain([e.encode() for e in v["events"][: case["after"]]])
+    nurse = next(keys_of(d) for d in v["devices"] if d["name"] == "nurse")
+    made = state.sign_event(
+        state=before,
+        room=before.room,
+        author=("810003456786", 7),
+        key_pair=nurse,
+        action="set_policy",
+        content={"policy": state.Policy.from_json(case["policy"]).to_json()},
+        timestamp=json.loads(case["event"])["event"]["ts"],
+    )
+    assert made.decode() == case["event"]
+    after, event = state.apply_event(before, made)
+    assert b64u(event.hash) == case["head"]
+    assert after.policy.archive_to_members is True
+    assert after.policy.to_json() == case["policy"]
+    assert "archive_to_members" not in before.policy.to_json()
+    for refused in case["refused"]:
+        with pytest.raises(CryptoError) as error:
+            state.apply_event(before, refused["event"].encode())
+        assert error.value.code == refused["code"], refused["why"]
+
+
 def test_envelopes_reproduce_and_decrypt():
     v = load("envelope")
     chain = load("room_state")

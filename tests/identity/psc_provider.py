@@ -186,8 +186,10 @@ def start_provider(
     accounts: list[dict[str, Any]] | None = None,
     port: int | None = None,
     timeout: float = 30,
+    extra_clients: list[dict[str, Any]] | None = None,
 ) -> PscProvider:
-    """Start the provider and wait for its READY line; fail clearly without Node.js."""
+    """Start the provider and wait for its READY line; fail clearly without Node.js.
+    ``extra_clients``: more registrations (software with the client_credentials grant)."""
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("Node.js is needed for the test PSC provider (apt-get install nodejs)")
@@ -196,7 +198,7 @@ def start_provider(
             f"run `npm ci` in {PROVIDER_DIR} first (make test does it) to install oidc-provider"
         )
     provider = PscProvider(port=port or free_port(), log_path=log_path)
-    provider.clients = relais_clients(relais_origins=relais_origins)
+    provider.clients = relais_clients(relais_origins=relais_origins) + (extra_clients or [])
     config = {
         "port": provider.port,
         "issuerHost": "127.0.0.1",

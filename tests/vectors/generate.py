@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,7 @@ def state_vectors() -> dict[str, Any]:
         timestamp=NOW + 3000,
     )
     after_laptop, event = state.apply_event(current, self_added)
+    archive_to_members = policy_vectors(after_laptop, len(events) + 1)
     return {
         "room": ROOM,
         "devices": [device_json(name, device(name)) for name in [*PEOPLE, "doctor-laptop"]],
@@ -295,6 +297,54 @@ def state_vectors() -> dict[str, Any]:
                 "code": "bad_signature",
                 "why": "an admin adds a device the member's identity key did not vouch for",
             },
+        ],
+        "archive_to_members": archive_to_members,
+    }
+
+
+def policy_vectors(current: state.RoomState, after: int) -> dict[str, Any]:
+    """The optional ``archive_to_members`` policy field (protocol §10.5): the nurse (an
+    admin) turns it on after the chain's ``after`` events; written only when true, so
+    ``false`` and any other value are refused."""
+    policy = replace(state.default_policy("care_team"), archive_to_members=True)
+
+    def set_policy(body: dict[str, Any]) -> bytes:
+        return state.sign_event(
+            state=current,
+            room=ROOM,
+            author=PEOPLE["nurse"],
+            key_pair=device("nurse"),
+            action="set_policy",
+            content={"policy": body},
+            timestamp=NOW + 4000,
+        )
+
+    raw = set_policy(policy.to_json())
+    after_policy, event = state.apply_event(current, raw)
+    assert after_policy.policy == policy
+    base = state.default_policy("care_team").to_json()
+    return {
+        "after": after,
+        "policy": policy.to_json(),
+        "event": raw.decode(),
+        "head": b64u(event.hash),
+        "refused": [
+            {
+                "event": set_policy({**base, "archive_to_members": value}).decode(),
+                "code": "bad_encoding",
+                "why": why,
+            }
+            for value, why in [
+                (False, "archive_to_members false (only true is written)"),
+                ("yes", "archive_to_members not a boolean"),
+            ]
+        ]
+        + [
+            {
+                "event": set_policy({**base, "archive_to_organisation": True}).decode(),
+                "code": "bad_encoding",
+                "why": "an unknown policy field",
+            }
         ],
     }
 

@@ -1,7 +1,9 @@
 """A message of this browser that comes back to it is the one it shows, matched by its
 client message id (docs/protocol.md §2, §3), not by its text: a photo sent without a
-caption, whose acknowledgement was lost, shows once after the reconnection, its catch-up
-and its outbox's second sending (acknowledged as a duplicate)."""
+caption, whose acknowledgement was lost, shows once after the reconnection. The
+catch-up brings its envelope back; the browser decrypts its own envelope (with the
+history key of its own sender key), recognises the message, and its outbox does not
+send it a second time."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ async def test_a_captionless_photo_whose_ack_was_lost_shows_once_after_the_catch
     context = await new_device(browser, viewport=PHONE)
     ack_lost = asyncio.Event()
     connections: list[WebSocketRoute] = []
+    sent: list[str] = []  # the client message id of every envelope the page sends
 
     async def relay(route: WebSocketRoute) -> None:
         """The real server's socket, but the first acknowledgement of an attachment's
@@ -39,8 +42,14 @@ async def test_a_captionless_photo_whose_ack_was_lost_shows_once_after_the_catch
                 return
             route.send(message)
 
+        def to_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "send":
+                sent.append(frame["id"])
+            server.send(message)
+
         server.on_message(to_page)
-        route.on_message(lambda message: server.send(message))
+        route.on_message(to_server)
 
     await context.route_web_socket("**/ws/v1/", relay)
     page = await context.new_page()
@@ -62,7 +71,7 @@ async def test_a_captionless_photo_whose_ack_was_lost_shows_once_after_the_catch
         await asyncio.wait_for(ack_lost.wait(), 20)
 
         # The server stored it; the page never heard. The connection is cut: the page
-        # reconnects, its catch-up brings the message back, its outbox sends it again.
+        # reconnects and its catch-up brings the message back.
         await connections[0].close()
         await expect(page.locator("#messages li").last).not_to_have_attribute(
             "data-state", "pending"
@@ -76,6 +85,8 @@ async def test_a_captionless_photo_whose_ack_was_lost_shows_once_after_the_catch
             "items => items.map(i => Number(i.dataset.seq))"
         )
         assert seqs == [1, 2, 3]
+        # Recognised in the catch-up (its own envelope decrypted): never sent twice.
+        assert len(sent) == 1
     finally:
         await pharmacist.close()
         await context.close()

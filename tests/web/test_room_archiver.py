@@ -63,6 +63,34 @@ async def test_the_info_panel_names_the_organisation_that_archives_the_room(
         await archiver.close()
 
 
+async def test_the_info_panel_says_archives_also_go_to_each_member(
+    app_page, web_server, server_env, tmp_path
+):
+    token_file = tmp_path / "archiver.json"
+    create_archiver(server_env, token_file)
+    archiver = await archiver_client(web_server, tmp_path, token_file)
+    doctor = await app_page(DOCTOR)
+    nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
+    try:
+        room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+        await nurse.send_text(room, "Pansement refait.")
+        await doctor.locator("#room-list button.room").first.click()
+        await doctor.locator("#messages li", has_text="Pansement refait").wait_for()
+        await doctor.get_by_text("Informations sur la conversation").click()
+        await expect(doctor.locator("#archiver")).to_contain_text(f"Archivée par {NAME}")
+        await expect(doctor.locator("#archive-recipients")).to_have_count(0)
+        # The admin turns the policy on: the browser verifies the signed event and says so.
+        await nurse.set_archive_to_members(room, True)
+        await nurse.send_text(room, "Les archives iront aussi à vos adresses MSSanté.")
+        await doctor.locator("#messages li", has_text="adresses MSSanté").wait_for()
+        await expect(doctor.locator("#archive-recipients")).to_have_text(
+            "Archives aussi envoyées à l'adresse MSSanté de chaque membre"
+        )
+    finally:
+        await nurse.close()
+        await archiver.close()
+
+
 async def test_a_room_without_archiver_says_so(app_page, web_server, tmp_path):
     doctor = await app_page(DOCTOR)
     nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")

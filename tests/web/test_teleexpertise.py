@@ -14,7 +14,12 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import FilePayload, Page, expect
 
-from client.teleexpertise.contents import Accept, Request
+from client.teleexpertise.contents import (
+    Accept,
+    ClarificationAnswer,
+    ClarificationRequest,
+    Request,
+)
 from client.teleexpertise.tariffs import TariffTable
 from documents.cda import Organisation
 from teleexpertise.models import BillingAct
@@ -110,10 +115,39 @@ async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_ser
 
         await doctor_te.accept(room)
         await expect(nurse.locator("#te-state")).to_have_text("acceptée")
+        # The doctor's clarification question, answered in the browser, verified by the SDK.
+        asked = await doctor_te.ask(room, "Depuis quand la plaie suinte-t-elle ?")
+        assert isinstance(asked.event, ClarificationRequest)
+        reply = nurse.locator(f"#te-reply-{asked.event.question_id}")
+        await reply.fill("Depuis trois jours, sans fièvre.")
+        await nurse.locator(f"#te-reply-photos-{asked.event.question_id}").set_input_files(
+            [FilePayload(name="plaie-j3.jpg", mimeType="image/jpeg", buffer=wound_photo())]
+        )
+        await nurse.get_by_role("button", name="Envoyer la précision").click()
+        got = await next_event(doctor_te)
+        assert isinstance(got.event, ClarificationAnswer)
+        assert (got.sender, got.event.answer) == (NURSE, "Depuis trois jours, sans fièvre.")
+        assert got.event.question_id == asked.event.question_id
+        (later_photo,) = got.event.attachments
+        assert later_photo.name == "plaie-j3.jpg"
+        saved = await doctor.save_attachment(later_photo, tmp_path / "doctor-j3")
+        assert saved.read_bytes().startswith(b"\xff\xd8")
+        await expect(nurse.locator("#te-clarifications .te-replied")).to_contain_text("trois jours")
+        await expect(nurse.locator(f"#te-reply-files-{asked.event.question_id} img")).to_have_count(
+            1
+        )
         reported = await doctor_te.report(room, ANSWER)
         assert reported.state is State.ANSWERED
         await expect(nurse.locator("#te-state")).to_have_text("répondue")
         await expect(nurse.locator("#te-answer")).to_contain_text(ANSWER)
+        # The SDK's compte rendu, decrypted and checked here, downloads as its PDF.
+        async with nurse.expect_download() as waiting:
+            await nurse.locator("#te-download-pdf").click()
+        download = await waiting.value
+        assert download.suggested_filename == "compte-rendu-teleexpertise.pdf"
+        pdf = await asyncio.to_thread(Path(await download.path()).read_bytes)
+        assert reported.documents is not None
+        assert pdf == reported.documents.pdf
         await doctor_te.close(room, "")
         await expect(nurse.locator("#te-state")).to_have_text("clôturée")
         await nurse.get_by_role("button", name="Demandes envoyées").click()
@@ -173,7 +207,7 @@ async def test_the_sdk_asks_a_doctor_in_the_browser_who_accepts(app_page, web_se
         await expect(doctor_page.locator("#te-question")).to_contain_text(QUESTION)
         await doctor_page.get_by_role("button", name="Accepter").click()
         await expect(doctor_page.locator("#te-state")).to_have_text("acceptée")
-        await expect(doctor_page.locator("#te-report-missing")).to_be_visible()
+        await expect(doctor_page.locator("#te-report-form")).to_be_visible()
         await screenshots(doctor_page, "case")
 
         # The nurse's SDK verifies the browser's accept event.

@@ -3,9 +3,10 @@ import { b64u, concat, fromHex, fromUtf8, hex, unb64u } from "../src/e2ee/bytes"
 import { canonicalJson, canonicalText, parseCanonical, type JsonObject } from "../src/e2ee/canonical";
 import { decryptEnvelope, type DeviceRef, encryptEnvelope, newOutboundSession, parseEnvelope, sessionKey } from "../src/e2ee/envelopes";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../src/e2ee/shares";
-import { applyEvent, replayChain, type RoomState } from "../src/e2ee/state";
+import { applyEvent, replayChain, type RoomState, signEvent } from "../src/e2ee/state";
 import { verifyKex } from "../src/e2ee/kex";
 import { commitment, LinkCode } from "../src/e2ee/linking";
+import { CompactTree } from "../src/e2ee/compact_tree";
 import * as merkle from "../src/e2ee/merkle";
 import { decryptProfile } from "../src/e2ee/profile";
 import { messageKey, nextChainKey } from "../src/e2ee/ratchet";
@@ -16,8 +17,8 @@ import { hkdf, SigningKey, x25519Public } from "../src/e2ee/primitives";
 import { bind, certify } from "../src/e2ee/identity";
 import { LOG_SIGNING_KEY, LOG_VRF_KEY } from "../src/e2ee/labels";
 import { leafHash } from "../src/e2ee/merkle";
-import { issueEntry, labelFor, labelInput, logKeyId, type LogRecord, parseLogEntry, signDeviceRegistration, verifyChain, verifyLabel } from "../src/e2ee/transparency";
-import { checkConsistency, checkInclusion, cosign, parseTreeHead, signTreeHead, type TreeHead, verifyCosignature, verifyVrfKey } from "../src/e2ee/tree_heads";
+import { entryLabel, issueEntry, labelFor, labelInput, logKeyId, type LogRecord, parseLogEntry, signDeviceRegistration, verifyChain, verifyLabel } from "../src/e2ee/transparency";
+import { checkConsistency, checkInclusion, cosign, cosigners, parseTreeHead, signTreeHead, type TreeHead, verifyCosignature, verifyVrfKey } from "../src/e2ee/tree_heads";
 import { vrfProofToHash, vrfProve, vrfPublicKey, vrfVerify } from "../src/e2ee/vrf";
 import { assertEqual, assertRefused, assertTrue } from "./assert";
 
@@ -46,6 +47,16 @@ runners.merkle = async (v, check) => {
   for (const [size, expected] of Object.entries(v.roots)) {
     await check(`root ${size}`, async () => assertEqual(hex(await merkle.root(hashes.slice(0, Number(size)))), expected, "root"));
   }
+  await check("compact tree roots", async () => {
+    // The monitor's right edge gives every root of the vectors, and survives JSON.
+    let tree = CompactTree.empty();
+    for (const [i, leafHash] of hashes.entries()) {
+      tree = CompactTree.fromJson(JSON.parse(JSON.stringify(tree.toJson())));
+      await tree.append(leafHash);
+      const expected = v.roots[String(i + 1)];
+      if (expected) assertEqual(hex(await tree.root()), expected, `compact root ${i + 1}`);
+    }
+  });
   for (const c of v.inclusion) {
     await check(`inclusion ${c.index} in ${c.size}`, async () => {
       await merkle.verifyInclusion(hashes[c.index], c.index, c.size, c.proof.map(fromHex), fromHex(v.roots[String(c.size)]));
@@ -225,6 +236,13 @@ runners.keylog = async (v, check) => {
     assertEqual(await cosign(witness, logKey.publicKey, heads[2]!), v.cosignature_of_head_3, "cosignature");
     await verifyCosignature(v.cosignature_of_head_3, logKey.publicKey, witness.publicKey, heads[2]!);
     await assertRefused(() => verifyCosignature(v.cosignature_of_head_3, logKey.publicKey, witness.publicKey, heads[1]!), "a cosignature of another head", "bad_signature");
+ 
+    // What a head needs: the cosignatures of the pinned witnesses, and only theirs.
+    const other = await SigningKey.fromSeed(new Uint8Array(32).fill(7));
+    assertEqual((await cosigners([v.cosignature_of_head_3], logKey.publicKey, [witness.publicKey], heads[2]!)).length, 1, "the witness cosigned head 3");
+    assertEqual((await cosigners([v.cosignature_of_head_3], logKey.publicKey, [witness.publicKey], heads[1]!)).length, 0, "not head 2");
+    assertEqual((await cosigners([v.cosignature_of_head_3, "junk", null], logKey.publicKey, [other.publicKey], heads[2]!)).length, 0, "not another witness");
+    assertEqual(b64u(entryLabel(leaves[0])), v.label, "a leaf's label");
   });
 };
 
@@ -250,6 +268,23 @@ runners.room_state = async (v, check) => {
     await check(`refused: ${c.why}`, async () => {
       const partial = await replayChain(v.events.slice(0, c.after).map(utf8));
       await assertRefused(() => applyEvent(partial, utf8(c.event)), c.why, c.code);
+    });
+  }
+  const policy = v.archive_to_members;
+  await check("archive_to_members: the policy event reproduces and round-trips", async () => {
+    const before = await replayChain(v.events.slice(0, policy.after).map(utf8));
+    const nurse = await deviceKeys(v.devices.find((d: Vector) => d.name === "nurse"));
+    const made = await signEvent({ state: before, room: before.room, author: ["810003456786", 7], key: nurse.signing, action: "set_policy", content: { policy: { ...policy.policy } }, timestamp: JSON.parse(policy.event).event.ts, log: null });
+    assertEqual(fromUtf8(made), policy.event, "set_policy event");
+    const applied = await applyEvent(before, made);
+    assertEqual(b64u(applied.event.hash), policy.head, "head");
+    assertEqual(canonicalText(applied.state.policy), canonicalText(policy.policy), "policy");
+    assertTrue(!Object.hasOwn(before.policy, "archive_to_members"), "absent before");
+  });
+  for (const c of policy.refused) {
+    await check(`archive_to_members refused: ${c.why}`, async () => {
+      const before = await replayChain(v.events.slice(0, policy.after).map(utf8));
+      await assertRefused(() => applyEvent(before, utf8(c.event)), c.why, c.code);
     });
   }
 };

@@ -19,7 +19,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             "room  archiver  archived-up-to  received-up-to  pending  sent  integrated  "
-            "rejected  failed  last-error  reported-at"
+            "rejected  failed  last-error  recipients(ok/refused/no-address)  reported-at"
         )
         for row in rows:
             self.stdout.write(
@@ -27,8 +27,13 @@ class Command(BaseCommand):
                 f"{_number(row.archived_up_to):>14}  {_number(row.received_up_to):>14}  "
                 f"{row.pending:>7}  {row.sent:>4}  {row.integrated:>10}  {row.rejected:>8}  "
                 f"{row.failed:>6}  {row.last_error_code or '-':<10}  "
+                f"{_recipients(row):<35}  "
                 f"{row.reported_at:%Y-%m-%d %H:%M:%S}"
             )
+
+
+def _recipients(row: ArchiveRoomStatus) -> str:
+    return f"{row.recipients_accepted}/{row.recipients_refused}/{row.members_not_sent}"
 
 
 def _number(value: int | None) -> str:

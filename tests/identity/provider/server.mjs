@@ -81,6 +81,9 @@ const provider = new Provider(issuer, {
     jwtUserinfo: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    // For software that logs in to a mailbox with a bearer token (XOAUTH2): only
+    // clients registered with the client_credentials grant may use it.
+    clientCredentials: { enabled: true },
   },
   interactions: { url: async (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (ctx, sub) => {

@@ -13,14 +13,18 @@ import { CryptoError } from "../e2ee/errors";
 import { bind, certify } from "../e2ee/identity";
 import { publishKex, verifyKex, type KexKey } from "../e2ee/kex";
 import { decryptProfile, encryptProfile, generateProfileKey, type ProfileKey } from "../e2ee/profile";
-import { identityBackup, RecoveryCode, sealToRecovery } from "../e2ee/recovery";
+import { identityBackup, openSealed, RecoveryCode, restoreIdentity, sealToRecovery } from "../e2ee/recovery";
+import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, sealTransfer, verifyTransfer } from "../e2ee/history";
 import { safetyNumber, type SafetyNumber } from "../e2ee/safety";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../e2ee/shares";
 import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, memberContent, replayChain, roomDevices, type RoomDevice, type RoomState, signEvent } from "../e2ee/state";
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
-import { KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
-import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./history";
+import { History, newHistoryData, restoreFromBackup } from "./history";
+import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./chunks";
+import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
+import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
+import { auditedSignKey, monitorOwnLabel } from "./monitor";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
 
@@ -32,6 +36,14 @@ export class SecurityError extends Error {
 }
 
 export class IdentityExistsError extends Error {}
+
+/** Recovery refused: ``reason`` names why, for the screen to say it (ui/recovery.ts). */
+export class RecoveryError extends Error {
+  constructor(readonly reason: "bad_code" | "no_backup" | "wrong_code" | "bad_backup" | "not_logged") {
+    super(reason);
+    this.name = "RecoveryError";
+  }
+}
 
 interface LocalRoom {
   id: number;
@@ -47,6 +59,8 @@ interface LocalRoom {
 const MAX_MESSAGES_PER_ROOM = 5000;
 const LOOKUP_REUSE_MS = 30_000;
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// How often an open app audits the log and checks whether its key-agreement key is due.
+const WATCH_INTERVAL_MS = 10 * 60_000;
 
 export type Connection = "online" | "connecting" | "offline";
 
@@ -58,6 +72,7 @@ export class RelaisClient {
   private signing!: SigningKey;
   private identity!: SigningKey;
   readonly log: LogView;
+  readonly history: History;
   private lookups = new Map<string, { at: number; identity: VerifiedIdentity }>();
   private inFlight = new Set<string>();
   private synced = false;
@@ -73,6 +88,8 @@ export class RelaisClient {
     readonly data: VaultData,
   ) {
     this.log = new LogView(api, data.log);
+    data.history ??= newHistoryData(); // a vault written before history keys
+    this.history = new History(data.history);
   }
 
   get nationalId(): string {
@@ -117,7 +134,7 @@ export class RelaisClient {
   /** The history's chunks (client/history.ts), read and opened together; a vault from
    * before the history had records of its own holds it in ``messages``. */
   private async loadHistory(): Promise<void> {
-    const index = (this.data.history ??= {});
+    const index = (this.data.chunks ??= {});
     const wanted: { room: string; chunk: number; nonce: Uint8Array }[] = [];
     for (const [room, entry] of Object.entries(index)) {
       for (const [chunk, nonce] of Object.entries(entry.chunks)) wanted.push({ room, chunk: Number(chunk), nonce: unb64u(nonce, 12) });
@@ -170,7 +187,7 @@ export class RelaisClient {
     const code = RecoveryCode.generate();
     const accountSecret = randomBytes(32);
     const recoveryPublic = await code.publicKey();
-    const now = Date.now();
+    const now = keyClock();
     const data = newVaultData(login, identity, signing, kex, accountSecret, b64u(recoveryPublic));
     const client = new RelaisClient(api, vault, data);
     client.signing = signing;
@@ -242,6 +259,47 @@ export class RelaisClient {
     return client;
   }
 
+  /** Every device was lost (docs/protocol.md §10.9): the identity comes back from the
+   * backup sealed to the recovery code, is checked against the log, certifies this
+   * device; then the history keys come back and the rooms are joined. Nothing is written
+   * on the server before the code opened the backup and the log confirmed its key. */
+  static async recover(api: Api, vault: Vault, login: { token: string; device: number; nationalId: string; displayName: string }, pending: PendingLink, codeText: string): Promise<RelaisClient> {
+    let code: RecoveryCode;
+    try {
+      code = RecoveryCode.parse(codeText);
+    } catch {
+      throw new RecoveryError("bad_code");
+    }
+    api.setToken(login.token);
+    let sealed: string;
+    try {
+      sealed = (await api.get<{ sealed: string }>("backup/identity")).sealed;
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "not_found") throw new RecoveryError("no_backup");
+      throw error;
+    }
+    let restored: { identityPrivate: Uint8Array; accountSecret: Uint8Array };
+    try {
+      restored = restoreIdentity(await openSealed(code, unb64u(sealed, undefined, "sealed")), login.nationalId);
+    } catch (error) {
+      if (error instanceof CryptoError) throw new RecoveryError(error.code === "decrypt_failed" ? "wrong_code" : "bad_backup");
+      throw error;
+    }
+    const identity = await SigningKey.fromSeed(restored.identityPrivate);
+    const data = newVaultData(login, identity, pending.signing, pending.kex, restored.accountSecret, b64u(await code.publicKey()));
+    const client = new RelaisClient(api, vault, data);
+    client.signing = pending.signing;
+    client.identity = identity;
+    await client.log.start();
+    const mine = await client.identityOf(login.nationalId, false);
+    if (!mine.identityKey || !equal(mine.identityKey, identity.publicKey)) throw new RecoveryError("not_logged");
+    await client.certifySelf(pending.kex);
+    await restoreFromBackup(api, code, client.history);
+    await client.joinMyRooms();
+    await client.save();
+    return client;
+  }
+
   private async certifySelf(kex: { publicKey: Uint8Array }): Promise<void> {
     const [nid, device] = this.me;
     const answer = await this.api.post<{ index: number; entry: string; proof: string[]; tree_head: unknown }>("devices/keys", {
@@ -253,7 +311,7 @@ export class RelaisClient {
     });
     const record = await this.log.checkAppended(answer);
     if (record.type !== "device" || record.device !== device || !equal(record.signKey, this.signing.publicKey)) throw new KeyTransparencyError("the log certified other keys than ours");
-    await this.api.call("PUT", "devices/kex", { kex: fromUtf8(await publishKex(this.signing, nid, device, kex.publicKey, 1, Date.now())) });
+    await this.api.call("PUT", "devices/kex", { kex: fromUtf8(await publishKex(this.signing, nid, device, kex.publicKey, 1, this.data.kex[0]!.createdAt)) });
     this.data.knownDevices[String(device)] = b64u(this.signing.publicKey);
   }
 
@@ -312,6 +370,56 @@ export class RelaisClient {
     this.data.knownDevices[String(found.device)] = found.request.sign_key as string;
     this.data.alerts = this.data.alerts.filter((a) => !(a.kind === "unknown_device" && a.subject === String(found.device)));
     await this.save();
+    await this.forwardHistory(found.device, unb64u(found.request.kex_key, 32));
+  }
+
+  /** Every history key this device holds, to a device it just linked, sealed to the key
+   * of its request (docs/protocol.md §10.4.4, step 5). */
+  private async forwardHistory(device: number, kexKey: Uint8Array): Promise<void> {
+    const keys = this.history.keys();
+    const messages: { device: number; body: string }[] = [];
+    for (let start = 0; start < keys.length; start += KEYS_PER_TRANSFER) {
+      const sealed = await sealTransfer(keys.slice(start, start + KEYS_PER_TRANSFER), this.me, this.signing, [this.nationalId, device], kexKey);
+      messages.push({ device, body: b64u(sealed) });
+    }
+    for (let start = 0; start < messages.length; start += 500) await this.api.post("devices/messages", { messages: messages.slice(start, start + 500) });
+  }
+
+  /** History keys from another device of this practitioner (it linked this one): taken
+   * only from a device the log certifies under this practitioner's identity key. */
+  private async onHistoryTransfer(body: Uint8Array): Promise<void> {
+    let transfer: OpenedTransfer | null = null;
+    for (const kex of [...this.data.kex].sort((a, b) => b.serial - a.serial)) {
+      try {
+        transfer = await openTransfer(body, unb64u(kex.private), this.me);
+        break;
+      } catch {
+        // sealed to another of this device's keys
+      }
+    }
+    try {
+      if (!transfer) throw new CryptoError("decrypt_failed", "history keys");
+      if (transfer.sender[0] !== this.nationalId) throw new CryptoError("not_authorised", "history keys from someone else");
+      const mine = await this.identityOf(this.nationalId, false);
+      const sender = mine.devices.get(transfer.sender[1]);
+      if (!mine.identityKey || !equal(mine.identityKey, this.identity.publicKey) || !sender) throw new CryptoError("unknown_device", "history keys from a device the log does not certify");
+      await verifyTransfer(transfer, sender.signKey);
+    } catch (error) {
+      this.alert(error instanceof CryptoError ? error.code : "key_transparency", null, `history keys refused: ${String(error)}`);
+      return;
+    }
+    for (const key of transfer.keys) this.history.record(key);
+    for (const room of this.rooms.values()) await this.retryPending(room.id);
+    void this.uploadHistory();
+  }
+
+  /** Back up the history keys not backed up yet (sealed to the recovery key). */
+  private async uploadHistory(): Promise<void> {
+    try {
+      if ((await this.history.upload(this.api, this.data.recoveryPublic)) > 0) await this.save();
+    } catch {
+      // tried again after the next catch-up
+    }
   }
 
   /** Write the vault and the history's changed chunks. Saves run one after the other; a
@@ -352,7 +460,7 @@ export class RelaisClient {
       stored.outbound = o ? { keyId: b64u(o.keyId), chainKey: b64u(o.chainKey), index: o.index, epoch: o.epoch, createdAtMs: o.createdAtMs, sharedWith: o.sharedWith } : null;
       this.data.rooms[String(room.id)] = stored;
     }
-    const { writes, deletes } = this.chunks.changes(this.data.messages, (this.data.history ??= {}));
+    const { writes, deletes } = this.chunks.changes(this.data.messages, (this.data.chunks ??= {}));
     const record: VaultData = { ...this.data, messages: {} };
     try {
       await this.vault.save(record, writes, deletes);
@@ -378,11 +486,27 @@ export class RelaisClient {
       },
     });
     this.socket.start();
+    this.log.onNewHead = () => this.scheduleMonitor();
+    this.watch ??= setInterval(() => void this.watchTick(), WATCH_INTERVAL_MS);
   }
 
   disconnect(): void {
     this.socket?.stop();
     this.socket = null;
+    if (this.watch !== null) clearInterval(this.watch);
+    this.watch = null;
+  }
+
+  private watch: ReturnType<typeof setInterval> | null = null;
+
+  /** While the app is open: the monitor, and the key-agreement key when due. */
+  private async watchTick(): Promise<void> {
+    try {
+      await this.rotateKeysIfDue();
+    } catch (error) {
+      console.error("key rotation", error);
+    }
+    this.scheduleMonitor();
   }
 
   /** Catch-up is asked for first, so that the server reads what was missed while this
@@ -394,8 +518,10 @@ export class RelaisClient {
     try {
       await this.log.start();
     } catch (error) {
-      this.alert("log_head_refused", null, String(error));
+      if (error instanceof ForkDetectedError) this.logFork(null, error.message);
+      else this.alert("log_head_refused", null, String(error));
     }
+    await this.rotateKeysIfDue().catch((error: unknown) => console.error("key rotation", error));
     await this.refreshRooms();
     await this.processToDevice();
     if (this.socket?.open) this.requestSync(asked);
@@ -438,6 +564,7 @@ export class RelaisClient {
         break;
       case "synced":
         this.synced = true;
+        void this.uploadHistory();
         for (const [room, seq] of Object.entries(frame.rooms as Record<string, number>)) if (seq > 0) this.receipt(Number(room), seq, "delivered");
         await this.flushOutbox();
         break;
@@ -522,6 +649,7 @@ export class RelaisClient {
     const room: LocalRoom = { id, state, stored: newRoom(events), outbound: null, inbound: new Map(), pending: [] };
     if (!state.members.has(this.nationalId)) room.stored.left = true;
     this.rooms.set(id, room);
+    for (const event of events) await this.checkGossip((JSON.parse(event) as { event: { log: JsonObject | null } }).event.log, id);
     return room;
   }
 
@@ -546,6 +674,7 @@ export class RelaisClient {
         room.state = applied.state;
         room.stored.events.push(item.event);
         const event = applied.event;
+        await this.checkGossip(event.log, id);
         if (["remove_member", "remove_device", "set_archiver", "set_identity", "set_profile"].includes(event.action)) room.outbound = null;
         if (event.action === "remove_member" && event.content.national_id === this.nationalId) {
           room.stored.left = true;
@@ -882,6 +1011,7 @@ export class RelaisClient {
   }
 
   async roomForSending(id: number): Promise<LocalRoom> {
+    if (this.log.forked) throw new SecurityError(`the key log forked, nothing is sent: ${this.log.forked}`);
     const room = await this.refreshState(id);
     if (room.stored.compromised) throw new SecurityError(`room ${id} refused: ${room.stored.compromised}`);
     if (room.stored.left) throw new SecurityError(`you are no longer a member of room ${id}`);
@@ -892,7 +1022,12 @@ export class RelaisClient {
 
   private async ensureSenderKey(room: LocalRoom): Promise<void> {
     const now = Date.now();
-    if (!room.outbound || needsRotation(room.outbound, room.state, now)) room.outbound = newOutboundSession(room.state.room, this.me, room.state.epoch, now);
+    if (!room.outbound || needsRotation(room.outbound, room.state, now)) {
+      const o = newOutboundSession(room.state.room, this.me, room.state.epoch, now);
+      room.outbound = o;
+      // Its first chain key, so that this practitioner's devices read what it sends.
+      if (this.history.record({ room: o.room, sender: o.sender, keyId: o.keyId, index: 0, chainKey: o.chainKey, epoch: o.epoch })) void this.uploadHistory();
+    }
     await this.share(room);
   }
 
@@ -905,7 +1040,9 @@ export class RelaisClient {
     if (!missing.length) return;
     const ready: RoomDevice[] = [];
     for (const device of missing) {
-      const identity = await this.identityOf(device.nationalId);
+      let identity = await this.identityOf(device.nationalId);
+      // A reused lookup may predate the device (linked or recovered since): ask again.
+      if (!identity.devices.has(device.device)) identity = await this.identityOf(device.nationalId, false);
       if (!identity.identityKey || !equal(identity.identityKey, device.identityKey)) {
         if (!identity.identityKey || device === room.state.archiver) {
           const detail = `device ${device.device} of ${device.nationalId} is not certified`;
@@ -990,6 +1127,7 @@ export class RelaisClient {
     let opened;
     try {
       const parsed = parseEnvelope(unb64u((item.body as string).replace(/=+$/, ""), undefined, "body"));
+      await this.checkGossip(parsed.log, roomId);
       if (parsed.epoch > room.state.epoch) {
         room = await this.refreshState(roomId);
         if (parsed.epoch > room.state.epoch && room.stored.behind < parsed.epoch) {
@@ -997,7 +1135,14 @@ export class RelaisClient {
           this.alert("withheld_state", roomId, `another member used room state ${parsed.epoch} that the server does not show`);
         }
       }
-      if (!room.inbound.has(sessionKey(parsed.sender, parsed.keyId)) && !retrying) await this.processToDevice();
+      const held = sessionKey(parsed.sender, parsed.keyId);
+      if (!room.inbound.has(held)) {
+        // A sender key held as a history key only: this device's own earlier messages,
+        // or what was sent before it was linked or recovered.
+        const past = this.history.session(room.state.room, parsed.sender, parsed.keyId);
+        if (past) room.inbound.set(held, past);
+        else if (!retrying) await this.processToDevice();
+      }
       opened = await decryptEnvelope(room.state, parsed, room.inbound);
     } catch (error) {
       if (error instanceof CryptoError && (error.code === "unknown_key" || error.code === "future_epoch")) {
@@ -1030,6 +1175,7 @@ export class RelaisClient {
       // text; an attachment without a caption has none.
       const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
       if (mine) {
+        this.data.outbox = this.data.outbox.filter((o) => o.id !== mine.id); // the server has it
         mine.seq ??= seq;
         mine.state = mine.state === "pending" ? "sent" : mine.state;
         list.sort(bySeq);
@@ -1051,7 +1197,7 @@ export class RelaisClient {
       flags,
     });
     if (!this.batching) list.sort(bySeq);
-    trimHistory((this.data.history ??= {}), key, list, MAX_MESSAGES_PER_ROOM);
+    trimHistory((this.data.chunks ??= {}), key, list, MAX_MESSAGES_PER_ROOM);
     if (!this.data.names[opened.sender[0]]) void this.learnName(opened.sender[0]).then(() => this.changed());
     return true;
   }
@@ -1103,6 +1249,10 @@ export class RelaisClient {
       await this.checkMyDevices();
       return;
     }
+    if (isTransfer(body)) {
+      await this.onHistoryTransfer(body);
+      return;
+    }
     try {
       const serial = shareKexSerial(body);
       const kex = this.data.kex.find((k) => k.serial === serial);
@@ -1117,7 +1267,10 @@ export class RelaisClient {
       if (opened.epoch > room.state.epoch) room = await this.refreshState(room.id);
       const session = await acceptShare(opened, room.state);
       const key = sessionKey(session.sender, session.keyId);
-      if (!room.inbound.has(key)) room.inbound.set(key, session); // never rewound by a replay
+      if (!room.inbound.has(key)) {
+        room.inbound.set(key, session); // never rewound by a replay
+        if (this.history.recordSession(session)) void this.uploadHistory();
+      }
       if (opened.profileKey) room.stored.profileKeys[b64u(opened.profileKey.keyId)] = b64u(opened.profileKey.key);
       await this.retryPending(room.id);
     } catch (error) {
@@ -1127,36 +1280,86 @@ export class RelaisClient {
 
   // Own devices ------------------------------------------------------------------------------
 
-  /** Devices the log certifies for this practitioner that this device does not know:
-   * each is an alert until the user says it is theirs. */
-  async checkMyDevices(): Promise<number[]> {
-    let identity: VerifiedIdentity;
+  /** The monitor (client/monitor.ts): every entry of the log since the last audited
+   * head, and each identity key or device under this practitioner's label that this
+   * device does not know is an alert, until the user says the device is theirs. */
+  checkMyDevices(): Promise<number[]> {
+    // One pass at a time: each continues from where the previous one stopped.
+    const pass = this.monitorChain.then(() => this.monitorPass());
+    this.monitorChain = pass.then(
+      () => undefined,
+      () => undefined,
+    );
+    return pass;
+  }
+
+  private monitorChain: Promise<void> = Promise.resolve();
+  private monitorQueued = false;
+
+  /** A monitor pass after the one running, unless one is already waiting (a new head). */
+  scheduleMonitor(): void {
+    if (this.monitorQueued || this.log.forked) return;
+    this.monitorQueued = true;
+    this.monitorChain = this.monitorChain.then(() => {
+      this.monitorQueued = false;
+    });
+    void this.checkMyDevices();
+  }
+
+  private async monitorPass(): Promise<number[]> {
+    let report;
     try {
-      identity = await this.identityOf(this.nationalId, false);
+      report = await monitorOwnLabel(this.log, this.nationalId, this.identity.publicKey, this.data.knownDevices);
     } catch (error) {
-      this.alert("log_head_refused", null, String(error));
+      if (error instanceof ForkDetectedError) this.logFork(null, error.message);
+      else this.alert("log_head_refused", null, `the log could not be audited: ${String(error)}`);
       return [];
     }
-    if (identity.identityKey && !equal(identity.identityKey, this.identity.publicKey)) {
-      this.alert("unknown_identity_key", null, "the log holds another identity key for you", this.nationalId);
+    for (const finding of report.findings) this.alert(finding.kind, null, finding.detail, finding.subject);
+    if (report.findings.length) await this.save();
+    return report.findings.filter((f) => f.kind === "unknown_device").map((f) => Number(f.subject));
+  }
+
+  /** Two heads of the log that cannot both be true: a blocking alert (once); the log
+   * view accepts nothing more, so no lookup, and so no key share, is made from it. */
+  private logFork(room: number | null, detail: string): void {
+    if (!this.data.alerts.some((a) => a.kind === "log_fork")) this.alert("log_fork", room, detail);
+    void this.save();
+  }
+
+  /** A log head another member or device saw (an envelope's or a room event's), checked
+   * against this view (docs/protocol.md §10.6.4). */
+  private async checkGossip(log: JsonObject | null, room: number | null): Promise<void> {
+    if (!log || typeof log.size !== "number" || typeof log.root !== "string") return;
+    try {
+      await this.log.observeGossip(log.size, log.root);
+    } catch (error) {
+      if (error instanceof ForkDetectedError) this.logFork(room, error.message);
+      else if (error instanceof KeyTransparencyError) this.alert("key_transparency", room, error.message);
+      // a network failure: the next head carried is checked again
     }
-    const unknown: number[] = [];
-    for (const [entryIndex, record] of identity.chain.history) {
-      if (record.type !== "device") continue;
-      if (this.data.knownDevices[String(record.device)] !== b64u(record.signKey)) {
-        unknown.push(record.device);
-        if (!this.data.alerts.some((a) => a.kind === "unknown_device" && a.subject === String(record.device))) {
-          this.alert("unknown_device", null, `device ${record.device} (log entry ${entryIndex}) is certified for you`, String(record.device));
-        }
-      }
+  }
+
+  /** A new key-agreement key when the current one is a week old (keyClock), published
+   * before use; replaced private keys go after their grace; every room's sender key
+   * rotates with it (docs/protocol.md §10.6.1). True if it rotated. */
+  async rotateKeysIfDue(): Promise<boolean> {
+    const now = keyClock();
+    const forgot = forgetOldKex(this.data.kex, now);
+    if (!rotationDue(this.data.kex, now)) {
+      if (forgot) await this.save();
+      return false;
     }
-    return unknown;
+    await rotateKex(this.api, this.data.kex, this.signing, this.nationalId, this.device, now);
+    for (const room of this.rooms.values()) room.outbound = null;
+    await this.save();
+    this.changed();
+    return true;
   }
 
   approveDevice(device: number): void {
-    const identity = this.lookups.get(this.nationalId)?.identity;
-    const found = identity?.chain.history.find(([, r]) => r.type === "device" && r.device === device)?.[1];
-    if (found && found.type === "device") this.data.knownDevices[String(device)] = b64u(found.signKey);
+    const signKey = auditedSignKey(this.log, device);
+    if (signKey) this.data.knownDevices[String(device)] = signKey;
     this.data.alerts = this.data.alerts.filter((a) => !(a.kind === "unknown_device" && a.subject === String(device)));
     void this.save();
     this.changed();
@@ -1205,7 +1408,7 @@ function newVaultData(login: { token: string; device: number; nationalId: string
     accountSecret: b64u(accountSecret),
     recoveryPublic,
     sign: b64u(signing.seed),
-    kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: Date.now() }],
+    kex: [{ serial: 1, private: b64u(kex.privateKey), createdAt: keyClock() }],
     log: {},
     knownDevices: { [String(login.device)]: b64u(signing.publicKey) },
     contacts: {},
@@ -1216,6 +1419,7 @@ function newVaultData(login: { token: string; device: number; nationalId: string
     receipts: {},
     names: {},
     alerts: [],
+    history: newHistoryData(),
   };
 }
 

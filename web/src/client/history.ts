@@ -1,94 +1,110 @@
-// The decrypted history, kept apart from the vault's keys (docs/web.md, "Where keys
-// live"): each room's messages in chunks of CHUNK_MESSAGES, each chunk its own
-// IndexedDB record sealed with the vault's key (AES-256-GCM, the room and chunk number
-// as associated data). A save writes only the chunks that changed, so a page of
-// messages caught up costs that page, not the whole history again.
-//
-// A message's chunk is fixed by its position counted from the room's first message ever
-// kept (``dropped`` counts those trimmed away), so trimming the oldest messages rewrites
-// one chunk at most. The vault's record holds the index: for each chunk, the nonce of its
-// current sealing; a chunk record that is not the one the index names (an older copy put
-// back) is refused when the history is read.
-import { b64u, randomBytes, utf8 } from "../e2ee/bytes";
-import type { ChatMessage } from "./model";
+// The history keys this device holds (docs/protocol.md §10.9), as client/history.py:
+// for every sender key it makes or receives, the chain key at the first index it could
+// read. They are backed up sealed to the recovery key (only the recovery code opens
+// them; the server stores opaque bytes), forwarded to a device this one links, and read
+// when an envelope names a sender key this device holds no session for: its own
+// earlier messages, or the history before it was linked or recovered.
+import type { Api } from "../api/http";
+import { b64u, unb64u } from "../e2ee/bytes";
+import type { JsonObject } from "../e2ee/canonical";
+import type { DeviceRef, InboundSession } from "../e2ee/envelopes";
+import { CryptoError } from "../e2ee/errors";
+import { type HistoryKey, historyKeyId, historyKeyJson, historyKeyOf, parseHistoryKey, sessionOf } from "../e2ee/history";
+import { openSealed, type RecoveryCode, sealToRecovery } from "../e2ee/recovery";
 
-export const CHUNK_MESSAGES = 200;
+const UPLOAD_BATCH = 200;
+const PAGE = 500;
 
-export interface HistoryIndex {
-  dropped: number;
-  chunks: Record<string, string>; // chunk number → base64url nonce of its sealed record
+/** What the vault keeps: each history key by its sender key, and which are backed up. */
+export interface HistoryData {
+  keys: Record<string, JsonObject>;
+  uploaded: string[];
 }
 
-export interface ChunkWrite {
-  key: string;
-  nonce: Uint8Array;
-  aad: Uint8Array;
-  plaintext: Uint8Array;
+export function newHistoryData(): HistoryData {
+  return { keys: {}, uploaded: [] };
 }
 
-export const chunkRecord = (room: string, chunk: number): string => `history/${room}/${chunk}`;
-export const chunkAad = (room: string, chunk: number): Uint8Array => utf8(`relais/web/history/${room}/${chunk}`);
+const localKey = (room: string, sender: DeviceRef, keyId: Uint8Array): string => `${room}/${sender[0]}/${sender[1]}/${b64u(keyId)}`;
 
-/** What a message shows that can change once it is in the list: after that, only its
- * number, state and flags change (client/model.ts); text and content never do. */
-const fingerprint = (m: ChatMessage): string => `${m.id}\u0001${m.seq ?? ""}\u0001${m.state}\u0001${m.flags.length}`;
+export class History {
+  private uploading: Promise<number> = Promise.resolve(0);
 
-/** Drop a room's oldest messages beyond ``max``, counting them so later chunks keep
- * their numbers. */
-export function trimHistory(index: Record<string, HistoryIndex>, room: string, list: ChatMessage[], max: number): void {
-  if (list.length <= max) return;
-  const excess = list.length - max;
-  list.splice(0, excess);
-  const entry = (index[room] ??= { dropped: 0, chunks: {} });
-  entry.dropped += excess;
-}
+  constructor(readonly data: HistoryData) {}
 
-export class HistoryChunks {
-  /** Record key → the fingerprint of what that record holds now. */
-  private stored = new Map<string, string>();
+  /** Keep a history key unless one of the same sender key at an earlier index is held
+   * (the earliest reads more). True if it was new. ``backedUp``: it came from the
+   * backup, so it is not sent there again. */
+  record(key: HistoryKey, backedUp = false): boolean {
+    const id = localKey(key.room, key.sender, key.keyId);
+    const held = this.data.keys[id];
+    if (held && (held.index as number) <= key.index) return false;
+    this.data.keys[id] = historyKeyJson(key);
+    this.data.uploaded = this.data.uploaded.filter((u) => u !== id);
+    if (backedUp) this.data.uploaded.push(id);
+    return true;
+  }
 
-  /** The chunks of ``messages`` that differ from what is stored, sealed afresh (new
-   * nonces in ``index``), and the records no message needs any more. */
-  changes(messages: Record<string, ChatMessage[]>, index: Record<string, HistoryIndex>): { writes: ChunkWrite[]; deletes: string[] } {
-    const writes: ChunkWrite[] = [];
-    const deletes: string[] = [];
-    for (const room of new Set([...Object.keys(messages), ...Object.keys(index)])) {
-      const list = messages[room] ?? [];
-      const entry = (index[room] ??= { dropped: 0, chunks: {} });
-      const wanted = new Set<number>();
-      const first = entry.dropped;
-      for (let start = 0; start < list.length; ) {
-        const chunk = Math.floor((first + start) / CHUNK_MESSAGES);
-        const end = Math.min(list.length, (chunk + 1) * CHUNK_MESSAGES - first);
-        const slice = list.slice(start, end);
-        start = end;
-        wanted.add(chunk);
-        const key = chunkRecord(room, chunk);
-        const print = slice.map(fingerprint).join("\u0000");
-        if (this.stored.get(key) === print && entry.chunks[chunk]) continue;
-        const nonce = randomBytes(12);
-        entry.chunks[chunk] = b64u(nonce);
-        this.stored.set(key, print);
-        writes.push({ key, nonce, aad: chunkAad(room, chunk), plaintext: utf8(JSON.stringify(slice)) });
+  recordSession(session: InboundSession): boolean {
+    return this.record(historyKeyOf(session));
+  }
+
+  find(room: string, sender: DeviceRef, keyId: Uint8Array): HistoryKey | null {
+    const held = this.data.keys[localKey(room, sender, keyId)];
+    return held ? parseHistoryKey(held) : null;
+  }
+
+  /** A session reading from the history key of that sender key, if one is held. */
+  session(room: string, sender: DeviceRef, keyId: Uint8Array): InboundSession | null {
+    const key = this.find(room, sender, keyId);
+    return key ? sessionOf(key) : null;
+  }
+
+  keys(): HistoryKey[] {
+    return Object.values(this.data.keys).map(parseHistoryKey);
+  }
+
+  /** Back up the history keys not backed up yet, one pass at a time; how many. */
+  upload(api: Api, recoveryPublic: string): Promise<number> {
+    this.uploading = this.uploading.catch(() => 0).then(() => this.uploadWaiting(api, recoveryPublic));
+    return this.uploading;
+  }
+
+  private async uploadWaiting(api: Api, recoveryPublic: string): Promise<number> {
+    if (!recoveryPublic) return 0;
+    const recoveryKey = unb64u(recoveryPublic, 32, "recovery key");
+    const done = new Set(this.data.uploaded);
+    const waiting = Object.keys(this.data.keys).filter((id) => !done.has(id));
+    for (let start = 0; start < waiting.length; start += UPLOAD_BATCH) {
+      const batch = waiting.slice(start, start + UPLOAD_BATCH);
+      const keys = [];
+      for (const id of batch) {
+        const key = parseHistoryKey(this.data.keys[id]);
+        keys.push({ id: await historyKeyId(key.room, key.sender, key.keyId), sealed: b64u(await sealToRecovery(recoveryKey, historyKeyJson(key))) });
       }
-      for (const chunk of Object.keys(entry.chunks).map(Number)) {
-        if (wanted.has(chunk)) continue;
-        delete entry.chunks[chunk];
-        this.stored.delete(chunkRecord(room, chunk));
-        deletes.push(chunkRecord(room, chunk));
-      }
-      if (!list.length && !Object.keys(entry.chunks).length && !entry.dropped) delete index[room];
+      await api.post("backup/keys", { keys });
+      this.data.uploaded.push(...batch);
     }
-    return { writes, deletes };
+    return waiting.length;
   }
+}
 
-  /** A chunk read from storage: what it holds is the stored state. */
-  loaded(room: string, chunk: number, messages: ChatMessage[]): void {
-    this.stored.set(chunkRecord(room, chunk), messages.map(fingerprint).join("\u0000"));
-  }
-
-  /** A save that failed: the next one writes every chunk again. */
-  forget(): void {
-    this.stored.clear();
+/** Fetch and open every backed-up history key with the recovery code; how many were
+ * restored. A damaged entry, or one filed under another sender key's id, is skipped. */
+export async function restoreFromBackup(api: Api, code: RecoveryCode, history: History): Promise<number> {
+  let after = 0;
+  let restored = 0;
+  for (;;) {
+    const page = await api.get<{ keys: { n: number; id: string; sealed: string }[] }>(`backup/keys?after=${after}&limit=${PAGE}`);
+    if (!page.keys.length) return restored;
+    for (const item of page.keys) {
+      after = item.n;
+      try {
+        const key = parseHistoryKey(await openSealed(code, unb64u(item.sealed, undefined, "sealed")));
+        if ((await historyKeyId(key.room, key.sender, key.keyId)) === item.id && history.record(key, true)) restored += 1;
+      } catch (error) {
+        if (!(error instanceof CryptoError)) throw error;
+      }
+    }
   }
 }

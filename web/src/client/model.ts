@@ -1,13 +1,14 @@
 // What the web client keeps, in the vault (client/vault.ts): keys, verified room
 // chains, sender keys, the decrypted history it shows, the outbox. JSON only.
 import type { JsonObject } from "../e2ee/canonical";
-import type { HistoryIndex } from "./history";
+import type { HistoryIndex } from "./chunks";
+import type { HistoryData } from "./history";
 import type { LogData } from "./logview";
 
 export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
 
 /** A message shown in a conversation. Once in its room's list, only ``seq``, ``state``
- * and ``flags`` (appended to) change: the history's chunks (client/history.ts) notice
+ * and ``flags`` (appended to) change: the history's chunks (client/chunks.ts) notice
  * changes by these alone. */
 export interface ChatMessage {
   id: string;
@@ -89,12 +90,13 @@ export interface VaultData {
   contacts: Record<string, { identityKey: string; verified: boolean }>;
   rooms: Record<string, StoredRoom>;
   messages: Record<string, ChatMessage[]>; // in memory; stored in the history's chunks
-  history?: Record<string, HistoryIndex>; // each room's chunks (client/history.ts)
+  chunks?: Record<string, HistoryIndex>; // each room's chunks of messages (client/chunks.ts)
   outbox: OutboxItem[];
   kexSeen: Record<string, number>;
   receipts: Record<string, { delivered: number; read: number }>;
   names: Record<string, string>;
   alerts: Alert[];
+  history: HistoryData;
 }
 
 export function newRoom(events: string[]): StoredRoom {

@@ -20,6 +20,9 @@ export interface Policy {
   archiver_required: boolean;
   rotate_after_messages: number;
   rotate_after_seconds: number;
+  // Archives also go to each member's personal MSSanté addresses; written only when
+  // true, so a policy without it keeps its bytes (docs/protocol.md §10.5).
+  archive_to_members?: true;
 }
 
 export function defaultPolicy(kind: string): Policy {
@@ -27,13 +30,18 @@ export function defaultPolicy(kind: string): Policy {
 }
 
 function parsePolicy(value: unknown): Policy {
-  const body = expectObject(value, ["archiver_required", "rotate_after_messages", "rotate_after_seconds"], "policy");
+  const keys = ["archiver_required", "rotate_after_messages", "rotate_after_seconds"];
+  if (typeof value === "object" && value !== null && !Array.isArray(value) && Object.hasOwn(value, "archive_to_members")) keys.push("archive_to_members");
+  const body = expectObject(value, keys, "policy");
   if (typeof body.archiver_required !== "boolean") throw new CryptoError("bad_encoding", "archiver_required must be a bool");
-  return {
+  if (Object.hasOwn(body, "archive_to_members") && body.archive_to_members !== true) throw new CryptoError("bad_encoding", "archive_to_members must be true");
+  const policy: Policy = {
     archiver_required: body.archiver_required,
     rotate_after_messages: expectInt(body.rotate_after_messages, "rotate_after_messages", 1, 100_000),
     rotate_after_seconds: expectInt(body.rotate_after_seconds, "rotate_after_seconds", 60, 30 * 24 * 3600),
   };
+  if (body.archive_to_members === true) policy.archive_to_members = true;
+  return policy;
 }
 
 export interface DeviceEntry {

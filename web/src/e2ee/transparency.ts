@@ -244,3 +244,17 @@ export async function verifyChain(nationalId: string, label: Uint8Array, entries
   }
   return chain;
 }
+
+/** The label of a leaf, without checking anything else: a monitor's quick look at
+ * entries that are not its own (e2ee/transparency.py: entry_label). */
+export function entryLabel(leaf: Uint8Array): Uint8Array {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(leaf));
+  } catch {
+    throw new CryptoError("bad_encoding", "log entry without a label");
+  }
+  const label = (value as { entry?: { label?: unknown } } | null)?.entry?.label;
+  if (typeof label !== "string") throw new CryptoError("bad_encoding", "log entry without a label");
+  return unb64u(label, LABEL_BYTES, "label");
+}

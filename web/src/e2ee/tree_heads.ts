@@ -77,3 +77,24 @@ export async function checkInclusion(leaf: Uint8Array, index: number, proof: unk
 export async function checkConsistency(old: TreeHead, next: TreeHead, proof: unknown[]): Promise<void> {
   await verifyConsistency(old.size, next.size, old.root, next.root, proof.map((node) => unb64u(node, 32, "proof")));
 }
+
+/** The witnesses among ``witnesses`` (public keys) whose cosignature of ``head`` is in
+ * ``values`` and verifies; malformed or unknown cosignatures are ignored. */
+export async function cosigners(values: unknown[], logPublic: Uint8Array, witnesses: Uint8Array[], head: TreeHead): Promise<Uint8Array[]> {
+  const byId = new Map<string, Uint8Array>();
+  for (const key of witnesses) byId.set(await witnessId(key), key);
+  const found = new Map<string, Uint8Array>();
+  for (const value of values) {
+    if (value === null || typeof value !== "object") continue;
+    const id = (value as { witness?: unknown }).witness;
+    const key = typeof id === "string" ? byId.get(id) : undefined;
+    if (!key || found.has(id as string)) continue;
+    try {
+      await verifyCosignature(value, logPublic, key, head);
+      found.set(id as string, key);
+    } catch (error) {
+      if (!(error instanceof CryptoError)) throw error;
+    }
+  }
+  return [...found.values()];
+}

@@ -55,6 +55,9 @@ export const en: Messages = {
   alertOwnDevice: "A new device was added to your account: {name}. If it was not you, revoke it.",
   alertKeyChanged:
     "The keys of {name}, whom you had verified, changed. Messages are blocked until you verify again.",
+  alertLogFork:
+    "The key log is inconsistent: the server shows different histories to different devices. For your safety, this device sends no more keys or messages. Tell your organisation's security officer. ({detail})",
+  alertOwnIdentity: "An identity key that is not yours was published in your name: someone may be trying to impersonate you.",
   alertRefused: "Change refused: {reason}",
   errorTitle: "Error",
   typing: "{name} is typing…",
@@ -81,6 +84,18 @@ export const en: Messages = {
   linkWaitText: "This professional already uses Relais on another device. There, open \"Devices\", \"Link a device\", and type this code (or scan the QR code).",
   linkCodeLabel: "Code shown by the new device",
   linkCheck: "Check the code",
+  recoverOffer: "No other device left? Your recovery code restores your identity and your history in this browser.",
+  recoverButton: "Recover with the recovery code",
+  recoverTitle: "Recover your account",
+  recoverIntro: "Type the recovery code you wrote down at your first login (32 letters and digits).",
+  recoverCodeLabel: "Recovery code",
+  recoverSubmit: "Recover",
+  recoverBusy: "Recovering your identity and your history…",
+  recoverBadCode: "This is not a recovery code: it has 32 letters and digits, in groups of four.",
+  recoverWrongCode: "Wrong recovery code, or a damaged backup. Nothing was changed: check the code and try again.",
+  recoverNoBackup: "This server keeps no backup of your identity: link this browser from another of your devices.",
+  recoverBadBackup: "Security: this backup is not yours. It is refused and nothing was changed.",
+  recoverNotLogged: "Security: the identity key in the backup is not the one the key-transparency log publishes for you. The backup is refused and nothing was changed.",
   approveDevice: "Approve device no. {device} ({name})",
   // Photos and files (ui/attachments.ts)
   attachPhoto: "Photo",
@@ -112,5 +127,6 @@ export const en: Messages = {
   roomInfo: "About this conversation",
   archivedByOrganisation: "Archived by {name} (structure {structure}): this organisation's archiver receives the conversation's messages",
   archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
+  archiveToMembers: "Archives also sent to each member's MSSanté address",
   notArchived: "This conversation is not archived",
 };

@@ -54,6 +54,9 @@ export const fr = {
   alertOwnDevice: "Un nouvel appareil a été ajouté à votre compte : {name}. Si ce n’est pas vous, révoquez-le.",
   alertKeyChanged:
     "Les clés de {name}, que vous aviez vérifié, ont changé. Les messages sont bloqués tant que vous n’avez pas vérifié à nouveau.",
+  alertLogFork:
+    "Le journal des clés est incohérent : le serveur montre des historiques différents selon les appareils. Pour votre sécurité, cet appareil n’envoie plus de clés ni de messages. Prévenez le responsable de la sécurité de votre structure. ({detail})",
+  alertOwnIdentity: "Une clé d’identité qui n’est pas la vôtre a été publiée à votre nom : quelqu’un tente peut-être de se faire passer pour vous.",
   alertRefused: "Changement refusé : {reason}",
   errorTitle: "Erreur",
   typing: "{name} écrit…",
@@ -81,6 +84,18 @@ export const fr = {
   linkCodeLabel: "Code affiché par le nouvel appareil",
   linkCheck: "Vérifier le code",
   approveDevice: "Approuver l’appareil n° {device} ({name})",
+  recoverOffer: "Plus aucun autre appareil ? Votre code de récupération restaure votre identité et votre historique sur ce navigateur.",
+  recoverButton: "Récupérer avec le code de récupération",
+  recoverTitle: "Récupérer votre compte",
+  recoverIntro: "Saisissez le code de récupération noté lors de votre première connexion (32 lettres et chiffres).",
+  recoverCodeLabel: "Code de récupération",
+  recoverSubmit: "Récupérer",
+  recoverBusy: "Récupération de votre identité et de votre historique…",
+  recoverBadCode: "Ce n’est pas un code de récupération : il a 32 lettres et chiffres, par groupes de quatre.",
+  recoverWrongCode: "Code de récupération incorrect, ou sauvegarde endommagée. Rien n’a été modifié : vérifiez le code et réessayez.",
+  recoverNoBackup: "Ce serveur ne garde aucune sauvegarde de votre identité : liez ce navigateur depuis un autre de vos appareils.",
+  recoverBadBackup: "Sécurité : cette sauvegarde n’est pas la vôtre. Elle est refusée et rien n’a été modifié.",
+  recoverNotLogged: "Sécurité : la clé d’identité de la sauvegarde n’est pas celle que le journal de transparence publie pour vous. La sauvegarde est refusée et rien n’a été modifié.",
   // Photos and files (ui/attachments.ts)
   attachPhoto: "Photo",
   attachPhotoLabel: "Prendre ou choisir une photo",
@@ -111,6 +126,7 @@ export const fr = {
   roomInfo: "Informations sur la conversation",
   archivedByOrganisation: "Archivée par {name} (structure {structure}) : l'archiveur de cet organisme reçoit les messages de la conversation",
   archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
+  archiveToMembers: "Archives aussi envoyées à l'adresse MSSanté de chaque membre",
   notArchived: "Conversation non archivée",
 } as const;
 

@@ -148,6 +148,22 @@ export function declineEvent(reason: string): JsonObject {
   return event("decline", { reason: text(reason, "reason", MAX_NOTE) });
 }
 
+/** A clarification question of the requis; its id is new. */
+export function clarificationRequestEvent(question: string, now = new Date()): JsonObject {
+  return event("clarification_request", { question_id: crypto.randomUUID(), question: text(question, "question", MAX_QUESTION), asked_at: isoUtc(now) });
+}
+
+/** The requérant's answer to an open question, with the photos uploaded for it. */
+export function clarificationAnswerEvent(questionId: string, answer: string, attachments: Descriptor[] = [], now = new Date()): JsonObject {
+  if (attachments.length > MAX_ATTACHMENTS) throw new StepError("bad_field", `attachments: at most ${MAX_ATTACHMENTS}.`, `attachments : au plus ${MAX_ATTACHMENTS}.`);
+  return event("clarification_answer", {
+    question_id: text(questionId, "question_id", 64),
+    answer: text(answer, "answer", MAX_ANSWER),
+    answered_at: isoUtc(now),
+    attachments: attachments.map((d) => compactDescriptor(d) as unknown as JsonObject),
+  });
+}
+
 export function closeEvent(note: string): JsonObject {
   return event("close", { note: text(note, "note", MAX_NOTE, false) });
 }
@@ -187,8 +203,7 @@ export async function sendRequest(client: RelaisClient, api: Api, room: number, 
 }
 
 /** Any later step with its event (``POST teleexpertise/{room}/steps``). */
-export async function sendStep(client: RelaisClient, api: Api, room: number, action: string, content: JsonObject): Promise<StepAnswer> {
-  const id = crypto.randomUUID();
+export async function sendStep(client: RelaisClient, api: Api, room: number, action: string, content: JsonObject, id: string = crypto.randomUUID()): Promise<StepAnswer> {
   const body = await client.seal(room, content);
   const answer = await api.post<StepAnswer>(`teleexpertise/${room}/steps`, { action, id, body: b64u(body) });
   await keep(client, room, id, answer, content);

@@ -133,6 +133,31 @@ export async function openEntryWithKey(key: Uint8Array, nationalId: string, act:
   }
 }
 
+export interface BillingCheck {
+  code: ActCode;
+  count: number; // billable acts already recorded this year for this patient
+  limit: number;
+}
+
+/** Where this patient stands for ``code`` this year, before the act (the SDK's
+ * BillingBook.check): one HMAC and one ``GET billing/count``. */
+export async function billingCheck(api: Api, secret: Uint8Array, code: ActCode, zone: Zone, day: string, patient: JsonObject): Promise<BillingCheck> {
+  const tariff = lookupTariff(code, zone, day);
+  const name = await pseudonym(secret, Number(day.slice(0, 4)), patient);
+  const { count } = await api.get<{ count: number }>(`billing/count?code=${code}&year=${day.slice(0, 4)}&pseudonym=${encodeURIComponent(name)}`);
+  return { code, count, limit: tariff.yearly_limit_per_patient };
+}
+
+/** The flag shown before a step beyond the yearly limit (the SDK's BillingCheck.warning). */
+export function limitWarning(check: BillingCheck): StepError {
+  const n = check.count + 1;
+  return new StepError(
+    "billing_limit_reached",
+    `This would be act ${check.code} number ${n} this year for this patient: the limit is ${check.limit} per year and per professional, so it will not be billable.`,
+    `Ce serait le ${n}e acte ${check.code} de l'année pour ce patient : la limite est de ${check.limit} par an et par professionnel, il ne sera pas facturable.`,
+  );
+}
+
 /** Record this practitioner's act for a case whose report exists (billable unless the
  * yearly limit is reached; then amount 0 and the reason). */
 export async function recordAct(api: Api, secret: Uint8Array, nationalId: string, fields: { code: ActCode; room: number; patient: JsonObject; requerant: string; requis: string; zone: Zone; day: string }): Promise<LedgerEntry> {

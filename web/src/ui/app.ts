@@ -4,7 +4,7 @@
 import { ApiError } from "../api/errors";
 import { Api, type DevLogin } from "../api/http";
 import { finishPscLogin, startPscLogin } from "../api/psc";
-import { IdentityExistsError, RelaisClient } from "../client/client";
+import { IdentityExistsError, type PendingLink, RecoveryError, RelaisClient } from "../client/client";
 import type { VaultData } from "../client/model";
 import { Vault, WrongPassphrase } from "../client/vault";
 import { lockWorker, unlockWorker } from "../push/page";
@@ -22,6 +22,7 @@ import { careTeamView, type Practitioner, searchDirectory, searchView } from "./
 import { roomsView, type RoomSummary } from "./rooms";
 import { qrImage, recoveryView, safetyView } from "./safety";
 import { alertsView } from "./alerts";
+import { recoverView } from "./recover";
 import { TeleexpertiseScreen } from "./teleexpertise/screen";
 
 type Screen =
@@ -36,6 +37,7 @@ type Screen =
   | { name: "devices"; devices: DeviceRow[] }
   | { name: "safety"; peer: string; number: SafetyNumber }
   | { name: "link-wait"; shortCode: string; qrPayload: string }
+  | { name: "recover"; error: string | null; busy: boolean; typed?: string }
   | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null }
   | { name: "teleexpertise"; screen: TeleexpertiseScreen };
 
@@ -47,6 +49,9 @@ export class App {
   private client: RelaisClient | null = null;
   private screen: Screen = { name: "loading" };
   private typingSent = false;
+  // A new browser of a practitioner who has an identity: linked from another device,
+  // or recovered with the code; whichever comes first (the other is then dropped).
+  private joining: { vault: Vault; info: { token: string; device: number; nationalId: string; displayName: string }; pending: PendingLink; busy: boolean } | null = null;
 
   constructor(
     private readonly root: HTMLElement,
@@ -126,7 +131,11 @@ export class App {
         view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device), () => this.show({ name: "link-approve", found: null, error: null }));
         break;
       case "link-wait":
-        view = linkWaitView(screen.shortCode, qrImage(screen.qrPayload, screen.shortCode));
+        view = linkWaitView(screen.shortCode, qrImage(screen.qrPayload, screen.shortCode), () => this.show({ name: "recover", error: null, busy: false }));
+        this.linkScreen = screen;
+        break;
+      case "recover":
+        view = recoverView({ back: () => this.linkScreen && this.show(this.linkScreen), recover: (code) => void this.recover(code) }, screen.error, screen.busy, screen.typed);
         break;
       case "link-approve":
         view = linkApproveView({ back: () => void this.showDevices(), check: (code) => void this.checkLink(code), approve: () => void this.approveLink() }, screen.found, screen.error);
@@ -167,6 +176,10 @@ export class App {
   private describe(error: unknown): string {
     if (error instanceof ApiError) return errorText(error);
     if (error instanceof IdentityExistsError) return t("identityExists");
+    if (error instanceof RecoveryError) {
+      const texts = { bad_code: "recoverBadCode", no_backup: "recoverNoBackup", wrong_code: "recoverWrongCode", bad_backup: "recoverBadBackup", not_logged: "recoverNotLogged" } as const;
+      return t(texts[error.reason]);
+    }
     return `${t("errorTitle")}: ${error instanceof Error ? error.message : String(error)}`;
   }
 
@@ -216,13 +229,21 @@ export class App {
         if (!(error instanceof IdentityExistsError)) throw error;
         // Already on another device: this one is linked from it (§10.4.4).
         const pending = await RelaisClient.startLink(this.api, info);
+        const joining = { vault, info, pending, busy: false };
+        this.joining = joining;
         this.show({ name: "link-wait", shortCode: pending.code.shortCode, qrPayload: pending.code.qrPayload });
         const poll = async (): Promise<void> => {
+          if (this.joining !== joining) return; // recovered with the code meanwhile
+          if (joining.busy) {
+            setTimeout(() => void poll(), 1000);
+            return;
+          }
           const client = await RelaisClient.finishLink(this.api, vault, info, pending);
           if (!client) {
             setTimeout(() => void poll().catch((e: unknown) => this.show({ name: "login", error: this.describe(e) })), 1000);
             return;
           }
+          this.joining = null;
           localStorage.setItem(WHO_KEY, info.displayName);
           this.attach(client);
           this.showRooms();
@@ -231,6 +252,26 @@ export class App {
       }
     } catch (error) {
       this.show({ name: "login", error: this.describe(error) });
+    }
+  }
+
+  private linkScreen: Screen | null = null;
+
+  /** Recovery with the code on this new browser (docs/protocol.md §10.9). */
+  private async recover(code: string): Promise<void> {
+    const joining = this.joining;
+    if (!joining || joining.busy) return;
+    joining.busy = true;
+    this.show({ name: "recover", error: null, busy: true, typed: code });
+    try {
+      const client = await RelaisClient.recover(this.api, joining.vault, joining.info, joining.pending, code);
+      this.joining = null;
+      localStorage.setItem(WHO_KEY, joining.info.displayName);
+      this.attach(client);
+      this.showRooms();
+    } catch (error) {
+      joining.busy = false;
+      this.show({ name: "recover", error: this.describe(error), busy: false, typed: code });
     }
   }
 

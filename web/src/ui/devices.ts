@@ -65,7 +65,7 @@ export function linkApproveView(actions: LinkApproveActions, found: { device: nu
   );
 }
 
-export function linkWaitView(shortCode: string, qr: HTMLElement): HTMLElement {
+export function linkWaitView(shortCode: string, qr: HTMLElement, recover: () => void): HTMLElement {
   return h(
     "section",
     { class: "screen link", "aria-labelledby": "screen-title" },
@@ -73,5 +73,7 @@ export function linkWaitView(shortCode: string, qr: HTMLElement): HTMLElement {
     h("p", {}, t("linkWaitText")),
     h("p", { class: "recovery-code card", id: "link-short-code" }, shortCode),
     h("div", {}, qr),
+    h("p", {}, t("recoverOffer")),
+    h("p", {}, h("button", { type: "button", class: "secondary", id: "recover-start", onclick: recover }, t("recoverButton"))),
   );
 }

@@ -1,5 +1,6 @@
 // A conversation's information panel: who archives it (client/archiver.ts), proven in
-// the log, with the organisation's name.
+// the log, with the organisation's name, and whether the room's signed policy asks for
+// each archive to go to every member's MSSanté address too.
 import { type ArchiverNotice, archiverNotice } from "../client/archiver";
 import type { RelaisClient } from "../client/client";
 import { b64u } from "../e2ee/bytes";
@@ -37,5 +38,7 @@ export function roomInfo(client: RelaisClient, roomId: number): HTMLElement {
         });
     }
   }
-  return h("details", { id: "room-info", class: "room-info" }, h("summary", {}, t("roomInfo")), line);
+  const toMembers = archiver && client.room(roomId)?.state.policy.archive_to_members === true;
+  const recipients = toMembers ? [h("p", { id: "archive-recipients", class: "status" }, t("archiveToMembers"))] : [];
+  return h("details", { id: "room-info", class: "room-info" }, h("summary", {}, t("roomInfo")), line, ...recipients);
 }
