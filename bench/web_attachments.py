@@ -14,12 +14,12 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from bench.web import CHROMIUM, NURSE, PASSPHRASE, PHARMACIST, embedded_server
+from bench.web import NURSE, PASSPHRASE, PHARMACIST, embedded_server
 from client.session import RelaisClient
 from client.store import KeyStore
 from tests.attachments.photos import phone_jpeg
 from tests.web.attachment_pages import open_attachments_page
-from tests.web.build import TEST_BUNDLES
+from tests.web.build import CHROMIUM, TEST_BUNDLES
 
 MB = 1_000_000
 
