@@ -65,9 +65,10 @@ def embedded_server(directory: Path, extra: dict[str, str] | None = None) -> Ser
 
 def shipped_sizes() -> dict[str, tuple[int, int]]:
     sizes = {}
-    for path in sorted(SHIPPED.iterdir()):
+    for path in sorted(p for p in SHIPPED.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        sizes[path.name] = (len(data), len(gzip.compress(data, compresslevel=6)))
+        name = str(path.relative_to(SHIPPED))
+        sizes[name] = (len(data), len(gzip.compress(data, compresslevel=6)))
     return sizes
 
 
