@@ -26,6 +26,7 @@ import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity
 import { auditedSignKey, monitorOwnLabel } from "./monitor";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
+import { type TeleexpertiseFrame, teleexpertiseFrame } from "../teleexpertise/frame";
 
 export class SecurityError extends Error {
   constructor(message: string) {
@@ -61,6 +62,8 @@ const WATCH_INTERVAL_MS = 10 * 60_000;
 
 export type Connection = "online" | "connecting" | "offline";
 
+export type { TeleexpertiseFrame };
+
 export class RelaisClient {
   readonly rooms = new Map<number, LocalRoom>();
   connection: Connection = "offline";
@@ -75,6 +78,7 @@ export class RelaisClient {
   private synced = false;
   private saving: Promise<void> = Promise.resolve();
   private listeners = new Set<() => void>();
+  private caseListeners = new Set<(frame: TeleexpertiseFrame) => void>();
 
   private constructor(
     readonly api: Api,
@@ -101,6 +105,17 @@ export class RelaisClient {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The live ``teleexpertise`` frames (§12.4), hints for the téléexpertise screens. */
+  onTeleexpertiseFrame(listener: (frame: TeleexpertiseFrame) => void): () => void {
+    this.caseListeners.add(listener);
+    return () => this.caseListeners.delete(listener);
+  }
+
+  private onTeleexpertise(frame: Frame): void {
+    const parsed = teleexpertiseFrame(frame);
+    if (parsed) for (const listener of this.caseListeners) listener(parsed);
   }
 
   private changed(): void {
@@ -508,6 +523,9 @@ export class RelaisClient {
         break;
       case "to_device":
         await this.processToDevice();
+        break;
+      case "teleexpertise":
+        this.onTeleexpertise(frame);
         break;
     }
     this.changed();
