@@ -1,6 +1,7 @@
-"""The browser's téléexpertise between envelopes: a step of the SDK shows from the
-server's live ``teleexpertise`` frame alone (§12.4), and the photos of a request whose
-call fails are withdrawn from the server (§12.3)."""
+"""The browser's téléexpertise around its envelopes: a step of the SDK shows from the
+server's live ``teleexpertise`` frame alone (§12.4), the photos of a request whose call
+fails are withdrawn from the server (§12.3), and the request's room names the archiver of
+the requérant's organisation."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from playwright.async_api import Route, WebSocketRoute, expect
 
 from attachments.models import Attachment
 from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, te_client
+from tests.e2e.test_archiver import (
+    NAME,
+    ORGANISATION,
+    archiver_client,
+    create_archiver,
+    messages_of,
+)
 from tests.web.conftest import log_in, new_device
 from tests.web.teleexpertise_pages import fill_request, open_teleexpertise, sdk_request
 
@@ -79,8 +87,11 @@ def _uploads_of(national_id: str) -> int:
     return Attachment.objects.filter(uploader__national_id=national_id).count()
 
 
-async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(app_page, web_server):
+async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(
+    app_page, web_server, tmp_path
+):
     nurse = await app_page(NURSE)
+    doctor, _ = await te_client(web_server, tmp_path, DOCTOR, "doctor")  # the requis' device
     at_the_call: list[int] = []
 
     async def unavailable(route: Route) -> None:
@@ -100,12 +111,54 @@ async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(app_page, 
         )
 
     await nurse.route(lambda url: url.endswith("/api/v1/teleexpertise"), unavailable)
-    await open_teleexpertise(nurse)
-    await fill_request(nurse)
-    await nurse.get_by_label("Le patient a donné son consentement").check()
-    await nurse.get_by_role("button", name="Envoyer la demande").click()
-    await expect(nurse.locator("#te-message")).to_contain_text("indisponible")
-    assert at_the_call == [1]  # the photo was on the server when the call was made
-    assert await sync_to_async(_uploads_of)(NURSE) == 0
-    # What was typed stays, to send again.
-    await expect(nurse.get_by_label("Motif")).to_have_value("Plaie qui s'aggrave")
+    try:
+        await open_teleexpertise(nurse)
+        await fill_request(nurse)
+        await nurse.get_by_label("Le patient a donné son consentement").check()
+        await nurse.get_by_role("button", name="Envoyer la demande").click()
+        await expect(nurse.locator("#te-message")).to_contain_text("indisponible")
+        assert at_the_call == [1]  # the photo was on the server when the call was made
+        assert await sync_to_async(_uploads_of)(NURSE) == 0
+        # What was typed stays, to send again.
+        await expect(nurse.get_by_label("Motif")).to_have_value("Plaie qui s'aggrave")
+    finally:
+        await doctor.close()
+
+
+async def test_the_request_room_names_the_organisation_s_archiver(
+    app_page, web_server, server_env, tmp_path
+):
+    """The requérant names their organisation on the form: the room's verified state
+    names its archiver device, which the SDK proves in the log and which reads the
+    request."""
+    token_file = tmp_path / "archiver.json"
+    create_archiver(server_env, token_file)
+    archiver = await archiver_client(web_server, tmp_path, token_file)
+    nurse = await app_page(NURSE)
+    doctor, _ = await te_client(web_server, tmp_path, DOCTOR, "doctor")
+    try:
+        await open_teleexpertise(nurse)
+        await fill_request(nurse)
+        await nurse.get_by_label("Le patient a donné son consentement").check()
+        await nurse.get_by_label("Organisme qui archive le salon").fill("org:0000000000")
+        await nurse.get_by_role("button", name="Envoyer la demande").click()
+        await expect(nurse.locator("#te-message")).to_contain_text("no_archiver")
+        assert not doctor.rooms
+        await nurse.get_by_label("Organisme qui archive le salon").fill(ORGANISATION)
+        await nurse.get_by_role("button", name="Envoyer la demande").click()
+        await expect(nurse.locator("#te-state")).to_have_text("demandée")
+
+        async with asyncio.timeout(20):
+            room = await doctor.wait_for_room(lambda r: r.state.kind == "teleexpertise")
+        named = doctor.rooms[room].archiver
+        assert named is not None
+        assert (named.national_id, named.device) == (ORGANISATION, archiver.device_id)
+        proven = await doctor.archiver_of(room)
+        assert proven is not None
+        assert (proven.structure_id, proven.name) == ("1750000123", NAME)
+        await archiver.connect()
+        (request,) = await messages_of(archiver, 1)
+        assert (request.room, request.sender[0]) == (room, NURSE)
+    finally:
+        await doctor.close()
+        await archiver.close()

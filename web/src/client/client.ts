@@ -797,14 +797,14 @@ export class RelaisClient {
 
   /** A room with ``members``, each with every device the log certifies for them; this
    * device signs as the first admin. A care team gets its title as an encrypted profile. */
-  async createRoom(kind: "direct" | "care_team" | "teleexpertise", members: string[], title = "", profile?: JsonObject): Promise<number> {
+  async createRoom(kind: "direct" | "care_team" | "teleexpertise", members: string[], title = "", profile?: JsonObject, archiver: RoomDevice | null = null): Promise<number> {
     const others = [...new Set(members)].filter((m) => m !== this.nationalId).sort();
     const role = kind === "direct" ? "admin" : "member";
     const mine = { device: this.device, signKey: this.signing.publicKey, crossSig: await certify(this.identity, this.nationalId, this.device, "device", this.signing.publicKey) };
     const content = [memberContent(this.nationalId, "admin", this.identity.publicKey, [mine])];
     for (const other of others) content.push(await this.memberFor(other, role));
     const uid = b64u(randomBytes(16));
-    const raw = await signEvent({ state: null, room: uid, author: this.me, key: this.signing, action: "create", content: createContent(kind, content, defaultPolicy(kind)), timestamp: Date.now(), log: this.log.gossip() });
+    const raw = await signEvent({ state: null, room: uid, author: this.me, key: this.signing, action: "create", content: createContent(kind, content, defaultPolicy(kind), archiver), timestamp: Date.now(), log: this.log.gossip() });
     const { state } = await applyEvent(null, raw);
     const answer = await this.api.post<{ id: number }>("rooms", { event: fromUtf8(raw) });
     const room: LocalRoom = { id: answer.id, state, stored: newRoom([fromUtf8(raw)]), outbound: null, inbound: new Map(), pending: [] };

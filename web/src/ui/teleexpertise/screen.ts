@@ -23,8 +23,10 @@ import { eventOf, nextState, roleOf, verifyCase, type VerifiedCase } from "../..
 import { checkOrganisation, localDay, sendReport } from "../../teleexpertise/report";
 import type { Organisation } from "../../teleexpertise/cda";
 import { caseView, openCaseFile } from "./caseview";
+import { archiverDevice } from "../../teleexpertise/archiver";
 
 const STRUCTURE_KEY = "relais.teleexpertise.structure";
+const ARCHIVER_KEY = "relais.teleexpertise.archiver"; // the organisation named on the last request
 
 type Tab = { name: "sent" } | { name: "received" } | { name: "new" } | { name: "ledger" } | { name: "case"; room: number };
 
@@ -209,7 +211,7 @@ export class TeleexpertiseScreen {
         break;
       case "new":
         // Kept across re-renders: what the user typed stays.
-        this.form ??= requestForm((form) => void this.submit(form));
+        this.form ??= requestForm((form) => void this.submit(form), localStorage.getItem(ARCHIVER_KEY) ?? "");
         this.form.querySelector("button[type=submit]")?.toggleAttribute("disabled", this.busy);
         body = this.form;
         break;
@@ -443,8 +445,10 @@ export class TeleexpertiseScreen {
       // Checked before anything is created: the same checks run again with the files.
       requestEvent({ ...form, requis, requerant, patient, attachments: [] });
       if (!(await this.withinLimit(`request:${JSON.stringify(patient)}`, "RQD", patient, () => void this.submit(form)))) return;
+      const archiver = form.archiver ? await archiverDevice(this.client.log, form.archiver) : null;
       const photos = await Promise.all(form.photos.map((file) => processPhoto(file)));
-      const room = await createCaseRoom(this.client, form.requis, form.reason, patient);
+      const room = await createCaseRoom(this.client, form.requis, form.reason, patient, archiver);
+      localStorage.setItem(ARCHIVER_KEY, form.archiver);
       const messageId = crypto.randomUUID();
       for (const [index, photo] of photos.entries()) attachments.push(await sendPhoto(files, photo, { room, messageId }, form.photos[index]!.name.slice(0, 200) || undefined));
       const content = requestEvent({ ...form, requis, requerant, patient, attachments });
@@ -484,6 +488,7 @@ export interface FormValues {
   urgency: "routine" | "urgent";
   deadline: Date;
   photos: File[];
+  archiver: string; // org:IdNat_Struct whose archiver the room names, or ""
 }
 
 export { OIDS, STATUSES };
