@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from playwright.async_api import FilePayload, Page, expect
+from playwright.async_api import FilePayload, expect
 
 from client.teleexpertise.contents import (
     Accept,
@@ -27,56 +27,28 @@ from teleexpertise.workflow import State
 from tests.e2e.teleexpertise_helpers import (
     DOCTOR,
     NURSE,
-    in_hours,
     next_event,
     plaintext_found,
     te_client,
     wound_photo,
 )
-from tests.teleexpertise.samples import consent, patient
+from tests.teleexpertise.samples import patient
 from tests.web.attachment_pages import open_attachments_page
-from tests.web.conftest import DESKTOP, PHONE, screenshot
+from tests.web.teleexpertise_pages import (
+    QUESTION,
+    fill_request,
+    open_teleexpertise,
+    screenshots,
+    sdk_request,
+)
 
 pytestmark = pytest.mark.e2e
 
-QUESTION = "Plaie du talon gauche qui s'aggrave depuis dix jours : faut-il changer de pansement ?"
 ANSWER = "Pas de signe d'infection : hydrocolloïde, contrôle à J+7, adresser si extension."
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "teleexpertise.json"
 TARIFFS = ROOT / "web" / "src" / "teleexpertise" / "tariffs.json"
 CENTRE = Organisation("1750000123", "Centre de santé des Pentes")
-
-
-async def open_teleexpertise(page: Page) -> None:
-    await page.locator("#open-teleexpertise").click()
-    await page.locator("#teleexpertise").wait_for()
-
-
-async def screenshots(page: Page, name: str) -> None:
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        await page.set_viewport_size(size)
-        await screenshot(page, f"teleexpertise-{name}-{label}")
-    await page.set_viewport_size(DESKTOP)
-
-
-async def fill_request(page: Page) -> None:
-    """The sample patient of the SDK's tests (a qualified identity), as a nurse types it."""
-    await page.get_by_role("button", name="Nouvelle demande").click()
-    await page.get_by_label("RPPS du requis").fill(DOCTOR)
-    await page.get_by_label("Statut de l'identité").select_option("QUAL")
-    await page.get_by_label("Nom de naissance").fill("PAT-TROIS")
-    await page.get_by_label("Prénoms de naissance").fill("DOMINIQUE, MARIE-LOUISE")
-    await page.get_by_label("Date de naissance").fill("1979-03-28")
-    await page.get_by_label("Sexe").select_option("F")
-    await page.get_by_label("Lieu de naissance").fill("51215")
-    await page.get_by_label("Matricule INS").fill("279035121518989")
-    await page.get_by_label("OID du matricule").select_option("1.2.250.1.213.1.4.10")
-    await page.get_by_label("Consentement obtenu le").fill(date.today().isoformat())
-    await page.get_by_label("Motif").fill("Plaie qui s'aggrave")
-    await page.get_by_label("Question").fill(QUESTION)
-    await page.get_by_label("Photos").set_input_files(
-        [FilePayload(name="plaie-talon.jpg", mimeType="image/jpeg", buffer=wound_photo())]
-    )
 
 
 async def test_a_nurse_in_the_browser_asks_a_doctor_on_the_sdk(app_page, web_server, tmp_path):
@@ -187,15 +159,7 @@ async def test_the_sdk_asks_a_doctor_in_the_browser_who_accepts(app_page, web_se
     doctor_page = await app_page(DOCTOR)
     nurse, nurse_te = await te_client(web_server, tmp_path, NURSE, "nurse")
     try:
-        sent = await nurse_te.request(
-            requis=DOCTOR,
-            patient=patient(),
-            reason="Plaie qui s'aggrave",
-            question=QUESTION,
-            consent=consent(obtained_on=date.today()),
-            deadline=in_hours(48),
-            files=[(wound_photo(), "plaie-talon.jpg")],
-        )
+        sent = await sdk_request(nurse_te, photo=True)
         await open_teleexpertise(doctor_page)
         await doctor_page.get_by_role("button", name="Demandes reçues").click()
         case = doctor_page.locator(f'#te-cases [data-room="{sent.room_id}"]')

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,15 @@ from documents import codes
 from documents.cda import NS, Organisation, check_cda
 from teleexpertise.models import BillingAct, Teleexpertise
 from teleexpertise.workflow import REQUIS_PROFESSIONS, State
-from tests.e2e.teleexpertise_helpers import (
-    DOCTOR,
-    NURSE,
-    in_hours,
-    next_event,
-    plaintext_found,
-    te_client,
-    wound_photo,
-)
-from tests.teleexpertise.samples import consent, patient
+from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, next_event, plaintext_found, te_client
 from tests.teleexpertise.test_documents import pdf_text, render_first_page
-from tests.web.test_teleexpertise import QUESTION, fill_request, open_teleexpertise, screenshots
+from tests.web.teleexpertise_pages import (
+    QUESTION,
+    fill_request,
+    open_teleexpertise,
+    screenshots,
+    sdk_request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,15 +63,7 @@ async def test_a_doctor_in_the_browser_reports_to_a_nurse_on_the_sdk(
     doctor = await app_page(DOCTOR)
     nurse, nurse_te = await te_client(web_server, tmp_path, NURSE, "nurse")
     try:
-        sent = await nurse_te.request(
-            requis=DOCTOR,
-            patient=patient(),
-            reason="Plaie qui s'aggrave",
-            question=QUESTION,
-            consent=consent(obtained_on=date.today()),
-            deadline=in_hours(48),
-            files=[(wound_photo(), "plaie-talon.jpg")],
-        )
+        sent = await sdk_request(nurse_te, photo=True)
         room = sent.room_id
         await open_teleexpertise(doctor)
         await doctor.get_by_role("button", name="Demandes reçues").click()
@@ -193,14 +181,7 @@ async def test_the_browser_refuses_the_events_the_sdk_refuses(app_page, web_serv
     doctor = await app_page(DOCTOR)
     nurse, nurse_te = await te_client(web_server, tmp_path, NURSE, "nurse")
     try:
-        sent = await nurse_te.request(
-            requis=DOCTOR,
-            patient=patient(),
-            reason="Plaie qui s'aggrave",
-            question=QUESTION,
-            consent=consent(obtained_on=date.today()),
-            deadline=in_hours(48),
-        )
+        sent = await sdk_request(nurse_te)
         room = sent.room_id
         forged = [
             {

@@ -27,6 +27,7 @@ import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity
 import { auditedSignKey, monitorOwnLabel } from "./monitor";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
 import type { Vault } from "./vault";
+import { type TeleexpertiseFrame, teleexpertiseFrame } from "../teleexpertise/frame";
 
 export class SecurityError extends Error {
   constructor(message: string) {
@@ -64,6 +65,8 @@ const WATCH_INTERVAL_MS = 10 * 60_000;
 
 export type Connection = "online" | "connecting" | "offline";
 
+export type { TeleexpertiseFrame };
+
 export class RelaisClient {
   readonly rooms = new Map<number, LocalRoom>();
   connection: Connection = "offline";
@@ -81,6 +84,7 @@ export class RelaisClient {
   private closed = false;
   private readonly chunks = new HistoryChunks();
   private listeners = new Set<() => void>();
+  private caseListeners = new Set<(frame: TeleexpertiseFrame) => void>();
 
   private constructor(
     readonly api: Api,
@@ -107,6 +111,17 @@ export class RelaisClient {
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** The live ``teleexpertise`` frames (§12.4), hints for the téléexpertise screens. */
+  onTeleexpertiseFrame(listener: (frame: TeleexpertiseFrame) => void): () => void {
+    this.caseListeners.add(listener);
+    return () => this.caseListeners.delete(listener);
+  }
+
+  private onTeleexpertise(frame: Frame): void {
+    const parsed = teleexpertiseFrame(frame);
+    if (parsed) for (const listener of this.caseListeners) listener(parsed);
   }
 
   private changed(): void {
@@ -582,6 +597,9 @@ export class RelaisClient {
       case "to_device":
         await this.processToDevice();
         break;
+      case "teleexpertise":
+        this.onTeleexpertise(frame);
+        break;
     }
     this.changed();
   }
@@ -852,14 +870,14 @@ export class RelaisClient {
 
   /** A room with ``members``, each with every device the log certifies for them; this
    * device signs as the first admin. A care team gets its title as an encrypted profile. */
-  async createRoom(kind: "direct" | "care_team" | "teleexpertise", members: string[], title = "", profile?: JsonObject): Promise<number> {
+  async createRoom(kind: "direct" | "care_team" | "teleexpertise", members: string[], title = "", profile?: JsonObject, archiver: RoomDevice | null = null): Promise<number> {
     const others = [...new Set(members)].filter((m) => m !== this.nationalId).sort();
     const role = kind === "direct" ? "admin" : "member";
     const mine = { device: this.device, signKey: this.signing.publicKey, crossSig: await certify(this.identity, this.nationalId, this.device, "device", this.signing.publicKey) };
     const content = [memberContent(this.nationalId, "admin", this.identity.publicKey, [mine])];
     for (const other of others) content.push(await this.memberFor(other, role));
     const uid = b64u(randomBytes(16));
-    const raw = await signEvent({ state: null, room: uid, author: this.me, key: this.signing, action: "create", content: createContent(kind, content, defaultPolicy(kind)), timestamp: Date.now(), log: this.log.gossip() });
+    const raw = await signEvent({ state: null, room: uid, author: this.me, key: this.signing, action: "create", content: createContent(kind, content, defaultPolicy(kind), archiver), timestamp: Date.now(), log: this.log.gossip() });
     const { state } = await applyEvent(null, raw);
     const answer = await this.api.post<{ id: number }>("rooms", { event: fromUtf8(raw) });
     const room: LocalRoom = { id: answer.id, state, stored: newRoom([fromUtf8(raw)]), outbound: null, inbound: new Map(), pending: [] };

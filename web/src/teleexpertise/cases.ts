@@ -7,6 +7,7 @@ import { compactDescriptor, type Descriptor } from "../attachments";
 import type { RelaisClient } from "../client/client";
 import { b64u } from "../e2ee/bytes";
 import { canonicalJson, type JsonObject } from "../e2ee/canonical";
+import type { RoomDevice } from "../e2ee/state";
 
 export const REQUIS_PROFESSIONS = ["10", "40", "50"];
 export const MAX_REASON = 500;
@@ -177,11 +178,12 @@ export interface StepAnswer {
   step: Transition;
 }
 
-/** The request's room: a téléexpertise room with the requis, its encrypted profile
- * (title and patient, §12.6) set before the request is sent. */
-export async function createCaseRoom(client: RelaisClient, requis: string, reason: string, patient: JsonObject): Promise<number> {
+/** The request's room: a téléexpertise room with the requis (and ``archiver``, the
+ * organisation's archiver device, if given), its encrypted profile (title and patient,
+ * §12.6) set before the request is sent. */
+export async function createCaseRoom(client: RelaisClient, requis: string, reason: string, patient: JsonObject, archiver: RoomDevice | null = null): Promise<number> {
   const title = [...`Téléexpertise : ${reason}`].slice(0, 200).join("");
-  return client.createRoom("teleexpertise", [requis], "", { v: 1, type: "room_profile", title, patient });
+  return client.createRoom("teleexpertise", [requis], "", { v: 1, type: "room_profile", title, patient }, archiver);
 }
 
 /** This device's own step, kept with the room's messages: the server does not send a

@@ -15,7 +15,8 @@ function localInput(moment: Date): string {
   return local.toISOString().slice(0, 16);
 }
 
-export function requestForm(submit: (values: FormValues) => void): HTMLElement {
+/** ``archiverDefault``: the organisation named on this device's last request. */
+export function requestForm(submit: (values: FormValues) => void, archiverDefault = ""): HTMLElement {
   const input = (id: string, attributes: Record<string, string | number | boolean> = {}) => h("input", { id, name: id, ...attributes });
   const select = (id: string, options: [string, string][]) => h("select", { id, name: id }, options.map(([value, label]) => h("option", { value }, label)));
   const requis = input("te-requis", { required: true, inputmode: "numeric", pattern: "[0-9]{11,12}", maxlength: 12 });
@@ -36,6 +37,7 @@ export function requestForm(submit: (values: FormValues) => void): HTMLElement {
   const urgent = input("te-urgent", { type: "checkbox" });
   const deadline = input("te-deadline", { type: "datetime-local", required: true, value: localInput(new Date(Date.now() + 48 * 3600_000)) });
   const photos = input("te-photos", { type: "file", accept: "image/*", multiple: true });
+  const archiver = input("te-archiver", { maxlength: 40, value: archiverDefault, placeholder: "org:" });
   const optional = (value: string) => (value.trim() ? value.trim() : undefined);
   return h(
     "form",
@@ -65,6 +67,7 @@ export function requestForm(submit: (values: FormValues) => void): HTMLElement {
           urgency: (urgent as HTMLInputElement).checked ? "urgent" : "routine",
           deadline: new Date(s(deadline)),
           photos: [...((photos as HTMLInputElement).files ?? [])].slice(0, 10),
+          archiver: s(archiver).trim(),
         });
       },
     },
@@ -91,6 +94,7 @@ export function requestForm(submit: (values: FormValues) => void): HTMLElement {
     h("p", { class: "field te-check" }, urgent, h("label", { for: "te-urgent" }, tt("urgent"))),
     field("te-deadline", "deadline", deadline),
     field("te-photos", "photos", photos),
+    field("te-archiver", "archiver", archiver),
     h("button", { type: "submit" }, tt("send")),
   );
 }

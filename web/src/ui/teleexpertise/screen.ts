@@ -6,13 +6,13 @@ import "./teleexpertise.css";
 import type { Api } from "../../api/http";
 import { ApiError } from "../../api/errors";
 import { AttachmentApi, AttachmentError, type Descriptor, fetchAttachment, processPhoto, sendPhoto } from "../../attachments";
-import type { RelaisClient } from "../../client/client";
+import type { RelaisClient, TeleexpertiseFrame } from "../../client/client";
 import { archiverNotice } from "../../client/archiver";
 import type { JsonObject } from "../../e2ee/canonical";
 import { errorText } from "../../i18n";
 import { header } from "../chrome";
 import { h } from "../dom";
-import { acceptEvent, cancelEvent, type CaseSummary, clarificationAnswerEvent, clarificationRequestEvent, closeEvent, createCaseRoom, declineEvent, listCases, professional, requestEvent, sendRequest, sendStep, StepError } from "../../teleexpertise/cases";
+import { acceptEvent, cancelEvent, type CaseSummary, clarificationAnswerEvent, clarificationRequestEvent, closeEvent, createCaseRoom, declineEvent, listCases, professional, requestEvent, sendRequest, sendStep, type State, StepError } from "../../teleexpertise/cases";
 import { type IdentityStatus, OIDS, PatientError, patientIdentity, STATUSES } from "../../teleexpertise/patient";
 import { type TeleKey, tt } from "./strings";
 import { requestForm } from "./form";
@@ -23,8 +23,10 @@ import { eventOf, nextState, roleOf, verifyCase, type VerifiedCase } from "../..
 import { checkOrganisation, localDay, sendReport } from "../../teleexpertise/report";
 import type { Organisation } from "../../teleexpertise/cda";
 import { caseView, openCaseFile } from "./caseview";
+import { archiverDevice } from "../../teleexpertise/archiver";
 
 const STRUCTURE_KEY = "relais.teleexpertise.structure";
+const ARCHIVER_KEY = "relais.teleexpertise.archiver"; // the organisation named on the last request
 
 type Tab = { name: "sent" } | { name: "received" } | { name: "new" } | { name: "ledger" } | { name: "case"; room: number };
 
@@ -88,16 +90,36 @@ export class TeleexpertiseScreen {
     private readonly render: () => void,
   ) {
     // A step of the other side arrives as an envelope: read the states again.
-    this.stop = client.onChange(() => {
+    const stopChanges = client.onChange(() => {
       if (document.getElementById("teleexpertise")) void this.reload();
       else this.stop(); // left by the browser's back button
     });
+    // The server's live frame of a step (§12.4), an expiry included: a hint shown at
+    // once; the list is read again and the case still comes from verified events.
+    const stopFrames = client.onTeleexpertiseFrame((frame) => this.hint(frame));
+    this.stop = () => {
+      stopChanges();
+      stopFrames();
+    };
     void this.reload();
   }
 
   close(): void {
     this.stop();
     for (const url of this.photos.values()) if (url) URL.revokeObjectURL(url);
+  }
+
+  /** A ``teleexpertise`` frame: the case's state and deadline as the server says them. */
+  private hint(frame: TeleexpertiseFrame): void {
+    if (!document.getElementById("teleexpertise")) return;
+    for (const c of [...this.sent, ...this.received]) {
+      if (c.room !== frame.room) continue;
+      c.state = frame.state as State;
+      c.deadline = new Date(frame.deadline).toISOString();
+      c.state_changed_at = new Date(frame.at).toISOString();
+    }
+    this.render();
+    void this.reload();
   }
 
   async reload(): Promise<void> {
@@ -189,7 +211,7 @@ export class TeleexpertiseScreen {
         break;
       case "new":
         // Kept across re-renders: what the user typed stays.
-        this.form ??= requestForm((form) => void this.submit(form));
+        this.form ??= requestForm((form) => void this.submit(form), localStorage.getItem(ARCHIVER_KEY) ?? "");
         this.form.querySelector("button[type=submit]")?.toggleAttribute("disabled", this.busy);
         body = this.form;
         break;
@@ -414,6 +436,8 @@ export class TeleexpertiseScreen {
     this.busy = true;
     this.message = tt("sending");
     this.render();
+    const files = new AttachmentApi(this.client.data.token);
+    const attachments: Descriptor[] = [];
     try {
       const patient = patientIdentity(form.patient);
       const requis = await professional(this.api, form.requis);
@@ -421,11 +445,11 @@ export class TeleexpertiseScreen {
       // Checked before anything is created: the same checks run again with the files.
       requestEvent({ ...form, requis, requerant, patient, attachments: [] });
       if (!(await this.withinLimit(`request:${JSON.stringify(patient)}`, "RQD", patient, () => void this.submit(form)))) return;
+      const archiver = form.archiver ? await archiverDevice(this.client.log, form.archiver) : null;
       const photos = await Promise.all(form.photos.map((file) => processPhoto(file)));
-      const room = await createCaseRoom(this.client, form.requis, form.reason, patient);
+      const room = await createCaseRoom(this.client, form.requis, form.reason, patient, archiver);
+      localStorage.setItem(ARCHIVER_KEY, form.archiver);
       const messageId = crypto.randomUUID();
-      const files = new AttachmentApi(this.client.data.token);
-      const attachments: Descriptor[] = [];
       for (const [index, photo] of photos.entries()) attachments.push(await sendPhoto(files, photo, { room, messageId }, form.photos[index]!.name.slice(0, 200) || undefined));
       const content = requestEvent({ ...form, requis, requerant, patient, attachments });
       await sendRequest(this.client, this.api, room, messageId, content);
@@ -433,6 +457,9 @@ export class TeleexpertiseScreen {
       this.form = null;
       this.tab = { name: "case", room };
     } catch (error) {
+      // No request carries them: withdrawn (the server refuses to delete a blob whose
+      // message it stored, so a call that failed after storing keeps its photos).
+      for (const d of attachments) await files.abortQuietly(d.blob);
       this.message = describeError(error);
     } finally {
       this.busy = false;
@@ -461,6 +488,7 @@ export interface FormValues {
   urgency: "routine" | "urgent";
   deadline: Date;
   photos: File[];
+  archiver: string; // org:IdNat_Struct whose archiver the room names, or ""
 }
 
 export { OIDS, STATUSES };
