@@ -37,7 +37,7 @@ type Screen =
   | { name: "devices"; devices: DeviceRow[] }
   | { name: "safety"; peer: string; number: SafetyNumber }
   | { name: "link-wait"; shortCode: string; qrPayload: string }
-  | { name: "recover"; error: string | null; busy: boolean }
+  | { name: "recover"; error: string | null; busy: boolean; typed?: string }
   | { name: "link-approve"; found: Awaited<ReturnType<RelaisClient["linkRequestFor"]>> | null; error: string | null }
   | { name: "teleexpertise"; screen: TeleexpertiseScreen };
 
@@ -139,7 +139,7 @@ export class App {
         this.linkScreen = screen;
         break;
       case "recover":
-        view = recoverView({ back: () => this.linkScreen && this.show(this.linkScreen), recover: (code) => void this.recover(code) }, screen.error, screen.busy);
+        view = recoverView({ back: () => this.linkScreen && this.show(this.linkScreen), recover: (code) => void this.recover(code) }, screen.error, screen.busy, screen.typed);
         break;
       case "link-approve":
         view = linkApproveView({ back: () => void this.showDevices(), check: (code) => void this.checkLink(code), approve: () => void this.approveLink() }, screen.found, screen.error);
@@ -275,7 +275,7 @@ export class App {
     const joining = this.joining;
     if (!joining || joining.busy) return;
     joining.busy = true;
-    this.show({ name: "recover", error: null, busy: true });
+    this.show({ name: "recover", error: null, busy: true, typed: code });
     try {
       const client = await RelaisClient.recover(this.api, joining.vault, joining.info, joining.pending, code);
       this.joining = null;
@@ -284,7 +284,7 @@ export class App {
       this.showRooms();
     } catch (error) {
       joining.busy = false;
-      this.show({ name: "recover", error: this.describe(error), busy: false });
+      this.show({ name: "recover", error: this.describe(error), busy: false, typed: code });
     }
   }
 

@@ -10,8 +10,9 @@ export interface RecoverActions {
   recover(code: string): void;
 }
 
-export function recoverView(actions: RecoverActions, error: string | null, busy: boolean): HTMLElement {
-  const input = h("input", { id: "recovery-input", autocomplete: "off", autocapitalize: "characters", spellcheck: false, required: true, maxlength: 80, disabled: busy });
+export function recoverView(actions: RecoverActions, error: string | null, busy: boolean, typed = ""): HTMLElement {
+  const input = h("input", { id: "recovery-input", autocomplete: "off", autocapitalize: "characters", spellcheck: "false", required: true, maxlength: 80, disabled: busy });
+  input.value = typed; // kept after an error, to be corrected rather than typed again
   return h(
     "section",
     { class: "screen link", "aria-labelledby": "screen-title" },
