@@ -130,30 +130,27 @@ class _Builder:
         name = self.element(parent, "Name")
         self.element(name, "LocalizedString", value=text)
 
-    def code(self, parent: etree._Element, scheme: str, owner: str, code: Code) -> etree._Element:
-        classification = self.element(
+    def classification(
+        self, parent: etree._Element, scheme: str, owner: str, node: str
+    ) -> etree._Element:
+        return self.element(
             parent,
             "Classification",
             classificationScheme=scheme,
             classifiedObject=owner,
             id=self.next_id("cl"),
-            nodeRepresentation=code.code,
+            nodeRepresentation=node,
             objectType=CLASSIFICATION_TYPE,
         )
+
+    def code(self, parent: etree._Element, scheme: str, owner: str, code: Code) -> etree._Element:
+        classification = self.classification(parent, scheme, owner, code.code)
         self.slot(classification, "codingScheme", [code.system])
         self.name(classification, code.display)
         return classification
 
     def author(self, parent: etree._Element, scheme: str, owner: str, author: XdsAuthor) -> None:
-        classification = self.element(
-            parent,
-            "Classification",
-            classificationScheme=scheme,
-            classifiedObject=owner,
-            id=self.next_id("cl"),
-            nodeRepresentation="",
-            objectType=CLASSIFICATION_TYPE,
-        )
+        classification = self.classification(parent, scheme, owner, "")
         self.slot(classification, "authorPerson", [author.person])
         self.slot(classification, "authorInstitution", [author.institution])
         specialty = author.specialty

@@ -176,6 +176,30 @@ def _current(room_id: int) -> Teleexpertise | None:
     return query.first()
 
 
+def _record(
+    teleexpertise: Teleexpertise,
+    action: Action,
+    identity: DeviceIdentity,
+    message_id: str,
+    seq: int,
+    now: datetime,
+) -> Transition:
+    """Store the step the member's device took (the téléexpertise in its new state) and
+    announce it to the other devices once the transaction commits."""
+    transition = Transition.objects.create(
+        teleexpertise=teleexpertise,
+        action=action,
+        state=teleexpertise.state,
+        actor_id=identity.practitioner_id,
+        device_id=identity.device_id,
+        message_id=message_id,
+        seq=seq,
+        at=now,
+    )
+    announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
+    return transition
+
+
 def do_request(
     *,
     identity: DeviceIdentity,
@@ -229,17 +253,9 @@ def do_request(
                 state_changed_at=now,
                 deadline=deadline,
             )
-            transition = Transition.objects.create(
-                teleexpertise=teleexpertise,
-                action=Action.REQUEST,
-                state=State.REQUESTED,
-                actor_id=identity.practitioner_id,
-                device_id=identity.device_id,
-                message_id=message_id,
-                seq=stored.seq,
-                at=now,
+            transition = _record(
+                teleexpertise, Action.REQUEST, identity, message_id, stored.seq, now
             )
-            announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
     return Step(teleexpertise=teleexpertise, transition=transition)
 
 
@@ -294,15 +310,5 @@ def do_step(
                 teleexpertise.state_changed_at = now
             teleexpertise.open_questions = questions_after(action, teleexpertise.open_questions)
             teleexpertise.save()
-            transition = Transition.objects.create(
-                teleexpertise=teleexpertise,
-                action=action,
-                state=teleexpertise.state,
-                actor_id=identity.practitioner_id,
-                device_id=identity.device_id,
-                message_id=message_id,
-                seq=stored.seq,
-                at=now,
-            )
-            announce_on_commit(teleexpertise, transition, except_device=identity.device_id)
+            transition = _record(teleexpertise, action, identity, message_id, stored.seq, now)
     return Step(teleexpertise=teleexpertise, transition=transition)

@@ -12,16 +12,12 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from django.db import transaction
 
 from archive.outbox import ArchiveState
 from archive.outbox_recipients import RecipientState
 from archive.recipients import NO_ADDRESS
 from archive.status import room_statuses, status_lines
-from chat.models import Room, RoomStateEvent
 from directory.models import Practitioner
-from e2ee import state as chain
-from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair
 from tests.archive.relais import (  # noqa: F401 (fixtures)
     DOCTOR,
@@ -32,6 +28,7 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     server_env,
 )
 from tests.archive.test_service_e2e import TEXT, archiving, as_sent, parsed
+from tests.e2e.forged_events import append_event, stored_state
 from tests.e2e.sdk import new_client, next_alert, next_message
 
 pytestmark = pytest.mark.e2e
@@ -40,6 +37,18 @@ pytestmark = pytest.mark.e2e
 def give_address(national_id: str, *addresses: str) -> None:
     """The directory's MSSanté extract lists these personal mailboxes for the member."""
     Practitioner.objects.filter(national_id=national_id).update(mssante_addresses=sorted(addresses))
+
+
+async def doctor_with_an_address(relais, tmp_path, mail_server):  # noqa: F811 (fixture)
+    """The archiver, and a nurse's archived room with the doctor, whose personal mailbox
+    the directory lists, holding one message (the policy left off)."""
+    service, _, _ = await archiving(relais, tmp_path, mail_server)
+    await sync_to_async(give_address)(DOCTOR, mail_server.users["doctor"])
+    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
+    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
+    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
+    await nurse.send_text(room, TEXT)
+    return service, nurse, doctor, room
 
 
 async def test_the_policy_sends_the_same_archive_to_each_members_address(
@@ -116,12 +125,7 @@ async def test_without_the_policy_only_the_organisation_gets_it(
     tmp_path,
     mail_server,
 ):
-    service, _, _ = await archiving(relais, tmp_path, mail_server)
-    await sync_to_async(give_address)(DOCTOR, mail_server.users["doctor"])
-    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
-    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
-    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
-    await nurse.send_text(room, TEXT)
+    service, nurse, doctor, room = await doctor_with_an_address(relais, tmp_path, mail_server)
     await service.turn()
     service.outbox.request_cut(room)
     await service.turn()
@@ -140,37 +144,17 @@ def present_an_unsigned_policy(room_id: int, author: tuple[str, int]) -> None:
     """The dishonest server stores a ``set_policy`` turning ``archive_to_members`` on,
     in the admin's name but signed with a key of its own making (it holds no member's
     key), and updates the room as if it had verified it."""
-    events = [
-        bytes(b)
-        for b in RoomStateEvent.objects.filter(room_id=room_id)
-        .order_by("epoch")
-        .values_list("body", flat=True)
-    ]
-    current = chain.replay_chain(events)
+    current = stored_state(room_id)
     policy = dataclasses.replace(current.policy, archive_to_members=True)
-    raw = chain.sign_event(
-        state=current,
-        room=current.room,
+    append_event(
+        room_id,
+        current,
         author=author,
         key_pair=DeviceKeyPair.generate(),
         action="set_policy",
         content={"policy": policy.to_json()},
-        timestamp=1,
+        policy=policy.to_json(),
     )
-    with transaction.atomic():
-        RoomStateEvent.objects.create(
-            room_id=room_id,
-            epoch=current.epoch + 1,
-            action="set_policy",
-            author_device_id=author[1],
-            hash=b64u(chain.event_hash(raw)),
-            body=raw,
-        )
-        Room.objects.filter(pk=room_id).update(
-            state_epoch=current.epoch + 1,
-            state_head=b64u(chain.event_hash(raw)),
-            policy=policy.to_json(),
-        )
 
 
 async def test_a_policy_the_server_made_up_is_refused(
@@ -178,12 +162,7 @@ async def test_a_policy_the_server_made_up_is_refused(
     tmp_path,
     mail_server,
 ):
-    service, _, _ = await archiving(relais, tmp_path, mail_server)
-    await sync_to_async(give_address)(DOCTOR, mail_server.users["doctor"])
-    nurse = await new_client(relais.http_url, tmp_path, NURSE, "nurse")
-    doctor = await new_client(relais.http_url, tmp_path, DOCTOR, "doctor")
-    room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
-    await nurse.send_text(room, TEXT)
+    service, nurse, doctor, room = await doctor_with_an_address(relais, tmp_path, mail_server)
     assert (await next_message(doctor)).text == TEXT
     await service.turn()
     await sync_to_async(present_an_unsigned_policy)(room, nurse.me)

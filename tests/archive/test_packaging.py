@@ -6,22 +6,17 @@ test_service_e2e.py."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import hashlib
 import io
 import zipfile
-from datetime import date
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
-from channels.db import database_sync_to_async as sync_to_async
-
 from archive.mail import XDM_ATTACHMENT
-from archive.outbox import ArchiveState, Outbox
+from archive.outbox import ArchiveState
 from archive.packaging import Packaging
-from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ServiceSettings
 from client.teleexpertise.profile import RoomProfileContent
 from tests.archive.fakes import FakeDelivery
@@ -29,14 +24,17 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     DOCTOR,
     NURSE,
     ORGANISATION,
+    Clock,
+    archiver_and_outbox,
     registered_archiver,
     relais,
+    requested_teleexpertise,
     server_env,
     write_token_file,
 )
 from tests.e2e.sdk import new_client, next_message
-from tests.e2e.teleexpertise_helpers import in_hours, next_event, te_client, wound_photo
-from tests.teleexpertise.samples import consent, patient
+from tests.e2e.teleexpertise_helpers import next_event, wound_photo
+from tests.teleexpertise.samples import patient
 
 SENDER = "archiveur@cds-pentes.mssante.fr"
 RECORDS = "dossiers@cds-pentes.mssante.fr"
@@ -54,9 +52,7 @@ def attachments(mail: bytes) -> dict[str, bytes]:
 
 
 async def test_the_archive_carries_the_photo_the_members_saw(relais, tmp_path: Path):  # noqa: F811 (fixture)
-    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
-    client = await registered_archiver(relais, tmp_path, token)
-    outbox = Outbox(tmp_path / "state", Sealer(outbox_key(client.store.data)))
+    client, outbox = await archiver_and_outbox(relais, tmp_path)
     delivery, lines = FakeDelivery(), list[str]()
     service = ArchiveService(
         client=client,
@@ -104,9 +100,7 @@ async def test_the_archive_carries_the_photo_the_members_saw(relais, tmp_path: P
 
 
 async def test_a_teleexpertise_is_cut_on_its_close_and_carries_the_report(relais, tmp_path: Path):  # noqa: F811 (fixture)
-    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
-    client = await registered_archiver(relais, tmp_path, token)
-    outbox = Outbox(tmp_path / "state", Sealer(outbox_key(client.store.data)))
+    client, outbox = await archiver_and_outbox(relais, tmp_path)
     delivery = FakeDelivery()
     service = ArchiveService(
         client=client,
@@ -117,22 +111,7 @@ async def test_a_teleexpertise_is_cut_on_its_close_and_carries_the_report(relais
         out=list[str]().append,
     )
     await client.connect()
-    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
-    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
-    sent = await nurse_te.request(
-        requis=DOCTOR,
-        patient=patient(),
-        reason="Plaie qui s'aggrave",
-        question="Faut-il changer de pansement ?",
-        consent=consent(obtained_on=date.today()),
-        deadline=in_hours(48),
-        files=[],
-        archiver=ORGANISATION,
-    )
-    room = sent.room_id
-    async with asyncio.timeout(20):
-        await doctor.wait_for_room(lambda r: r.room_id == room)
-    await next_event(doctor_te)
+    nurse, nurse_te, doctor, doctor_te, room = await requested_teleexpertise(relais, tmp_path)
     await doctor_te.accept(room)
     await next_event(nurse_te)
     reported = await doctor_te.report(room, "Hydrocolloïde, contrôle à J+7.")

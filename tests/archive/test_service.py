@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
 from archive.cuts import CutPolicy
-from archive.outbox import ArchiveState, Backoff, Outbox
+from archive.outbox import ArchiveState, Backoff
 from archive.ports import ReceiptSeen
-from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ServiceSettings
 from archiving.models import ArchiveRoomStatus
 from teleexpertise.services.clock import run_clock
@@ -25,39 +24,30 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     NURSE,
     ORGANISATION,
     PHYSIO,
+    Clock,
+    archiver_and_outbox,
     registered_archiver,
     relais,
+    requested_teleexpertise,
     server_env,
     write_token_file,
 )
 from tests.e2e.sdk import new_client, next_message
-from tests.e2e.teleexpertise_helpers import in_hours, next_event, te_client
-from tests.teleexpertise.samples import consent, patient
+from tests.e2e.teleexpertise_helpers import in_hours
 
 pytestmark = pytest.mark.e2e
 SENDER = "archiveur@cds-pentes.mssante.fr"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 async def service_for(
     server, tmp_path: Path, clock: Clock, delivery: FakeDelivery, lines: list[str]
 ):
-    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
-    client = await registered_archiver(server, tmp_path, token)
-    outbox = Outbox(
-        tmp_path / "state",
-        Sealer(outbox_key(client.store.data)),
+    client, outbox = await archiver_and_outbox(
+        server,
+        tmp_path,
         clock=clock,
         draw=lambda: 1.0,
         backoff=Backoff(base=timedelta(seconds=30)),
-        author=f"{client.national_id}/{client.device_id}",
     )
     client.save()
     service = ArchiveService(
@@ -214,22 +204,7 @@ async def test_the_sigterm_path_stops_the_loop_between_turns(relais, tmp_path): 
 async def test_an_expired_teleexpertise_is_cut_at_the_last_message_held(relais, tmp_path):  # noqa: F811 (fixture)
     clock, delivery, lines = Clock(), FakeDelivery(), list[str]()
     service = await service_for(relais, tmp_path, clock, delivery, lines)
-    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
-    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
-    sent = await nurse_te.request(
-        requis=DOCTOR,
-        patient=patient(),
-        reason="Plaie qui s'aggrave",
-        question="Faut-il changer de pansement ?",
-        consent=consent(obtained_on=datetime.now(UTC).date()),
-        deadline=in_hours(48),
-        files=[],
-        archiver=ORGANISATION,
-    )
-    room = sent.room_id
-    async with asyncio.timeout(20):
-        await doctor.wait_for_room(lambda r: r.room_id == room)
-    await next_event(doctor_te)
+    nurse, _, doctor, _, room = await requested_teleexpertise(relais, tmp_path)
     await service.turn()
     clock.now += timedelta(hours=3)  # a téléexpertise is not cut for being quiet
     await service.turn()

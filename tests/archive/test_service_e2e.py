@@ -14,7 +14,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -29,7 +29,6 @@ from archive.metadata import NS, Scheme
 from archive.outbox import ArchiveState, Backoff, Outbox
 from archive.packaging import Packaging
 from archive.ports import Accepted
-from archive.sealing import Sealer, outbox_key
 from archive.service import ArchiveService, ArchivingClient, ServiceSettings
 from client.store import KeyStore
 from client.teleexpertise.profile import RoomProfileContent
@@ -40,45 +39,35 @@ from tests.archive.relais import (  # noqa: F401 (fixtures)
     ORGANISATION,
     PASSPHRASE,
     PHYSIO,
+    Clock,
+    archiver_and_outbox,
     registered_archiver,
     relais,
+    requested_teleexpertise,
     server_env,
     write_token_file,
 )
 from tests.e2e.sdk import new_client, next_message
 from tests.e2e.server import ROOT
 from tests.e2e.teleexpertise_helpers import (
-    in_hours,
     next_event,
     plaintext_found,
-    te_client,
     wound_photo,
 )
-from tests.teleexpertise.samples import consent, patient
+from tests.teleexpertise.samples import patient
 
 pytestmark = pytest.mark.e2e
 TEXT = "Pansement refait, plaie propre, exsudat séreux."
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 async def archiving(server, tmp_path: Path, mail_server, *, client_kind: str = "good"):
-    token = await sync_to_async(write_token_file)(tmp_path / "archiver.json")
-    client = await registered_archiver(server, tmp_path, token)
     clock, lines = Clock(), list[str]()
     sender, records = mail_server.users["archiver"], mail_server.users["records"]
-    outbox = Outbox(
-        tmp_path / "state",
-        Sealer(outbox_key(client.store.data)),
+    client, outbox = await archiver_and_outbox(
+        server,
+        tmp_path,
         clock=clock,
         backoff=Backoff(base=timedelta(seconds=30)),
-        author=f"{client.national_id}/{client.device_id}",
     )
     client.save()
     delivery = SmtpDelivery(mail_server.smtp_config(client_kind), mail_server.imap_config())
@@ -193,22 +182,7 @@ async def test_a_teleexpertise_closed_arrives_with_its_report_as_its_own_documen
     mail_server,
 ):
     service, _, _ = await archiving(relais, tmp_path, mail_server)
-    nurse, nurse_te = await te_client(relais, tmp_path, NURSE, "nurse")
-    doctor, doctor_te = await te_client(relais, tmp_path, DOCTOR, "doctor")
-    sent = await nurse_te.request(
-        requis=DOCTOR,
-        patient=patient(),
-        reason="Plaie qui s'aggrave",
-        question="Faut-il changer de pansement ?",
-        consent=consent(obtained_on=datetime.now(UTC).date()),
-        deadline=in_hours(48),
-        files=[],
-        archiver=ORGANISATION,
-    )
-    room = sent.room_id
-    async with asyncio.timeout(20):
-        await doctor.wait_for_room(lambda r: r.room_id == room)
-    await next_event(doctor_te)
+    nurse, nurse_te, doctor, doctor_te, room = await requested_teleexpertise(relais, tmp_path)
     await doctor_te.accept(room)
     await next_event(nurse_te)
     reported = await doctor_te.report(room, "Hydrocolloïde, contrôle à J+7.")

@@ -16,18 +16,17 @@ from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from django.db import transaction
 
-from chat.models import Envelope, Room, RoomStateEvent, ToDeviceMessage
+from chat.models import Envelope, ToDeviceMessage
 from chat.services.organisations import do_create_archiver
 from client.archiver import ArchiverClient, archiver_notice
 from client.events import Message, SecurityError
 from client.session import RelaisClient
 from client.store import KeyStore
 from e2ee import state as chain
-from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair
 from tests import identities
+from tests.e2e.forged_events import append_event, stored_state
 from tests.e2e.sdk import TIMEOUT, new_client, next_alert, next_message
 from tests.e2e.server import ROOT, ServerProcess
 from tests.e2e.terminal import Terminal
@@ -160,37 +159,17 @@ def present_a_false_archiver(room_id: int, signer: RelaisClient, fake: chain.Roo
     checks. The event carries an admin's valid signature (a careless client of that admin
     took the server's word for which device is the archiver), so only the check of the
     device against the log can stop it."""
-    events = [
-        bytes(b)
-        for b in RoomStateEvent.objects.filter(room_id=room_id)
-        .order_by("epoch")
-        .values_list("body", flat=True)
-    ]
-    current = chain.replay_chain(events)
-    raw = chain.sign_event(
-        state=current,
-        room=current.room,
+    append_event(
+        room_id,
+        stored_state(room_id),
         author=signer.me,
         key_pair=signer.key_pair,
         action="set_archiver",
         content={"archiver": fake.archiver_json()},
-        timestamp=1,
+        author_device_id=signer.device_id,
+        archiver=fake.archiver_json(),
+        archiver_device_id=fake.device,
     )
-    with transaction.atomic():
-        RoomStateEvent.objects.create(
-            room_id=room_id,
-            epoch=current.epoch + 1,
-            action="set_archiver",
-            author_device_id=signer.device_id,
-            hash=b64u(chain.event_hash(raw)),
-            body=raw,
-        )
-        Room.objects.filter(pk=room_id).update(
-            state_epoch=current.epoch + 1,
-            state_head=b64u(chain.event_hash(raw)),
-            archiver=fake.archiver_json(),
-            archiver_device_id=fake.device,
-        )
 
 
 def uncertified_archiver() -> chain.RoomDevice:

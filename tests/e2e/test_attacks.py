@@ -13,12 +13,11 @@ from channels.db import database_sync_to_async as sync_to_async
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import transaction
 
-from chat.models import Device, Envelope, Membership, Room, RoomStateEvent, ToDeviceMessage
+from chat.models import Device, Envelope, Membership, Room, ToDeviceMessage
 from chat.services.devices import do_issue_device_token
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
 from directory.models import Practitioner
-from e2ee import state as chain
 from e2ee import transparency
 from e2ee.encoding import b64u
 from e2ee.keys import DeviceKeyPair, raw_public
@@ -27,6 +26,7 @@ from keylog.models import LogEntry
 from keylog.services import _append as operator_append
 from keylog.services import chain_of
 from tests import identities
+from tests.e2e.forged_events import append_event, stored_state
 from tests.e2e.sdk import new_client, next_alert, next_message
 
 pytestmark = pytest.mark.e2e
@@ -96,13 +96,7 @@ def rogue_device(national_id: str) -> tuple[int, DeviceKeyPair]:
 
 def forge_member(room_id: int, how: str) -> int:
     """Append an add_member event the room's admins never signed, as the server would."""
-    events = [
-        bytes(b)
-        for b in RoomStateEvent.objects.filter(room_id=room_id)
-        .order_by("epoch")
-        .values_list("body", flat=True)
-    ]
-    current = chain.replay_chain(events)
+    current = stored_state(room_id)
     device, keys = rogue_device(PHYSIO)
     member = identities.member(PHYSIO, "member", [identities.room_device(PHYSIO, device, keys)])
     nurse_device = next(iter(current.members[NURSE].devices))
@@ -111,28 +105,17 @@ def forge_member(room_id: int, how: str) -> int:
         if how == "signed_by_intruder"
         else ((NURSE, nurse_device), DeviceKeyPair.generate())
     )
-    raw = chain.sign_event(
-        state=current,
-        room=current.room,
-        author=author,
-        key_pair=signer,
-        action="add_member",
-        content=member,
-        timestamp=1,
-    )
     with transaction.atomic():
-        RoomStateEvent.objects.create(
-            room_id=room_id,
-            epoch=current.epoch + 1,
+        append_event(
+            room_id,
+            current,
+            author=author,
+            key_pair=signer,
             action="add_member",
+            content=member,
             author_device_id=nurse_device,
-            hash=b64u(chain.event_hash(raw)),
-            body=raw,
         )
         Membership.objects.create(room_id=room_id, practitioner_id=PHYSIO, role="member")
-        Room.objects.filter(pk=room_id).update(
-            state_epoch=current.epoch + 1, state_head=b64u(chain.event_hash(raw))
-        )
     return device
 
 

@@ -4,11 +4,16 @@ organisation's name from the directory (as the SDK's ``archiver_notice``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from chat.models import Envelope, ToDeviceMessage
+from client.archiver import ArchiverClient
+from client.session import RelaisClient
 from tests.e2e.sdk import new_client
 from tests.e2e.test_archiver import (
     NAME,
@@ -26,9 +31,13 @@ pytestmark = pytest.mark.e2e
 NURSE, DOCTOR = "810003456786", "810001987659"
 
 
-async def test_the_info_panel_names_the_organisation_that_archives_the_room(
-    app_page, web_server, server_env, tmp_path
-):
+@asynccontextmanager
+async def archived_room_open(
+    app_page, web_server, server_env, tmp_path, text: str
+) -> AsyncIterator[tuple[ArchiverClient, Page, RelaisClient, int]]:
+    """The organisation's archiver (not connected yet), the doctor's browser with the
+    information panel of the nurse's archived room open once ``text`` is shown there,
+    the nurse and the room; the nurse and the archiver are closed on the way out."""
     token_file = tmp_path / "archiver.json"
     create_archiver(server_env, token_file)
     archiver = await archiver_client(web_server, tmp_path, token_file)
@@ -36,11 +45,22 @@ async def test_the_info_panel_names_the_organisation_that_archives_the_room(
     nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
     try:
         room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
-        await nurse.send_text(room, "Pansement refait, plaie propre.")
+        await nurse.send_text(room, text)
         await doctor.locator("#room-list button.room").first.click()
-        await doctor.locator("#messages li", has_text="plaie propre").wait_for()
-
+        await doctor.locator("#messages li", has_text=text).wait_for()
         await doctor.get_by_text("Informations sur la conversation").click()
+        yield archiver, doctor, nurse, room
+    finally:
+        await nurse.close()
+        await archiver.close()
+
+
+async def test_the_info_panel_names_the_organisation_that_archives_the_room(
+    app_page, web_server, server_env, tmp_path
+):
+    async with archived_room_open(
+        app_page, web_server, server_env, tmp_path, "Pansement refait, plaie propre."
+    ) as (archiver, doctor, _, _):
         line = doctor.locator("#archiver")
         await expect(line).to_have_text(
             f"Archivée par {NAME} (structure 1750000123) : l'archiveur de cet organisme "
@@ -58,25 +78,14 @@ async def test_the_info_panel_names_the_organisation_that_archives_the_room(
             (1, NURSE, "Pansement refait, plaie propre."),
             (2, DOCTOR, "Vu, je passe jeudi."),
         ]
-    finally:
-        await nurse.close()
-        await archiver.close()
 
 
 async def test_the_info_panel_says_archives_also_go_to_each_member(
     app_page, web_server, server_env, tmp_path
 ):
-    token_file = tmp_path / "archiver.json"
-    create_archiver(server_env, token_file)
-    archiver = await archiver_client(web_server, tmp_path, token_file)
-    doctor = await app_page(DOCTOR)
-    nurse = await new_client(web_server.http_url, tmp_path, NURSE, "nurse")
-    try:
-        room = await nurse.create_room(kind="care_team", members=[DOCTOR], archiver=ORGANISATION)
-        await nurse.send_text(room, "Pansement refait.")
-        await doctor.locator("#room-list button.room").first.click()
-        await doctor.locator("#messages li", has_text="Pansement refait").wait_for()
-        await doctor.get_by_text("Informations sur la conversation").click()
+    async with archived_room_open(
+        app_page, web_server, server_env, tmp_path, "Pansement refait."
+    ) as (_, doctor, nurse, room):
         await expect(doctor.locator("#archiver")).to_contain_text(f"Archivée par {NAME}")
         await expect(doctor.locator("#archive-recipients")).to_have_count(0)
         # The admin turns the policy on: the browser verifies the signed event and says so.
@@ -86,9 +95,6 @@ async def test_the_info_panel_says_archives_also_go_to_each_member(
         await expect(doctor.locator("#archive-recipients")).to_have_text(
             "Archives aussi envoyées à l'adresse MSSanté de chaque membre"
         )
-    finally:
-        await nurse.close()
-        await archiver.close()
 
 
 async def test_a_room_without_archiver_says_so(app_page, web_server, tmp_path):
