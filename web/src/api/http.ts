@@ -18,6 +18,10 @@ const API = "/api/v1/";
 const TIMEOUT_MS = 20_000;
 
 export class Api {
+  /** Called when the server refuses the token this Api holds (401): it expired, or the
+   * device was revoked (docs/web.md, "When the session ends"). */
+  onUnauthorized: (() => void) | null = null;
+
   constructor(private token: string | null = null) {}
 
   setToken(token: string | null): void {
@@ -45,7 +49,11 @@ export class Api {
     } catch (error) {
       throw new NetworkError(String(error));
     }
-    if (!response.ok) throw await errorFromResponse(response);
+    if (!response.ok) {
+      const error = await errorFromResponse(response);
+      if (response.status === 401 && this.token !== null && headers.Authorization === `Bearer ${this.token}`) this.onUnauthorized?.();
+      throw error;
+    }
     if (response.status === 204) return undefined as T;
     return (await response.json()) as T;
   }

@@ -7,6 +7,9 @@ export interface SocketEvents {
   frame(frame: Frame): Promise<void>;
   status(state: "online" | "connecting" | "offline"): void;
   closed(code: number): void;
+  /** The server refused this device's token (4001 before ``ready``) or closed for its
+   * revocation (4010): the socket does not reconnect by itself; ``start`` it again. */
+  refused(code: number): void;
 }
 
 const MAX_DELAY_MS = 15_000;
@@ -98,8 +101,14 @@ export class Socket {
     ws.onclose = (event: CloseEvent) => {
       if (this.ws === ws) this.ws = null;
       this.events.closed(event.code);
-      if (this.stopped || event.code === 4010 || (event.code === 4001 && !ready)) {
+      if (this.stopped) {
         this.events.status("offline");
+        return;
+      }
+      if (event.code === 4010 || (event.code === 4001 && !ready)) {
+        this.stopped = true; // no reconnection, not even when the network comes back
+        this.events.status("offline");
+        this.events.refused(event.code);
         return;
       }
       this.events.status(navigator.onLine ? "connecting" : "offline");

@@ -26,6 +26,7 @@ import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
 import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
 import { auditedSignKey, monitorOwnLabel } from "./monitor";
 import { type Alert, type ChatMessage, newRoom, type StoredRoom, type VaultData } from "./model";
+import { revocationInLog, revocationOf, type SessionState, stateAfter } from "./session";
 import type { Vault } from "./vault";
 import { type TeleexpertiseFrame, teleexpertiseFrame } from "../teleexpertise/frame";
 
@@ -37,6 +38,16 @@ export class SecurityError extends Error {
 }
 
 export class IdentityExistsError extends Error {}
+
+/** A login after the session ended that cannot go on with this browser's keys:
+ * another practitioner logged in, the log holds another identity key for this one, or
+ * this device was removed (client/session.ts). */
+export class ReloginError extends Error {
+  constructor(readonly reason: "other_practitioner" | "identity_changed" | "removed") {
+    super(reason);
+    this.name = "ReloginError";
+  }
+}
 
 /** Recovery refused: ``reason`` names why, for the screen to say it (ui/recovery.ts). */
 export class RecoveryError extends Error {
@@ -70,6 +81,8 @@ export type { TeleexpertiseFrame };
 export class RelaisClient {
   readonly rooms = new Map<number, LocalRoom>();
   connection: Connection = "offline";
+  /** Whether the server still takes this device's token (client/session.ts). */
+  session: SessionState = "active";
   typing = new Map<number, { name: string; until: number }>();
   private socket: Socket | null = null;
   private signing!: SigningKey;
@@ -456,6 +469,7 @@ export class RelaisClient {
   async close(): Promise<void> {
     this.disconnect();
     this.closed = true;
+    this.api.onUnauthorized = null;
     await this.saving.catch(() => undefined);
   }
 
@@ -488,6 +502,7 @@ export class RelaisClient {
   // Connection -------------------------------------------------------------------------
 
   connect(): void {
+    this.api.onUnauthorized = () => void this.sessionRefused();
     this.socket = new Socket(() => this.data.token, {
       ready: () => this.onReady(),
       frame: (frame) => this.onFrame(frame),
@@ -499,6 +514,7 @@ export class RelaisClient {
         this.synced = false;
         this.inFlight.clear();
       },
+      refused: () => void this.sessionRefused(),
     });
     this.socket.start();
     this.log.onNewHead = () => this.scheduleMonitor();
@@ -524,6 +540,114 @@ export class RelaisClient {
     this.scheduleMonitor();
   }
 
+  // When the session ends (client/session.ts) ---------------------------------------------
+
+  private sessionCheck: Promise<void> | null = null;
+
+  /** The server refused the token (a REST 401, the socket's 4001 or 4010): make sure,
+   * then find out from the log whether the session ended or the device was removed. */
+  sessionRefused(): Promise<void> {
+    if (this.session !== "active" || this.closed) return this.sessionCheck ?? Promise.resolve();
+    this.session = "checking";
+    this.changed();
+    this.sessionCheck = this.checkSession().finally(() => {
+      this.sessionCheck = null;
+      this.changed();
+    });
+    return this.sessionCheck;
+  }
+
+  private async checkSession(): Promise<void> {
+    try {
+      await this.api.get("devices");
+      // Taken after all (an authentication that ran out of time): connect again.
+      this.session = "active";
+      setTimeout(() => this.socket?.start(), 2000);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) {
+        this.session = "active"; // the network, not the token: try again later
+        setTimeout(() => this.socket?.start(), 5000);
+        return;
+      }
+    }
+    this.socket?.stop();
+    this.api.setToken(null); // the log's reads are public; nothing else is asked
+    let revocation = null;
+    try {
+      revocation = await revocationInLog(this.log, this.nationalId, this.device, this.signing.publicKey);
+    } catch (error) {
+      if (error instanceof ForkDetectedError) this.logFork(null, error.message);
+      // else the log is out of reach: as far as this browser can tell, the session ended
+    }
+    this.session = stateAfter(revocation);
+    await this.save().catch(() => undefined);
+  }
+
+  /** After the session ended, a new login's token and device number: this browser keeps
+   * its identity, history keys, history and outbox, certifies the new device number with
+   * the identity key it holds, joins its rooms with it and removes the device it was
+   * (docs/protocol.md §10.4.5); the outbox goes once connected. ReloginError when it
+   * cannot go on (the new device is then logged out again). */
+  async continueAsNewDevice(login: { token: string; device: number; nationalId: string }): Promise<void> {
+    if (login.nationalId !== this.nationalId) throw new ReloginError("other_practitioner");
+    this.disconnect();
+    const old = { device: this.device, signKey: this.signing.publicKey };
+    this.api.setToken(login.token);
+    this.lookups.clear();
+    await this.log.start();
+    const mine = await this.identityOf(this.nationalId, false);
+    let refused: ReloginError | null = null;
+    if (!mine.identityKey || !equal(mine.identityKey, this.identity.publicKey)) refused = new ReloginError("identity_changed");
+    else if (this.session === "removed" || stateAfter(revocationOf(mine.chain.history, old.device, old.signKey)) === "removed") refused = new ReloginError("removed");
+    if (refused) {
+      if (refused.reason === "removed") this.session = "removed";
+      await this.api.logout().catch(() => undefined); // the device this login made is not used
+      this.api.setToken(null);
+      this.changed();
+      throw refused;
+    }
+    const signing = await SigningKey.generate();
+    const kex = await generateX25519();
+    this.data.replacedDevices = [...new Set([...(this.data.replacedDevices ?? []), old.device])];
+    this.data.token = login.token;
+    this.data.device = login.device;
+    this.data.sign = b64u(signing.seed);
+    this.data.kex = [{ serial: 1, private: b64u(kex.privateKey), createdAt: keyClock() }];
+    this.signing = signing;
+    for (const room of this.rooms.values()) room.outbound = null;
+    await this.certifySelf(kex);
+    await this.save();
+    await this.settleDevices();
+    this.session = "active";
+    await this.save();
+    this.changed();
+    this.connect();
+  }
+
+  /** This device into its practitioner's rooms, the devices it replaced out of them,
+   * then those revoked (their tokens no longer work; nobody shares keys with them). */
+  private async settleDevices(): Promise<void> {
+    await this.joinMyRooms();
+    const replaced = new Set(this.data.replacedDevices ?? []);
+    for (const room of this.rooms.values()) {
+      const member = room.state.members.get(this.nationalId);
+      if (room.stored.left || room.stored.compromised || !member || !member.devices.has(this.device)) continue;
+      for (const number of [...member.devices.keys()].filter((n) => replaced.has(n)).sort((a, b) => a - b)) {
+        const raw = await signEvent({ state: room.state, room: room.state.room, author: this.me, key: this.signing, action: "remove_device", content: { national_id: this.nationalId, device: number }, timestamp: Date.now(), log: this.log.gossip() });
+        await this.api.post(`rooms/${room.id}/state`, { event: fromUtf8(raw) });
+        room.state = (await applyEvent(room.state, raw)).state;
+        room.stored.events.push(fromUtf8(raw));
+        room.outbound = null;
+      }
+    }
+    for (const number of replaced) {
+      await this.api.call("DELETE", `devices/${number}`, { reason: "replaced" }).catch(() => undefined);
+    }
+    this.data.replacedDevices = [];
+    await this.save();
+  }
+
   /** Catch-up is asked for first, so that the server reads what was missed while this
    * device checks the log, its rooms and its keys; the pages it sends are handled once
    * this is done (frames are handled in order). A room found meanwhile is asked for
@@ -538,6 +662,7 @@ export class RelaisClient {
     }
     await this.rotateKeysIfDue().catch((error: unknown) => console.error("key rotation", error));
     await this.refreshRooms();
+    if (this.data.replacedDevices?.length) await this.settleDevices(); // a login again left unfinished
     await this.processToDevice();
     if (this.socket?.open) this.requestSync(asked);
     await this.checkMyDevices();

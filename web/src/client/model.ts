@@ -97,6 +97,9 @@ export interface VaultData {
   names: Record<string, string>;
   alerts: Alert[];
   history: HistoryData;
+  // Device numbers this browser held before its session ended and it logged in again
+  // (client/session.ts): removed from its rooms, then revoked, by the device it is now.
+  replacedDevices?: number[];
 }
 
 export function newRoom(events: string[]): StoredRoom {

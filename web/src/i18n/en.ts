@@ -129,4 +129,19 @@ export const en: Messages = {
   archiverRefused: "Security: the conversation's archiver is refused ({reason}); it gets no key",
   archiveToMembers: "Archives also sent to each member's MSSanté address",
   notArchived: "This conversation is not archived",
+  sessionChecking: "The server refuses this device's session: checking…",
+  sessionEnded:
+    "Your session has ended (it expired, or this device was logged out). Log in again to go on: this browser keeps its keys, its conversations and the messages waiting to be sent, which leave once you are logged in again. It will be registered as a new device of your account; nothing changes for your contacts.",
+  reloginButton: "Log in again",
+  deviceRemoved:
+    "This device was removed from your account (revoked from another device). Conversations stay readable here, offline, but it can no longer send messages. To use this browser again, erase it, then link it from another device or with your recovery code.",
+  eraseBrowser: "Erase this browser",
+  reloginTitle: "Log in again",
+  reloginIntro:
+    "Log in again as {name} (development login or Pro Santé Connect). This browser keeps its keys and conversations and becomes a new device of your account.",
+  reloginBusy: "Logging in again…",
+  reloginUnlock: "Logging in again: type your passphrase to finish.",
+  reloginOtherPractitioner: "This browser holds the keys of another practitioner: log in again with their identifier.",
+  reloginIdentityChanged:
+    "The key log no longer holds this browser's identity key: it cannot go on with it. Erase it, then link it from another device or with your recovery code.",
 };

@@ -128,6 +128,21 @@ export const fr = {
   archiverRefused: "Sécurité : l'archiveur de la conversation est refusé ({reason}) ; il ne reçoit aucune clé",
   archiveToMembers: "Archives aussi envoyées à l'adresse MSSanté de chaque membre",
   notArchived: "Conversation non archivée",
+  sessionChecking: "Le serveur refuse la session de cet appareil : vérification…",
+  sessionEnded:
+    "Votre session a pris fin (elle a expiré, ou cet appareil a été déconnecté). Reconnectez-vous pour continuer : ce navigateur garde ses clés, ses conversations et les messages en attente, qui partiront une fois reconnecté. Il sera enregistré comme un nouvel appareil de votre compte, sans rien changer pour vos correspondants.",
+  reloginButton: "Se reconnecter",
+  deviceRemoved:
+    "Cet appareil a été retiré de votre compte (révoqué depuis un autre appareil). Les conversations restent lisibles ici, hors ligne, mais il ne peut plus envoyer de messages. Pour utiliser de nouveau ce navigateur, effacez-le, puis liez-le depuis un autre appareil ou avec votre code de récupération.",
+  eraseBrowser: "Effacer ce navigateur",
+  reloginTitle: "Se reconnecter",
+  reloginIntro:
+    "Reconnectez-vous en tant que {name} (connexion de développement ou Pro Santé Connect). Ce navigateur garde ses clés et ses conversations et devient un nouvel appareil de votre compte.",
+  reloginBusy: "Reconnexion en cours…",
+  reloginUnlock: "Reconnexion : saisissez votre phrase de passe pour la terminer.",
+  reloginOtherPractitioner: "Ce navigateur garde les clés d’un autre professionnel : reconnectez-vous avec son identifiant.",
+  reloginIdentityChanged:
+    "Le journal des clés ne contient plus la clé d’identité de ce navigateur : il ne peut pas continuer avec elle. Effacez-le, puis liez-le depuis un autre appareil ou avec votre code de récupération.",
 } as const;
 
 export type MessageKey = keyof typeof fr;

@@ -19,6 +19,15 @@ export async function lockWorker(): Promise<void> {
   registration?.active?.postMessage({ type: "vault-locked" });
 }
 
+/** After a login again (a new device number): this browser's push subscription, if it
+ * has one, registered for the device it is now. */
+export async function registerPushAgain(api: Api): Promise<void> {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) return;
+  const registration = await navigator.serviceWorker.ready;
+  const subscription = await registration.pushManager.getSubscription();
+  if (subscription) await api.call("PUT", "push/subscription", subscription.toJSON());
+}
+
 /** Whether this browser has a push subscription already. */
 export async function pushEnabled(): Promise<boolean> {
   if (!("serviceWorker" in navigator) || !("PushManager" in window)) return false;

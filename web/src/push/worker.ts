@@ -3,12 +3,15 @@
 // with the keys of the vault, and only then writes who wrote in which room. The vault
 // opens only with the key the unlocked app handed over, held in this worker's memory:
 // when the browser stops the worker, or the app locks or logs out, the key is gone and
-// the notification says "Nouveau message", without a name.
+// the notification says "Nouveau message", without a name. A sender key this device
+// holds only as a history key (from a linking's transfer or a recovery, kept in the same
+// vault: client/history.ts) reads the message as a session would.
 import type { JsonObject } from "../e2ee/canonical";
 import { b64u, unb64u, utf8 } from "../e2ee/bytes";
 import { decryptEnvelope, type InboundSession, parseEnvelope, sessionKey } from "../e2ee/envelopes";
 import { decryptProfile } from "../e2ee/profile";
 import { replayChain } from "../e2ee/state";
+import { History, newHistoryData } from "../client/history";
 import type { VaultData } from "../client/model";
 import { Vault } from "../client/vault";
 
@@ -85,7 +88,13 @@ async function describe(payload: PushPayload): Promise<Shown | null> {
       skipped: new Map(s.skipped.map(([i, key, nonce]) => [i, { key: unb64u(key), nonce: unb64u(nonce) }])),
     });
   }
-  const opened = await decryptEnvelope(state, parseEnvelope(unb64u(item.body.replace(/=+$/, ""), undefined, "body")), sessions);
+  const envelope = parseEnvelope(unb64u(item.body.replace(/=+$/, ""), undefined, "body"));
+  const held = sessionKey(envelope.sender, envelope.keyId);
+  if (!sessions.has(held)) {
+    const past = new History(data.history ?? newHistoryData()).session(state.room, envelope.sender, envelope.keyId);
+    if (past) sessions.set(held, past);
+  }
+  const opened = await decryptEnvelope(state, envelope, sessions);
   if (item.sender?.practitioner !== opened.sender[0] || item.sender.device !== opened.sender[1]) return null;
   const nameOf = (nationalId: string): string => data.names[nationalId] ?? nationalId;
   let title: string | null = null;

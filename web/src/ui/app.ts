@@ -4,10 +4,10 @@
 import { ApiError } from "../api/errors";
 import { Api, type DevLogin } from "../api/http";
 import { finishPscLogin, startPscLogin } from "../api/psc";
-import { IdentityExistsError, type PendingLink, RecoveryError, RelaisClient } from "../client/client";
+import { IdentityExistsError, type PendingLink, RecoveryError, RelaisClient, ReloginError } from "../client/client";
 import type { VaultData } from "../client/model";
 import { Vault, WrongPassphrase } from "../client/vault";
-import { lockWorker, unlockWorker } from "../push/page";
+import { lockWorker, registerPushAgain, unlockWorker } from "../push/page";
 import { forgetNotifications } from "./notifications";
 import type { ServerConfig } from "../config";
 import type { SafetyNumber } from "../e2ee/safety";
@@ -23,12 +23,14 @@ import { roomsView, type RoomSummary } from "./rooms";
 import { qrImage, recoveryView, safetyView } from "./safety";
 import { alertsView } from "./alerts";
 import { recoverView } from "./recover";
+import { reloginView, sessionBanner, type SessionActions } from "./session";
 import { TeleexpertiseScreen } from "./teleexpertise/screen";
 
 type Screen =
   | { name: "loading" }
   | { name: "login"; error: string | null }
   | { name: "unlock"; who: string; error: string | null }
+  | { name: "relogin"; error: string | null; busy: boolean }
   | { name: "recovery"; code: string }
   | { name: "rooms" }
   | { name: "room"; room: number; screen: ConversationScreen }
@@ -43,12 +45,20 @@ type Screen =
 
 const WHO_KEY = "relais.who"; // the practitioner's name on the unlock screen (not a secret)
 const PSC_PASSPHRASE = "relais.psc-passphrase";
+const PSC_RELOGIN = "relais.psc-relogin"; // this tab went to PSC to log in again (ui/session.ts)
 
 export class App {
   private readonly api = new Api();
   private client: RelaisClient | null = null;
   private screen: Screen = { name: "loading" };
   private typingSent = false;
+  // A login again through Pro Santé Connect, back before the vault was unlocked: it is
+  // finished once the passphrase opens the vault (client/session.ts).
+  private relogin: DevLogin | null = null;
+  private readonly sessionActions: SessionActions = {
+    relogin: () => this.show({ name: "relogin", error: null, busy: false }),
+    erase: () => void this.logout(),
+  };
   // A new browser of a practitioner who has an identity: linked from another device,
   // or recovered with the code; whichever comes first (the other is then dropped).
   private joining: { vault: Vault; info: { token: string; device: number; nationalId: string; displayName: string }; pending: PendingLink; busy: boolean } | null = null;
@@ -67,13 +77,17 @@ export class App {
     this.render();
     const passphrase = sessionStorage.getItem(PSC_PASSPHRASE);
     sessionStorage.removeItem(PSC_PASSPHRASE);
+    const relogin = sessionStorage.getItem(PSC_RELOGIN) === "1";
+    sessionStorage.removeItem(PSC_RELOGIN);
+    const exists = await Vault.exists();
     try {
       const login = await finishPscLogin(this.api);
-      if (login && passphrase) return await this.register(login, passphrase);
+      if (login && relogin && exists) this.relogin = login;
+      else if (login && passphrase) return await this.register(login, passphrase);
     } catch (error) {
-      return this.show({ name: "login", error: this.describe(error) });
+      return this.show(exists ? { name: "unlock", who: localStorage.getItem(WHO_KEY) ?? "", error: this.describe(error) } : { name: "login", error: this.describe(error) });
     }
-    if (await Vault.exists()) {
+    if (exists) {
       this.show({ name: "unlock", who: localStorage.getItem(WHO_KEY) ?? "", error: null });
     } else {
       this.show({ name: "login", error: null });
@@ -97,7 +111,10 @@ export class App {
         view = loginView(this.config, { devLogin: (id, pass) => void this.devLogin(id, pass), psc: (pass) => void this.psc(pass) }, screen.error);
         break;
       case "unlock":
-        view = unlockView(screen.who, (pass) => void this.unlock(pass), () => void this.logout(), screen.error);
+        view = unlockView(screen.who, (pass) => void this.unlock(pass), () => void this.logout(), screen.error, this.relogin ? t("reloginUnlock") : null);
+        break;
+      case "relogin":
+        view = reloginView(this.config, { name: client!.data.displayName, nationalId: client!.nationalId }, { devLogin: (id) => void this.devRelogin(id), psc: () => void this.pscRelogin(), back: () => this.showRooms() }, screen.error, screen.busy);
         break;
       case "recovery":
         view = recoveryView(screen.code, () => this.showRooms());
@@ -152,7 +169,7 @@ export class App {
 
   private statusBar(): Node {
     const client = this.client!;
-    return h("div", {}, connectionStatus(client), alertsView(client, null));
+    return h("div", {}, connectionStatus(client), sessionBanner(client, this.sessionActions), alertsView(client, null));
   }
 
   private summaries(): RoomSummary[] {
@@ -176,6 +193,10 @@ export class App {
   private describe(error: unknown): string {
     if (error instanceof ApiError) return errorText(error);
     if (error instanceof IdentityExistsError) return t("identityExists");
+    if (error instanceof ReloginError) {
+      const texts = { other_practitioner: "reloginOtherPractitioner", identity_changed: "reloginIdentityChanged", removed: "deviceRemoved" } as const;
+      return t(texts[error.reason]);
+    }
     if (error instanceof RecoveryError) {
       const texts = { bad_code: "recoverBadCode", no_backup: "recoverNoBackup", wrong_code: "recoverWrongCode", bad_backup: "recoverBadBackup", not_logged: "recoverNotLogged" } as const;
       return t(texts[error.reason]);
@@ -183,7 +204,8 @@ export class App {
     return `${t("errorTitle")}: ${error instanceof Error ? error.message : String(error)}`;
   }
 
-  private attach(client: RelaisClient): void {
+  /** ``connect``: false while a login again is finished first (it connects). */
+  private attach(client: RelaisClient, connect = true): void {
     this.client = client;
     let scheduled = false;
     client.onChange(() => {
@@ -194,8 +216,10 @@ export class App {
         if (["rooms", "room", "devices"].includes(this.screen.name)) this.render();
       });
     });
-    client.connect();
-    void client.learnNames();
+    if (connect) {
+      client.connect();
+      void client.learnNames();
+    }
     void unlockWorker(client.vault);
   }
 
@@ -298,10 +322,46 @@ export class App {
     const who = localStorage.getItem(WHO_KEY) ?? "";
     try {
       const { vault, data } = await Vault.open<VaultData>(passphrase);
-      this.attach(await RelaisClient.open(this.api, vault, data));
+      const client = await RelaisClient.open(this.api, vault, data);
+      const relogin = this.relogin;
+      this.relogin = null;
+      this.attach(client, relogin === null);
+      if (relogin) return await this.finishRelogin(relogin);
       this.showRooms();
     } catch (error) {
       this.show({ name: "unlock", who, error: error instanceof WrongPassphrase ? t("wrongPassphrase") : this.describe(error) });
+    }
+  }
+
+  /** Log in again after the session ended (client/session.ts): the development login,
+   * for the practitioner this browser holds. */
+  private async devRelogin(nationalId: string): Promise<void> {
+    this.show({ name: "relogin", error: null, busy: true });
+    try {
+      await this.finishRelogin(await this.api.devLogin(nationalId, "Navigateur"));
+    } catch (error) {
+      this.show({ name: "relogin", error: this.describe(error), busy: false });
+    }
+  }
+
+  /** Pro Santé Connect leaves the page: the vault is unlocked again on the way back. */
+  private async pscRelogin(): Promise<void> {
+    sessionStorage.setItem(PSC_RELOGIN, "1");
+    await startPscLogin();
+  }
+
+  private async finishRelogin(login: DevLogin): Promise<void> {
+    const client = this.client!;
+    this.show({ name: "relogin", error: null, busy: true });
+    try {
+      await client.continueAsNewDevice({ token: login.token, device: login.device, nationalId: login.practitioner.national_id });
+      void registerPushAgain(this.api).catch(() => undefined);
+      void client.learnNames();
+      this.showRooms();
+    } catch (error) {
+      if (client.session === "removed") return this.showRooms(); // its banner says why
+      if (client.session === "active") client.session = "ended";
+      this.show({ name: "relogin", error: this.describe(error), busy: false });
     }
   }
 
@@ -320,6 +380,7 @@ export class App {
         this.typingSent = active;
       },
       safety: (peer) => void this.showSafety(peer),
+      session: this.sessionActions,
     });
     this.show({ name: "room", room, screen });
   }

@@ -14,6 +14,7 @@ import { h } from "./dom";
 import { messageAttachment, roomAttachments } from "./attachments";
 import { roomNotifications } from "./notifications";
 import { roomInfo } from "./roominfo";
+import { sessionBanner, type SessionActions } from "./session";
 
 const STATES: Record<ChatMessage["state"], MessageKey> = {
   pending: "statePending",
@@ -31,6 +32,7 @@ export interface ConversationActions {
   send(text: string): void;
   typing(active: boolean): void;
   safety(nationalId: string): void;
+  session: SessionActions;
 }
 
 export function connectionStatus(client: RelaisClient): HTMLElement {
@@ -131,9 +133,12 @@ export class ConversationScreen {
     const room = client.room(this.roomId);
     const others = room ? [...room.state.members.keys()].filter((n) => n !== client.nationalId) : [];
     const refused = room?.stored.compromised;
+    // A device removed from its account sends nothing more (client/session.ts).
+    this.form.hidden = client.session === "removed";
     const next = [
       header(client.roomTitle(this.roomId), this.actions.back, "screen-title", others.length === 1 ? [h("button", { type: "button", id: "safety", class: "secondary", onclick: () => this.actions.safety(others[0]!) }, t("safetyNumber"))] : []),
       connectionStatus(client),
+      sessionBanner(client, this.actions.session),
       roomNotifications(client, this.roomId),
       roomInfo(client, this.roomId),
       alertsView(client, this.roomId),

@@ -74,13 +74,15 @@ export function loginView(config: ServerConfig, actions: LoginActions, error: st
   );
 }
 
-export function unlockView(name: string, unlock: (passphrase: string) => void, logout: () => void, error: string | null): HTMLElement {
+/** ``note``: why the passphrase is asked now, when it is not the app's opening. */
+export function unlockView(name: string, unlock: (passphrase: string) => void, logout: () => void, error: string | null, note: string | null = null): HTMLElement {
   const passphrase = h("input", { id: "passphrase", name: "passphrase", type: "password", autocomplete: "current-password", required: true, maxlength: 200 });
   return h(
     "section",
     { class: "screen login" },
     header(t("unlockTitle"), null, "login-title"),
     h("p", {}, t("unlockIntro", { name })),
+    note ? h("p", { role: "status", id: "unlock-note" }, note) : null,
     error ? h("p", { role: "alert", class: "error" }, error) : null,
     h(
       "form",
