@@ -1,0 +1,185 @@
+"""A browser whose device token the server no longer takes (docs/web.md, "When the
+session ends"), found when the app is unlocked: a token that expired while the page was
+closed says the session ended and logs in again as a new device of the same identity,
+keeping its history and sending what was typed meanwhile, once; a device revoked from
+another device says it was removed, keeps its history readable and sends nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.utils import timezone
+from playwright.async_api import BrowserContext, Page, expect
+
+from chat.models import Device, Envelope
+from client.api import RestApi
+from tests.e2e.sdk import new_client, next_message
+from tests.web.conftest import PASSPHRASE, log_in, new_device
+from tests.web.test_chat import bubble, send
+
+pytestmark = pytest.mark.e2e
+NURSE, PHARMACIST = "810003456786", "810002765435"
+
+
+async def browser_devices() -> list[tuple[int, bool]]:
+    """The nurse's devices, oldest first: (id, revoked)."""
+
+    def read() -> list[tuple[int, bool]]:
+        rows = Device.objects.filter(practitioner_id=NURSE).order_by("pk")
+        return [(d.pk, d.revoked_at is not None) for d in rows]
+
+    devices: list[tuple[int, bool]] = await database_sync_to_async(read)()
+    return devices
+
+
+async def expire_token(device: int) -> None:
+    """What the server's clock does to a token unused for RELAIS_TOKEN_IDLE_DAYS."""
+
+    def write() -> None:
+        past = timezone.now() - timedelta(seconds=1)
+        assert Device.objects.filter(pk=device).update(token_expires_at=past) == 1
+
+    await database_sync_to_async(write)()
+
+
+async def envelopes_from(practitioner: str, room: int) -> list[tuple[int, str]]:
+    def read() -> list[tuple[int, str]]:
+        rows = Envelope.objects.filter(room_id=room, sender_practitioner_id=practitioner)
+        return [(e.sender_device_id, e.client_id) for e in rows.order_by("seq")]
+
+    rows: list[tuple[int, str]] = await database_sync_to_async(read)()
+    return rows
+
+
+async def unlock(context: BrowserContext, base_url: str) -> Page:
+    """The app opened again, as after closing the tab: the passphrase unlocks it."""
+    page = await context.new_page()
+    await page.goto(base_url + "/")
+    await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
+    await page.locator("#unlock").click()
+    await page.locator("#room-list").wait_for()
+    return page
+
+
+async def in_english_then_french(page: Page, english: str) -> None:
+    """The session's message in English once the app's language is English."""
+    await page.locator("select.language").first.select_option("en")
+    await expect(page.locator("#session")).to_contain_text(english)
+    await page.locator("select.language").first.select_option("fr")
+
+
+async def test_an_expired_token_logs_in_again_and_keeps_history_and_outbox(
+    web_server, browser, tmp_path
+):
+    context = await new_device(browser)
+    page = await context.new_page()
+    pharmacist = await new_client(web_server.http_url, tmp_path, PHARMACIST, "pharmacist")
+    try:
+        await log_in(page, web_server.http_url, NURSE)
+        room = await pharmacist.create_room(kind="direct", members=[NURSE])
+        await pharmacist.send_text(room, "Bonjour, avant l'expiration")
+        await page.locator("#room-list button.room").first.click()
+        await expect(bubble(page, "Bonjour, avant l'expiration")).to_be_visible()
+        await send(page, "Réponse avant l'expiration")
+        assert (await next_message(pharmacist)).text == "Réponse avant l'expiration"
+        await expect(bubble(page, "Réponse avant l'expiration")).not_to_have_attribute(
+            "data-state", "pending"
+        )
+        devices = await browser_devices()
+        assert len(devices) == 1 and not devices[0][1]
+        old_device = devices[0][0]
+
+        # The tab is closed; meanwhile the token runs out.
+        await page.close()
+        await expire_token(old_device)
+        page = await unlock(context, web_server.http_url)
+        banner = page.locator('#session[data-session="ended"]')
+        await expect(banner).to_contain_text("Votre session a pris fin")
+        await expect(banner).to_contain_text("nouvel appareil")
+        await expect(page.get_by_role("button", name="Se reconnecter")).to_be_visible()
+        await in_english_then_french(page, "Your session has ended")
+
+        # The history is read from this browser; a message typed now waits.
+        await page.locator("#room-list button.room").first.click()
+        await expect(bubble(page, "Bonjour, avant l'expiration")).to_be_visible()
+        await expect(bubble(page, "Réponse avant l'expiration")).to_be_visible()
+        await send(page, "Écrit pendant la session expirée")
+        pending = bubble(page, "Écrit pendant la session expirée")
+        await expect(pending).to_have_attribute("data-state", "pending")
+        assert await page.locator("#connection").get_attribute("data-state") == "offline"
+        assert await page.locator("body").evaluate("b => b.innerText.includes('Traceback')") is False
+
+        # Log in again from the banner: a new device of the same identity.
+        await page.locator("#relogin").click()
+        await page.locator("#dev-login").click()
+        await page.locator("#room-list").wait_for()
+        await expect(page.locator("#session")).to_have_count(0)
+        await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
+        received = await next_message(pharmacist)
+        assert received.text == "Écrit pendant la session expirée"
+        devices = await browser_devices()
+        assert len(devices) == 2 and devices[0] == (old_device, True)
+        new_device_id = devices[1][0]
+        assert devices[1] == (new_device_id, False)
+        assert received.sender == (NURSE, new_device_id)
+
+        await page.locator("#room-list button.room").first.click()
+        await expect(bubble(page, "Bonjour, avant l'expiration")).to_be_visible()
+        await expect(bubble(page, "Réponse avant l'expiration")).to_be_visible()
+        await expect(pending).not_to_have_attribute("data-state", "pending")
+        await expect(pending).to_have_count(1)
+        # Sent once: one envelope of the old device, one of the new.
+        rows = await envelopes_from(NURSE, room)
+        assert [device for device, _ in rows] == [old_device, new_device_id]
+        # The new device gets the pharmacist's keys and reads what comes next.
+        await pharmacist.send_text(room, "Reçu après la reconnexion")
+        await expect(bubble(page, "Reçu après la reconnexion")).to_be_visible()
+        await expect(page.locator("#messages li")).to_have_count(4)
+    finally:
+        await pharmacist.close()
+        await context.close()
+
+
+async def test_a_device_revoked_elsewhere_keeps_its_history_and_sends_nothing(
+    web_server, browser, tmp_path
+):
+    context = await new_device(browser)
+    page = await context.new_page()
+    pharmacist = await new_client(web_server.http_url, tmp_path, PHARMACIST, "pharmacist")
+    phone = RestApi(web_server.http_url)
+    try:
+        await log_in(page, web_server.http_url, NURSE)
+        room = await pharmacist.create_room(kind="direct", members=[NURSE])
+        await pharmacist.send_text(room, "Message lisible hors ligne")
+        await page.locator("#room-list button.room").first.click()
+        await expect(bubble(page, "Message lisible hors ligne")).to_be_visible()
+        devices = await browser_devices()
+        assert len(devices) == 1 and not devices[0][1]
+        browser_device = devices[0][0]
+
+        # The tab is closed; from another device, the nurse revokes this one as lost.
+        await page.close()
+        login = await phone.dev_login(NURSE, "Téléphone")
+        phone.token = login["token"]
+        await phone.call("DELETE", f"devices/{browser_device}", json={"reason": "lost"})
+
+        page = await unlock(context, web_server.http_url)
+        banner = page.locator('#session[data-session="removed"]')
+        await expect(banner).to_contain_text("Cet appareil a été retiré de votre compte")
+        await expect(page.locator("#relogin")).to_have_count(0)
+        await in_english_then_french(page, "This device was removed from your account")
+
+        # The history stays readable; nothing can be sent.
+        await page.locator("#room-list button.room").first.click()
+        await expect(bubble(page, "Message lisible hors ligne")).to_be_visible()
+        await expect(page.locator("#composer")).to_be_hidden()
+        await expect(page.locator('#session[data-session="removed"]')).to_be_visible()
+        # The browser made no device of its own: the two of the nurse are the revoked
+        # browser and the phone.
+        assert await browser_devices() == [(browser_device, True), (login["device"], False)]
+    finally:
+        await phone.close()
+        await pharmacist.close()
+        await context.close()
