@@ -21,17 +21,19 @@ from typing import Any
 import pytest
 import redis
 from channels.db import database_sync_to_async
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import BrowserContext, CDPSession, Page, WebSocketRoute, expect
 
+from chat.models import Device, ToDeviceMessage
+from client import registration
 from push.jobs import stream_key
 from push.models import PushSubscription, RoomMute
 from push.vapid import VapidKey, generate_key
-from tests.e2e.sdk import new_client
+from tests.e2e.sdk import new_client, next_message, open_client
 from tests.e2e.server import ServerProcess, production_env
 from tests.push.conftest import SUBJECT
 from tests.push.receiver import BrowserSubscription, PushReceiver
 from tests.push.test_e2e import WorkerProcess
-from tests.web.conftest import PHONE, TIMEOUT_MS, log_in, new_device
+from tests.web.conftest import PASSPHRASE, PHONE, TIMEOUT_MS, log_in, new_device
 
 pytestmark = pytest.mark.e2e
 NURSE, PHARMACIST = "810003456786", "810002765435"
@@ -117,6 +119,23 @@ async def notifications_when(
         await page.wait_for_timeout(100)
 
 
+async def worker_session(context: BrowserContext, page: Page) -> tuple[CDPSession, str]:
+    """A DevTools session on the page and the id of its service worker's registration."""
+    session = await context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    registered = asyncio.Event()
+
+    def on_registrations(event: dict[str, Any]) -> None:
+        registrations.extend(r for r in event["registrations"] if not r["isDeleted"])
+        if registrations:
+            registered.set()
+
+    session.on("ServiceWorker.workerRegistrationUpdated", on_registrations)
+    await session.send("ServiceWorker.enable")
+    await asyncio.wait_for(registered.wait(), 20)
+    return session, str(registrations[0]["registrationId"])
+
+
 async def stored_subscription_endpoints() -> list[str]:
     def read() -> list[str]:
         return [s.endpoint for s in PushSubscription.objects.all()]
@@ -178,21 +197,10 @@ async def test_a_content_free_push_is_decrypted_in_the_service_worker_and_names_
 
         # The service worker is given that payload: it fetches the envelope, decrypts
         # it with the vault the unlocked app handed it, and says who wrote where.
-        session = await context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        registered = asyncio.Event()
-
-        def on_registrations(event: dict[str, Any]) -> None:
-            registrations.extend(r for r in event["registrations"] if not r["isDeleted"])
-            if registrations:
-                registered.set()
-
-        session.on("ServiceWorker.workerRegistrationUpdated", on_registrations)
-        await session.send("ServiceWorker.enable")
-        await asyncio.wait_for(registered.wait(), 20)
+        session, registration_id = await worker_session(context, page)
         delivery = {
             "origin": push_server.http_url,
-            "registrationId": registrations[0]["registrationId"],
+            "registrationId": registration_id,
             "data": push.plaintext.decode(),
         }
         await session.send("ServiceWorker.deliverPushMessage", delivery)
@@ -222,4 +230,103 @@ async def test_a_content_free_push_is_decrypted_in_the_service_worker_and_names_
         assert await device_mutes(room) == []
     finally:
         await pharmacist.close()
+        await context.close()
+
+
+async def inbox_of(national_id: str) -> list[int]:
+    """The to-device messages waiting for ``national_id``'s browser devices."""
+
+    def read() -> list[int]:
+        devices = Device.objects.filter(practitioner_id=national_id, name="Navigateur")
+        return list(
+            ToDeviceMessage.objects.filter(recipient__in=devices).values_list("pk", flat=True)
+        )
+
+    waiting: list[int] = await database_sync_to_async(read)()
+    return waiting
+
+
+async def test_a_push_read_only_with_a_history_key_names_who_wrote(
+    push_server, push_service, browser, tmp_path
+):
+    """A browser linked from the nurse's SDK device holds the pharmacist's sender key
+    only as a history key (the linking's transfer; the room's catch-up is held back, so
+    the app never made a session of it): a push for the pharmacist's next message,
+    under the same key, is decrypted by the service worker from that history key."""
+    subscription = push_service.subscribe()
+    context = await new_device(browser, viewport=PHONE)
+    await context.grant_permissions(["notifications"], origin=push_server.http_url)
+    await context.add_init_script(fake_subscribe_script(subscription))
+    cut = False
+
+    async def relay(route: WebSocketRoute) -> None:
+        """The real server's socket without catch-up pages; none at all once ``cut``."""
+        if cut:
+            await route.close()
+            return
+        server = route.connect_to_server()
+
+        def to_page(message: str | bytes) -> None:
+            if json.loads(message).get("type") != "backlog":
+                route.send(message)
+
+        server.on_message(to_page)
+        route.on_message(server.send)
+
+    await context.route_web_socket("**/ws/v1/", relay)
+    page = await context.new_page()
+    computer = await open_client(push_server.http_url, tmp_path, NURSE, "computer")
+    pharmacist = await new_client(push_server.http_url, tmp_path, PHARMACIST, "pharmacist")
+    try:
+        room = await pharmacist.create_room(kind="direct", members=[NURSE])
+        await pharmacist.send_text(room, "Avant la liaison")
+        assert (await next_message(computer)).text == "Avant la liaison"
+
+        await page.goto(push_server.http_url + "/")
+        await page.get_by_label("Numéro RPPS").fill(NURSE)
+        await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
+        await page.get_by_role("button", name="Se connecter (développement)").click()
+        code = await page.locator("#link-short-code").text_content()
+        assert code is not None
+
+        async def yes(device: int, name: str) -> bool:
+            return True
+
+        await registration.approve_link(computer, code, confirm=yes)  # with the history keys
+        sender_name = "Karim Benali (Pharmacien)"
+        room_button = page.locator("#room-list button.room").first
+        await expect(room_button).to_contain_text(sender_name)
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+        deadline = asyncio.get_running_loop().time() + TIMEOUT_MS / 1000
+        while await inbox_of(NURSE) and asyncio.get_running_loop().time() < deadline:
+            await page.wait_for_timeout(100)  # the history keys, taken and acknowledged
+        assert await inbox_of(NURSE) == []
+        await room_button.click()
+        await page.get_by_role("button", name="Activer les notifications").click()
+        await expect(page.locator("#notify-enable")).to_have_count(0)
+        # The message before the link was never decrypted in the app (its page held back).
+        await expect(page.locator("#messages li")).to_have_count(0)
+
+        cut = True
+        await context.set_offline(True)
+        await expect(page.locator("#connection")).not_to_have_attribute("data-state", "online")
+        await context.set_offline(False)
+
+        seq = await pharmacist.send_text(room, SECRET_TEXT)
+        push = await push_service.next_push(wait_seconds=30)
+        assert push.json() == {"room": room, "seq": seq}
+        session, registration_id = await worker_session(context, page)
+        await session.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": push_server.http_url,
+                "registrationId": registration_id,
+                "data": push.plaintext.decode(),
+            },
+        )
+        shown = await notifications_when(page, lambda shown: len(shown) > 0)
+        assert shown == [[sender_name, f"{sender_name} a écrit dans {sender_name}"]]
+    finally:
+        await pharmacist.close()
+        await computer.close()
         await context.close()

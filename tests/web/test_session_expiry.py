@@ -87,9 +87,8 @@ async def test_an_expired_token_logs_in_again_and_keeps_history_and_outbox(
         await expect(bubble(page, "Réponse avant l'expiration")).not_to_have_attribute(
             "data-state", "pending"
         )
-        devices = await browser_devices()
-        assert len(devices) == 1 and not devices[0][1]
-        old_device = devices[0][0]
+        [(old_device, old_revoked)] = await browser_devices()
+        assert not old_revoked
 
         # The tab is closed; meanwhile the token runs out.
         await page.close()
@@ -109,7 +108,9 @@ async def test_an_expired_token_logs_in_again_and_keeps_history_and_outbox(
         pending = bubble(page, "Écrit pendant la session expirée")
         await expect(pending).to_have_attribute("data-state", "pending")
         assert await page.locator("#connection").get_attribute("data-state") == "offline"
-        assert await page.locator("body").evaluate("b => b.innerText.includes('Traceback')") is False
+        assert (
+            await page.locator("body").evaluate("b => b.innerText.includes('Traceback')") is False
+        )
 
         # Log in again from the banner: a new device of the same identity.
         await page.locator("#relogin").click()
@@ -119,10 +120,10 @@ async def test_an_expired_token_logs_in_again_and_keeps_history_and_outbox(
         await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
         received = await next_message(pharmacist)
         assert received.text == "Écrit pendant la session expirée"
-        devices = await browser_devices()
-        assert len(devices) == 2 and devices[0] == (old_device, True)
-        new_device_id = devices[1][0]
-        assert devices[1] == (new_device_id, False)
+        # The old device is revoked ("replaced"), the new one took its place.
+        [old, (new_device_id, new_revoked)] = await browser_devices()
+        assert old == (old_device, True)
+        assert not new_revoked
         assert received.sender == (NURSE, new_device_id)
 
         await page.locator("#room-list button.room").first.click()
@@ -155,9 +156,8 @@ async def test_a_device_revoked_elsewhere_keeps_its_history_and_sends_nothing(
         await pharmacist.send_text(room, "Message lisible hors ligne")
         await page.locator("#room-list button.room").first.click()
         await expect(bubble(page, "Message lisible hors ligne")).to_be_visible()
-        devices = await browser_devices()
-        assert len(devices) == 1 and not devices[0][1]
-        browser_device = devices[0][0]
+        [(browser_device, browser_revoked)] = await browser_devices()
+        assert not browser_revoked
 
         # The tab is closed; from another device, the nurse revokes this one as lost.
         await page.close()
