@@ -8,7 +8,7 @@ export interface SocketEvents {
   status(state: "online" | "connecting" | "offline"): void;
   closed(code: number): void;
   /** The server refused this device's token (4001 before ``ready``) or closed for its
-   * revocation (4010): the socket does not reconnect by itself; ``start`` it again. */
+   * revocation (4010): the socket does not reconnect by itself; ``resume`` it. */
   refused(code: number): void;
 }
 
@@ -18,6 +18,7 @@ export class Socket {
   private ws: WebSocket | null = null;
   private delay = 500;
   private stopped = false;
+  private refusedToken = false;
   private queue: Promise<void> = Promise.resolve();
   private timer: number | undefined;
 
@@ -39,11 +40,19 @@ export class Socket {
 
   stop(): void {
     this.stopped = true;
+    this.refusedToken = false;
     globalThis.removeEventListener("online", this.wake);
     globalThis.removeEventListener("offline", this.drop);
     clearTimeout(this.timer);
     this.ws?.close(1000);
     this.ws = null;
+  }
+
+  /** Connect again after a refusal (``refused``) that turned out not to be one. */
+  resume(): void {
+    if (!this.refusedToken) return;
+    this.refusedToken = false;
+    this.start();
   }
 
   send(frame: Frame): boolean {
@@ -107,6 +116,7 @@ export class Socket {
       }
       if (event.code === 4010 || (event.code === 4001 && !ready)) {
         this.stopped = true; // no reconnection, not even when the network comes back
+        this.refusedToken = true;
         this.events.status("offline");
         this.events.refused(event.code);
         return;

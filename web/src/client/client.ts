@@ -562,12 +562,12 @@ export class RelaisClient {
       await this.api.get("devices");
       // Taken after all (an authentication that ran out of time): connect again.
       this.session = "active";
-      setTimeout(() => this.socket?.start(), 2000);
+      setTimeout(() => this.socket?.resume(), 2000);
       return;
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401)) {
         this.session = "active"; // the network, not the token: try again later
-        setTimeout(() => this.socket?.start(), 5000);
+        setTimeout(() => this.socket?.resume(), 5000);
         return;
       }
     }

@@ -133,6 +133,7 @@ export const en: Messages = {
   sessionEnded:
     "Your session has ended (it expired, or this device was logged out). Log in again to go on: this browser keeps its keys, its conversations and the messages waiting to be sent, which leave once you are logged in again. It will be registered as a new device of your account; nothing changes for your contacts.",
   reloginButton: "Log in again",
+  networkError: "The server cannot be reached: check the connection and try again.",
   deviceRemoved:
     "This device was removed from your account (revoked from another device). Conversations stay readable here, offline, but it can no longer send messages. To use this browser again, erase it, then link it from another device or with your recovery code.",
   eraseBrowser: "Erase this browser",

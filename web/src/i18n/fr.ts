@@ -132,6 +132,7 @@ export const fr = {
   sessionEnded:
     "Votre session a pris fin (elle a expiré, ou cet appareil a été déconnecté). Reconnectez-vous pour continuer : ce navigateur garde ses clés, ses conversations et les messages en attente, qui partiront une fois reconnecté. Il sera enregistré comme un nouvel appareil de votre compte, sans rien changer pour vos correspondants.",
   reloginButton: "Se reconnecter",
+  networkError: "Le serveur est injoignable : vérifiez la connexion et réessayez.",
   deviceRemoved:
     "Cet appareil a été retiré de votre compte (révoqué depuis un autre appareil). Les conversations restent lisibles ici, hors ligne, mais il ne peut plus envoyer de messages. Pour utiliser de nouveau ce navigateur, effacez-le, puis liez-le depuis un autre appareil ou avec votre code de récupération.",
   eraseBrowser: "Effacer ce navigateur",

@@ -1,7 +1,7 @@
 // The app: which screen shows, and the actions that move between screens. Views only
 // render what they are given; the protocol lives in e2ee/ and client/, the transport
 // in api/.
-import { ApiError } from "../api/errors";
+import { ApiError, NetworkError } from "../api/errors";
 import { Api, type DevLogin } from "../api/http";
 import { finishPscLogin, startPscLogin } from "../api/psc";
 import { IdentityExistsError, type PendingLink, RecoveryError, RelaisClient, ReloginError } from "../client/client";
@@ -193,6 +193,7 @@ export class App {
   private describe(error: unknown): string {
     if (error instanceof ApiError) return errorText(error);
     if (error instanceof IdentityExistsError) return t("identityExists");
+    if (error instanceof NetworkError) return t("networkError");
     if (error instanceof ReloginError) {
       const texts = { other_practitioner: "reloginOtherPractitioner", identity_changed: "reloginIdentityChanged", removed: "deviceRemoved" } as const;
       return t(texts[error.reason]);
