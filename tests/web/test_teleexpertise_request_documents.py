@@ -4,7 +4,8 @@ sends from the browser carries its PDF and its CDA 75496-0, written in the brows
 the SDK's request does. The doctor's SDK downloads both and checks them as the SDK's own
 are checked, and the organisation's archiver keeps the same files. Without an archiver
 the request carries none, as the SDK's without a structure, and the PDF writer is never
-loaded."""
+loaded. A request whose call fails leaves neither its photo nor its documents on the
+server."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from channels.db import database_sync_to_async as sync_to_async
 from lxml import etree
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 from playwright.async_api import Request as PlaywrightRequest
 
+from attachments.models import Attachment
 from client.teleexpertise.contents import Request
 from client.teleexpertise.report import request_documents
 from documents.cda import NS, Organisation, check_cda
@@ -207,3 +210,48 @@ async def test_without_an_archiver_the_request_carries_no_documents(app_page, we
     finally:
         await doctor.close()
     assert loaded == []  # no document written, no writer fetched
+
+
+def _uploads_of(national_id: str) -> int:
+    return Attachment.objects.filter(uploader__national_id=national_id).count()
+
+
+async def test_the_documents_of_a_request_whose_call_fails_are_withdrawn(
+    app_page, web_server, server_env, tmp_path
+):
+    token_file = tmp_path / "archiver.json"
+    await asyncio.to_thread(create_archiver, server_env, token_file)
+    archiver, _ = await archiver_client(web_server, tmp_path, token_file)
+    nurse = await app_page(NURSE)
+    doctor, _ = await te_client(web_server, tmp_path, DOCTOR, "doctor")  # the requis' device
+    at_the_call: list[int] = []
+
+    async def unavailable(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        at_the_call.append(await sync_to_async(_uploads_of)(NURSE))
+        await route.fulfill(
+            status=503,
+            json={
+                "error": {
+                    "code": "unavailable",
+                    "message": "The service is unavailable.",
+                    "message_fr": "Le service est indisponible.",
+                }
+            },
+        )
+
+    await nurse.route(lambda url: url.endswith("/api/v1/teleexpertise"), unavailable)
+    try:
+        await open_teleexpertise(nurse)
+        await fill_request(nurse)
+        await nurse.get_by_label("Le patient a donné son consentement").check()
+        await nurse.get_by_label("Organisme qui archive le salon").fill(ORGANISATION)
+        await nurse.get_by_role("button", name="Envoyer la demande").click()
+        await expect(nurse.locator("#te-message")).to_contain_text("indisponible")
+        assert at_the_call == [3]  # the photo, the PDF and the CDA, when the call was made
+        assert await sync_to_async(_uploads_of)(NURSE) == 0
+    finally:
+        await doctor.close()
+        await archiver.close()

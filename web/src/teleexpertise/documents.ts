@@ -11,8 +11,8 @@ import type { Transcript, TranscriptEntry } from "./pdf";
 const PRACTICE_SETTING = "AMBULATOIRE"; // J04
 const FACILITY_TYPE = "SA07"; // J02: cabinet individuel
 const METHODS: Record<string, string> = { oral: "oralement", written: "par écrit", electronic: "électroniquement" };
-export const PDF_MIME = "application/pdf";
-export const CDA_MIME = "application/xml";
+const PDF_MIME = "application/pdf";
+const CDA_MIME = "application/xml";
 
 export interface DocumentPair {
   pdf: Uint8Array;
@@ -43,7 +43,7 @@ function frenchDate(iso: string): string {
 }
 
 /** report.py patient_lines: traits always, the matricule INS only when qualified. */
-export function patientLines(p: JsonObject): [string, string][] {
+function patientLines(p: JsonObject): [string, string][] {
   const sex = ({ F: "F", M: "M", U: "indéterminé" } as Record<string, string>)[String(p.sex)] ?? String(p.sex);
   const given = (p.birth_given_names as string[]).map(String);
   let names = `${String(p.birth_family_name)} ${given.join(" ")}`;
