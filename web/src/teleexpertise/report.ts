@@ -2,8 +2,9 @@
 // client/teleexpertise/report.py and sdk.py report(): a PDF a person reads and a CDA R2
 // niveau 1 type 85208-7 that embeds it, both encrypted and uploaded as attachments of
 // the `teleexpertise.report` event, which is sent with its step; then the requis' TE2
-// act is recorded (§12.7). The PDF and CDA code (pdf-lib, fontkit, the fonts and the
-// value sets) loads on first use, in its own chunk.
+// act is recorded (§12.7). What the request's documents share with it is in
+// documents.ts, which loads the PDF and CDA code (pdf-lib, fontkit, the fonts and the
+// value sets) on first use, in its own chunk.
 import type { Api } from "../api/http";
 import { AttachmentApi, compactDescriptor, type Descriptor } from "../attachments";
 import type { RelaisClient } from "../client/client";
