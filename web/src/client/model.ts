@@ -4,6 +4,7 @@ import type { JsonObject } from "../e2ee/canonical";
 import type { HistoryIndex } from "./chunks";
 import type { HistoryData } from "./history";
 import type { LogData } from "./logview";
+import type { PendingEnvelope } from "./pending";
 
 export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
 
@@ -55,6 +56,7 @@ export interface StoredRoom {
   compromised: string;
   behind: number;
   senderSeqs: Record<string, number[]>;
+  pending?: PendingEnvelope[]; // envelopes waiting for their key (client/pending.ts); absent in older vaults
 }
 
 export interface Alert {
@@ -100,5 +102,5 @@ export interface VaultData {
 }
 
 export function newRoom(events: string[]): StoredRoom {
-  return { events, outbound: null, inbound: [], lastSeq: 0, sentSeq: 0, readSeq: 0, profileKeys: {}, left: false, compromised: "", behind: -1, senderSeqs: {} };
+  return { events, outbound: null, inbound: [], lastSeq: 0, sentSeq: 0, readSeq: 0, profileKeys: {}, left: false, compromised: "", behind: -1, senderSeqs: {}, pending: [] };
 }
