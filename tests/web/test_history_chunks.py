@@ -92,8 +92,8 @@ async def test_history_comes_back_from_its_chunks_and_an_older_chunk_is_refused(
         await expect(nurse.locator("#messages li").first).to_contain_text(text(1))
         await expect(nurse.locator("#messages li").last).to_contain_text(text(FIRST))
         await asyncio.wait_for(frames.synced.wait(), timeout=20)
-        syncs = [f for f in frames.sent if f["type"] == "sync"]
-        assert syncs and all(f["rooms"] == {str(room): FIRST} for f in syncs)
+        syncs = [f["rooms"] for f in frames.sent if f["type"] == "sync"]
+        assert syncs == [{str(room): FIRST}]
         resent = [m for f in frames.received if f["type"] == "backlog" for m in f["messages"]]
         resent += [f for f in frames.received if f["type"] == "message"]
         assert resent == []
@@ -115,7 +115,7 @@ async def test_history_comes_back_from_its_chunks_and_an_older_chunk_is_refused(
         # the room's history.
         await unlock(nurse)
         alert = nurse.locator('.alert[data-kind="history_damaged"]')
-        await expect(alert).to_contain_text("n’ont pas pu être relus")
+        await expect(alert).to_contain_text("pas pu être relus")
         await open_room(nurse)
         await expect(nurse.locator("#messages li")).to_have_count(CHUNK_MESSAGES)
         assert await shown_seqs(nurse) == list(range(1, CHUNK_MESSAGES + 1))

@@ -73,4 +73,3 @@ async def test_a_message_whose_key_comes_after_a_reload_is_shown_once(
         assert (await read_vault(nurse))["rooms"][str(room)]["pending"] == []
     finally:
         await pharmacist.close()
-
