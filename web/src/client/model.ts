@@ -1,5 +1,6 @@
 // What the web client keeps, in the vault (client/vault.ts): keys, verified room
-// chains, sender keys, the decrypted history it shows, the outbox. JSON only.
+// chains, sender keys, envelopes waiting for their key, the decrypted history it shows,
+// the outbox. JSON only.
 import type { JsonObject } from "../e2ee/canonical";
 import type { HistoryIndex } from "./chunks";
 import type { HistoryData } from "./history";
