@@ -106,7 +106,7 @@ function escapeHtml(text) {
 }
 
 // The "card reader": a form listing the test identities; the test (or the person trying
-// the demo) picks one and the authentication level the card would give.
+// the demo) picks one and the authentication level the card would give, or cancels.
 async function showLogin(ctx, uid) {
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   const options = config.accounts
@@ -119,7 +119,8 @@ async function showLogin(ctx, uid) {
 <form method="post" action="/interaction/${escapeHtml(uid)}/login">
 <label>Identité <select name="login">${options}</select></label>
 <label>Niveau <select name="acr"><option>eidas1</option><option>eidas2</option><option>eidas3</option><option value="">(aucun)</option></select></label>
-<button type="submit">Se connecter avec la carte CPS</button></form></body></html>`;
+<button type="submit">Se connecter avec la carte CPS</button></form>
+<form method="post" action="/interaction/${escapeHtml(uid)}/abort"><button type="submit">Annuler</button></form></body></html>`;
 }
 
 async function finishLogin(ctx) {
@@ -139,6 +140,13 @@ async function finishLogin(ctx) {
   const acr = form.get('acr');
   if (acr) login.acr = acr;
   const target = await provider.interactionResult(ctx.req, ctx.res, { login, consent: { grantId } }, { mergeWithLastSubmission: false });
+  ctx.redirect(target);
+}
+
+// "Annuler": the user gives up; the client gets `error=access_denied`, as from PSC.
+async function abortLogin(ctx) {
+  const result = { error: 'access_denied', error_description: 'End-User aborted interaction' };
+  const target = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   ctx.redirect(target);
 }
 
@@ -177,10 +185,12 @@ provider.use(async (ctx, next) => {
     query.delete('wallet_hop');
     ctx.querystring = query.toString();
   }
-  const interaction = ctx.path.match(/^\/interaction\/([\w-]+)(\/login)?$/);
+  const interaction = ctx.path.match(/^\/interaction\/([\w-]+)(\/login|\/abort)?$/);
   if (interaction) {
-    if (interaction[2] && ctx.method === 'POST') {
+    if (interaction[2] === '/login' && ctx.method === 'POST') {
       await finishLogin(ctx);
+    } else if (interaction[2] === '/abort' && ctx.method === 'POST') {
+      await abortLogin(ctx);
     } else if (!interaction[2] && ctx.method === 'GET') {
       await showLogin(ctx, interaction[1]);
     } else {

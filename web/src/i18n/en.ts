@@ -147,4 +147,15 @@ export const en: Messages = {
   reloginOtherPractitioner: "This browser holds the keys of another practitioner: log in again with their identifier.",
   reloginIdentityChanged:
     "The key log no longer holds this browser's identity key: it cannot go on with it. Erase it, then link it from another device or with your recovery code.",
+  pscCancelled: "The Pro Santé Connect login did not complete: it was cancelled, or Pro Santé Connect refused it. You can start again.",
+  pscStateMismatch: "This login answer does not match the login started in this tab: it was refused. Start the login again.",
+  pscLoginExpired: "This login has expired or was already used: start again.",
+  pscIdentityRefused: "Pro Santé Connect identified you, but this server does not accept this identity. Contact the service's administrator.",
+  pscFailed: "The Pro Santé Connect login failed ({code}): start again.",
+  activityTitle: "Your place of practice",
+  activityIntro: "Pro Santé Connect lists several places of practice for {name}. Which one do you work in on this device?",
+  activityPostcode: "postcode {postcode}",
+  activityUnnamed: "Organisation {id}",
+  signedInAs: "Signed in as {name}",
+  devicesUnavailable: "The list of devices is not available until you log in again.",
 };

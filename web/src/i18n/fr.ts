@@ -146,6 +146,17 @@ export const fr = {
   reloginOtherPractitioner: "Ce navigateur garde les clés d’un autre professionnel : reconnectez-vous avec son identifiant.",
   reloginIdentityChanged:
     "Le journal des clés ne contient plus la clé d’identité de ce navigateur : il ne peut pas continuer avec elle. Effacez-le, puis liez-le depuis un autre appareil ou avec votre code de récupération.",
+  pscCancelled: "La connexion Pro Santé Connect n’a pas abouti : elle a été annulée, ou Pro Santé Connect l’a refusée. Vous pouvez recommencer.",
+  pscStateMismatch: "Cette réponse de connexion ne correspond pas à la connexion commencée dans cet onglet : elle est refusée. Recommencez la connexion.",
+  pscLoginExpired: "Cette connexion a expiré ou a déjà été utilisée : recommencez.",
+  pscIdentityRefused: "Pro Santé Connect vous a identifié, mais ce serveur n’accepte pas cette identité. Contactez l’administrateur du service.",
+  pscFailed: "La connexion Pro Santé Connect a échoué ({code}) : recommencez.",
+  activityTitle: "Votre lieu d’exercice",
+  activityIntro: "Pro Santé Connect indique plusieurs lieux d’exercice pour {name}. Dans lequel exercez-vous sur cet appareil ?",
+  activityPostcode: "code postal {postcode}",
+  activityUnnamed: "Structure {id}",
+  signedInAs: "Connecté en tant que {name}",
+  devicesUnavailable: "La liste des appareils n’est pas disponible tant que vous n’êtes pas reconnecté.",
 } as const;
 
 export type MessageKey = keyof typeof fr;

@@ -3,7 +3,7 @@
 // in api/.
 import { ApiError, NetworkError } from "../api/errors";
 import { Api, type DevLogin } from "../api/http";
-import { finishPscLogin, startPscLogin } from "../api/psc";
+import { chooseActivity, finishPscLogin, type PscErrorCode, type PscLogin, PscLoginError, startPscLogin } from "../api/psc";
 import { IdentityExistsError, type PendingLink, RecoveryError, RelaisClient, ReloginError } from "../client/client";
 import type { VaultData } from "../client/model";
 import { Vault, WrongPassphrase } from "../client/vault";
@@ -17,7 +17,7 @@ import { whenLanguageChanges } from "./chrome";
 import { connectionStatus, ConversationScreen } from "./conversation";
 import { type DeviceRow, devicesView, linkApproveView, linkWaitView } from "./devices";
 import { h, replace } from "./dom";
-import { loginView, unlockView } from "./login";
+import { activityView, loginView, unlockView } from "./login";
 import { careTeamView, type Practitioner, searchDirectory, searchView } from "./people";
 import { roomsView, type RoomSummary } from "./rooms";
 import { qrImage, recoveryView, safetyView } from "./safety";
@@ -36,7 +36,8 @@ type Screen =
   | { name: "room"; room: number; screen: ConversationScreen }
   | { name: "search"; query: string; results: Practitioner[] | null; message: string | null }
   | { name: "care-team"; error: string | null }
-  | { name: "devices"; devices: DeviceRow[] }
+  | { name: "devices"; devices: DeviceRow[] | null; error: string | null }
+  | { name: "activity"; login: PscLogin; error: string | null; busy: boolean }
   | { name: "safety"; peer: string; number: SafetyNumber }
   | { name: "link-wait"; shortCode: string; qrPayload: string }
   | { name: "recover"; error: string | null; busy: boolean; typed?: string }
@@ -55,6 +56,8 @@ export class App {
   // A login again through Pro Santé Connect, back before the vault was unlocked: it is
   // finished once the passphrase opens the vault (client/session.ts).
   private relogin: DevLogin | null = null;
+  // The PSC login waiting for its practitioner to choose a place of practice.
+  private activityChosen: (() => void) | null = null;
   private readonly sessionActions: SessionActions = {
     relogin: () => this.show({ name: "relogin", error: null, busy: false }),
     erase: () => void this.logout(),
@@ -82,6 +85,7 @@ export class App {
     const exists = await Vault.exists();
     try {
       const login = await finishPscLogin(this.api);
+      if (login) await this.chooseActivity(login);
       if (login && relogin && exists) this.relogin = login;
       else if (login && passphrase) return await this.register(login, passphrase);
     } catch (error) {
@@ -145,8 +149,13 @@ export class App {
         view = careTeamView({ back: () => this.showRooms(), create: (title, members) => void this.createCareTeam(title, members) }, screen.error);
         break;
       case "devices":
-        view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device), () => this.show({ name: "link-approve", found: null, error: null }));
+        view = devicesView(client!, screen.devices, () => this.showRooms(), (device) => void this.revoke(device), () => this.show({ name: "link-approve", found: null, error: null }), sessionBanner(client!, this.sessionActions), screen.error);
         break;
+      case "activity": {
+        const p = screen.login.practitioner;
+        view = activityView(`${p.first_name} ${p.last_name}`, screen.login.activities, (index) => void this.pickActivity(index), screen.error, screen.busy);
+        break;
+      }
       case "link-wait":
         view = linkWaitView(screen.shortCode, qrImage(screen.qrPayload, screen.shortCode), () => this.show({ name: "recover", error: null, busy: false }));
         this.linkScreen = screen;
@@ -169,7 +178,7 @@ export class App {
 
   private statusBar(): Node {
     const client = this.client!;
-    return h("div", {}, connectionStatus(client), sessionBanner(client, this.sessionActions), alertsView(client, null));
+    return h("div", {}, h("p", { class: "status", id: "signed-in-as" }, t("signedInAs", { name: client.data.displayName })), connectionStatus(client), sessionBanner(client, this.sessionActions), alertsView(client, null));
   }
 
   private summaries(): RoomSummary[] {
@@ -194,6 +203,7 @@ export class App {
     if (error instanceof ApiError) return errorText(error);
     if (error instanceof IdentityExistsError) return t("identityExists");
     if (error instanceof NetworkError) return t("networkError");
+    if (error instanceof PscLoginError) return pscErrorText(error.code);
     if (error instanceof ReloginError) {
       const texts = { other_practitioner: "reloginOtherPractitioner", identity_changed: "reloginIdentityChanged", removed: "deviceRemoved" } as const;
       return t(texts[error.reason]);
@@ -426,15 +436,54 @@ export class App {
     }
   }
 
+  /** After the session ended the server lists no device: the screen says so (its
+   * banner offers to log in again) instead of failing. */
   private async showDevices(): Promise<void> {
     const client = this.client!;
-    await client.checkMyDevices();
-    this.show({ name: "devices", devices: await client.devices() });
+    if (client.session !== "active") return this.show({ name: "devices", devices: null, error: null });
+    try {
+      await client.checkMyDevices();
+      this.show({ name: "devices", devices: await client.devices(), error: null });
+    } catch (error) {
+      // A refused token: the client finds out why, and the banner says it.
+      this.show({ name: "devices", devices: null, error: client.session === "active" ? this.describe(error) : null });
+    }
   }
 
   private async revoke(device: number): Promise<void> {
-    await this.client!.revokeDevice(device);
+    const client = this.client!;
+    try {
+      await client.revokeDevice(device);
+    } catch (error) {
+      const screen = this.screen.name === "devices" ? this.screen : { name: "devices" as const, devices: null };
+      return this.show({ ...screen, error: client.session === "active" ? this.describe(error) : null });
+    }
     await this.showDevices();
+  }
+
+  /** A PSC login for a practitioner with several places of practice: this device acts
+   * in the one chosen (``auth/psc/activity``) before the login goes on. */
+  private chooseActivity(login: PscLogin): Promise<void> {
+    if (login.activity !== null || login.activities.length < 2) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.activityChosen = resolve;
+      this.show({ name: "activity", login, error: null, busy: false });
+    });
+  }
+
+  private async pickActivity(index: number): Promise<void> {
+    const screen = this.screen;
+    if (screen.name !== "activity" || screen.busy) return;
+    this.show({ ...screen, busy: true, error: null });
+    try {
+      await chooseActivity(screen.login.token, index);
+    } catch (error) {
+      return this.show({ ...screen, busy: false, error: this.describe(error) });
+    }
+    const chosen = this.activityChosen;
+    this.activityChosen = null;
+    this.show({ name: "loading" });
+    chosen?.();
   }
 
   private async showSafety(peer: string): Promise<void> {
@@ -453,5 +502,23 @@ export class App {
     localStorage.removeItem(WHO_KEY);
     await db.wipe();
     this.show({ name: "login", error: null });
+  }
+}
+
+/** The app's own words for a PSC login that gave no token (never the URL's text). */
+function pscErrorText(code: PscErrorCode): string {
+  switch (code) {
+    case "psc_provider_error":
+      return t("pscCancelled");
+    case "state_mismatch":
+    case "psc_state_mismatch":
+      return t("pscStateMismatch");
+    case "psc_login_expired":
+      return t("pscLoginExpired");
+    case "psc_identity_refused":
+    case "not_in_directory":
+      return t("pscIdentityRefused");
+    default:
+      return t("pscFailed", { code });
   }
 }

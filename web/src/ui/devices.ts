@@ -13,26 +13,33 @@ export interface DeviceRow {
   created_at: string;
 }
 
-export function devicesView(client: RelaisClient, devices: DeviceRow[], back: () => void, revoke: (device: number) => void, link: () => void): HTMLElement {
+/** ``devices``: null when the server could not list them (the session ended: ``banner``
+ * says so and offers to log in again; else ``error`` says why). */
+export function devicesView(client: RelaisClient, devices: DeviceRow[] | null, back: () => void, revoke: (device: number) => void, link: () => void, banner: Node | null, error: string | null): HTMLElement {
+  const ended = client.session !== "active";
   return h(
     "section",
     { class: "screen devices", "aria-labelledby": "screen-title" },
     header(t("devices"), back),
+    banner,
     alertsView(client, null),
-    h("p", {}, h("button", { type: "button", id: "link-device", onclick: link }, t("linkDevice"))),
-    h(
-      "ul",
-      { class: "room-list", id: "device-list" },
-      devices.map((d) =>
-        h(
-          "li",
-          { class: "room", "data-device": d.device },
-          h("span", { class: "room-name" }, `#${d.device} ${d.name}${d.current ? ` (${t("thisDevice")})` : ""}${d.revoked ? ` — ${t("revoked")}` : ""}`),
-          h("span", { class: "room-when" }, t("created", { when: new Date(d.created_at).toLocaleString(document.documentElement.lang) })),
-          !d.current && !d.revoked ? h("button", { type: "button", class: "secondary", "aria-label": `${t("revoke")} #${d.device}`, onclick: () => revoke(d.device) }, t("revoke")) : null,
-        ),
-      ),
-    ),
+    error ? h("p", { role: "alert", class: "error", id: "devices-error" }, error) : null,
+    ended ? h("p", { id: "devices-unavailable" }, t("devicesUnavailable")) : h("p", {}, h("button", { type: "button", id: "link-device", onclick: link }, t("linkDevice"))),
+    devices
+      ? h(
+          "ul",
+          { class: "room-list", id: "device-list" },
+          devices.map((d) =>
+            h(
+              "li",
+              { class: "room", "data-device": d.device },
+              h("span", { class: "room-name" }, `#${d.device} ${d.name}${d.current ? ` (${t("thisDevice")})` : ""}${d.revoked ? ` — ${t("revoked")}` : ""}`),
+              h("span", { class: "room-when" }, t("created", { when: new Date(d.created_at).toLocaleString(document.documentElement.lang) })),
+              !d.current && !d.revoked && !ended ? h("button", { type: "button", class: "secondary", "aria-label": `${t("revoke")} #${d.device}`, onclick: () => revoke(d.device) }, t("revoke")) : null,
+            ),
+          ),
+        )
+      : null,
   );
 }
 

@@ -1,5 +1,7 @@
 // The login screen: the development login (embedded mode, DEBUG servers) and Pro Santé
-// Connect when the server has it.
+// Connect when the server has it; after a PSC login for a practitioner PSC gives several
+// places of practice, the choice of the one this device acts in.
+import type { PscActivity } from "../api/psc";
 import { h } from "./dom";
 import { t } from "../i18n";
 import type { ServerConfig } from "../config";
@@ -97,5 +99,33 @@ export function unlockView(name: string, unlock: (passphrase: string) => void, l
       h("button", { type: "submit", id: "unlock" }, t("unlockButton")),
     ),
     h("p", {}, h("button", { type: "button", class: "secondary", id: "logout", onclick: logout }, t("logout"))),
+  );
+}
+
+/** Which of the places of practice PSC gives the practitioner acts in on this device
+ * (docs/identity.md: ``auth/psc/activity``). */
+export function activityView(name: string, activities: PscActivity[], choose: (index: number) => void, error: string | null, busy: boolean): HTMLElement {
+  return h(
+    "section",
+    { class: "screen login", "aria-labelledby": "login-title" },
+    header(t("activityTitle"), null, "login-title"),
+    h("p", {}, t("activityIntro", { name })),
+    error ? h("p", { role: "alert", class: "error", id: "activity-error" }, error) : null,
+    h(
+      "ul",
+      { class: "room-list", id: "activity-list" },
+      activities.map((activity, index) =>
+        h(
+          "li",
+          {},
+          h(
+            "button",
+            { type: "button", class: "room", "data-activity": index, disabled: busy, onclick: () => choose(index) },
+            h("span", { class: "room-name" }, activity.structure_name || activity.brand || t("activityUnnamed", { id: activity.structure_id })),
+            activity.postcode ? h("span", { class: "room-when" }, t("activityPostcode", { postcode: activity.postcode })) : null,
+          ),
+        ),
+      ),
+    ),
   );
 }
