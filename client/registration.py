@@ -27,7 +27,13 @@ from client.api import ApiError
 from client.devicekeys import DeviceKeys, publish_kex
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
-from client.history import KEYS_PER_TRANSFER, PROFILE_KEYS_PER_TRANSFER, seal_transfer
+from client.history import (
+    KEYS_PER_TRANSFER,
+    PROFILE_KEYS_PER_TRANSFER,
+    HistoryKey,
+    RoomProfileKey,
+    seal_transfer,
+)
 from e2ee import linking, recovery
 from e2ee.encoding import JsonObject, b64u, canonical_json, unb64u
 from e2ee.errors import CryptoError
@@ -265,7 +271,7 @@ async def forward_history(client: RelaisClient, *, device: int, kex_key: bytes) 
     keys = client.history.keys()
     profile_keys = client.held_profile_keys()
     messages: list[dict[str, Any]] = []
-    parts = [
+    parts: list[tuple[list[HistoryKey], list[RoomProfileKey]]] = [
         (keys[start : start + KEYS_PER_TRANSFER], [])
         for start in range(0, len(keys), KEYS_PER_TRANSFER)
     ] + [
@@ -298,7 +304,7 @@ async def recover(
     """Every device was lost: get the identity back with the recovery code on a new
     device, then the rooms, their history and their profiles. How many history keys
     came back."""
-    from client.history import RoomProfileKey, restore_from_backup
+    from client.history import restore_from_backup
 
     try:
         code = recovery.RecoveryCode.parse(code_text)
