@@ -157,6 +157,8 @@ class ToDeviceMethods:
             kept += 1
         if kept:
             client.save()
+            async with client._room_events:
+                client._room_events.notify_all()  # for wait_for_room
         return kept
 
     async def _on_notice(self, body: bytes) -> None:
