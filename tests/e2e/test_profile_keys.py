@@ -29,7 +29,8 @@ async def care_team_with_profile(nurse: RelaisClient, doctor: RelaisClient, titl
     await doctor.refresh_state(room)
     await doctor.process_to_device()
     shown = doctor.room_profile(room)
-    assert shown is not None and shown.content["title"] == title
+    assert shown is not None
+    assert shown.content["title"] == title
     return room
 
 
@@ -121,6 +122,7 @@ async def test_a_profile_key_the_room_state_does_not_name_is_refused(server, tmp
     assert (await wait_alert(laptop, "decrypt_failed")).detail.startswith("history keys refused")
     assert laptop.rooms[room].profile_keys == held_before
     shown = laptop.room_profile(room)
-    assert shown is not None and shown.content["title"] == TITLE
+    assert shown is not None
+    assert shown.content["title"] == TITLE
     for client in (nurse, phone, laptop):
         await client.close()

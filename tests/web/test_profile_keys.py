@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from client import registration
 from client.session import RelaisClient
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 TITLE = "Suivi de Mme D. — plaie du talon"
 
 
-def room_titled(page: Page, title: str):  # type: ignore[no-untyped-def]
+def room_titled(page: Page, title: str) -> Locator:
     return page.locator("#room-list button.room", has_text=title)
 
 
