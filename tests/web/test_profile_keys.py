@@ -3,19 +3,24 @@ practitioner's linked and recovered browsers (§10.9): the profile key travels w
 history keys, in the transfer to a linked device and in the backup sealed to the
 recovery code. Each test checks the title before anyone in the room sends again, so no
 new key share could have brought it. The browser and the Python SDK read what the
-other sent or backed up."""
+other sent or backed up. A profile key the room's state does not name is refused."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import Locator, Page, expect
 
 from client import registration
+from client.history import RoomProfileKey, seal_transfer
 from client.session import RelaisClient
 from client.store import KeyStore
+from e2ee.encoding import b64u
+from e2ee.profile import ProfileKey
 from keyring.models import HistoryKey
 from tests.e2e.sdk import PASSPHRASE as STORE_PASSPHRASE
 from tests.e2e.sdk import TIMEOUT, new_client, open_client
@@ -43,6 +48,54 @@ async def backup_records(national_id: str, count: int) -> None:
     async with asyncio.timeout(20):
         while await sync_to_async(held)() < count:  # noqa: ASYNC110 (the server's database)
             await asyncio.sleep(0.1)
+
+
+# The vault, read as the app reads it (tests/web/test_log_monitor.py): the alerts and the
+# profile key ids of each room, once an alert is there.
+VAULT_REFUSALS = """async (passphrase) => {
+  const request = (r) => new Promise((ok, ko) => {
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const db = await request(indexedDB.open("relais", 1));
+  const sealed = await request(db.transaction("kv").objectStore("kv").get("vault"));
+  db.close();
+  const bytes = (s) => {
+    const base64 = s.replace(/-/g, "+").replace(/_/g, "/");
+    return Uint8Array.from(atob(base64 + "===".slice((base64.length + 3) % 4)), (c) =>
+      c.charCodeAt(0));
+  };
+  const utf8 = (s) => new TextEncoder().encode(s);
+  const material = await crypto.subtle.importKey(
+    "raw", utf8(passphrase), "PBKDF2", false, ["deriveKey"]);
+  const key = await crypto.subtle.deriveKey(
+    { name: "PBKDF2", hash: "SHA-256", salt: bytes(sealed.salt),
+      iterations: sealed.iterations },
+    material, { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: bytes(sealed.nonce), additionalData: utf8("relais/web/vault") },
+    key, bytes(sealed.ct));
+  const vault = JSON.parse(new TextDecoder().decode(plain));
+  if (!vault.alerts.length) return null;
+  return {
+    alerts: vault.alerts.map((a) => [a.kind, a.detail.split(":")[0]]),
+    profile_keys: Object.values(vault.rooms).map((r) => Object.keys(r.profileKeys)),
+  };
+}"""
+
+
+async def refusals_in_vault(page: Page) -> dict[str, Any]:
+    """Once the browser's vault holds an alert: its alerts (kind, heading) and each
+    room's profile key ids. (``wait_for_function`` does not wait for a promise's value,
+    so the vault is read in a loop.)"""
+    async with asyncio.timeout(20):
+        while True:
+            value: dict[str, Any] | None = await page.evaluate(
+                f"({VAULT_REFUSALS})({json.dumps(PASSPHRASE)})"
+            )
+            if value is not None:
+                return value
+            await asyncio.sleep(0.25)  # the vault is written after the transfer is handled
 
 
 async def shows_title(client: RelaisClient, title: str) -> None:
@@ -76,6 +129,36 @@ async def test_an_sdk_device_links_a_browser_that_shows_the_title(web_server, br
             return True
 
         await registration.approve_link(computer, code, confirm=yes)
+        await expect(room_titled(page, TITLE)).to_be_visible()
+
+        # A transfer signed by the computer that names, for the room, a profile key id
+        # its state does not have: refused with an alert; the title stays.
+        await computer.refresh_state(room)
+        devices = computer.rooms[room].state.members[NURSE].devices
+        (linked,) = set(devices) - {computer.device_id}
+        computer.directory.forget(NURSE)
+        mine = await computer.directory.identity_of(NURSE)
+        forged = RoomProfileKey(
+            room=computer.rooms[room].state.room,
+            version=1,
+            key=ProfileKey(key_id=bytes(16), key=bytes(32)),
+        )
+        sealed = seal_transfer(
+            keys=[],
+            sender=computer.me,
+            key_pair=computer.key_pair,
+            recipient=(NURSE, linked),
+            recipient_kex=mine.devices[linked].keys.kex_key,
+            profile_keys=[forged],
+        )
+        await computer.api.call(
+            "POST",
+            "devices/messages",
+            json={"messages": [{"device": linked, "body": b64u(sealed)}]},
+        )
+        refused = await refusals_in_vault(page)
+        assert refused["alerts"] == [["unknown_key", "history keys refused"]]
+        assert refused["profile_keys"] == [[b64u(computer.rooms[room].state.profile.key_id)]]  # type: ignore[union-attr]
         await expect(room_titled(page, TITLE)).to_be_visible()
     finally:
         await context.close()
