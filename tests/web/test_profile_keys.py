@@ -158,7 +158,8 @@ async def test_an_sdk_device_links_a_browser_that_shows_the_title(web_server, br
         )
         refused = await refusals_in_vault(page)
         assert refused["alerts"] == [["unknown_key", "history keys refused"]]
-        assert refused["profile_keys"] == [[b64u(computer.rooms[room].state.profile.key_id)]]  # type: ignore[union-attr]
+        named = computer.rooms[room].state.profile
+        assert refused["profile_keys"] == [[b64u(named.key_id)]]
         await expect(room_titled(page, TITLE)).to_be_visible()
     finally:
         await context.close()
