@@ -5,10 +5,12 @@
 * size of the code shipped (the built files the page loads), raw and gzip;
 * time to decrypt and show 1,000 messages: a browser that was offline catches up on
   1,000 messages another device (the Python SDK) sent meanwhile, until the open
-  conversation shows them all; with the main thread's busy time over that span (the
-  part of it the machine's load does not inflate as much) and the load average;
+  conversation shows the last of them (they arrive in order); with the main thread's
+  busy time over that span (the part of it the machine's load does not inflate as
+  much) and the load average;
 * time to open that conversation again after unlocking the app (reload, passphrase,
-  rooms list, then the conversation with its messages read back from IndexedDB).
+  rooms list, then the conversation with its messages read back from IndexedDB; a
+  room keeps its newest 5,000).
 
 Against the embedded server (SQLite, in-process fan-out, development login), as
 ``make run`` starts it. ``python -m bench.web`` (after ``make web``);
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from playwright.async_api import Browser, CDPSession, Page, async_playwright
+from playwright.async_api import Browser, CDPSession, Locator, Page, async_playwright
 
 from client.session import RelaisClient
 from client.store import KeyStore
@@ -110,6 +112,12 @@ def load_average() -> str:
     return Path("/proc/loadavg").read_text().split()[0]
 
 
+def last_message(page: Page, messages: int) -> Locator:
+    """The last message the bench sends. A room keeps its newest 5,000 messages, so
+    counting rows would never reach ``messages + 1`` beyond that."""
+    return page.locator("#messages li", has_text=f"Message {messages - 1} du banc d'essai")
+
+
 async def catch_up_time(
     browser: Browser, server: ServerProcess, directory: Path, messages: int
 ) -> dict[str, float | str]:
@@ -138,7 +146,7 @@ async def catch_up_time(
         load = load_average()
         start = time.perf_counter()
         await context.set_offline(False)
-        await page.locator(f"#messages li >> nth={messages}").wait_for()
+        await last_message(page, messages).wait_for()
         result: dict[str, float | str] = {"catch_up": (time.perf_counter() - start) * 1000}
         result["busy"] = (await main_thread_busy(devtools) - busy_before) * 1000
         result["load"] = f"{load} before, {load_average()} after"
@@ -151,8 +159,9 @@ async def catch_up_time(
         result["unlock"] = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
         await page.locator("#room-list button.room").first.click()
-        await page.locator(f"#messages li >> nth={messages}").wait_for()
+        await last_message(page, messages).wait_for()
         result["open"] = (time.perf_counter() - start) * 1000
+        result["shown"] = await page.locator("#messages li").count()
         return result
     finally:
         await pharmacist.close()
@@ -192,7 +201,10 @@ async def main() -> None:
         f" (main thread busy {catch_up['busy']:.0f} ms; load average {catch_up['load']})"
     )
     print(f"unlock to the rooms list: {catch_up['unlock']:.0f} ms")
-    print(f"open the conversation of {messages + 1} stored messages: {catch_up['open']:.0f} ms")
+    print(
+        f"open the conversation of {catch_up['shown']:.0f} stored messages: "
+        f"{catch_up['open']:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

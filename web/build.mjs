@@ -17,7 +17,7 @@ const common = {
 };
 
 const results = await Promise.all([
-  // Split: code loaded on first use (the téléexpertise report's PDF and CDA writers,
+  // Split: code loaded on first use (the téléexpertise PDF and CDA writers,
   // with pdf-lib, fontkit and the fonts) is its own chunk, fetched when needed.
   esbuild.build({ ...common, splitting: true, chunkNames: "chunks/[name]-[hash]", loader: { ".ttf": "binary" }, entryPoints: { main: "src/main.ts" }, outdir: shipped }),
   esbuild.build({ ...common, format: "iife", entryPoints: { sw: "src/sw.ts" }, outdir: shipped }),

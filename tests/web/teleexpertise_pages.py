@@ -1,11 +1,13 @@
 """What the browser téléexpertise tests share: the screen opened, the request form filled
-as a nurse types it, the screenshots, and the SDK's request of the sample case."""
+as a nurse types it, the screenshots, the SDK's request of the sample case, and the
+shape of a CDA header."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
+from lxml import etree
 from playwright.async_api import FilePayload, Page
 
 from client.teleexpertise.sdk import SentStep, TeleexpertiseClient
@@ -63,3 +65,14 @@ async def sdk_request(te: TeleexpertiseClient, *, photo: bool = False, **extra: 
         files=[(wound_photo(), PHOTO)] if photo else [],
         **extra,
     )
+
+
+def skeleton(cda: bytes) -> list[str]:
+    """Every element's path with its attribute names: the shape of the header, without
+    the values that differ from one document to the next (ids, times, the PDF)."""
+    tree = etree.fromstring(cda)
+    shape = []
+    for element in tree.iter():
+        path = etree.ElementTree(tree).getpath(element)
+        shape.append(f"{path} {sorted(element.keys())}")
+    return shape

@@ -32,6 +32,7 @@ from tests.web.teleexpertise_pages import (
     open_teleexpertise,
     screenshots,
     sdk_request,
+    skeleton,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,17 +45,6 @@ CLARIFICATION = "La plaie sent-elle mauvais ? Y a-t-il de la fièvre ?"
 CLARIFIED = "Non, pas d'odeur ; 37,2 °C ce matin."
 CENTRE = Organisation("1750000123", "Centre de santé des Pentes")
 CODES = Path(__file__).resolve().parents[2] / "web" / "src" / "teleexpertise" / "codes.json"
-
-
-def skeleton(cda: bytes) -> list[str]:
-    """Every element's path with its attribute names: the shape of the header, without
-    the values that differ from one document to the next (ids, times, the PDF)."""
-    tree = etree.fromstring(cda)
-    shape = []
-    for element in tree.iter():
-        path = etree.ElementTree(tree).getpath(element)
-        shape.append(f"{path} {sorted(element.keys())}")
-    return shape
 
 
 async def test_a_doctor_in_the_browser_reports_to_a_nurse_on_the_sdk(
@@ -274,7 +264,8 @@ async def test_steps_beyond_the_yearly_limit_are_flagged_first(app_page, web_ser
 
 def test_the_browser_codes_are_the_value_sets():
     """web/src/teleexpertise/codes.json is the part of documents/valuesets the browser's
-    CDA needs: J01 for the professions that may be requis, and the fixed codes."""
+    CDAs need: J01 for every profession (the requérant's, author of the request's CDA,
+    may be any), the two document types, and the fixed codes."""
     browser = json.loads(CODES.read_text())
 
     def entry(code: codes.Code) -> dict[str, str]:
@@ -284,13 +275,12 @@ def test_the_browser_codes_are_the_value_sets():
         return value
 
     j01 = {
-        key: entry(code)
-        for key, code in codes.value_set("J01").items()
-        if key.split("/")[0] in {f"G15_{p}" for p in REQUIS_PROFESSIONS}
+        key: entry(code) for key, code in codes.value_set("J01").items() if key.startswith("G15_")
     }
+    assert {f"G15_{p}" for p in REQUIS_PROFESSIONS} | {"G15_60", "G15_21"} <= set(j01)
     assert browser == {
         "J01": j01,
-        "J07": {"85208-7": entry(codes.document_type("85208-7"))},
+        "J07": {key: entry(codes.document_type(key)) for key in ("85208-7", "75496-0")},
         "J04": {"AMBULATOIRE": entry(codes.code_in("J04", "AMBULATOIRE"))},
         "J02": {"SA07": entry(codes.code_in("J02", "SA07"))},
         "J143": {key: entry(codes.code_in("J143", key)) for key in ("F", "M", "UN")},

@@ -22,6 +22,7 @@ import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
 import { adoptProfileKeys, heldProfileKeys, History, newHistoryData, restoreFromBackup } from "./history";
 import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./chunks";
+import { boundPending, type PendingEnvelope, pendingFrom } from "./pending";
 import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
 import { ForkDetectedError, KeyTransparencyError, LogView, type VerifiedIdentity } from "./logview";
 import { auditedSignKey, monitorOwnLabel } from "./monitor";
@@ -52,7 +53,8 @@ interface LocalRoom {
   stored: StoredRoom;
   outbound: OutboundSession | null;
   inbound: Map<string, InboundSession>;
-  pending: Frame[];
+  /** Envelopes waiting for their key, kept in ``stored.pending`` too (client/pending.ts). */
+  pending: PendingEnvelope[];
   /** Each sender's message numbers seen (stored.senderSeqs), as sets, made when first needed. */
   senders?: Map<string, { seqs: Set<number>; max: number }>;
 }
@@ -189,7 +191,9 @@ export class RelaisClient {
     const outbound: OutboundSession | null = o
       ? { room: state.room, sender: this.me, keyId: unb64u(o.keyId), chainKey: unb64u(o.chainKey), index: o.index, epoch: o.epoch, createdAtMs: o.createdAtMs, sharedWith: o.sharedWith }
       : null;
-    return { id, state, stored, outbound, inbound, pending: [] };
+    const room: LocalRoom = { id, state, stored, outbound, inbound, pending: [] };
+    this.holdPending(room, stored.pending ?? []);
+    return room;
   }
 
   /** The practitioner's first device: identity key, device keys in the log, recovery
@@ -503,6 +507,7 @@ export class RelaisClient {
       }));
       const o = room.outbound;
       stored.outbound = o ? { keyId: b64u(o.keyId), chainKey: b64u(o.chainKey), index: o.index, epoch: o.epoch, createdAtMs: o.createdAtMs, sharedWith: o.sharedWith } : null;
+      stored.pending = room.pending;
       this.data.rooms[String(room.id)] = stored;
     }
     const { writes, deletes } = this.chunks.changes(this.data.messages, (this.data.chunks ??= {}));
@@ -679,6 +684,8 @@ export class RelaisClient {
     } catch {
       // counts come back with the next refresh
     }
+    // Envelopes kept from before a reload whose room moved on meanwhile (a later epoch).
+    for (const room of this.rooms.values()) await this.retryPending(room.id);
     await this.save();
   }
 
@@ -1163,7 +1170,7 @@ export class RelaisClient {
 
   /** ``held``: the numbers of the messages the room's list holds, when the caller keeps
    * them (a catch-up page), instead of looking through the list for each message. */
-  private async onEnvelope(item: Frame, retrying = false, held?: Set<number | null>): Promise<boolean> {
+  private async onEnvelope(item: Frame | PendingEnvelope, retrying = false, held?: Set<number | null>): Promise<boolean> {
     const roomId = item.room as number;
     const seq = item.seq as number;
     let room = this.rooms.get(roomId) ?? (await this.loadRoom(roomId));
@@ -1194,7 +1201,7 @@ export class RelaisClient {
       opened = await decryptEnvelope(room.state, parsed, room.inbound);
     } catch (error) {
       if (error instanceof CryptoError && (error.code === "unknown_key" || error.code === "future_epoch")) {
-        if (!retrying) room.pending.push(item);
+        if (!retrying) this.holdPending(room, [pendingFrom(item, Date.now())]);
         return false;
       }
       this.alert(error instanceof CryptoError ? error.code : "bad_encoding", roomId, `message ${seq} refused: ${String(error)}`);
@@ -1261,10 +1268,19 @@ export class RelaisClient {
     return seen;
   }
 
+  /** ``added`` kept with the room's envelopes waiting for their key, within the bounds
+   * of client/pending.ts; each one given up is an alert, as a message that does not open
+   * is (nothing shown). */
+  private holdPending(room: LocalRoom, added: PendingEnvelope[]): void {
+    const { kept, dropped } = boundPending(room.pending, added, Date.now());
+    room.pending = kept;
+    for (const item of dropped) this.alert("unknown_key", room.id, `message ${item.seq} given up: its key did not come`);
+  }
+
   private async retryPending(id: number): Promise<void> {
     const room = this.rooms.get(id);
     if (!room || !room.pending.length) return;
-    const waiting = room.pending.sort((a, b) => (a.seq as number) - (b.seq as number));
+    const waiting = room.pending.sort((a, b) => a.seq - b.seq);
     room.pending = [];
     for (const item of waiting) if (!(await this.onEnvelope(item, true))) room.pending.push(item);
   }

@@ -1,9 +1,11 @@
 // What the web client keeps, in the vault (client/vault.ts): keys, verified room
-// chains, sender keys, the decrypted history it shows, the outbox. JSON only.
+// chains, sender keys, envelopes waiting for their key, the decrypted history it shows,
+// the outbox. JSON only.
 import type { JsonObject } from "../e2ee/canonical";
 import type { HistoryIndex } from "./chunks";
 import type { HistoryData } from "./history";
 import type { LogData } from "./logview";
+import type { PendingEnvelope } from "./pending";
 
 export type MessageState = "pending" | "sent" | "delivered" | "read" | "failed";
 
@@ -55,6 +57,7 @@ export interface StoredRoom {
   compromised: string;
   behind: number;
   senderSeqs: Record<string, number[]>;
+  pending?: PendingEnvelope[]; // envelopes waiting for their key (client/pending.ts); absent in older vaults
 }
 
 export interface Alert {
@@ -100,5 +103,5 @@ export interface VaultData {
 }
 
 export function newRoom(events: string[]): StoredRoom {
-  return { events, outbound: null, inbound: [], lastSeq: 0, sentSeq: 0, readSeq: 0, profileKeys: {}, left: false, compromised: "", behind: -1, senderSeqs: {} };
+  return { events, outbound: null, inbound: [], lastSeq: 0, sentSeq: 0, readSeq: 0, profileKeys: {}, left: false, compromised: "", behind: -1, senderSeqs: {}, pending: [] };
 }

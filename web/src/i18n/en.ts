@@ -59,6 +59,8 @@ export const en: Messages = {
     "The key log is inconsistent: the server shows different histories to different devices. For your safety, this device sends no more keys or messages. Tell your organisation's security officer. ({detail})",
   alertOwnIdentity: "An identity key that is not yours was published in your name: someone may be trying to impersonate you.",
   alertRefused: "Change refused: {reason}",
+  alertHistoryDamaged:
+    "Messages of this conversation kept on this device could not be read back: the browser's storage was changed or damaged. They are not shown.",
   errorTitle: "Error",
   typing: "{name} is typing…",
   members: "Members",

@@ -58,6 +58,8 @@ export const fr = {
     "Le journal des clés est incohérent : le serveur montre des historiques différents selon les appareils. Pour votre sécurité, cet appareil n’envoie plus de clés ni de messages. Prévenez le responsable de la sécurité de votre structure. ({detail})",
   alertOwnIdentity: "Une clé d’identité qui n’est pas la vôtre a été publiée à votre nom : quelqu’un tente peut-être de se faire passer pour vous.",
   alertRefused: "Changement refusé : {reason}",
+  alertHistoryDamaged:
+    "Des messages de cette conversation conservés sur cet appareil n’ont pas pu être relus : le stockage du navigateur a été modifié ou abîmé. Ils ne sont pas affichés.",
   errorTitle: "Erreur",
   typing: "{name} écrit…",
   members: "Membres",

@@ -97,7 +97,11 @@ export function consentContent(consent: Consent): JsonObject {
 }
 
 function event(step: string, fields: JsonObject): JsonObject {
-  const content: JsonObject = { type: `teleexpertise.${step}`, v: 1, ...fields };
+  return sized({ type: `teleexpertise.${step}`, v: 1, ...fields });
+}
+
+/** ``content`` when its canonical JSON fits one envelope (MAX_EVENT_BYTES). */
+function sized(content: JsonObject): JsonObject {
   const size = canonicalJson(content).length;
   if (size > MAX_EVENT_BYTES) {
     throw new StepError("event_too_large", `The texts and files of this step take ${size} bytes, more than ${MAX_EVENT_BYTES}: shorten the texts or send fewer files.`, `Les textes et fichiers de cette étape font ${size} octets, plus que ${MAX_EVENT_BYTES} : raccourcissez les textes ou envoyez moins de fichiers.`);
@@ -118,7 +122,8 @@ export interface RequestFields {
   attachments: Descriptor[];
 }
 
-/** The ``teleexpertise.request`` content (no documents: see docs/web.md). */
+/** The ``teleexpertise.request`` content, without documents (``requestWithDocuments``
+ * adds them when a structure keeps them: request.ts). */
 export function requestEvent(fields: RequestFields, now = new Date()): JsonObject {
   if (!REQUIS_PROFESSIONS.includes(String(fields.requis.profession_code))) {
     throw new StepError("requis_not_eligible", "Only a médecin, a sage-femme or a chirurgien-dentiste can be requis.", "Seul un médecin, une sage-femme ou un chirurgien-dentiste peut être requis.");
@@ -139,6 +144,11 @@ export function requestEvent(fields: RequestFields, now = new Date()): JsonObjec
     attachments: fields.attachments.map((d) => compactDescriptor(d) as unknown as JsonObject),
     documents: [],
   });
+}
+
+/** The request ``content`` with its PDF and CDA 75496-0 (§12.8), its size checked again. */
+export function requestWithDocuments(content: JsonObject, documents: Descriptor[]): JsonObject {
+  return sized({ ...content, documents: documents.map((d) => compactDescriptor(d) as unknown as JsonObject) });
 }
 
 export function acceptEvent(note: string): JsonObject {

@@ -3,8 +3,8 @@
 // when, grey notes, a footer with the page number). The font is Bitstream Vera, the
 // SDK's font, embedded as a subset (fontkit), so accented French renders the same on
 // every reader and pdftotext reads the text back; a character the font lacks is shown
-// as "?" rather than silently dropped. This module and its libraries load only when a
-// report is written (a separate chunk of the build).
+// as "?" rather than silently dropped. This module and its libraries load only when
+// documents are written, a report's or a request's (a separate chunk of the build).
 import fontkit from "@pdf-lib/fontkit";
 import { PDFDocument, type PDFFont, type PDFPage, rgb } from "pdf-lib";
 import VERA from "./fonts/Vera.ttf";

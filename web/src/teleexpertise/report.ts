@@ -2,15 +2,17 @@
 // client/teleexpertise/report.py and sdk.py report(): a PDF a person reads and a CDA R2
 // niveau 1 type 85208-7 that embeds it, both encrypted and uploaded as attachments of
 // the `teleexpertise.report` event, which is sent with its step; then the requis' TE2
-// act is recorded (§12.7). The PDF and CDA code (pdf-lib, fontkit, the fonts and the
-// value sets) loads on first use, in its own chunk.
+// act is recorded (§12.7). What the request's documents share with it is in
+// documents.ts, which loads the PDF and CDA code (pdf-lib, fontkit, the fonts and the
+// value sets) on first use, in its own chunk.
 import type { Api } from "../api/http";
-import { AttachmentApi, buildDescriptor, compactDescriptor, type Descriptor, encryptFile } from "../attachments";
+import { AttachmentApi, compactDescriptor, type Descriptor } from "../attachments";
 import type { RelaisClient } from "../client/client";
 import { b64u, unb64u } from "../e2ee/bytes";
 import { canonicalJson, type JsonObject } from "../e2ee/canonical";
 import { isoUtc, MAX_ANSWER, MAX_EVENT_BYTES, StepError, type StepAnswer } from "./cases";
 import type { Organisation } from "./cda";
+import { display, type DocumentPair, fileNote, idLabel, requestEntry, requestHeader, uploadPair, writeDocuments } from "./documents";
 import { type LedgerEntry, recordAct, zoneOfPostcode } from "./ledger";
 import type { Transcript, TranscriptEntry } from "./pdf";
 import type { VerifiedCase } from "./verify";
@@ -18,61 +20,6 @@ import type { VerifiedCase } from "./verify";
 export const REPORT_TYPE = "85208-7"; // CR de télémédecine (J07)
 export const PDF_NAME = "compte-rendu-teleexpertise.pdf";
 export const CDA_NAME = "compte-rendu-teleexpertise.xml";
-const PRACTICE_SETTING = "AMBULATOIRE"; // J04
-const FACILITY_TYPE = "SA07"; // J02: cabinet individuel
-const METHODS: Record<string, string> = { oral: "oralement", written: "par écrit", electronic: "électroniquement" };
-
-export interface ReportDocuments {
-  pdf: Uint8Array;
-  cda: Uint8Array;
-  documentId: string;
-}
-
-/** ``RPPS 10001987659`` for an IdNat_PS ``8…``, ``ADELI …`` for ``0…``. */
-export function idLabel(nationalId: string): string {
-  if (nationalId.startsWith("8") && nationalId.length === 12) return `RPPS ${nationalId.slice(1)}`;
-  if (nationalId.startsWith("0") && nationalId.length === 10) return `ADELI ${nationalId.slice(1)}`;
-  return `IdNat ${nationalId}`;
-}
-
-function display(p: JsonObject): string {
-  const label = p.profession_label ? ` (${String(p.profession_label)})` : "";
-  return `${String(p.given_name)} ${String(p.family_name)}${label}`.trim();
-}
-
-function professionalLine(p: JsonObject): string {
-  return `${display(p)} — ${idLabel(String(p.national_id))}`;
-}
-
-function frenchDate(iso: string): string {
-  const [y, m, d] = iso.split("-");
-  return `${d}/${m}/${y}`;
-}
-
-/** report.py patient_lines: traits always, the matricule INS only when qualified. */
-export function patientLines(p: JsonObject): [string, string][] {
-  const sex = ({ F: "F", M: "M", U: "indéterminé" } as Record<string, string>)[String(p.sex)] ?? String(p.sex);
-  const given = (p.birth_given_names as string[]).map(String);
-  let names = `${String(p.birth_family_name)} ${given.join(" ")}`;
-  if (p.used_family_name || p.used_given_name) names += ` (nom utilisé : ${String(p.used_given_name ?? given[0])} ${String(p.used_family_name ?? p.birth_family_name)})`;
-  const lines: [string, string][] = [
-    ["Patient", names],
-    ["Né(e) le", `${frenchDate(String(p.birth_date))}, sexe ${sex}`],
-  ];
-  if (p.birthplace) lines.push(["Lieu de naissance (INSEE)", String(p.birthplace)]);
-  if (p.status === "QUAL" && p.matricule && p.oid) lines.push(["INS", `${String(p.matricule)} (OID ${String(p.oid)}), identité qualifiée`]);
-  else lines.push(["INS", `identité ${String(p.status)}, non qualifiée : traits seuls, sans matricule INS`]);
-  return lines;
-}
-
-function consentLine(c: JsonObject): string {
-  const by = c.given_by === "patient" ? "le patient" : `représentant légal ${String(c.representative ?? "")}`;
-  return `Consentement donné ${METHODS[String(c.method)] ?? String(c.method)} par ${by} le ${frenchDate(String(c.obtained_on))}`;
-}
-
-function fileNote(d: JsonObject): string {
-  return `Pièce jointe : ${String(d.name ?? "(sans nom)")}, ${String(d.mime)}, ${String(d.size)} octets, SHA-256 ${String(d.sha256)}`;
-}
 
 /** The transcript the SDK's report_documents prints, from the case verified here. */
 export function reportTranscript(found: VerifiedCase, answer: string, reportedAt: Date, time: (d: Date) => string): Transcript {
@@ -80,9 +27,7 @@ export function reportTranscript(found: VerifiedCase, answer: string, reportedAt
   if (!request) throw new StepError("unknown_teleexpertise", "This room has no téléexpertise known to this device.", "Ce salon n'a pas de téléexpertise connue de cet appareil.");
   const requerant = request.requerant as JsonObject;
   const requis = request.requis as JsonObject;
-  let text = `Motif : ${String(request.reason)}\n\nQuestion : ${String(request.question)}`;
-  if (request.clinical_data) text += `\n\nDonnées cliniques : ${String(request.clinical_data)}`;
-  const entries: TranscriptEntry[] = [{ time: new Date(String(request.requested_at)), author: display(requerant), authorDetail: idLabel(String(requerant.national_id)), text, notes: (request.attachments as JsonObject[]).map(fileNote) }];
+  const entries: TranscriptEntry[] = [requestEntry(request)];
   const answers = new Map(found.events.filter((e) => e.action === "clarification_answer").map((e) => [String(e.content.question_id), e.content]));
   for (const event of found.events.filter((e) => e.action === "clarification_request")) {
     entries.push({ time: new Date(String(event.content.asked_at)), author: display(requis), authorDetail: idLabel(String(requis.national_id)), text: `Demande de précision : ${String(event.content.question)}`, notes: [] });
@@ -90,19 +35,9 @@ export function reportTranscript(found: VerifiedCase, answer: string, reportedAt
     if (reply) entries.push({ time: new Date(String(reply.answered_at)), author: display(requerant), authorDetail: idLabel(String(requerant.national_id)), text: `Précision : ${String(reply.answer)}`, notes: (reply.attachments as JsonObject[]).map(fileNote) });
   }
   entries.push({ time: reportedAt, author: display(requis), authorDetail: idLabel(String(requis.national_id)), text: `Réponse (compte rendu) : ${answer}`, notes: [] });
-  const urgency = request.urgency === "urgent" ? "urgente" : "non urgente";
   return {
     title: "Compte rendu de téléexpertise",
-    header: [
-      ...patientLines(request.patient as JsonObject),
-      ["Requérant", professionalLine(requerant)],
-      ["Requis", professionalLine(requis)],
-      ["Demande du", `${time(new Date(String(request.requested_at)))} (${urgency})`],
-      ["Réponse souhaitée avant", time(new Date(String(request.deadline)))],
-      ["Consentement", consentLine(request.consent as JsonObject)],
-      ["Réponse du", time(reportedAt)],
-      ["Motif", String(request.reason)],
-    ],
+    header: [...requestHeader(request, time), ["Réponse du", time(reportedAt)], ["Motif", String(request.reason)]],
     entries,
     footer: `Téléexpertise — compte rendu établi par ${display(requis)}`,
     author: display(requis),
@@ -112,28 +47,18 @@ export function reportTranscript(found: VerifiedCase, answer: string, reportedAt
 }
 
 /** The PDF and the CDA 85208-7 of the answer, made on this device. */
-export async function reportDocuments(found: VerifiedCase, answer: string, reportedAt: Date, custodian: Organisation): Promise<ReportDocuments> {
-  const [{ transcriptPdf, printedTime }, cda] = await Promise.all([import("./pdf"), import("./cda")]);
+export async function reportDocuments(found: VerifiedCase, answer: string, reportedAt: Date, custodian: Organisation): Promise<DocumentPair> {
   const request = found.request!;
-  const requis = request.requis as JsonObject;
-  const pdf = await transcriptPdf(reportTranscript(found, answer, reportedAt, printedTime));
-  const documentId = cda.newOid();
-  const xml = cda.buildCda({
-    documentId,
-    setId: cda.newOid(),
-    typeCode: cda.codeIn("J07", REPORT_TYPE),
+  return writeDocuments({
+    transcript: (time) => reportTranscript(found, answer, reportedAt, time),
+    typeCode: REPORT_TYPE,
     title: "Compte rendu de téléexpertise",
-    effectiveTime: reportedAt,
     patient: request.patient as JsonObject,
-    author: { nationalId: String(requis.national_id), familyName: String(requis.family_name), givenName: String(requis.given_name), professionCode: String(requis.profession_code), specialtyCode: String(requis.specialty_code ?? "") },
+    author: request.requis as JsonObject,
+    at: reportedAt,
+    start: new Date(String(request.requested_at)),
     custodian,
-    serviceStart: new Date(String(request.requested_at)),
-    serviceEnd: reportedAt,
-    practiceSetting: cda.codeIn("J04", PRACTICE_SETTING),
-    facilityType: cda.codeIn("J02", FACILITY_TYPE),
-    pdf,
   });
-  return { pdf, cda: xml, documentId };
 }
 
 /** A structure's IdNat_Struct and name as typed, checked: the CDA's custodian. */
@@ -145,15 +70,9 @@ export function checkOrganisation(nationalId: string, name: string): Organisatio
   return { nationalId: id, name: name.trim() };
 }
 
-async function uploadFile(files: AttachmentApi, room: number, messageId: string, data: Uint8Array, mime: string, name: string): Promise<Descriptor> {
-  const encrypted = await encryptFile(data);
-  const blob = await files.uploadBlob(encrypted.blob, encrypted.sha256, { room, messageId });
-  return buildDescriptor({ blob, key: encrypted.key, sha256: encrypted.sha256, size: encrypted.size, mime, name });
-}
-
 export interface SentReport {
   answer: StepAnswer;
-  documents: ReportDocuments;
+  documents: DocumentPair;
   act: LedgerEntry;
 }
 
@@ -176,8 +95,7 @@ export async function sendReport(client: RelaisClient, api: Api, found: Verified
   let sent: StepAnswer;
   let content: JsonObject;
   try {
-    uploaded.push(await uploadFile(files, found.room, messageId, documents.pdf, "application/pdf", PDF_NAME));
-    uploaded.push(await uploadFile(files, found.room, messageId, documents.cda, "application/xml", CDA_NAME));
+    await uploadPair(files, found.room, messageId, documents, { pdf: PDF_NAME, cda: CDA_NAME }, uploaded);
     content = { type: "teleexpertise.report", v: 1, answer, reported_at: isoUtc(reportedAt), documents: uploaded.map((d) => compactDescriptor(d) as unknown as JsonObject) };
     const size = canonicalJson(content).length;
     if (size > MAX_EVENT_BYTES) throw new StepError("event_too_large", `The report takes ${size} bytes, more than ${MAX_EVENT_BYTES}: shorten the answer.`, `Le compte rendu fait ${size} octets, plus que ${MAX_EVENT_BYTES} : raccourcissez la réponse.`);

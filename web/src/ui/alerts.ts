@@ -14,6 +14,8 @@ function text(client: RelaisClient, alert: Alert): string {
       return t("alertOwnIdentity");
     case "log_fork":
       return t("alertLogFork", { detail: alert.detail });
+    case "history_damaged":
+      return t("alertHistoryDamaged");
     case "key_changed":
     case "identity_changed":
       return t("alertKeyChanged", { name: client.nameOf(alert.subject) });
@@ -22,7 +24,7 @@ function text(client: RelaisClient, alert: Alert): string {
   }
 }
 
-const SHOWN = new Set(["unknown_device", "key_changed", "identity_changed", "bad_signature", "not_authorised", "bad_chain", "key_transparency", "withheld_state", "log_fork", "unknown_identity_key", "removed"]);
+const SHOWN = new Set(["unknown_device", "key_changed", "identity_changed", "bad_signature", "not_authorised", "bad_chain", "key_transparency", "withheld_state", "log_fork", "unknown_identity_key", "removed", "history_damaged"]);
 
 export function alertsView(client: RelaisClient, room: number | null): HTMLElement | null {
   const alerts = client.data.alerts.filter((a) => SHOWN.has(a.kind) && (room === null || a.room === room || a.room === null));

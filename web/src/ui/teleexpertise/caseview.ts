@@ -87,6 +87,12 @@ export function caseView(client: RelaisClient, summary: CaseSummary, found: Veri
     if (request.clinical_data) lines.push(h("p", {}, `${tt("clinical")} : ${String(request.clinical_data)}`));
     const files = photos(request.attachments as JsonObject[], actions, "te-request-files");
     if (files) lines.push(files);
+    // The request as a PDF, when a structure keeps its documents (§12.8).
+    const pdf = (request.documents as JsonObject[]).find((d) => d.mime === "application/pdf");
+    if (pdf) {
+      const descriptor = checkDescriptor(pdf, true);
+      lines.push(h("p", { class: "te-request-documents" }, h("button", { type: "button", id: "te-download-request-pdf", onclick: () => actions.openFile(descriptor, true) }, tt("downloadRequest"))));
+    }
   }
   const answers = new Map(found.events.filter((e) => e.action === "clarification_answer").map((e) => [String(e.content.question_id), e.content]));
   const questions = found.events.filter((e) => e.action === "clarification_request");

@@ -24,6 +24,7 @@ import { checkOrganisation, localDay, sendReport } from "../../teleexpertise/rep
 import type { Organisation } from "../../teleexpertise/cda";
 import { caseView, openCaseFile } from "./caseview";
 import { archiverDevice } from "../../teleexpertise/archiver";
+import { archiverCustodian, withRequestDocuments } from "../../teleexpertise/request";
 
 const STRUCTURE_KEY = "relais.teleexpertise.structure";
 const ARCHIVER_KEY = "relais.teleexpertise.archiver"; // the organisation named on the last request
@@ -438,6 +439,7 @@ export class TeleexpertiseScreen {
     this.render();
     const files = new AttachmentApi(this.client.data.token);
     const attachments: Descriptor[] = [];
+    const documents: Descriptor[] = []; // the request's PDF and CDA, when a structure keeps them
     try {
       const patient = patientIdentity(form.patient);
       const requis = await professional(this.api, form.requis);
@@ -446,12 +448,19 @@ export class TeleexpertiseScreen {
       requestEvent({ ...form, requis, requerant, patient, attachments: [] });
       if (!(await this.withinLimit(`request:${JSON.stringify(patient)}`, "RQD", patient, () => void this.submit(form)))) return;
       const archiver = form.archiver ? await archiverDevice(this.client.log, form.archiver) : null;
+      // The organisation that archives the room keeps the request's documents.
+      const custodian = archiver ? await archiverCustodian(this.client.log, this.api, archiver) : null;
       const photos = await Promise.all(form.photos.map((file) => processPhoto(file)));
       const room = await createCaseRoom(this.client, form.requis, form.reason, patient, archiver);
       localStorage.setItem(ARCHIVER_KEY, form.archiver);
       const messageId = crypto.randomUUID();
       for (const [index, photo] of photos.entries()) attachments.push(await sendPhoto(files, photo, { room, messageId }, form.photos[index]!.name.slice(0, 200) || undefined));
-      const content = requestEvent({ ...form, requis, requerant, patient, attachments });
+      const content = await withRequestDocuments(files, room, messageId, requestEvent({ ...form, requis, requerant, patient, attachments }), custodian, documents, (stage) => {
+        this.message = tt(stage === "documents" ? "reportBuilding" : "reportUploading");
+        this.render();
+      });
+      this.message = tt("sending");
+      this.render();
       await sendRequest(this.client, this.api, room, messageId, content);
       this.message = null;
       this.form = null;
@@ -459,7 +468,7 @@ export class TeleexpertiseScreen {
     } catch (error) {
       // No request carries them: withdrawn (the server refuses to delete a blob whose
       // message it stored, so a call that failed after storing keeps its photos).
-      for (const d of attachments) await files.abortQuietly(d.blob);
+      for (const d of [...attachments, ...documents]) await files.abortQuietly(d.blob);
       this.message = describeError(error);
     } finally {
       this.busy = false;
