@@ -8,7 +8,6 @@ other sent or backed up. A profile key the room's state does not name is refused
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from tests.web.test_chat import DOCTOR, NURSE
 from tests.web.test_dishonest_server import create_care_team
 from tests.web.test_linking import link_from_browser
 from tests.web.test_recovery import start_recovery, type_code
+from tests.web.vault_pages import read_vault
 
 pytestmark = pytest.mark.e2e
 TITLE = "Suivi de Mme D. — plaie du talon"
@@ -50,52 +50,17 @@ async def backup_records(national_id: str, count: int) -> None:
             await asyncio.sleep(0.1)
 
 
-# The vault, read as the app reads it (tests/web/test_log_monitor.py): the alerts and the
-# profile key ids of each room, once an alert is there.
-VAULT_REFUSALS = """async (passphrase) => {
-  const request = (r) => new Promise((ok, ko) => {
-    r.onsuccess = () => ok(r.result);
-    r.onerror = () => ko(r.error);
-  });
-  const db = await request(indexedDB.open("relais", 1));
-  const sealed = await request(db.transaction("kv").objectStore("kv").get("vault"));
-  db.close();
-  const bytes = (s) => {
-    const base64 = s.replace(/-/g, "+").replace(/_/g, "/");
-    return Uint8Array.from(atob(base64 + "===".slice((base64.length + 3) % 4)), (c) =>
-      c.charCodeAt(0));
-  };
-  const utf8 = (s) => new TextEncoder().encode(s);
-  const material = await crypto.subtle.importKey(
-    "raw", utf8(passphrase), "PBKDF2", false, ["deriveKey"]);
-  const key = await crypto.subtle.deriveKey(
-    { name: "PBKDF2", hash: "SHA-256", salt: bytes(sealed.salt),
-      iterations: sealed.iterations },
-    material, { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
-  const plain = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: bytes(sealed.nonce), additionalData: utf8("relais/web/vault") },
-    key, bytes(sealed.ct));
-  const vault = JSON.parse(new TextDecoder().decode(plain));
-  if (!vault.alerts.length) return null;
-  return {
-    alerts: vault.alerts.map((a) => [a.kind, a.detail.split(":")[0]]),
-    profile_keys: Object.values(vault.rooms).map((r) => Object.keys(r.profileKeys)),
-  };
-}"""
-
-
 async def refusals_in_vault(page: Page) -> dict[str, Any]:
-    """Once the browser's vault holds an alert: its alerts (kind, heading) and each
-    room's profile key ids. (``wait_for_function`` does not wait for a promise's value,
-    so the vault is read in a loop.)"""
+    """Once the browser's vault, as stored, holds an alert: its alerts (kind, heading)
+    and each room's profile key ids. (``wait_for_function`` takes a pending promise for
+    a true value, so the vault is read in a loop.)"""
     async with asyncio.timeout(20):
-        while True:
-            value: dict[str, Any] | None = await page.evaluate(
-                f"({VAULT_REFUSALS})({json.dumps(PASSPHRASE)})"
-            )
-            if value is not None:
-                return value
-            await asyncio.sleep(0.25)  # the vault is written after the transfer is handled
+        while not (vault := await read_vault(page))["alerts"]:
+            await asyncio.sleep(0.25)  # noqa: ASYNC110 (the page's IndexedDB)
+    return {
+        "alerts": [[a["kind"], a["detail"].split(":")[0]] for a in vault["alerts"]],
+        "profile_keys": [list(r["profileKeys"]) for r in vault["rooms"].values()],
+    }
 
 
 async def shows_title(client: RelaisClient, title: str) -> None:
