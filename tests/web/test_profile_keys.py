@@ -55,8 +55,8 @@ async def refusals_in_vault(page: Page) -> dict[str, Any]:
     and each room's profile key ids. (``wait_for_function`` takes a pending promise for
     a true value, so the vault is read in a loop.)"""
     async with asyncio.timeout(20):
-        while not (vault := await read_vault(page))["alerts"]:
-            await asyncio.sleep(0.25)  # noqa: ASYNC110 (the page's IndexedDB)
+        while not (vault := await read_vault(page))["alerts"]:  # noqa: ASYNC110 (IndexedDB)
+            await asyncio.sleep(0.25)
     return {
         "alerts": [[a["kind"], a["detail"].split(":")[0]] for a in vault["alerts"]],
         "profile_keys": [list(r["profileKeys"]) for r in vault["rooms"].values()],
