@@ -23,7 +23,7 @@ from e2ee.profile import ProfileKey
 from keyring.models import HistoryKey
 from tests.e2e.sdk import PASSPHRASE as STORE_PASSPHRASE
 from tests.e2e.sdk import TIMEOUT, new_client, open_client
-from tests.web.conftest import PASSPHRASE, log_in, new_device
+from tests.web.conftest import link_from_sdk, log_in, new_device
 from tests.web.test_chat import DOCTOR, NURSE
 from tests.web.test_dishonest_server import create_care_team
 from tests.web.test_linking import link_from_browser
@@ -83,17 +83,7 @@ async def test_an_sdk_device_links_a_browser_that_shows_the_title(web_server, br
         await computer.set_room_profile(room, {"title": TITLE})
 
         page = await context.new_page()
-        await page.goto(web_server.http_url + "/")
-        await page.get_by_label("Numéro RPPS").fill(NURSE)
-        await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
-        await page.get_by_role("button", name="Se connecter (développement)").click()
-        code = await page.locator("#link-short-code").text_content()
-        assert code is not None
-
-        async def yes(device: int, name: str) -> bool:
-            return True
-
-        await registration.approve_link(computer, code, confirm=yes)
+        await link_from_sdk(page, web_server.http_url, NURSE, computer)
         await expect(room_titled(page, TITLE)).to_be_visible()
 
         # A transfer signed by the computer that names, for the room, a profile key id
