@@ -112,7 +112,8 @@ async def test_a_message_stored_before_the_token_died_is_not_sent_again_by_the_n
         await page.locator("#room-list").wait_for()
         await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
         [old, (new_device_id, new_revoked)] = await browser_devices()
-        assert old == (old_device, True) and not new_revoked
+        assert old == (old_device, True)
+        assert not new_revoked
         await page.locator("#room-list button.room").first.click()
         await expect(bubble(page, LOST)).not_to_have_attribute("data-state", "pending")
         await expect(bubble(page, LOST)).to_have_count(1)
