@@ -29,6 +29,7 @@ from tests.e2e.test_attacks import rogue_device
 from tests.web.conftest import PASSPHRASE, log_in, new_device, screenshot
 from tests.web.test_chat import NURSE, PHARMACIST, bubble, send
 from tests.web.test_dishonest_server import create_care_team
+from tests.web.vault_pages import until_true
 
 pytestmark = pytest.mark.e2e
 DAY_MS = 24 * 3600 * 1000
@@ -235,11 +236,11 @@ VAULT_KEX = """async (passphrase) => {
 async def wait_vault_kex(page: Page, serials: list[int]) -> None:
     """Until the vault, read as the app reads it, holds the private key-agreement keys
     ``serials`` and no other."""
-    expected = json.dumps(serials)
-    await page.wait_for_function(
+    expected = json.dumps(serials, separators=(",", ":"))  # as JSON.stringify writes it
+    await until_true(
+        page,
         f"async () => JSON.stringify(await ({VAULT_KEX})({json.dumps(PASSPHRASE)}))"
         f" === {json.dumps(expected)}",
-        polling=250,
     )
 
 

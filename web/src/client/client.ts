@@ -14,13 +14,13 @@ import { bind, certify } from "../e2ee/identity";
 import { publishKex, verifyKex, type KexKey } from "../e2ee/kex";
 import { decryptProfile, encryptProfile, generateProfileKey, type ProfileKey } from "../e2ee/profile";
 import { identityBackup, openSealed, RecoveryCode, restoreIdentity, sealToRecovery } from "../e2ee/recovery";
-import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, sealTransfer, verifyTransfer } from "../e2ee/history";
+import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, PROFILE_KEYS_PER_TRANSFER, type RoomProfileKey, sealTransfer, verifyTransfer } from "../e2ee/history";
 import { safetyNumber, type SafetyNumber } from "../e2ee/safety";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../e2ee/shares";
 import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, memberContent, replayChain, roomDevices, type RoomDevice, type RoomState, signEvent } from "../e2ee/state";
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
-import { History, newHistoryData, restoreFromBackup } from "./history";
+import { adoptProfileKeys, heldProfileKeys, History, newHistoryData, restoreFromBackup } from "./history";
 import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./chunks";
 import { boundPending, type PendingEnvelope, pendingFrom } from "./pending";
 import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
@@ -328,8 +328,12 @@ export class RelaisClient {
     const mine = await client.identityOf(login.nationalId, false);
     if (!mine.identityKey || !equal(mine.identityKey, identity.publicKey)) throw new RecoveryError("not_logged");
     await client.certifySelf(pending.kex);
-    await restoreFromBackup(api, code, client.history);
+    const profileKeys: RoomProfileKey[] = [];
+    await restoreFromBackup(api, code, client.history, profileKeys);
     await client.joinMyRooms();
+    // The backup keeps every version: no alert. A room whose state cannot be fetched now
+    // gets its profile key with the next share; the recovery itself goes on.
+    await client.adoptProfileKeys(profileKeys, null).catch(() => undefined);
     await client.save();
     return client;
   }
@@ -407,13 +411,19 @@ export class RelaisClient {
     await this.forwardHistory(found.device, unb64u(found.request.kex_key, 32));
   }
 
-  /** Every history key this device holds, to a device it just linked, sealed to the key
-   * of its request (docs/protocol.md §10.4.4, step 5). */
+  /** Every history key this device holds, and each room's current profile key (in
+   * messages of their own), to a device it just linked, sealed to the key of its request
+   * (docs/protocol.md §10.4.4, step 5, §10.9). */
   private async forwardHistory(device: number, kexKey: Uint8Array): Promise<void> {
     const keys = this.history.keys();
+    const profileKeys = heldProfileKeys(this.rooms.values());
     const messages: { device: number; body: string }[] = [];
     for (let start = 0; start < keys.length; start += KEYS_PER_TRANSFER) {
       const sealed = await sealTransfer(keys.slice(start, start + KEYS_PER_TRANSFER), this.me, this.signing, [this.nationalId, device], kexKey);
+      messages.push({ device, body: b64u(sealed) });
+    }
+    for (let start = 0; start < profileKeys.length; start += PROFILE_KEYS_PER_TRANSFER) {
+      const sealed = await sealTransfer([], this.me, this.signing, [this.nationalId, device], kexKey, profileKeys.slice(start, start + PROFILE_KEYS_PER_TRANSFER));
       messages.push({ device, body: b64u(sealed) });
     }
     for (let start = 0; start < messages.length; start += 500) await this.api.post("devices/messages", { messages: messages.slice(start, start + 500) });
@@ -443,14 +453,34 @@ export class RelaisClient {
       return;
     }
     for (const key of transfer.keys) this.history.record(key);
+    await this.adoptProfileKeys(transfer.profileKeys, "history keys refused");
     for (const room of this.rooms.values()) await this.retryPending(room.id);
     void this.uploadHistory();
+  }
+
+  /** Profile keys from the history keys or the backup, each kept once the room's
+   * verified state names it (client/history.ts); a refusal is an alert headed
+   * ``refusedAs`` (null: silent). */
+  private async adoptProfileKeys(keys: RoomProfileKey[], refusedAs: string | null): Promise<void> {
+    const roomOf = async (uid: string, version: number): Promise<LocalRoom | null> => {
+      let room = [...this.rooms.values()].find((r) => r.state.room === uid);
+      if (!room) {
+        await this.refreshRooms();
+        room = [...this.rooms.values()].find((r) => r.state.room === uid);
+      }
+      if (room && (room.state.profile?.version ?? 0) < version) room = await this.refreshState(room.id);
+      return room ?? null;
+    };
+    const kept = await adoptProfileKeys(keys, roomOf, (error) => {
+      if (refusedAs) this.alert(error.code, null, `${refusedAs}: ${String(error)}`);
+    });
+    if (kept) this.changed();
   }
 
   /** Back up the history keys not backed up yet (sealed to the recovery key). */
   private async uploadHistory(): Promise<void> {
     try {
-      if ((await this.history.upload(this.api, this.data.recoveryPublic)) > 0) await this.save();
+      if ((await this.history.upload(this.api, this.data.recoveryPublic, heldProfileKeys(this.rooms.values()))) > 0) await this.save();
     } catch {
       // tried again after the next catch-up
     }
