@@ -73,6 +73,8 @@ interface LocalRoom {
 const MAX_MESSAGES_PER_ROOM = 5000;
 const LOOKUP_REUSE_MS = 30_000;
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// The device numbers this browser held before that it still recognises as its own.
+const MAX_FORMER_DEVICES = 16;
 // How often an open app audits the log and checks whether its key-agreement key is due.
 const WATCH_INTERVAL_MS = 10 * 60_000;
 
@@ -645,6 +647,7 @@ export class RelaisClient {
     const signing = await SigningKey.generate();
     const kex = await generateX25519();
     this.data.replacedDevices = [...new Set([...(this.data.replacedDevices ?? []), old.device])];
+    this.data.formerDevices = [...(this.data.formerDevices ?? []).filter((n) => n !== old.device), old.device].slice(-MAX_FORMER_DEVICES);
     this.data.token = login.token;
     this.data.device = login.device;
     this.data.sign = b64u(signing.seed);
@@ -704,13 +707,32 @@ export class RelaisClient {
   }
 
   /** ``sync`` for the rooms not in ``asked`` (all of them the first time); the rooms
-   * asked for now. */
+   * asked for now. The outbox goes once its answer is handled (``synced``). */
   private requestSync(asked: Set<number>): Set<number> {
     const rooms: Record<string, number> = {};
-    for (const room of this.rooms.values()) if (!room.stored.left && !asked.has(room.id)) rooms[String(room.id)] = room.stored.lastSeq;
+    for (const room of this.rooms.values()) if (!room.stored.left && !asked.has(room.id)) rooms[String(room.id)] = this.syncFrom(room);
     const ids = Object.keys(rooms).map(Number);
     if (ids.length || !asked.size) this.socket?.send({ type: "sync", rooms });
     return new Set([...asked, ...ids]);
+  }
+
+  /** Where a room's catch-up starts: after the last number this browser holds, or, once
+   * it has logged in again as a new device, no later than where it stood when a message
+   * still queued first went out. The server may have stored that message from the device
+   * this browser was, and skips a device's own envelopes in what it delivers live, so a
+   * later number may have come meanwhile; the catch-up brings the envelope back and the
+   * message is recognised (``ownEcho``) before the outbox is sent. A device that stayed
+   * the same needs none of this: the server takes a message id of a device once. */
+  private syncFrom(room: LocalRoom): number {
+    let from = room.stored.lastSeq;
+    if (!this.data.formerDevices?.length) return from;
+    for (const item of this.data.outbox) if (item.room === room.id && item.after !== undefined) from = Math.min(from, item.after);
+    return Math.max(from, 0);
+  }
+
+  /** Whether ``device`` is, or was, this browser's device. */
+  private isOwnDevice(device: number): boolean {
+    return device === this.device || (this.data.formerDevices ?? []).includes(device);
   }
 
   private async onFrame(frame: Frame): Promise<void> {
@@ -1135,6 +1157,7 @@ export class RelaisClient {
         await this.ensureSenderKey(room);
         room.stored.sentSeq += 1;
         const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, item.content ?? { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
+        item.after ??= room.stored.lastSeq; // if stored, it is stored after this (syncFrom)
         await this.save(); // the ratchet moved: never reuse a message key
         if (this.socket?.send({ type: "send", room: item.room, id: item.id, body: b64u(envelope) })) this.inFlight.add(item.id);
       } catch (error) {
@@ -1326,6 +1349,8 @@ export class RelaisClient {
       opened = await decryptEnvelope(room.state, parsed, room.inbound);
     } catch (error) {
       if (error instanceof CryptoError && (error.code === "unknown_key" || error.code === "future_epoch")) {
+        const from = item.sender as { device: number; practitioner: string };
+        if (from.practitioner === this.nationalId && this.isOwnDevice(from.device) && this.ownEcho(list, item.id, seq, true)) return true;
         if (!retrying) this.holdPending(room, [pendingFrom(item, Date.now())]);
         return false;
       }
@@ -1349,19 +1374,7 @@ export class RelaisClient {
     room.stored.senderSeqs[`${opened.sender[0]}/${opened.sender[1]}`]!.push(opened.seq);
     held?.add(seq);
     const own = opened.sender[0] === this.nationalId;
-    if (own && opened.sender[1] === this.device) {
-      // The server stores the client message id it acknowledged: the message this device
-      // already shows (pending, or sent and back in a catch-up) is that one, whatever its
-      // text; an attachment without a caption has none.
-      const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
-      if (mine) {
-        this.data.outbox = this.data.outbox.filter((o) => o.id !== mine.id); // the server has it
-        mine.seq ??= seq;
-        mine.state = mine.state === "pending" ? "sent" : mine.state;
-        list.sort(bySeq);
-        return true;
-      }
-    }
+    if (own && this.isOwnDevice(opened.sender[1]) && this.ownEcho(list, item.id, seq, false)) return true;
     list.push({
       id: (item.id as string) ?? `${roomId}:${seq}`,
       room: roomId,
@@ -1379,6 +1392,25 @@ export class RelaisClient {
     if (!this.batching) list.sort(bySeq);
     trimHistory((this.data.chunks ??= {}), key, list, MAX_MESSAGES_PER_ROOM);
     if (!this.data.names[opened.sender[0]]) void this.learnName(opened.sender[0]).then(() => this.changed());
+    return true;
+  }
+
+  /** An envelope of this browser's device, or of a device it was before logging in
+   * again (``formerDevices``), carrying the client message id of a message it shows: the
+   * server stores the id it acknowledged, so that message (pending, or sent and back in a
+   * catch-up) is this one, whatever its text (an attachment without a caption has none),
+   * and the outbox does not send it again. ``unopened``: the envelope could not be
+   * decrypted (its key is not here), so only a message still queued is matched, on the
+   * server's word: the server could name a queued message's id to make it look sent,
+   * which it can already do by acknowledging it and dropping it. */
+  private ownEcho(list: ChatMessage[], id: unknown, seq: number, unopened: boolean): boolean {
+    if (typeof id !== "string") return false;
+    const mine = list.find((m) => m.own && m.id === id);
+    if (!mine || (unopened && !this.data.outbox.some((o) => o.id === id))) return false;
+    this.data.outbox = this.data.outbox.filter((o) => o.id !== id); // the server has it
+    mine.seq ??= seq;
+    mine.state = mine.state === "pending" ? "sent" : mine.state;
+    list.sort(bySeq);
     return true;
   }
 
