@@ -27,7 +27,13 @@ from client.api import ApiError
 from client.devicekeys import DeviceKeys, publish_kex
 from client.directory import KeyTransparencyError
 from client.events import SecurityError
-from client.history import KEYS_PER_TRANSFER, seal_transfer
+from client.history import (
+    KEYS_PER_TRANSFER,
+    PROFILE_KEYS_PER_TRANSFER,
+    HistoryKey,
+    RoomProfileKey,
+    seal_transfer,
+)
 from e2ee import linking, recovery
 from e2ee.encoding import JsonObject, b64u, canonical_json, unb64u
 from e2ee.errors import CryptoError
@@ -258,17 +264,28 @@ async def approve_link(
 
 
 async def forward_history(client: RelaisClient, *, device: int, kex_key: bytes) -> int:
-    """Send every history key this device holds to a newly linked device of the same
-    practitioner, sealed to it; how many."""
+    """Send every history key this device holds, and the key of each room's current
+    profile, to a newly linked device of the same practitioner, sealed to it; how many
+    history keys. The profile keys go in messages of their own, so a device that does
+    not know them yet still takes every history key."""
     keys = client.history.keys()
+    profile_keys = client.held_profile_keys()
     messages: list[dict[str, Any]] = []
-    for start in range(0, len(keys), KEYS_PER_TRANSFER):
+    parts: list[tuple[list[HistoryKey], list[RoomProfileKey]]] = [
+        (keys[start : start + KEYS_PER_TRANSFER], [])
+        for start in range(0, len(keys), KEYS_PER_TRANSFER)
+    ] + [
+        ([], profile_keys[start : start + PROFILE_KEYS_PER_TRANSFER])
+        for start in range(0, len(profile_keys), PROFILE_KEYS_PER_TRANSFER)
+    ]
+    for history_part, profile_part in parts:
         sealed = seal_transfer(
-            keys=keys[start : start + KEYS_PER_TRANSFER],
+            keys=history_part,
             sender=client.me,
             key_pair=client.key_pair,
             recipient=(client.national_id, device),
             recipient_kex=kex_key,
+            profile_keys=profile_part,
         )
         messages.append({"device": device, "body": b64u(sealed)})
     for start in range(0, len(messages), 500):
@@ -285,7 +302,8 @@ async def recover(
     client: RelaisClient, *, token: str, device: int, national_id: str, code_text: str
 ) -> int:
     """Every device was lost: get the identity back with the recovery code on a new
-    device, then the rooms and their history. How many history keys came back."""
+    device, then the rooms, their history and their profiles. How many history keys
+    came back."""
     from client.history import restore_from_backup
 
     try:
@@ -313,7 +331,9 @@ async def recover(
     ).data
     await _check_identity_is_logged(client, "device")
     await _certify(client, kind="device")
-    count = await restore_from_backup(client.api, code, client.history)
+    profile_keys: list[RoomProfileKey] = []
+    count = await restore_from_backup(client.api, code, client.history, profile_keys)
     client.save()
     await client.settle_devices()
+    await client.adopt_profile_keys(profile_keys, source="backed-up profile key", quiet=True)
     return count

@@ -237,7 +237,7 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         await self.process_to_device()
         await self.sync()
         await self.check_my_devices()
-        await self.history.upload(self.api, self.account.recovery_key)
+        await self.upload_backup()
         self.save()
 
     @property
@@ -275,6 +275,13 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
         await self._ws.send(json.dumps({"type": "sync", "rooms": rooms}))
         await asyncio.wait_for(self._synced.wait(), timeout=30)
 
+    async def upload_backup(self) -> int:
+        """Back up, sealed to the recovery key, the history keys and the rooms' current
+        profile keys not backed up yet (protocol §10.9); how many records were sent."""
+        return await self.history.upload(
+            self.api, self.account.recovery_key, self.held_profile_keys()
+        )
+
     async def rotate_keys_if_due(self) -> bool:
         """Make and publish a new key-agreement key when the current one is old enough
         (``e2ee.kex.ROTATE_AFTER_MS``), and start new sender keys, so that a copy of this
@@ -304,7 +311,7 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             for number in sorted(replaced & set(member.devices)):
                 await self.remove_device(room_id, self.national_id, number)
         self.store.data["replaced_devices"] = []
-        await self.history.upload(self.api, self.account.recovery_key)
+        await self.upload_backup()
         self.save()
 
     # Rooms ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
-from client.history import HistoryKey, is_transfer, open_transfer
+from client.history import HistoryKey, RoomProfileKey, is_transfer, open_transfer
 from client.rooms import LocalRoom
 from e2ee import shares
 from e2ee.encoding import parse_canonical, unb64u
@@ -102,9 +102,64 @@ class ToDeviceMethods:
             return
         for key in transfer.keys:
             client.history.record(key)
+        await client.adopt_profile_keys(transfer.profile_keys, source="history keys")
         client.save()
         for room_id in list(client.rooms):
             await client._retry_pending(room_id)
+
+    def held_profile_keys(self) -> list[RoomProfileKey]:
+        """The key of each room's current profile this device holds (for a device it
+        links, and for the backup)."""
+        client = cast("RelaisClient", self)
+        held = []
+        for room in client.rooms.values():
+            key = None if room.left else room.profile_key()
+            if key is not None and room.state.profile is not None:
+                held.append(
+                    RoomProfileKey(
+                        room=room.state.room, version=room.state.profile.version, key=key
+                    )
+                )
+        return held
+
+    async def adopt_profile_keys(
+        self, keys: list[RoomProfileKey], *, source: str, quiet: bool = False
+    ) -> int:
+        """Keep each profile key that the room's verified state names (the room's newest
+        ``set_profile`` has its version and key id, and the key opens it); how many were
+        kept. A key of an older version than the state's is outdated and dropped; any
+        other mismatch is refused with an alert (unless ``quiet``: the backup holds
+        every version a device ever had)."""
+        client = cast("RelaisClient", self)
+        kept = 0
+        for key in keys:
+            try:
+                room = client._room_of(key.room)
+                if room is None:
+                    await client.refresh_rooms()
+                    room = client._room_of(key.room)
+                if room is None or room.left:
+                    raise CryptoError(
+                        CryptoErrorCode.UNKNOWN_KEY, "profile key of a room we are not in"
+                    )
+                held = room.state.profile
+                if held is None or held.version < key.version:
+                    room = await client.refresh_state(room.room_id)
+                    held = room.state.profile
+                if held is not None and key.version < held.version:
+                    continue  # outdated: a later version was set since
+                key.check(room.state)
+            except CryptoError as error:
+                if not quiet:
+                    await client._alert(error.code.value, None, f"{source} refused: {error}")
+                continue
+            room.add_profile_key(key.key)
+            kept += 1
+        if kept:
+            client.save()
+            async with client._room_events:
+                client._room_events.notify_all()  # for wait_for_room
+        return kept
 
     async def _on_notice(self, body: bytes) -> None:
         """Server notices are hints: each only triggers a check of what can be verified."""

@@ -6,7 +6,9 @@ the server must never read. An admin encrypts each version under a fresh 32-byte
 *profile key* and puts only the ciphertext in a signed ``set_profile`` state event; the
 key travels inside sender-key shares (``e2ee.shares``), so it reaches exactly the
 devices that receive the room's keys. A member removed before an edit never gets the
-new key.
+new key. Between the devices of one practitioner it also travels with the history keys
+(``client.history``: the transfer to a linked device, the recovery backup), checked
+there against the room's verified state before use.
 
 ``ct = nonce(12) || AES-256-GCM(profile key, nonce, canonical(profile), AAD)`` with
 ``AAD = "relais/v2/room-profile" || 0x00 || canonical({"room", "version", "key_id"})``,

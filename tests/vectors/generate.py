@@ -1,6 +1,7 @@
 """Write the protocol's test vectors (tests/vectors/*.json).
 
-Run ``python -m tests.vectors.generate`` from the repository root. Everything is
+Run ``python -m tests.vectors.generate [name…]`` from the repository root (the files
+with ciphertexts, ``RANDOMISED``, are rewritten only when named). Everything is
 derived from fixed seeds, so the output is reproducible, except HPKE ciphertexts:
 ``cryptography`` draws the ephemeral key itself, so the HPKE vector is a decryption
 vector (a second implementation must open it and find the given share).
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from client.history import HistoryKey, RoomProfileKey, seal_transfer, transfer_body
 from e2ee import kex, labels, linking, merkle, profile, ratchet, recovery, safety, shares, state
-from e2ee.encoding import b64u, canonical_json
+from e2ee.encoding import b64u, canonical_json, signing_input
 from e2ee.envelopes import OutboundSession
 from e2ee.identity import DeviceKind, IdentityKeyPair
 from e2ee.keys import DeviceKeyPair
@@ -487,6 +490,108 @@ def recovery_vectors() -> dict[str, Any]:
     }
 
 
+def history_key_vectors() -> dict[str, Any]:
+    """A care-team room gets its profile (the nurse, an admin, signs ``set_profile``
+    after the room-state chain); the nurse's phone then links her laptop (device 21 of
+    the linking vectors) and forwards a history key and the room's profile key, and
+    backs the profile key up sealed to the recovery code (protocol §10.9). The profile's
+    nonce is fixed here so the event reproduces; the HPKE ciphertexts (``message``,
+    ``backup.sealed``) are decryption vectors."""
+    events = state_vectors()["events"]
+    before = state.replay_chain([e.encode() for e in events])
+    key = ProfileKey(key_id=seed("history profile key id")[:16], key=seed("history profile key"))
+    content = {"title": "M. L. — ulcère jambe droite", "notes": "Compression le matin"}
+    nonce = seed("history profile nonce")[:12]
+    aad = signing_input(
+        labels.PROFILE_AAD, {"room": ROOM, "version": 1, "key_id": b64u(key.key_id)}
+    )
+    ct = nonce + AESGCM(key.key).encrypt(nonce, canonical_json(content), aad)
+    raw = state.sign_event(
+        state=before,
+        room=ROOM,
+        author=PEOPLE["nurse"],
+        key_pair=device("nurse"),
+        action="set_profile",
+        content={"version": 1, "key_id": b64u(key.key_id), "ct": b64u(ct)},
+        timestamp=NOW + 5000,
+    )
+    after, event = state.apply_event(before, raw)
+    assert after.profile is not None
+    profile_key = RoomProfileKey(room=ROOM, version=1, key=key)
+    history_key = HistoryKey(
+        room=ROOM,
+        sender=PEOPLE["nurse"],
+        key_id=seed("key id")[:16],
+        index=0,
+        chain_key=seed("sender chain"),
+        epoch=1,
+    )
+    nurse, laptop = device("nurse"), device("nurse-laptop")
+    recipient = (PEOPLE["nurse"][0], 21)
+    body = transfer_body(
+        keys=[history_key], sender=PEOPLE["nurse"], recipient=recipient, profile_keys=[profile_key]
+    )
+    alone = transfer_body(keys=[history_key], sender=PEOPLE["nurse"], recipient=recipient)
+    code = recovery.RecoveryCode(seed("recovery")[:20])
+    other_room = b64u(seed("other room")[:16])
+    wrong = ProfileKey(key_id=key.key_id, key=seed("wrong profile key"))
+    return {
+        "after": len(events),
+        "set_profile": raw.decode(),
+        "head": b64u(event.hash),
+        "profile": content,
+        "devices": [device_json("nurse", nurse), device_json("nurse-laptop", laptop)],
+        "sender": list(PEOPLE["nurse"]),
+        "recipient": list(recipient),
+        "history_key": history_key.to_json(),
+        "history_key_id": history_key.id,
+        "profile_key": profile_key.to_json(),
+        "transfer": canonical_json(body).decode(),
+        "sig": b64u(nurse.sign(labels.HISTORY, body)),
+        "transfer_without_profile_keys": canonical_json(alone).decode(),
+        "sig_without_profile_keys": b64u(nurse.sign(labels.HISTORY, alone)),
+        "message": seal_transfer(
+            keys=[history_key],
+            sender=PEOPLE["nurse"],
+            key_pair=nurse,
+            recipient=recipient,
+            recipient_kex=laptop.public.kex_key,
+            profile_keys=[profile_key],
+        ).decode(),
+        "backup": {
+            "code": str(code),
+            "id": profile_key.id,
+            "record": profile_key.backup_json(),
+            "sealed": b64u(recovery.seal(code.public_key(), profile_key.backup_json())),
+        },
+        "refused": [
+            {
+                "profile_key": RoomProfileKey(
+                    room=ROOM, version=1, key=ProfileKey(seed("unnamed key id")[:16], key.key)
+                ).to_json(),
+                "code": "unknown_key",
+                "why": "a key id the room's state does not name",
+            },
+            {
+                "profile_key": RoomProfileKey(room=other_room, version=1, key=key).to_json(),
+                "code": "unknown_key",
+                "why": "the key filed under another room",
+            },
+            {
+                "profile_key": RoomProfileKey(room=ROOM, version=2, key=key).to_json(),
+                "code": "unknown_key",
+                "why": "a version the room's state does not have",
+            },
+            {
+                "profile_key": RoomProfileKey(room=ROOM, version=1, key=wrong).to_json(),
+                "code": "decrypt_failed",
+                "why": "the right key id with a key that does not open the profile",
+            },
+        ],
+        "note": "message and backup.sealed are HPKE ciphertexts: decryption vectors",
+    }
+
+
 def safety_vectors() -> dict[str, Any]:
     nurse, doctor = identity("nurse").public, identity("doctor").public
     number = safety.safety_number(PEOPLE["nurse"][0], nurse, PEOPLE["doctor"][0], doctor)
@@ -511,15 +616,24 @@ GENERATORS = {
     "room_profile": profile_vectors,
     "linking": linking_vectors,
     "recovery": recovery_vectors,
+    "history_keys": history_key_vectors,
 }
+# Files holding HPKE ciphertexts or random nonces: written anew only when named.
+RANDOMISED = {"hpke_share", "room_profile", "history_keys"}
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """Write every deterministic file, and the randomised ones named on the command line
+    (rewriting those changes their ciphertexts)."""
     for name, generate in GENERATORS.items():
+        if name in RANDOMISED and name not in names:
+            continue
         path = HERE / f"{name}.json"
         path.write_text(json.dumps(generate(), indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {path.name}")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(sys.argv[1:])

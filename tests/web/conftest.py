@@ -26,6 +26,8 @@ from playwright.async_api import (
     expect,
 )
 
+from client import registration
+from client.session import RelaisClient
 from tests.e2e.server import ServerProcess, production_env
 from tests.web.build import CHROMIUM, TEST_BUNDLES, ensure_built
 
@@ -91,6 +93,22 @@ async def log_in(page: Page, base_url: str, national_id: str) -> str:
     await page.locator("#room-list").wait_for()
     await page.locator('#connection[data-state="online"]').wait_for()
     return code or ""
+
+
+async def link_from_sdk(page: Page, base_url: str, national_id: str, device: RelaisClient) -> None:
+    """A new browser of a practitioner who has an identity logs in; their SDK ``device``
+    approves the link code the page shows, and forwards its history keys."""
+    await page.goto(base_url + "/")
+    await page.get_by_label("Numéro RPPS").fill(national_id)
+    await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
+    await page.get_by_role("button", name="Se connecter (développement)").click()
+    code = await page.locator("#link-short-code").text_content()
+    assert code is not None
+
+    async def yes(device: int, name: str) -> bool:
+        return True
+
+    await registration.approve_link(device, code, confirm=yes)
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from channels.db import database_sync_to_async as sync_to_async
 from lxml import etree
-from playwright.async_api import FilePayload, Page
+from playwright.async_api import FilePayload, Page, Route
 
+from attachments.models import Attachment
 from client.teleexpertise.sdk import SentStep, TeleexpertiseClient
 from tests.e2e.teleexpertise_helpers import DOCTOR, in_hours, wound_photo
 from tests.teleexpertise.samples import consent, patient
@@ -76,3 +78,37 @@ def skeleton(cda: bytes) -> list[str]:
         path = etree.ElementTree(tree).getpath(element)
         shape.append(f"{path} {sorted(element.keys())}")
     return shape
+
+
+def _uploads_of(national_id: str) -> int:
+    return Attachment.objects.filter(uploader__national_id=national_id).count()
+
+
+async def uploads_of(national_id: str) -> int:
+    """The attachments the practitioner's devices have on the server."""
+    count: int = await sync_to_async(_uploads_of)(national_id)
+    return count
+
+
+async def request_call_unavailable(page: Page, uploads: list[int], national_id: str) -> None:
+    """The server answers the request's call (POST /api/v1/teleexpertise) with 503, as a
+    service that is down does; ``uploads`` gets the practitioner's uploads counted at
+    that moment."""
+
+    async def unavailable(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        uploads.append(await uploads_of(national_id))
+        await route.fulfill(
+            status=503,
+            json={
+                "error": {
+                    "code": "unavailable",
+                    "message": "The service is unavailable.",
+                    "message_fr": "Le service est indisponible.",
+                }
+            },
+        )
+
+    await page.route(lambda url: url.endswith("/api/v1/teleexpertise"), unavailable)

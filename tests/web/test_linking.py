@@ -15,7 +15,7 @@ from client.session import RelaisClient
 from client.store import KeyStore
 from tests.e2e.sdk import PASSPHRASE as STORE_PASSPHRASE
 from tests.e2e.sdk import new_client, next_message, open_client
-from tests.web.conftest import PASSPHRASE, PHONE, new_device, screenshot
+from tests.web.conftest import PASSPHRASE, PHONE, link_from_sdk, new_device, screenshot
 from tests.web.test_chat import DOCTOR, NURSE, bubble, send
 from tests.web.test_dishonest_server import create_care_team
 
@@ -130,17 +130,7 @@ async def test_an_sdk_device_links_a_browser_that_reads_the_history(web_server, 
         assert (await asyncio.wait_for(next_message(computer), 20)).text.startswith("Du méd")
 
         page = await context.new_page()
-        await page.goto(web_server.http_url + "/")
-        await page.get_by_label("Numéro RPPS").fill(NURSE)
-        await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
-        await page.get_by_role("button", name="Se connecter (développement)").click()
-        code = await page.locator("#link-short-code").text_content()
-        assert code is not None
-
-        async def yes(device: int, name: str) -> bool:
-            return True
-
-        await registration.approve_link(computer, code, confirm=yes)
+        await link_from_sdk(page, web_server.http_url, NURSE, computer)
         await page.locator("#room-list button.room").first.click()
         await expect(
             page.locator("#messages li.own", has_text="De l'ordinateur, avant la liaison")

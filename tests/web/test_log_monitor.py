@@ -29,6 +29,7 @@ from tests.e2e.test_attacks import rogue_device
 from tests.web.conftest import PASSPHRASE, log_in, new_device, screenshot
 from tests.web.test_chat import NURSE, PHARMACIST, bubble, send
 from tests.web.test_dishonest_server import create_care_team
+from tests.web.vault_pages import READ_VAULT, until_true
 
 pytestmark = pytest.mark.e2e
 DAY_MS = 24 * 3600 * 1000
@@ -205,41 +206,20 @@ async def test_heads_need_the_cosignature_of_the_witness_the_browser_pinned(
         await pharmacist.close()
 
 
-VAULT_KEX = """async (passphrase) => {
-  const request = (r) => new Promise((ok, ko) => {
-    r.onsuccess = () => ok(r.result);
-    r.onerror = () => ko(r.error);
-  });
-  const db = await request(indexedDB.open("relais", 1));
-  const sealed = await request(db.transaction("kv").objectStore("kv").get("vault"));
-  db.close();
-  const bytes = (s) => {
-    const base64 = s.replace(/-/g, "+").replace(/_/g, "/");
-    return Uint8Array.from(atob(base64 + "===".slice((base64.length + 3) % 4)), (c) =>
-      c.charCodeAt(0));
-  };
-  const utf8 = (s) => new TextEncoder().encode(s);
-  const material = await crypto.subtle.importKey(
-    "raw", utf8(passphrase), "PBKDF2", false, ["deriveKey"]);
-  const key = await crypto.subtle.deriveKey(
-    { name: "PBKDF2", hash: "SHA-256", salt: bytes(sealed.salt),
-      iterations: sealed.iterations },
-    material, { name: "AES-GCM", length: 256 }, false, ["decrypt"]);
-  const plain = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: bytes(sealed.nonce), additionalData: utf8("relais/web/vault") },
-    key, bytes(sealed.ct));
-  return JSON.parse(new TextDecoder().decode(plain)).kex.map((k) => k.serial).sort();
-}"""
+# The private key-agreement keys' serials, from the vault as stored.
+VAULT_KEX = (
+    f"async (passphrase) => (await ({READ_VAULT})(passphrase)).kex.map((k) => k.serial).sort()"
+)
 
 
 async def wait_vault_kex(page: Page, serials: list[int]) -> None:
     """Until the vault, read as the app reads it, holds the private key-agreement keys
     ``serials`` and no other."""
-    expected = json.dumps(serials)
-    await page.wait_for_function(
+    expected = json.dumps(serials, separators=(",", ":"))  # as JSON.stringify writes it
+    await until_true(
+        page,
         f"async () => JSON.stringify(await ({VAULT_KEX})({json.dumps(PASSPHRASE)}))"
         f" === {json.dumps(expected)}",
-        polling=250,
     )
 
 

@@ -24,7 +24,6 @@ from channels.db import database_sync_to_async
 from playwright.async_api import BrowserContext, CDPSession, Page, WebSocketRoute, expect
 
 from chat.models import Device, ToDeviceMessage
-from client import registration
 from push.jobs import stream_key
 from push.models import PushSubscription, RoomMute
 from push.vapid import VapidKey, generate_key
@@ -33,7 +32,7 @@ from tests.e2e.server import ServerProcess, production_env
 from tests.push.conftest import SUBJECT
 from tests.push.receiver import BrowserSubscription, PushReceiver
 from tests.push.test_e2e import WorkerProcess
-from tests.web.conftest import PASSPHRASE, PHONE, TIMEOUT_MS, log_in, new_device
+from tests.web.conftest import PHONE, TIMEOUT_MS, link_from_sdk, log_in, new_device
 
 pytestmark = pytest.mark.e2e
 NURSE, PHARMACIST = "810003456786", "810002765435"
@@ -282,17 +281,7 @@ async def test_a_push_read_only_with_a_history_key_names_who_wrote(
         await pharmacist.send_text(room, "Avant la liaison")
         assert (await next_message(computer)).text == "Avant la liaison"
 
-        await page.goto(push_server.http_url + "/")
-        await page.get_by_label("Numéro RPPS").fill(NURSE)
-        await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
-        await page.get_by_role("button", name="Se connecter (développement)").click()
-        code = await page.locator("#link-short-code").text_content()
-        assert code is not None
-
-        async def yes(device: int, name: str) -> bool:
-            return True
-
-        await registration.approve_link(computer, code, confirm=yes)  # with the history keys
+        await link_from_sdk(page, push_server.http_url, NURSE, computer)  # with the history keys
         sender_name = "Karim Benali (Pharmacien)"
         room_button = page.locator("#room-list button.room").first
         await expect(room_button).to_contain_text(sender_name)

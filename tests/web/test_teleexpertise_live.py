@@ -10,10 +10,8 @@ import json
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async as sync_to_async
 from playwright.async_api import Route, WebSocketRoute, expect
 
-from attachments.models import Attachment
 from tests.e2e.teleexpertise_helpers import DOCTOR, NURSE, te_client
 from tests.e2e.test_archiver import (
     NAME,
@@ -23,7 +21,13 @@ from tests.e2e.test_archiver import (
     messages_of,
 )
 from tests.web.conftest import log_in, new_device
-from tests.web.teleexpertise_pages import fill_request, open_teleexpertise, sdk_request
+from tests.web.teleexpertise_pages import (
+    fill_request,
+    open_teleexpertise,
+    request_call_unavailable,
+    sdk_request,
+    uploads_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -83,10 +87,6 @@ async def test_a_step_of_the_sdk_shows_from_its_live_frame_alone(web_server, bro
         await context.close()
 
 
-def _uploads_of(national_id: str) -> int:
-    return Attachment.objects.filter(uploader__national_id=national_id).count()
-
-
 async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(
     app_page, web_server, tmp_path
 ):
@@ -94,23 +94,7 @@ async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(
     doctor, _ = await te_client(web_server, tmp_path, DOCTOR, "doctor")  # the requis' device
     at_the_call: list[int] = []
 
-    async def unavailable(route: Route) -> None:
-        if route.request.method != "POST":
-            await route.continue_()
-            return
-        at_the_call.append(await sync_to_async(_uploads_of)(NURSE))
-        await route.fulfill(
-            status=503,
-            json={
-                "error": {
-                    "code": "unavailable",
-                    "message": "The service is unavailable.",
-                    "message_fr": "Le service est indisponible.",
-                }
-            },
-        )
-
-    await nurse.route(lambda url: url.endswith("/api/v1/teleexpertise"), unavailable)
+    await request_call_unavailable(nurse, at_the_call, NURSE)
     try:
         await open_teleexpertise(nurse)
         await fill_request(nurse)
@@ -118,7 +102,7 @@ async def test_the_photos_of_a_request_whose_call_fails_are_withdrawn(
         await nurse.get_by_role("button", name="Envoyer la demande").click()
         await expect(nurse.locator("#te-message")).to_contain_text("indisponible")
         assert at_the_call == [1]  # the photo was on the server when the call was made
-        assert await sync_to_async(_uploads_of)(NURSE) == 0
+        assert await uploads_of(NURSE) == 0
         # What was typed stays, to send again.
         await expect(nurse.get_by_label("Motif")).to_have_value("Plaie qui s'aggrave")
     finally:

@@ -13,12 +13,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from channels.db import database_sync_to_async as sync_to_async
 from lxml import etree
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, expect
 from playwright.async_api import Request as PlaywrightRequest
 
-from attachments.models import Attachment
 from client.teleexpertise.contents import Request
 from client.teleexpertise.report import request_documents
 from documents.cda import NS, Organisation, check_cda
@@ -40,7 +38,9 @@ from tests.web.teleexpertise_pages import (
     REASON,
     fill_request,
     open_teleexpertise,
+    request_call_unavailable,
     skeleton,
+    uploads_of,
 )
 
 pytestmark = pytest.mark.e2e
@@ -212,10 +212,6 @@ async def test_without_an_archiver_the_request_carries_no_documents(app_page, we
     assert loaded == []  # no document written, no writer fetched
 
 
-def _uploads_of(national_id: str) -> int:
-    return Attachment.objects.filter(uploader__national_id=national_id).count()
-
-
 async def test_the_documents_of_a_request_whose_call_fails_are_withdrawn(
     app_page, web_server, server_env, tmp_path
 ):
@@ -226,23 +222,7 @@ async def test_the_documents_of_a_request_whose_call_fails_are_withdrawn(
     doctor, _ = await te_client(web_server, tmp_path, DOCTOR, "doctor")  # the requis' device
     at_the_call: list[int] = []
 
-    async def unavailable(route: Route) -> None:
-        if route.request.method != "POST":
-            await route.continue_()
-            return
-        at_the_call.append(await sync_to_async(_uploads_of)(NURSE))
-        await route.fulfill(
-            status=503,
-            json={
-                "error": {
-                    "code": "unavailable",
-                    "message": "The service is unavailable.",
-                    "message_fr": "Le service est indisponible.",
-                }
-            },
-        )
-
-    await nurse.route(lambda url: url.endswith("/api/v1/teleexpertise"), unavailable)
+    await request_call_unavailable(nurse, at_the_call, NURSE)
     try:
         await open_teleexpertise(nurse)
         await fill_request(nurse)
@@ -251,7 +231,7 @@ async def test_the_documents_of_a_request_whose_call_fails_are_withdrawn(
         await nurse.get_by_role("button", name="Envoyer la demande").click()
         await expect(nurse.locator("#te-message")).to_contain_text("indisponible")
         assert at_the_call == [3]  # the photo, the PDF and the CDA, when the call was made
-        assert await sync_to_async(_uploads_of)(NURSE) == 0
+        assert await uploads_of(NURSE) == 0
     finally:
         await doctor.close()
         await archiver.close()

@@ -15,7 +15,7 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 OTHERS = {"attachments", "teleexpertise"}
 FILES = sorted(p.stem for p in VECTORS.glob("*.json") if p.stem not in OTHERS)
 # Vectors that build on another file's (the room-state chain under the envelopes).
-CONTEXT = {"envelope": ["room_state"], "hpke_share": ["room_state"]}
+CONTEXT = {"envelope": ["room_state"], "hpke_share": ["room_state"], "history_keys": ["room_state"]}
 
 
 def load(name: str) -> object:

@@ -4,6 +4,7 @@ history's sealed chunk records as they are stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -82,11 +83,20 @@ async def read_vault(page: Page) -> dict[str, Any]:
 async def wait_vault(page: Page, predicate: str) -> None:
     """Until ``predicate`` (a JavaScript expression over ``vault``) holds for the vault
     as stored: what the app wrote, not what it shows."""
-    await page.wait_for_function(
+    await until_true(
+        page,
         f"async () => {{ const vault = await ({READ_VAULT})({json.dumps(PASSPHRASE)});"
         f" return !!({predicate}); }}",
-        polling=250,
     )
+
+
+async def until_true(page: Page, function: str) -> None:
+    """Until the page's async ``function`` resolves to true. (``wait_for_function``
+    takes the pending promise of an async function for a true value and returns at
+    once, so reading IndexedDB needs a loop of its own.)"""
+    async with asyncio.timeout(30):
+        while not await page.evaluate(function):  # noqa: ASYNC110 (IndexedDB, not an event)
+            await asyncio.sleep(0.25)
 
 
 def chunk_record(room: int, chunk: int) -> str:

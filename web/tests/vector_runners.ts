@@ -9,6 +9,9 @@ import { commitment, LinkCode } from "../src/e2ee/linking";
 import { CompactTree } from "../src/e2ee/compact_tree";
 import * as merkle from "../src/e2ee/merkle";
 import { decryptProfile } from "../src/e2ee/profile";
+import { checkProfileKey, historyKeyId, openTransfer, parseHistoryKey, parseProfileKey, parseProfileKeyRecord, profileKeyId, profileKeyRecord, transferBody, verifyTransfer } from "../src/e2ee/history";
+import { openSealed } from "../src/e2ee/recovery";
+import { HISTORY } from "../src/e2ee/labels";
 import { messageKey, nextChainKey } from "../src/e2ee/ratchet";
 import { accountKey, RecoveryCode } from "../src/e2ee/recovery";
 import { safetyNumber } from "../src/e2ee/safety";
@@ -347,4 +350,45 @@ runners.hpke_share = async (v, check, context) => {
     const accepted = await acceptShare(await openShare(sealed, pharmacist.kexPrivate, recipient), state);
     assertEqual(b64u(accepted.chainKey), b64u(session.chainKey), "chain key");
   });
+};
+
+runners.history_keys = async (v, check, context) => {
+  const { state: before } = await chainOf(context, v.after);
+  const { state, event } = await applyEvent(before, utf8(v.set_profile));
+  const devices = new Map();
+  for (const d of v.devices) devices.set(d.name, await deviceKeys(d));
+  const nurse = devices.get("nurse")!;
+  const sender: DeviceRef = [v.sender[0], v.sender[1]];
+  const recipient: DeviceRef = [v.recipient[0], v.recipient[1]];
+  const historyKey = parseHistoryKey(v.history_key);
+  const profileKey = parseProfileKey(v.profile_key);
+  await check("set_profile applies", () => assertEqual(b64u(event.hash), v.head, "head"));
+  await check("transfer reproduces", async () => {
+    assertEqual(await historyKeyId(historyKey.room, historyKey.sender, historyKey.keyId), v.history_key_id, "history key id");
+    const body = transferBody([historyKey], sender, recipient, [profileKey]);
+    assertEqual(fromUtf8(canonicalJson(body)), v.transfer, "transfer");
+    assertEqual(b64u(await nurse.signing.sign(HISTORY, body)), v.sig, "signature");
+    const alone = transferBody([historyKey], sender, recipient);
+    assertEqual(fromUtf8(canonicalJson(alone)), v.transfer_without_profile_keys, "transfer without profile keys");
+    assertEqual(b64u(await nurse.signing.sign(HISTORY, alone)), v.sig_without_profile_keys, "signature without profile keys");
+  });
+  await check("transfer opens and its profile key is the room's", async () => {
+    const opened = await openTransfer(utf8(v.message), devices.get("nurse-laptop")!.kexPrivate, recipient);
+    await verifyTransfer(opened, nurse.signing.publicKey);
+    assertEqual(fromUtf8(canonicalJson(opened.body)), v.transfer, "opened body");
+    assertEqual(opened.profileKeys.length, 1, "profile keys");
+    await checkProfileKey(opened.profileKeys[0]!, state);
+    assertEqual(await decryptProfile(state.room, 1, opened.profileKeys[0]!.key, state.profile!.ciphertext), v.profile, "profile");
+    await assertRefused(() => checkProfileKey(profileKey, before), "before set_profile", "unknown_key");
+    await assertRefused(() => openTransfer(utf8(v.message), nurse.kexPrivate, recipient), "another device's key", "decrypt_failed");
+  });
+  await check("backup record", async () => {
+    const record = await openSealed(RecoveryCode.parse(v.backup.code), unb64u(v.backup.sealed));
+    assertEqual(record, v.backup.record, "record");
+    assertEqual(profileKeyRecord(parseProfileKeyRecord(record)), v.backup.record, "record reproduces");
+    assertEqual(await profileKeyId(profileKey), v.backup.id, "record id");
+  });
+  for (const c of v.refused) {
+    await check(`refused: ${c.why}`, () => assertRefused(() => checkProfileKey(parseProfileKey(c.profile_key), state), c.why, c.code));
+  }
 };

@@ -14,13 +14,13 @@ import { bind, certify } from "../e2ee/identity";
 import { publishKex, verifyKex, type KexKey } from "../e2ee/kex";
 import { decryptProfile, encryptProfile, generateProfileKey, type ProfileKey } from "../e2ee/profile";
 import { identityBackup, openSealed, RecoveryCode, restoreIdentity, sealToRecovery } from "../e2ee/recovery";
-import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, sealTransfer, verifyTransfer } from "../e2ee/history";
+import { isTransfer, KEYS_PER_TRANSFER, openTransfer, type OpenedTransfer, PROFILE_KEYS_PER_TRANSFER, type RoomProfileKey, sealTransfer, verifyTransfer } from "../e2ee/history";
 import { safetyNumber, type SafetyNumber } from "../e2ee/safety";
 import { acceptShare, openShare, sealShare, shareKexSerial } from "../e2ee/shares";
 import { applyEvent, createContent, currentDevice, defaultPolicy, eventHash, memberContent, replayChain, roomDevices, type RoomDevice, type RoomState, signEvent } from "../e2ee/state";
 import { generateX25519, SigningKey } from "../e2ee/primitives";
 import { signDeviceRegistration, signKexRegistration } from "../e2ee/transparency";
-import { History, newHistoryData, restoreFromBackup } from "./history";
+import { adoptProfileKeys, heldProfileKeys, History, newHistoryData, restoreFromBackup } from "./history";
 import { CHUNK_MESSAGES, chunkAad, chunkRecord, HistoryChunks, trimHistory } from "./chunks";
 import { boundPending, type PendingEnvelope, pendingFrom } from "./pending";
 import { forgetOldKex, keyClock, rotateKex, rotationDue } from "./devicekeys";
@@ -73,6 +73,8 @@ interface LocalRoom {
 const MAX_MESSAGES_PER_ROOM = 5000;
 const LOOKUP_REUSE_MS = 30_000;
 const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// The device numbers this browser held before that it still recognises as its own.
+const MAX_FORMER_DEVICES = 16;
 // How often an open app audits the log and checks whether its key-agreement key is due.
 const WATCH_INTERVAL_MS = 10 * 60_000;
 
@@ -326,8 +328,12 @@ export class RelaisClient {
     const mine = await client.identityOf(login.nationalId, false);
     if (!mine.identityKey || !equal(mine.identityKey, identity.publicKey)) throw new RecoveryError("not_logged");
     await client.certifySelf(pending.kex);
-    await restoreFromBackup(api, code, client.history);
+    const profileKeys: RoomProfileKey[] = [];
+    await restoreFromBackup(api, code, client.history, profileKeys);
     await client.joinMyRooms();
+    // The backup keeps every version: no alert. A room whose state cannot be fetched now
+    // gets its profile key with the next share; the recovery itself goes on.
+    await client.adoptProfileKeys(profileKeys, null).catch(() => undefined);
     await client.save();
     return client;
   }
@@ -405,13 +411,19 @@ export class RelaisClient {
     await this.forwardHistory(found.device, unb64u(found.request.kex_key, 32));
   }
 
-  /** Every history key this device holds, to a device it just linked, sealed to the key
-   * of its request (docs/protocol.md §10.4.4, step 5). */
+  /** Every history key this device holds, and each room's current profile key (in
+   * messages of their own), to a device it just linked, sealed to the key of its request
+   * (docs/protocol.md §10.4.4, step 5, §10.9). */
   private async forwardHistory(device: number, kexKey: Uint8Array): Promise<void> {
     const keys = this.history.keys();
+    const profileKeys = heldProfileKeys(this.rooms.values());
     const messages: { device: number; body: string }[] = [];
     for (let start = 0; start < keys.length; start += KEYS_PER_TRANSFER) {
       const sealed = await sealTransfer(keys.slice(start, start + KEYS_PER_TRANSFER), this.me, this.signing, [this.nationalId, device], kexKey);
+      messages.push({ device, body: b64u(sealed) });
+    }
+    for (let start = 0; start < profileKeys.length; start += PROFILE_KEYS_PER_TRANSFER) {
+      const sealed = await sealTransfer([], this.me, this.signing, [this.nationalId, device], kexKey, profileKeys.slice(start, start + PROFILE_KEYS_PER_TRANSFER));
       messages.push({ device, body: b64u(sealed) });
     }
     for (let start = 0; start < messages.length; start += 500) await this.api.post("devices/messages", { messages: messages.slice(start, start + 500) });
@@ -441,14 +453,34 @@ export class RelaisClient {
       return;
     }
     for (const key of transfer.keys) this.history.record(key);
+    await this.adoptProfileKeys(transfer.profileKeys, "history keys refused");
     for (const room of this.rooms.values()) await this.retryPending(room.id);
     void this.uploadHistory();
+  }
+
+  /** Profile keys from the history keys or the backup, each kept once the room's
+   * verified state names it (client/history.ts); a refusal is an alert headed
+   * ``refusedAs`` (null: silent). */
+  private async adoptProfileKeys(keys: RoomProfileKey[], refusedAs: string | null): Promise<void> {
+    const roomOf = async (uid: string, version: number): Promise<LocalRoom | null> => {
+      let room = [...this.rooms.values()].find((r) => r.state.room === uid);
+      if (!room) {
+        await this.refreshRooms();
+        room = [...this.rooms.values()].find((r) => r.state.room === uid);
+      }
+      if (room && (room.state.profile?.version ?? 0) < version) room = await this.refreshState(room.id);
+      return room ?? null;
+    };
+    const kept = await adoptProfileKeys(keys, roomOf, (error) => {
+      if (refusedAs) this.alert(error.code, null, `${refusedAs}: ${String(error)}`);
+    });
+    if (kept) this.changed();
   }
 
   /** Back up the history keys not backed up yet (sealed to the recovery key). */
   private async uploadHistory(): Promise<void> {
     try {
-      if ((await this.history.upload(this.api, this.data.recoveryPublic)) > 0) await this.save();
+      if ((await this.history.upload(this.api, this.data.recoveryPublic, heldProfileKeys(this.rooms.values()))) > 0) await this.save();
     } catch {
       // tried again after the next catch-up
     }
@@ -615,6 +647,7 @@ export class RelaisClient {
     const signing = await SigningKey.generate();
     const kex = await generateX25519();
     this.data.replacedDevices = [...new Set([...(this.data.replacedDevices ?? []), old.device])];
+    this.data.formerDevices = [...(this.data.formerDevices ?? []).filter((n) => n !== old.device), old.device].slice(-MAX_FORMER_DEVICES);
     this.data.token = login.token;
     this.data.device = login.device;
     this.data.sign = b64u(signing.seed);
@@ -674,13 +707,32 @@ export class RelaisClient {
   }
 
   /** ``sync`` for the rooms not in ``asked`` (all of them the first time); the rooms
-   * asked for now. */
+   * asked for now. The outbox goes once its answer is handled (``synced``). */
   private requestSync(asked: Set<number>): Set<number> {
     const rooms: Record<string, number> = {};
-    for (const room of this.rooms.values()) if (!room.stored.left && !asked.has(room.id)) rooms[String(room.id)] = room.stored.lastSeq;
+    for (const room of this.rooms.values()) if (!room.stored.left && !asked.has(room.id)) rooms[String(room.id)] = this.syncFrom(room);
     const ids = Object.keys(rooms).map(Number);
     if (ids.length || !asked.size) this.socket?.send({ type: "sync", rooms });
     return new Set([...asked, ...ids]);
+  }
+
+  /** Where a room's catch-up starts: after the last number this browser holds, or, once
+   * it has logged in again as a new device, no later than where it stood when a message
+   * still queued first went out. The server may have stored that message from the device
+   * this browser was, and skips a device's own envelopes in what it delivers live, so a
+   * later number may have come meanwhile; the catch-up brings the envelope back and the
+   * message is recognised (``ownEcho``) before the outbox is sent. A device that stayed
+   * the same needs none of this: the server takes a message id of a device once. */
+  private syncFrom(room: LocalRoom): number {
+    let from = room.stored.lastSeq;
+    if (!this.data.formerDevices?.length) return from;
+    for (const item of this.data.outbox) if (item.room === room.id && item.after !== undefined) from = Math.min(from, item.after);
+    return Math.max(from, 0);
+  }
+
+  /** Whether ``device`` is, or was, this browser's device. */
+  private isOwnDevice(device: number): boolean {
+    return device === this.device || (this.data.formerDevices ?? []).includes(device);
   }
 
   private async onFrame(frame: Frame): Promise<void> {
@@ -1105,6 +1157,7 @@ export class RelaisClient {
         await this.ensureSenderKey(room);
         room.stored.sentSeq += 1;
         const envelope = await encryptEnvelope(room.outbound!, room.state, this.signing, item.content ?? { type: "text", text: item.text }, room.stored.sentSeq, item.ts, this.log.gossip());
+        item.after ??= room.stored.lastSeq; // if stored, it is stored after this (syncFrom)
         await this.save(); // the ratchet moved: never reuse a message key
         if (this.socket?.send({ type: "send", room: item.room, id: item.id, body: b64u(envelope) })) this.inFlight.add(item.id);
       } catch (error) {
@@ -1296,6 +1349,8 @@ export class RelaisClient {
       opened = await decryptEnvelope(room.state, parsed, room.inbound);
     } catch (error) {
       if (error instanceof CryptoError && (error.code === "unknown_key" || error.code === "future_epoch")) {
+        const from = item.sender as { device: number; practitioner: string };
+        if (from.practitioner === this.nationalId && this.isOwnDevice(from.device) && this.ownEcho(list, item.id, seq, true)) return true;
         if (!retrying) this.holdPending(room, [pendingFrom(item, Date.now())]);
         return false;
       }
@@ -1319,19 +1374,7 @@ export class RelaisClient {
     room.stored.senderSeqs[`${opened.sender[0]}/${opened.sender[1]}`]!.push(opened.seq);
     held?.add(seq);
     const own = opened.sender[0] === this.nationalId;
-    if (own && opened.sender[1] === this.device) {
-      // The server stores the client message id it acknowledged: the message this device
-      // already shows (pending, or sent and back in a catch-up) is that one, whatever its
-      // text; an attachment without a caption has none.
-      const mine = typeof item.id === "string" ? list.find((m) => m.own && m.id === item.id) : undefined;
-      if (mine) {
-        this.data.outbox = this.data.outbox.filter((o) => o.id !== mine.id); // the server has it
-        mine.seq ??= seq;
-        mine.state = mine.state === "pending" ? "sent" : mine.state;
-        list.sort(bySeq);
-        return true;
-      }
-    }
+    if (own && this.isOwnDevice(opened.sender[1]) && this.ownEcho(list, item.id, seq, false)) return true;
     list.push({
       id: (item.id as string) ?? `${roomId}:${seq}`,
       room: roomId,
@@ -1349,6 +1392,25 @@ export class RelaisClient {
     if (!this.batching) list.sort(bySeq);
     trimHistory((this.data.chunks ??= {}), key, list, MAX_MESSAGES_PER_ROOM);
     if (!this.data.names[opened.sender[0]]) void this.learnName(opened.sender[0]).then(() => this.changed());
+    return true;
+  }
+
+  /** An envelope of this browser's device, or of a device it was before logging in
+   * again (``formerDevices``), carrying the client message id of a message it shows: the
+   * server stores the id it acknowledged, so that message (pending, or sent and back in a
+   * catch-up) is this one, whatever its text (an attachment without a caption has none),
+   * and the outbox does not send it again. ``unopened``: the envelope could not be
+   * decrypted (its key is not here), so only a message still queued is matched, on the
+   * server's word: the server could name a queued message's id to make it look sent,
+   * which it can already do by acknowledging it and dropping it. */
+  private ownEcho(list: ChatMessage[], id: unknown, seq: number, unopened: boolean): boolean {
+    if (typeof id !== "string") return false;
+    const mine = list.find((m) => m.own && m.id === id);
+    if (!mine || (unopened && !this.data.outbox.some((o) => o.id === id))) return false;
+    this.data.outbox = this.data.outbox.filter((o) => o.id !== id); // the server has it
+    mine.seq ??= seq;
+    mine.state = mine.state === "pending" ? "sent" : mine.state;
+    list.sort(bySeq);
     return true;
   }
 

@@ -75,6 +75,10 @@ export interface OutboxItem {
   text: string;
   ts: number;
   content?: JsonObject; // another content than a text (an attachment), sent as it is
+  // The room's last known number when this message first went out (absent until then):
+  // if the server stored it, it stored it after that. A catch-up after logging in again
+  // as a new device starts no later, to find it (client/client.ts, ``syncFrom``).
+  after?: number;
 }
 
 export interface VaultData {
@@ -103,6 +107,9 @@ export interface VaultData {
   // Device numbers this browser held before its session ended and it logged in again
   // (client/session.ts): removed from its rooms, then revoked, by the device it is now.
   replacedDevices?: number[];
+  // Every device number this browser held before (the last few, kept when settled): an
+  // envelope of one of them carrying a queued message's id is that message, stored.
+  formerDevices?: number[];
 }
 
 export function newRoom(events: string[]): StoredRoom {

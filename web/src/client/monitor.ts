@@ -21,19 +21,28 @@ export interface MonitorReport {
   refused: string;
 }
 
+/** Audit the log and read the entries under ``label`` (``nationalId``'s), checked as
+ * one chain: a ``CryptoError`` when they are not one. */
+export async function auditOwnChain(log: LogView, nationalId: string, label: Uint8Array): Promise<{ size: number; refused: string; records: [number, LogRecord][] }> {
+  const audited = await log.audit(label);
+  const records: [number, LogRecord][] = [];
+  for (const [index, leaf] of audited.own) records.push([index, await parseLogEntry(leaf, log.logPublic)]);
+  await verifyChain(nationalId, label, records);
+  return { size: audited.size, refused: audited.refused, records };
+}
+
 /** Audit the log and compare the entries under ``nationalId``'s label with the
  * identity key and devices this device knows. */
 export async function monitorOwnLabel(log: LogView, nationalId: string, identityKey: Uint8Array, knownDevices: Record<string, string>): Promise<MonitorReport> {
   const label = log.data.ownLabel ? unb64u(log.data.ownLabel, 32) : await log.labelOf(nationalId);
-  const audited = await log.audit(label);
-  const records: [number, LogRecord][] = [];
+  let audited;
   try {
-    for (const [index, leaf] of audited.own) records.push([index, await parseLogEntry(leaf, log.logPublic)]);
-    await verifyChain(nationalId, label, records);
+    audited = await auditOwnChain(log, nationalId, label);
   } catch (error) {
     if (error instanceof CryptoError) throw new KeyTransparencyError(`my own entries in the log are invalid: ${error.message}`);
     throw error;
   }
+  const records = audited.records;
   const reported = new Set(log.data.reported ?? []);
   const findings: MonitorFinding[] = [];
   for (const [index, record] of records) {

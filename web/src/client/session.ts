@@ -10,8 +10,9 @@
 // practitioner: it keeps its history readable here and sends nothing more.
 import { equal, unb64u } from "../e2ee/bytes";
 import { CryptoError } from "../e2ee/errors";
-import { type LogRecord, parseLogEntry, type RevocationEntry, verifyChain } from "../e2ee/transparency";
+import type { LogRecord, RevocationEntry } from "../e2ee/transparency";
 import type { LogView } from "./logview";
+import { auditOwnChain } from "./monitor";
 
 /** ``active``: the token works (as far as this browser knows); ``checking``: refused,
  * finding out why; ``ended``: log in again to go on; ``removed``: revoked for good. */
@@ -40,15 +41,11 @@ export function revocationOf(records: [number, LogRecord][], device: number, sig
 export async function revocationInLog(log: LogView, nationalId: string, device: number, signKey: Uint8Array): Promise<RevocationEntry | null> {
   if (!log.data.ownLabel) return null;
   await log.start();
-  const label = unb64u(log.data.ownLabel, 32);
-  const audited = await log.audit(label);
-  const records: [number, LogRecord][] = [];
   try {
-    for (const [index, leaf] of audited.own) records.push([index, await parseLogEntry(leaf, log.logPublic)]);
-    await verifyChain(nationalId, label, records);
+    const audited = await auditOwnChain(log, nationalId, unb64u(log.data.ownLabel, 32));
+    return revocationOf(audited.records, device, signKey);
   } catch (error) {
     if (error instanceof CryptoError) return null; // the monitor reports a bad chain
     throw error;
   }
-  return revocationOf(records, device, signKey);
 }

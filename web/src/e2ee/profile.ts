@@ -1,4 +1,6 @@
-// The encrypted room profile (docs/protocol.md §10.5, set_profile).
+// The encrypted room profile (docs/protocol.md §10.5, set_profile). Its key travels in
+// key shares (shares.ts) and, between one practitioner's devices, with the history keys
+// (history.ts: checkProfileKey before use).
 import { b64u, concat, randomBytes } from "./bytes";
 import { canonicalJson, type JsonObject, parseCanonical, signingInput } from "./canonical";
 import { PROFILE_AAD } from "./labels";
