@@ -79,6 +79,15 @@ async def chosen_activity(device: int) -> dict[str, Any] | None:
     return activity
 
 
+# Every address in the page's Cache Storage.
+CACHED_URLS = """async () => {
+  const urls = [];
+  for (const name of await caches.keys())
+    for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+  return urls;
+}"""
+
+
 async def test_psc_login_chooses_the_place_of_practice_and_the_token_works(
     psc_web: PscWeb, browser: Browser, tmp_path: Path
 ) -> None:
@@ -114,6 +123,11 @@ async def test_psc_login_chooses_the_place_of_practice_and_the_token_works(
         await page.locator("#recovery-done").click()
         await page.locator("#room-list").wait_for()
         await expect(page.locator("#signed-in-as")).to_have_text("Connecté en tant que Paul Durand")
+        # The service worker kept the page it served on the way back under "/" alone,
+        # without the one-time code of its address.
+        cached = await page.evaluate(CACHED_URLS)
+        assert base + "/" in cached
+        assert not [url for url in cached if "code=" in url], cached
         await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
         [device] = await devices_of(DOCTOR)
         activity = await chosen_activity(device)

@@ -56,7 +56,9 @@ worker.addEventListener("fetch", (event) => {
       const cache = await caches.open(CACHE);
       try {
         const response = await fetch(request);
-        if (response.ok) await cache.put(request, response.clone());
+        // The page is kept under its path alone: its query may hold a one-time code on
+        // the way back from Pro Santé Connect, which has no place in Cache Storage.
+        if (response.ok) await cache.put(url.pathname === "/" ? `${url.origin}/` : request, response.clone());
         return response;
       } catch {
         const cached = await cache.match(request, { ignoreSearch: url.pathname === "/" });
