@@ -9,8 +9,10 @@
 // given up, as a message that does not open is (an alert, nothing shown).
 import type { Frame } from "../api/socket";
 
-export const PENDING_PER_ROOM = 200;
-export const PENDING_BYTES_PER_ROOM = 512 * 1024;
+// As many as a room's history keeps (client.ts, MAX_MESSAGES_PER_ROOM): a device just
+// linked whose catch-up of a long room comes before the history keys loses none of it.
+export const PENDING_PER_ROOM = 5000;
+export const PENDING_BYTES_PER_ROOM = 4 * 1024 * 1024;
 export const PENDING_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
 
 /** An envelope as the server delivered it (live or in a catch-up page), and when this
