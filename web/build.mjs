@@ -3,9 +3,12 @@
 //   directory (webapp/static/webapp/dist/), served at /app/dist/ and /sw.js;
 //   the test pages' bundle (the shared vectors runner) into web/build-tests/, which the
 //   browser tests serve themselves: it is never shipped.
+import { rm } from "node:fs/promises";
 import * as esbuild from "esbuild";
 
 const shipped = "../webapp/static/webapp/dist";
+// Chunks are named by their hash: those of an earlier build would stay and be served.
+await rm(`${shipped}/chunks`, { recursive: true, force: true });
 const common = {
   bundle: true,
   minify: true,
