@@ -282,6 +282,13 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             self.api, self.account.recovery_key, self.held_profile_keys()
         )
 
+    async def back_up_quietly(self) -> None:
+        """``upload_backup`` as soon as a key comes (a share, history keys, a room's new
+        profile), so that a device lost before its next connection leaves it in the
+        backup; a failure is left for the next connection, which backs up again."""
+        with contextlib.suppress(ApiError):
+            await self.upload_backup()
+
     async def rotate_keys_if_due(self) -> bool:
         """Make and publish a new key-agreement key when the current one is old enough
         (``e2ee.kex.ROTATE_AFTER_MS``), and start new sender keys, so that a copy of this
@@ -369,6 +376,7 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             room = self.rooms.get(room_id) or await self._load_room(room_id)
             if room is None:
                 raise SecurityError(f"room {room_id} has no valid chain")
+            profile_before = room.profile_key()
             answer = await self.api.call(
                 "GET", f"rooms/{room_id}/state", params={"after": room.state.epoch}
             )
@@ -390,7 +398,9 @@ class RelaisClient(MembershipMethods, ReceivingMethods, ToDeviceMethods, files.F
             if 0 <= room.behind <= room.state.epoch:
                 room.behind = -1
             self.save()
-            return room
+        if room.profile_key() not in (None, profile_before):
+            await self.back_up_quietly()  # the key came with a share before its profile
+        return room
 
     async def _on_state_event(self, room: LocalRoom, event: state.StateEvent) -> None:
         if event.action in ("remove_member", "remove_device", "set_archiver", "set_identity"):

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
 
 class ToDeviceMethods:
     async def process_to_device(self) -> None:
-        """Fetch and process every queued to-device message, then acknowledge them."""
+        """Fetch and process every queued to-device message, then acknowledge them; then
+        back up the keys they brought (a device lost before its next connection leaves
+        them in the backup all the same)."""
         client = cast("RelaisClient", self)
         after = 0
         while True:
             answer = await client.api.call("GET", "devices/messages", params={"after": after})
             items = answer["messages"]
             if not items:
+                if after:
+                    await client.back_up_quietly()
                 return
             for item in items:
                 await client._on_to_device(item)
