@@ -1,6 +1,6 @@
 """``python -m witness``: watch a Relais log and cosign its heads (docs/witness.md).
 
-    python -m witness --log-url https://relais.example --log-key <base64url> \\
+    python -m witness --log-url https://relais.example --log-key=<base64url> \\
         --key-file /var/lib/relais-witness/witness.key \\
         --state-file /var/lib/relais-witness/state.json --interval 60
 
@@ -72,7 +72,11 @@ def load_key(path: Path, *, create: bool) -> Ed25519PrivateKey:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m witness", description=__doc__)
     parser.add_argument("--log-url", required=True, help="the Relais server, e.g. https://…")
-    parser.add_argument("--log-key", required=True, help="the log's public key (base64url)")
+    parser.add_argument(
+        "--log-key",
+        required=True,
+        help="the log's public key (base64url; write --log-key=KEY, as a key may begin with -)",
+    )
     parser.add_argument("--key-file", required=True, type=Path, help="this witness's key")
     parser.add_argument("--state-file", required=True, type=Path, help="last head cosigned")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between polls")

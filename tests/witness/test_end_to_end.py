@@ -95,8 +95,9 @@ def start_witness(server: ServerProcess, key: Ed25519PrivateKey, tmp_path) -> su
             "witness",
             "--log-url",
             server.http_url,
-            "--log-key",
-            b64u(log_public()),
+            # With "=": a base64url key may begin with "-", which argparse would take for
+            # an option.
+            f"--log-key={b64u(log_public())}",
             "--key-file",
             str(key_file),
             "--state-file",
