@@ -39,9 +39,9 @@ from tests.web.test_session_expiry import (
     NURSE,
     PHARMACIST,
     browser_devices,
-    envelopes_from,
     in_english_then_french,
     no_raw_error,
+    the_new_device_took_over,
     unlock,
 )
 
@@ -317,26 +317,14 @@ async def test_a_session_psc_ended_logs_in_again_through_psc(
         )
         await page.get_by_label("Phrase de passe").fill(PASSPHRASE)
         await page.locator("#unlock").click()
-        await page.locator("#room-list").wait_for()
-        await expect(page.locator("#session")).to_have_count(0)
-        await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
-        received = await next_message(pharmacist)
-        assert received.text == "Écrit après la fin de session"
-        [old, (new_device_id, new_revoked)] = await browser_devices()
-        assert old == (old_device, True)
-        assert not new_revoked
-        assert received.sender == (NURSE, new_device_id)
-
-        await page.locator("#room-list button.room").first.click()
-        await expect(bubble(page, "Bonjour, avant la fin de session")).to_be_visible()
-        await expect(bubble(page, "Réponse avant la fin de session")).to_be_visible()
-        await expect(pending).not_to_have_attribute("data-state", "pending")
-        await expect(pending).to_have_count(1)
-        rows = await envelopes_from(NURSE, room)
-        assert [device for device, _ in rows] == [old_device, new_device_id]
-        await pharmacist.send_text(room, "Reçu après la reconnexion")
-        await expect(bubble(page, "Reçu après la reconnexion")).to_be_visible()
-        await expect(page.locator("#messages li")).to_have_count(4)
+        new_device_id = await the_new_device_took_over(
+            page,
+            pharmacist,
+            room,
+            old_device,
+            history=("Bonjour, avant la fin de session", "Réponse avant la fin de session"),
+            typed="Écrit après la fin de session",
+        )
 
         # The devices screen lists the devices again.
         await page.get_by_role("button", name="Retour").click()

@@ -17,6 +17,7 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from chat.models import Device, Envelope
 from client.api import RestApi
+from client.session import RelaisClient
 from tests.e2e.sdk import new_client, next_message
 from tests.web.conftest import PASSPHRASE, log_in, new_device
 from tests.web.test_chat import bubble, send
@@ -88,6 +89,45 @@ async def in_english_then_french(page: Page, english: str) -> None:
     await page.locator("select.language").first.select_option("fr")
 
 
+async def the_new_device_took_over(
+    page: Page,
+    pharmacist: RelaisClient,
+    room: int,
+    old_device: int,
+    *,
+    history: tuple[str, str],
+    typed: str,
+) -> int:
+    """After logging in again: the rooms list with no banner, online; the message typed
+    while the session was over sent once, from the new device; the old device revoked
+    ("replaced"); the ``history`` kept; and the new device reads what comes next. The
+    new device's number."""
+    await page.locator("#room-list").wait_for()
+    await expect(page.locator("#session")).to_have_count(0)
+    await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
+    received = await next_message(pharmacist)
+    assert received.text == typed
+    [old, (new_device_id, new_revoked)] = await browser_devices()
+    assert old == (old_device, True)
+    assert not new_revoked
+    assert received.sender == (NURSE, new_device_id)
+
+    await page.locator("#room-list button.room").first.click()
+    for text in history:
+        await expect(bubble(page, text)).to_be_visible()
+    pending = bubble(page, typed)
+    await expect(pending).not_to_have_attribute("data-state", "pending")
+    await expect(pending).to_have_count(1)
+    # Sent once: one envelope of the old device, one of the new.
+    rows = await envelopes_from(NURSE, room)
+    assert [device for device, _ in rows] == [old_device, new_device_id]
+    # The new device gets the pharmacist's keys and reads what comes next.
+    await pharmacist.send_text(room, "Reçu après la reconnexion")
+    await expect(bubble(page, "Reçu après la reconnexion")).to_be_visible()
+    await expect(page.locator("#messages li")).to_have_count(4)
+    return new_device_id
+
+
 @pytest.mark.parametrize("how", ["expired", "logged_out_elsewhere"])
 async def test_a_session_that_ended_logs_in_again_and_keeps_history_and_outbox(
     web_server, browser, tmp_path, how
@@ -135,29 +175,14 @@ async def test_a_session_that_ended_logs_in_again_and_keeps_history_and_outbox(
         # Log in again from the banner: a new device of the same identity.
         await page.locator("#relogin").click()
         await page.locator("#dev-login").click()
-        await page.locator("#room-list").wait_for()
-        await expect(page.locator("#session")).to_have_count(0)
-        await expect(page.locator('#connection[data-state="online"]')).to_be_visible()
-        received = await next_message(pharmacist)
-        assert received.text == "Écrit pendant la session expirée"
-        # The old device is revoked ("replaced"), the new one took its place.
-        [old, (new_device_id, new_revoked)] = await browser_devices()
-        assert old == (old_device, True)
-        assert not new_revoked
-        assert received.sender == (NURSE, new_device_id)
-
-        await page.locator("#room-list button.room").first.click()
-        await expect(bubble(page, "Bonjour, avant l'expiration")).to_be_visible()
-        await expect(bubble(page, "Réponse avant l'expiration")).to_be_visible()
-        await expect(pending).not_to_have_attribute("data-state", "pending")
-        await expect(pending).to_have_count(1)
-        # Sent once: one envelope of the old device, one of the new.
-        rows = await envelopes_from(NURSE, room)
-        assert [device for device, _ in rows] == [old_device, new_device_id]
-        # The new device gets the pharmacist's keys and reads what comes next.
-        await pharmacist.send_text(room, "Reçu après la reconnexion")
-        await expect(bubble(page, "Reçu après la reconnexion")).to_be_visible()
-        await expect(page.locator("#messages li")).to_have_count(4)
+        await the_new_device_took_over(
+            page,
+            pharmacist,
+            room,
+            old_device,
+            history=("Bonjour, avant l'expiration", "Réponse avant l'expiration"),
+            typed="Écrit pendant la session expirée",
+        )
     finally:
         await pharmacist.close()
         await context.close()
